@@ -1,0 +1,50 @@
+"""Named model configurations (SPEC §3), kept apart from the model code.
+
+Each preset is a dict of `SALModel` constructor arguments (minus `num_classes`).
+
+* `paper`: ResNet50 at 256×128, the network of the paper (34.3 M parameters
+  with a 751-way classifier, ~30.7 GFLOPs/image).
+* `tiny`: the same topology with every width divided by 8, at 64×32; for tests
+  and the demo job.
+* `cifar`: ResNet50 with a 3×3 stride-1 stem and no max-pool, at 32×32
+  (paper §4.5, Table 4).
+"""
+
+PRESETS = {
+    "paper": dict(
+        image_size=(256, 128),
+        width_divisor=1,
+        stem="imagenet",
+        dilation=True,
+        multi_level=True,
+        stage6_dilation=2,
+        embedding_dim=1024,
+    ),
+    "tiny": dict(
+        image_size=(64, 32),
+        width_divisor=8,
+        stem="imagenet",
+        dilation=True,
+        multi_level=True,
+        stage6_dilation=2,
+        embedding_dim=128,
+    ),
+    "cifar": dict(
+        image_size=(32, 32),
+        width_divisor=1,
+        stem="cifar",
+        dilation=True,
+        multi_level=True,
+        stage6_dilation=2,
+        embedding_dim=1024,
+    ),
+}
+
+
+def get_preset(name):
+    """Returns a copy of the preset `name`'s constructor arguments."""
+    if name not in PRESETS:
+        raise ValueError(
+            f"Unknown model preset {name!r}; expected one of {sorted(PRESETS)}."
+        )
+    return dict(PRESETS[name])

@@ -1,0 +1,186 @@
+"""SAL model: shapes, switches, validation, ImageNet-weight loading, serialisation."""
+
+import ast
+import os
+import pathlib
+
+import keras
+import numpy as np
+import pytest
+
+from sal_tf.models import SALModel, build_model, get_preset, load_backbone_weights
+from sal_tf.models.preprocessing import caffe_preprocess
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def keras_resnet_h5(tmp_path_factory):
+    """keras.applications.ResNet50 with random weights, saved as a legacy .h5."""
+    keras.utils.set_random_seed(1)
+    ref = keras.applications.ResNet50(weights=None, include_top=False, input_shape=(256, 128, 3))
+    path = str(tmp_path_factory.mktemp("weights") / "resnet50_random.h5")
+    ref.save(path)
+    return ref, path
+
+
+def test_paper_preset_shapes():
+    model = build_model("paper", num_classes=751, verbose=False)
+    out = model(np.zeros((1, 256, 128, 3), "float32"))
+    assert tuple(out["embedding"].shape) == (1, 1024)
+    assert tuple(out["logits"].shape) == (1, 751)
+    assert tuple(out["attention"].shape) == (1, 3, 512)
+    for name in ("conv3_block4_out", "conv4_block6_out", "conv5_block3_out", "conv6_block3_out"):
+        assert tuple(model.get_layer(name).output.shape[1:3]) == (32, 16), name
+    assert model.get_layer("conv6_block3_out").output.shape[-1] == 1024
+    assert model.get_layer("multi_level").output.shape[-1] == 4096
+    # 34.29 M parameters with a 751-way classifier (SPEC §10).
+    assert abs(model.count_params() - 34.29e6) < 0.01e6
+    att = np.asarray(out["attention"])
+    np.testing.assert_allclose(np.linalg.norm(att, axis=-1), 1.0, rtol=1e-5)
+
+
+def test_imagenet_h5_loads_by_name_and_matches_keras(keras_resnet_h5):
+    ref, path = keras_resnet_h5
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, size=(2, 256, 128, 3)).astype("float32")
+    x_caffe = keras.applications.resnet50.preprocess_input(x.copy())
+    np.testing.assert_allclose(np.asarray(caffe_preprocess(x)), x_caffe, atol=1e-4)
+
+    ours = build_model("paper", num_classes=5, backbone_weights=None, verbose=False)
+    report = load_backbone_weights(ours, path, verbose=False)
+    ref_layers = [l.name for l in ref.layers if l.weights]
+    assert sorted(report["matched"]) == sorted(ref_layers)  # every conv/BN of Keras' ResNet50
+
+    def probe(model, name, inp):
+        return np.asarray(keras.Model(model.input, model.get_layer(name).output)(inp))
+
+    np.testing.assert_allclose(
+        probe(ours, "conv3_block4_out", x), probe(ref, "conv3_block4_out", x_caffe), atol=1e-5, rtol=1e-5
+    )
+    plain = build_model("paper", num_classes=5, dilation=False, backbone_weights=path, verbose=False)
+    a, b = probe(plain, "conv5_block3_out", x), probe(ref, "conv5_block3_out", x_caffe)
+    assert a.shape == b.shape == (2, 8, 4, 2048)
+    np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_mismatched_h5_is_a_clear_error(tmp_path):
+    old = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3, name="res2a_branch2a")])
+    path = str(tmp_path / "old.h5")
+    old.save(path)
+    model = build_model("tiny", num_classes=3, verbose=False)
+    with pytest.raises(ValueError, match="res2a_branch2a"):
+        load_backbone_weights(model, path)
+    with pytest.raises(FileNotFoundError, match="--backbone_weights"):
+        load_backbone_weights(model, str(tmp_path / "missing.h5"))
+
+
+def test_imagenet_without_network_names_file_and_flag(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    import sal_tf.models.weights as weights
+
+    def no_network(*args, **kwargs):
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(keras.utils, "get_file", no_network)
+    model = build_model("tiny", num_classes=3, verbose=False)
+    with pytest.raises(FileNotFoundError) as err:
+        load_backbone_weights(model, "imagenet")
+    msg = str(err.value)
+    assert weights.WEIGHTS_FILE in msg and "--backbone_weights" in msg and str(tmp_path) in msg
+
+
+def test_tiny_width_mismatch_is_clear(keras_resnet_h5):
+    _, path = keras_resnet_h5
+    model = build_model("tiny", num_classes=3, verbose=False)
+    with pytest.raises(ValueError, match="width_divisor=1"):
+        load_backbone_weights(model, path)
+
+
+@pytest.mark.parametrize(
+    "overrides, att_hw, feat_channels",
+    [
+        ({}, 8 * 4, 128 + 256 + 128),
+        ({"multi_level": False}, 8 * 4, 128),
+        ({"dilation": False}, 2 * 1, 128 + 256 + 128),
+        ({"dilation": False, "multi_level": False}, 2 * 1, 128),
+    ],
+)
+def test_switches(overrides, att_hw, feat_channels):
+    model = build_model("tiny", num_classes=7, verbose=False, **overrides)
+    out = model(np.random.default_rng(0).uniform(0, 255, (2, 64, 32, 3)).astype("float32"))
+    assert tuple(out["attention"].shape) == (2, 3, att_hw)
+    assert tuple(out["logits"].shape) == (2, 7)
+    assert model.get_layer("gap").input.shape[-1] == feat_channels
+    names = {l.name for l in model.layers}
+    assert ("multi_level" in names) == overrides.get("multi_level", True)
+    assert ("conv4_pool" in names) == (not overrides.get("dilation", True))
+    dil = model.get_layer("conv4_block2_2_conv").dilation_rate
+    assert dil == ((2, 2) if overrides.get("dilation", True) else (1, 1))
+
+
+def test_cifar_preset():
+    model = build_model("cifar", num_classes=100, verbose=False, width_divisor=8)
+    assert model.get_layer("conv1_conv").kernel_size == (3, 3)
+    assert "pool1_pool" not in {l.name for l in model.layers}
+    out = model(np.zeros((2, 32, 32, 3), "float32"))
+    assert tuple(out["attention"].shape) == (2, 3, 16 * 16)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(preset="huge"), "preset"),
+        (dict(preset="tiny", image_size=(60, 32)), "divisible by 8"),
+        (dict(preset="tiny", image_size=(64, 48), dilation=False), "divisible by 32"),
+        (dict(preset="tiny", num_classes=0), "num_classes"),
+        (dict(preset="tiny", stem="vgg"), "stem"),
+        (dict(preset="tiny", depth=101), "Unknown model options"),
+    ],
+)
+def test_invalid_config(kwargs, match):
+    kwargs.setdefault("num_classes", 3)
+    with pytest.raises(ValueError, match=match):
+        build_model(verbose=False, **kwargs)
+
+
+def test_keras_save_load_round_trip(tmp_path):
+    model = build_model("tiny", num_classes=4, verbose=False, stage6_dilation=3)
+    x = np.random.default_rng(1).uniform(0, 255, (3, 64, 32, 3)).astype("float32")
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert isinstance(loaded, SALModel)
+    assert loaded.get_config() == model.get_config()
+    a, b = model(x), loaded(x)
+    for key in ("embedding", "logits", "attention"):
+        np.testing.assert_array_equal(np.asarray(a[key]), np.asarray(b[key]))
+    again = SALModel.from_config(model.get_config())
+    assert again.count_params() == model.count_params()
+
+
+def test_embedding_model_shares_weights():
+    model = build_model("tiny", num_classes=4, verbose=False)
+    emb = model.embedding_model()
+    x = np.random.default_rng(2).uniform(0, 255, (2, 64, 32, 3)).astype("float32")
+    np.testing.assert_allclose(np.asarray(emb(x)), np.asarray(model(x)["embedding"]), atol=1e-6)
+
+
+def test_presets_are_copies():
+    p = get_preset("tiny")
+    p["embedding_dim"] = 1
+    assert get_preset("tiny")["embedding_dim"] == 128
+
+
+def test_model_and_loss_code_import_no_tensorflow():
+    for sub in ("models", "losses"):
+        for path in (REPO / "sal_tf" / sub).glob("*.py"):
+            tree = ast.parse(path.read_text())
+            for node in ast.walk(tree):
+                names = []
+                if isinstance(node, ast.Import):
+                    names = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom):
+                    names = [node.module or ""]
+                for n in names:
+                    assert not n.startswith("tensorflow"), f"{path} imports {n}"
