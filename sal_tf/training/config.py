@@ -41,6 +41,7 @@ class StageConfig:
     learning_rate: float
     decay_every_epochs: int = 50  # lr ×0.1 every N epochs (paper)
     decay_rate: float = 0.1
+    warmup_epochs: int = 0  # linear lr warm-up (not in the paper; the demo uses it)
     momentum: float = 0.9
     weight_decay: float = 5e-4
     batch_size: int = 128  # stage 1: random batches

@@ -33,7 +33,7 @@ def attention_overlays(images, attention, map_size, alpha=0.5):
         uint8 [N, H, W·(S+1), 3].
     """
     images = np.asarray(images, np.float32)
-    attention = np.asarray(attention, np.float32)
+    attention = np.nan_to_num(np.asarray(attention, np.float32))
     n, height, width, _ = images.shape
     panels = []
     for i in range(n):

@@ -25,6 +25,7 @@ from sal_tf.models import build_model
 from sal_tf.training import distribute
 from sal_tf.training.checkpointing import StageCheckpoint
 from sal_tf.training.config import TrainConfig
+from sal_tf.training.schedules import WarmupStepDecay
 from sal_tf.training.reid_eval import evaluate_reid, format_results
 from sal_tf.training.summaries import attention_overlays
 
@@ -85,6 +86,15 @@ class ReIDTrainer:
             os.makedirs(self.model_dir, exist_ok=True)
             _atomic_write(path, self.cfg.to_json())
 
+    @property
+    def num_classes(self):
+        """Size of the classifier: the training identities (subclasses override)."""
+        return self.data.num_train_pids
+
+    def model_overrides(self):
+        """`build_model` arguments beyond the preset: the Table 1 switches (subclasses may add)."""
+        return dict(dilation=self.cfg.dilation, multi_level=self.cfg.multi_level)
+
     def stage_model_path(self, stage):
         return os.path.join(self.model_dir, f"stage{stage}.keras")
 
@@ -106,10 +116,9 @@ class ReIDTrainer:
         with self.strategy.scope():
             model = build_model(
                 self.cfg.preset,
-                num_classes=self.data.num_train_pids,
+                num_classes=self.num_classes,
                 backbone_weights=None if init_from else _none_if_empty(self.cfg.backbone_weights),
-                dilation=self.cfg.dilation,
-                multi_level=self.cfg.multi_level,
+                **self.model_overrides(),
                 verbose=self.cfg.verbose > 0 and self.chief,
             )
         if init_from:
@@ -125,11 +134,11 @@ class ReIDTrainer:
                 layer.synchronized = bool(on)
 
     def build_optimizer(self, stage_cfg, steps_per_epoch):
-        schedule = keras.optimizers.schedules.ExponentialDecay(
+        schedule = WarmupStepDecay(
             stage_cfg.learning_rate,
-            decay_steps=max(1, stage_cfg.decay_every_epochs * steps_per_epoch),
+            decay_steps=stage_cfg.decay_every_epochs * steps_per_epoch,
             decay_rate=stage_cfg.decay_rate,
-            staircase=True,
+            warmup_steps=stage_cfg.warmup_epochs * steps_per_epoch,
         )
         opt = keras.optimizers.SGD(
             learning_rate=schedule, momentum=stage_cfg.momentum, weight_decay=stage_cfg.weight_decay or None
@@ -139,8 +148,13 @@ class ReIDTrainer:
         return opt
 
     def build_inputs(self, stage, epoch):
-        """The global-batch dataset of one epoch (seeded by `(seed, epoch)`)."""
+        """The global-batch dataset of one epoch (seeded by `(seed, epoch)`).
+
+        The paper's pad-10 crop is for 256×128 inputs; the padding scales with the
+        input height (2 px for the 64×32 `tiny` preset).
+        """
         s = self.cfg.stage1 if stage == 1 else self.cfg.stage2
+        pad = max(1, round(10 * self.image_size[0] / 256))
         if stage == 1:
             return pipelines.build_train_dataset(
                 self.data.train,
@@ -151,6 +165,7 @@ class ReIDTrainer:
                 seed=self.cfg.seed,
                 epoch=epoch,
                 pad_crop=self.cfg.pad_crop,
+                pad=pad,
                 random_erasing=self.cfg.random_erasing,
             )
         return pipelines.build_train_dataset(
@@ -163,6 +178,7 @@ class ReIDTrainer:
             seed=self.cfg.seed + 1,
             epoch=epoch,
             pad_crop=self.cfg.pad_crop,
+            pad=pad,
             random_erasing=self.cfg.random_erasing,
         )
 
@@ -221,6 +237,8 @@ class ReIDTrainer:
         self._set_sync_bn(model, self.num_replicas > 1)
         train_step = self._make_train_step(model, objective, optimizer)
         global_step = int(optimizer.iterations.numpy())
+        train_seconds = 0.0  # of this process (a resumed run counts its own part)
+        stage_start = time.perf_counter()
         for epoch in range(start_epoch, stage_cfg.epochs):
             first = start_step if epoch == start_epoch else 0
             if first >= steps:
@@ -268,7 +286,9 @@ class ReIDTrainer:
                 self._save_results(results)
 
         self._set_sync_bn(model, False)
+        train_seconds += time.perf_counter() - stage_start
         results[f"stage{stage}"] = self.evaluate(model, tag=f"stage{stage}", step=global_step)
+        results[f"stage{stage}"]["train_seconds"] = round(train_seconds, 1)
         self._write_images(model, writer, global_step)
         if self.chief:
             _atomic_save_model(model, final_path)
@@ -311,6 +331,7 @@ class ReIDTrainer:
             rerank=self.cfg.rerank,
             flip=self.cfg.flip_eval,
             verbose=self.cfg.verbose > 0 and self.chief,
+            rank_list_path=os.path.join(self.model_dir, "rank_lists", f"{tag}.png") if self.chief else None,
         )
         if self.cfg.verbose and self.chief:
             print(f"Evaluation [{tag}] on {self.data.name}:\n{format_results(res)}")

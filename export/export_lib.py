@@ -1,0 +1,249 @@
+"""Export of a trained SAL model: SavedModel for TF Serving, TFLite files, models.config.
+
+Layout written under `export_dir`:
+
+    models.config                         TF Serving model_config_list (other models kept)
+    <name>/<version>/                     SavedModel (serving_default, serving_images)
+        saved_model.pb, variables/
+        assets.extra/tf_serving_warmup_requests
+        assets.extra/sal_tf_export.json   metadata (source, image size, signatures, ...)
+        assets.extra/samples/             sample images + Keras reference embeddings
+    tflite/<name>/<version>/              with tflite=True
+        <name>_float32.tflite, <name>_float16.tflite, <name>_int8.tflite, parity.json
+
+Each version folder is built beside its target and renamed into place
+(`export.versioning.publish`); versions increment and are never overwritten.
+"""
+
+import datetime
+import json
+import os
+import re
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from export import saved_model as sm
+from export import samples as smp
+from export import serving_config, tflite, versioning
+from export import signatures as sig
+
+METADATA_FILE = "sal_tf_export.json"
+SAMPLES_DIR = "samples"
+REFERENCE_FILE = "reference_embeddings.npy"
+_STAGE_FILE = re.compile(r"^stage(\d+)\.keras$")
+
+
+def find_model_file(model_dir=None, model=None):
+    """The `.keras` file to export: `model`, or the highest `stage<N>.keras` of `model_dir`."""
+    if (model_dir is None) == (model is None):
+        raise ValueError("Give exactly one of --model_dir (a training folder) or --model (a .keras file).")
+    if model is not None:
+        if not os.path.isfile(model):
+            raise FileNotFoundError(f"--model: no such file {model!r}; expected a model saved with model.save(...keras).")
+        if not model.endswith(".keras"):
+            raise ValueError(f"--model: {model!r} is not a .keras file (Keras 3 format from model.save).")
+        return model
+    if not os.path.isdir(model_dir):
+        raise FileNotFoundError(f"--model_dir: no such folder {model_dir!r}.")
+    stages = sorted(
+        (int(m.group(1)), n) for n in os.listdir(model_dir) if (m := _STAGE_FILE.match(n))
+    )
+    if not stages:
+        raise FileNotFoundError(
+            f"--model_dir: {model_dir!r} holds no stage1.keras / stage2.keras (written when a training "
+            "stage ends). Pass --model=PATH.keras to export another file."
+        )
+    return os.path.join(model_dir, stages[-1][1])
+
+
+def load_model(path):
+    """Loads a saved SAL model (registers the `sal_tf` layers first)."""
+    import sal_tf.models  # noqa: F401  (registers SALModel and its layers)
+
+    return keras.saving.load_model(path, compile=False)
+
+
+def embedding_model_of(model):
+    """(images → embedding Keras model, (H, W)) of a `SALModel` or an embedding model."""
+    if hasattr(model, "embedding_model"):
+        emb = model.embedding_model()
+    elif isinstance(model.output, dict):
+        if sig.OUTPUT not in model.output:
+            raise ValueError(f"Model outputs {sorted(model.output)}; expected an '{sig.OUTPUT}' output.")
+        emb = keras.Model(model.input, model.output[sig.OUTPUT])
+    else:
+        emb = model
+    shape = emb.input_shape
+    if len(shape) != 4 or shape[-1] != 3 or shape[1] is None or shape[2] is None:
+        raise ValueError(f"Expected a model on images [B, H, W, 3] of a fixed size; input shape is {shape}.")
+    if len(emb.output_shape) != 2:
+        raise ValueError(f"Expected an embedding output [B, D]; output shape is {emb.output_shape}.")
+    image_size = tuple(getattr(model, "image_size", shape[1:3]))
+    return emb, image_size
+
+
+def export(
+    model,
+    export_dir,
+    name,
+    *,
+    version=None,
+    sample_images=None,
+    num_samples=8,
+    tflite_files=False,
+    serving_base_path=None,
+    source=None,
+    verify=False,
+):
+    """Exports `model` for TF Serving (and optionally TFLite).
+
+    Args:
+        model: a `SALModel` (classifier and attention outputs are dropped), a
+            Keras model with an `embedding` output, or an images → embedding model.
+        export_dir: root folder (created).
+        name: model name (TF Serving `name`; folder `<export_dir>/<name>`).
+        version: int to write exactly that version, or None for the next one.
+        sample_images: folder / file of real images for the parity checks, or
+            None for synthetic person-like images.
+        num_samples: images taken from `sample_images`.
+        tflite_files: also write the checked float32 / float16 / int8 TFLite files.
+        serving_base_path: the model's base path as the server sees it, for
+            `models.config` (e.g. "/models/<name>" inside docker); default: the
+            absolute local path.
+        source: text recorded as the model's origin (e.g. the `.keras` path).
+        verify: run `python -m export.verify` on the version in a fresh process
+            before it is published (its report goes to `verify`); a failure
+            publishes nothing.
+
+    Returns:
+        dict with `version`, `saved_model` (path), `models_config`, `parameter_bytes`,
+        `variables_bytes`, `parity` (serving function vs Keras max abs diff), with
+        verify `verify`, and with TFLite `tflite` (folder) and `tflite_report`.
+
+    Raises:
+        RuntimeError: the serving graph or the written SavedModel (verify=True)
+            does not reproduce the Keras model; nothing is published.
+        tflite.TFLiteParityError: a TFLite file failed its check (the SavedModel
+            version is published; no TFLite folder is).
+    """
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name or ""):
+        raise ValueError(f"--name must be a plain folder name (letters, digits, '_', '-', '.'). Received: {name!r}")
+    emb, image_size = embedding_model_of(model)
+    samples = smp.load_image_files(sample_images, num_samples) if sample_images else smp.synthetic_images(num_samples)
+    sample_bytes = [b for _, b in samples]
+    images = smp.decode_batch(sample_bytes, image_size)
+    reference = smp.keras_embeddings(emb, images)
+    module = sm.EmbeddingServingModule(emb, image_size)
+    max_abs_diff = _check_serving_graph(module, sample_bytes, reference)
+    param_bytes = sm.parameter_bytes(emb)
+    base_dir = os.path.join(export_dir, name)
+    result = {}
+
+    def build(tmp):
+        sm.save(module, tmp)
+        serving_config.write_warmup_requests(tmp, name, sample_bytes[:2])
+        _write_samples_and_metadata(tmp, module, emb, samples, reference, dict(
+            source=source, samples_source=sample_images or "synthetic", parameter_bytes=param_bytes))
+        if verify:
+            result["verify"] = verify_in_fresh_process(tmp)
+
+    version, path = versioning.publish(base_dir, build, version=version)
+    config_path = os.path.join(export_dir, serving_config.CONFIG_FILE)
+    base_path = serving_base_path or os.path.abspath(base_dir)
+    serving_config.update_models_config(config_path, name, base_path)
+    result = {
+        "version": version,
+        "saved_model": path,
+        "models_config": config_path,
+        "base_path": base_path,
+        "parameter_bytes": param_bytes,
+        "variables_bytes": sm.variables_bytes(path),
+        "parity": {"max_abs_diff": max_abs_diff, "images": len(samples)},
+        **result,
+    }
+    if tflite_files:
+        tflite_base = os.path.join(export_dir, "tflite", name)
+
+        def build_tflite(tmp):
+            result["tflite_report"] = tflite.write_tflite_files(
+                module, tmp, images, reference, prefix=name, parameter_bytes=param_bytes
+            )
+
+        _, result["tflite"] = versioning.publish(tflite_base, build_tflite, version=version)
+    return result
+
+
+def _write_samples_and_metadata(version_dir, module, emb, samples, reference, extra_meta):
+    """`assets.extra/samples/` (images + Keras embeddings) and `assets.extra/sal_tf_export.json`."""
+    extra = os.path.join(version_dir, "assets.extra")
+    os.makedirs(os.path.join(extra, SAMPLES_DIR))
+    names = []
+    for i, (n, data) in enumerate(samples):
+        names.append(f"{i:03d}_{os.path.basename(n)}")
+        with open(os.path.join(extra, SAMPLES_DIR, names[-1]), "wb") as f:
+            f.write(data)
+    np.save(os.path.join(extra, SAMPLES_DIR, REFERENCE_FILE), reference)
+    dim, size = module.embedding_dim, list(module.image_size)
+    meta = {
+        **extra_meta,
+        "image_size": size,
+        "embedding_dim": dim,
+        "l2_normalized": True,
+        "signatures": {
+            sig.SIGNATURE_BYTES: {"inputs": {sig.INPUT_BYTES: "string [B] encoded JPEG/PNG"},
+                                  "outputs": {sig.OUTPUT: f"float32 [B, {dim}]"}},
+            sig.SIGNATURE_IMAGES: {"inputs": {sig.INPUT_IMAGES: "uint8 [B, H, W, 3] RGB, any H, W"},
+                                   "outputs": {sig.OUTPUT: f"float32 [B, {dim}]"}},
+        },
+        "preprocessing": f"decode RGB, bilinear tf.image.resize to {size}, float32 RGB 0..255",
+        "samples": names,
+        "reference": f"{SAMPLES_DIR}/{REFERENCE_FILE}",
+        "parameter_count": int(emb.count_params()),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    with open(os.path.join(extra, METADATA_FILE), "w") as f:
+        json.dump(meta, f, indent=2)
+
+
+def _check_serving_graph(module, sample_bytes, reference, tolerance=1e-5):
+    """Runs the traced `serving_default` function on the samples; compares with Keras."""
+    with tf.device("/cpu:0"):
+        out = module.serve_bytes(tf.constant(sample_bytes))[sig.OUTPUT].numpy()
+    diff = float(np.max(np.abs(out - reference)))
+    if not diff <= tolerance:
+        raise RuntimeError(
+            f"The serving graph differs from the Keras model by {diff:.3g} (> {tolerance}) on the "
+            "sample images; nothing exported."
+        )
+    return diff
+
+
+def verify_in_fresh_process(version_dir, timeout=600):
+    """Runs `python -m export.verify version_dir` in a new process; returns its report.
+
+    Raises:
+        RuntimeError: a check failed (the message lists them) or the process crashed.
+    """
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    run = subprocess.run(
+        [sys.executable, "-m", "export.verify", version_dir],
+        capture_output=True, text=True, timeout=timeout, env=env, cwd=root,
+    )
+    try:
+        report = json.loads(run.stdout)
+    except ValueError:
+        raise RuntimeError(
+            f"export.verify crashed on {version_dir} (exit {run.returncode}): {run.stderr[-2000:]}"
+        ) from None
+    if run.returncode != 0 or not report.get("passed"):
+        failed = [c for c in report.get("checks", []) if not c["passed"]]
+        raise RuntimeError(f"export.verify failed on {version_dir}: {json.dumps(failed)[:2000]}")
+    return report

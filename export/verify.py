@@ -1,0 +1,165 @@
+"""Verifies an exported SavedModel version the way TF Serving will use it.
+
+    python -m export.verify exports/sal/3 [--tolerance=1e-5] [--device=cpu]
+
+Runs in a process that imports TensorFlow only (no Keras model code, no
+`sal_tf`): loads `<version dir>` with `tf.saved_model.load`, and checks
+
+  * the signatures: `serving_default` (`image_bytes` string [B]) and
+    `serving_images` (`images` uint8 [B, H, W, 3]) → `embedding` float32 [B, D];
+  * both signatures on the sample images stored at export time
+    (`assets.extra/samples/`) against the Keras model's embeddings stored beside
+    them: max abs difference ≤ --tolerance; outputs L2-normalised;
+  * bad requests (wrong dtype, wrong rank, 4 channels, undecodable bytes) raise
+    a clear `InvalidArgumentError`, and the model still serves afterwards;
+  * an empty batch gives an empty [0, D] result.
+
+Prints a JSON report; exit status 1 if any check fails.
+"""
+
+import json
+import os
+import sys
+
+from absl import app, flags, logging
+
+FLAGS = flags.FLAGS
+flags.DEFINE_float("tolerance", 1e-5, "Largest allowed |SavedModel - Keras| on the sample images.")
+flags.DEFINE_enum(
+    "device", "cpu", ["cpu", "auto"],
+    "cpu: hide GPUs (the reference was computed on the CPU; TF32 on GPUs changes the 4th digit).",
+)
+
+METADATA = os.path.join("assets.extra", "sal_tf_export.json")
+_EXPORT_MODULES_WITH_KERAS = ("export.export_lib", "export.saved_model", "export.samples", "export.tflite")
+
+
+def verify(version_dir, tolerance=1e-5):
+    """Runs all checks on `version_dir`; returns the report dict (`passed`: bool)."""
+    import numpy as np
+    import tensorflow as tf
+
+    from export import signatures as sig
+
+    if not os.path.isfile(os.path.join(version_dir, "saved_model.pb")):
+        raise FileNotFoundError(
+            f"{version_dir}: no saved_model.pb; expected a version folder such as <export_dir>/<name>/1."
+        )
+    meta_path = os.path.join(version_dir, METADATA)
+    if not os.path.isfile(meta_path):
+        raise FileNotFoundError(f"{meta_path} is missing; was {version_dir} written by `python -m export`?")
+    with open(meta_path) as f:
+        meta = json.load(f)
+    extra = os.path.dirname(meta_path)
+    sample_bytes = []
+    for name in meta["samples"]:
+        with open(os.path.join(extra, "samples", name), "rb") as f:
+            sample_bytes.append(f.read())
+    reference = np.load(os.path.join(extra, meta["reference"]))
+    dim = int(meta["embedding_dim"])
+
+    checks = []
+
+    def check(name, passed, **detail):
+        checks.append({"check": name, "passed": bool(passed), **detail})
+
+    before = set(sys.modules)
+    loaded = tf.saved_model.load(version_dir)
+    fns = loaded.signatures
+    check("signatures present", {sig.SIGNATURE_BYTES, sig.SIGNATURE_IMAGES} <= set(fns),
+          signatures=sorted(fns))
+    by_bytes, by_images = fns[sig.SIGNATURE_BYTES], fns[sig.SIGNATURE_IMAGES]
+    expected = {
+        sig.SIGNATURE_BYTES: ({sig.INPUT_BYTES: ("string", [None])}),
+        sig.SIGNATURE_IMAGES: ({sig.INPUT_IMAGES: ("uint8", [None, None, None, 3])}),
+    }
+    for key, fn in ((sig.SIGNATURE_BYTES, by_bytes), (sig.SIGNATURE_IMAGES, by_images)):
+        inputs = {k: (v.dtype.name, v.shape.as_list()) for k, v in fn.structured_input_signature[1].items()}
+        outputs = {k: (v.dtype.name, v.shape.as_list()) for k, v in fn.structured_outputs.items()}
+        check(f"{key} spec", inputs == expected[key] and outputs == {sig.OUTPUT: ("float32", [None, dim])},
+              inputs=inputs, outputs=outputs)
+
+    out = by_bytes(**{sig.INPUT_BYTES: tf.constant(sample_bytes)})[sig.OUTPUT].numpy()
+    diff = float(np.max(np.abs(out - reference)))
+    check(f"{sig.SIGNATURE_BYTES} vs Keras", diff <= tolerance, max_abs_diff=diff, images=len(sample_bytes))
+    norms = np.linalg.norm(out, axis=1)
+    check("L2-normalised", np.allclose(norms, 1.0, atol=1e-5), norm_range=[float(norms.min()), float(norms.max())])
+
+    decoded = [sig.decode_image(tf.constant(b)) for b in sample_bytes]
+    single = np.concatenate(
+        [by_images(**{sig.INPUT_IMAGES: img[None]})[sig.OUTPUT].numpy() for img in decoded], 0
+    )
+    diff = float(np.max(np.abs(single - reference)))
+    check(f"{sig.SIGNATURE_IMAGES} vs Keras (batch 1)", diff <= tolerance, max_abs_diff=diff)
+    same = [i for i, img in enumerate(decoded) if img.shape == decoded[0].shape]
+    batch = by_images(**{sig.INPUT_IMAGES: tf.stack([decoded[i] for i in same])})[sig.OUTPUT].numpy()
+    diff = float(np.max(np.abs(batch - reference[same])))
+    check(f"{sig.SIGNATURE_IMAGES} vs Keras (batch {len(same)})", diff <= tolerance, max_abs_diff=diff)
+
+    for key, fn, arg, empty in (
+        (sig.SIGNATURE_BYTES, by_bytes, sig.INPUT_BYTES, tf.zeros([0], tf.string)),
+        (sig.SIGNATURE_IMAGES, by_images, sig.INPUT_IMAGES, tf.zeros([0, 32, 16, 3], tf.uint8)),
+    ):
+        shape = fn(**{arg: empty})[sig.OUTPUT].shape.as_list()
+        check(f"{key} empty batch", shape == [0, dim], shape=shape)
+
+    bad_requests = [
+        (sig.SIGNATURE_BYTES, by_bytes, sig.INPUT_BYTES, "float32 instead of string", tf.constant([1.0])),
+        (sig.SIGNATURE_BYTES, by_bytes, sig.INPUT_BYTES, "rank 2", tf.constant([[sample_bytes[0]]])),
+        (sig.SIGNATURE_BYTES, by_bytes, sig.INPUT_BYTES, "undecodable bytes",
+         tf.constant([sample_bytes[0], b"not an image"])),
+        (sig.SIGNATURE_BYTES, by_bytes, sig.INPUT_BYTES, "truncated JPEG", tf.constant([b"\xff\xd8\xff\xe0\x00\x10"])),
+        (sig.SIGNATURE_IMAGES, by_images, sig.INPUT_IMAGES, "float32 instead of uint8", tf.zeros([1, 8, 8, 3])),
+        (sig.SIGNATURE_IMAGES, by_images, sig.INPUT_IMAGES, "rank 3", tf.zeros([8, 8, 3], tf.uint8)),
+        (sig.SIGNATURE_IMAGES, by_images, sig.INPUT_IMAGES, "4 channels", tf.zeros([1, 8, 8, 4], tf.uint8)),
+        (sig.SIGNATURE_IMAGES, by_images, sig.INPUT_IMAGES, "zero height", tf.zeros([1, 0, 8, 3], tf.uint8)),
+    ]
+    for key, fn, arg, what, value in bad_requests:
+        try:
+            fn(**{arg: value})
+            check(f"{key} rejects {what}", False, error=None)
+        except (tf.errors.InvalidArgumentError, TypeError, ValueError) as e:
+            message = _first_line(e)
+            check(f"{key} rejects {what}", bool(message), error=f"{type(e).__name__}: {message}")
+    again = by_bytes(**{sig.INPUT_BYTES: tf.constant(sample_bytes[:1])})[sig.OUTPUT].numpy()
+    check("serves after bad requests", float(np.max(np.abs(again - reference[:1]))) <= tolerance)
+
+    # `import tensorflow` itself imports parts of Keras; loading and serving must add none.
+    added = sorted(m for m in set(sys.modules) - before if m.split(".")[0] in ("keras", "sal_tf", "tf_keras"))
+    ours = sorted(m for m in sys.modules if m.split(".")[0] == "sal_tf" or m in _EXPORT_MODULES_WITH_KERAS)
+    check("TensorFlow only (no Keras or sal_tf code loaded)", not added and not ours,
+          modules_added_by_load=added, sal_tf_modules=ours)
+    return {
+        "version_dir": os.path.abspath(version_dir),
+        "tensorflow": tf.__version__,
+        "checks": checks,
+        "passed": all(c["passed"] for c in checks),
+    }
+
+
+def _first_line(error):
+    text = getattr(error, "message", None) or str(error)
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and "Graph execution error" not in ln
+             and not ln.strip().startswith(("Detected at node", "<stack traces", "[["))]
+    return lines[0][:300] if lines else ""
+
+
+def main(argv):
+    if len(argv) != 2:
+        raise app.UsageError("Usage: python -m export.verify <export_dir>/<name>/<version>")
+    if not FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)
+    if FLAGS.device == "cpu":
+        import tensorflow as tf
+
+        tf.config.set_visible_devices([], "GPU")
+    report = verify(argv[1], FLAGS.tolerance)
+    print(json.dumps(report, indent=2))
+    if not report["passed"]:
+        failed = [c["check"] for c in report["checks"] if not c["passed"]]
+        print(f"FAILED: {failed}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    app.run(main)

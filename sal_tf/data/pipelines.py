@@ -1,0 +1,263 @@
+"""`tf.data` input pipelines: training (shuffled or P×K identity batches) and evaluation.
+
+Images come out as float32 [B, H, W, 3] **RGB in 0..255**; normalisation is the model's first
+layer (`CaffePreprocessing`), so no pipeline normalises.
+
+Training (`build_train_dataset`) builds ONE epoch, deterministic for a given (seed, epoch):
+the sample order comes from numpy (`random_epoch_indices` / `pk_epoch_indices`, seeded by
+`[seed, epoch]`) and every random augmentation draw is a stateless op seeded by
+`fold_in([seed, epoch], position in the epoch)`. A resumed run rebuilds epoch `e` and calls
+`.skip(step)`. Per image: decode → `tf.image.resize` (bilinear) → zero-pad by `pad` → random
+crop back → random mirror; implemented as mirror-the-small-image → resize → slice → pad, which
+gives the same pixels for a fraction of the cost. Random erasing (Zhong et al., AAAI 2020; off
+by default) follows per image. (Per-image ops measured cheaper here than augmenting batched
+tensors: TF's broadcasting element-wise kernels cost more on CPU than the slices/pads.)
+
+Sampling (`sal_tf.data.samplers`): `"random"` = shuffled full batches; `"pk"` = P×K batches of P
+distinct ids × K images, contiguous per id, whole ids per replica slice, every id visited in every
+pass over the ids (the last incomplete group of a pass is topped up with other ids).
+
+Undecodable images: `check_images(records)` decodes every file once (in parallel, memoised per
+record list) and returns the decodable records plus the paths it dropped, with a warning naming
+them. The train pipeline and `steps_per_epoch` call it by default (`skip_undecodable=True`), so
+a corrupt file is skipped and counted instead of crashing training; the trainer can report
+`check_images(records).undecodable`.
+"""
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from sal_tf.data.samplers import pk_epoch_indices, pk_steps_per_epoch, random_epoch_indices
+
+# Random erasing (Zhong et al.): probability, area range, aspect-ratio bound, fill (ImageNet mean pixel).
+ERASING_PROBABILITY = 0.5
+ERASING_AREA = (0.02, 0.4)
+ERASING_MIN_ASPECT = 0.3
+ERASING_FILL = (123.675, 116.28, 103.53)
+_ERASING_ATTEMPTS = 10
+
+SAMPLINGS = ("random", "pk")
+
+
+def steps_per_epoch(records, batch_size, sampling="random", num_instances=4, num_replicas=1,
+                    skip_undecodable=True):
+    """Number of batches `build_train_dataset` yields per epoch for the same arguments."""
+    _check_sampling(sampling)
+    if skip_undecodable:
+        records = check_images(records).records
+    if sampling == "random":
+        return len(records) // batch_size
+    return pk_steps_per_epoch([r.pid for r in records], batch_size, num_instances, num_replicas)
+
+
+def _check_sampling(sampling):
+    if sampling not in SAMPLINGS:
+        raise ValueError(f"Unknown sampling {sampling!r}; expected one of {SAMPLINGS}.")
+
+
+# --- undecodable-image scan ---
+
+@dataclasses.dataclass(frozen=True)
+class ImageCheck:
+    """Result of `check_images`: the decodable records and the paths that were dropped."""
+
+    records: list
+    undecodable: list
+
+
+_DECODABLE_CACHE = {}  # tuple of paths → bool mask of decodable files
+
+
+def check_images(records, verbose=True):
+    """Decodes every image once; drops (and names, in a warning) unreadable/undecodable files.
+
+    The scan is memoised per list of paths (the warning is given once), so the train pipeline
+    and `steps_per_epoch` share it.
+
+    Returns:
+        `ImageCheck(records=decodable records in input order, undecodable=list of paths)`.
+    """
+    key = tuple(r.path for r in records)
+    ok = _DECODABLE_CACHE.get(key)
+    first_scan = ok is None
+    if first_scan:
+        ok = np.zeros(len(key), bool)
+        if key:
+            def decode(index, path):
+                image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+                return index, tf.shape(image)
+
+            ds = tf.data.Dataset.from_tensor_slices((tf.range(len(key), dtype=tf.int64), list(key)))
+            ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+            for index, shape in ds.ignore_errors().batch(4096).as_numpy_iterator():
+                ok[index[np.all(shape[:, :2] > 0, axis=1)]] = True
+        if len(_DECODABLE_CACHE) >= 8:
+            _DECODABLE_CACHE.pop(next(iter(_DECODABLE_CACHE)))
+        _DECODABLE_CACHE[key] = ok
+    result = ImageCheck([r for r, good in zip(records, ok) if good],
+                        [path for path, good in zip(key, ok) if not good])
+    if result.undecodable and verbose and first_scan:
+        shown = ", ".join(result.undecodable[:10])
+        more = f" and {len(result.undecodable) - 10} more" if len(result.undecodable) > 10 else ""
+        logging.warning("Skipping %d unreadable/undecodable image(s) (expected JPEG/PNG/BMP/GIF): %s%s",
+                        len(result.undecodable), shown, more)
+    return result
+
+
+# --- image ops ---
+
+def _decode(path):
+    image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+    image.set_shape([None, None, 3])
+    return image
+
+
+def load_image(path, image_size):
+    """Reads, decodes (JPEG/PNG/…) and resizes (bilinear) one image → float32 [H, W, 3] in 0..255."""
+    image = tf.image.resize(_decode(path), image_size)
+    image.set_shape([*image_size, 3])
+    return image
+
+
+def resize_shift_flip(image, image_size, shift, flip):
+    """`tf.image.resize` → zero-pad → crop shifted by `shift` → optional mirror.
+
+    Output pixel (i, j) shows resized pixel (i + dy, j' + dx), zero outside the image, where
+    j' = W - 1 - j when `flip` else j. Cheap order: the small decoded image is mirrored (bilinear
+    half-pixel resizing commutes with mirroring), resized, then sliced and zero-padded.
+
+    Args:
+        image: [h, w, 3] image (any real dtype).
+        image_size: output (H, W).
+        shift: int32 [2], the crop offset (dy, dx); |dy| < H and |dx| < W.
+        flip: bool scalar tensor.
+
+    Returns:
+        float32 [H, W, 3].
+    """
+    out_h, out_w = image_size
+    image = tf.cond(flip, lambda: tf.reverse(image, [1]), lambda: image)
+    resized = tf.image.resize(image, image_size)
+    dy = shift[0]
+    dx = tf.where(flip, -shift[1], shift[1])  # the mirror came first
+    window = tf.slice(resized, [tf.maximum(dy, 0), tf.maximum(dx, 0), 0],
+                      [out_h - tf.abs(dy), out_w - tf.abs(dx), 3])
+    out = tf.pad(window, [[tf.maximum(-dy, 0), tf.maximum(dy, 0)], [tf.maximum(-dx, 0), tf.maximum(dx, 0)], [0, 0]])
+    out.set_shape([out_h, out_w, 3])
+    return out
+
+
+def random_erase(image, seed, probability=ERASING_PROBABILITY, area=ERASING_AREA,
+                 min_aspect=ERASING_MIN_ASPECT, fill=ERASING_FILL):
+    """Random erasing (Zhong et al.) of one image [H, W, 3]; stateless, seeded by `seed` [2].
+
+    With `probability`, one rectangle of area `area`·H·W (uniform) and aspect ratio uniform in
+    [min_aspect, 1/min_aspect] is filled with `fill` (the ImageNet mean pixel: zero after the
+    model's caffe preprocessing, as in the reference's erasing of normalised images). As in the
+    reference, draws that do not fit are retried: the first fitting one of 10 draws is used.
+    """
+    shape = tf.shape(image)
+    h, w = shape[0], shape[1]
+    hf, wf = tf.cast(h, tf.float32), tf.cast(w, tf.float32)
+    seeds = tf.random.experimental.stateless_split(seed, 5)
+    target = tf.random.stateless_uniform([_ERASING_ATTEMPTS], seeds[0], area[0], area[1]) * hf * wf
+    aspect = tf.random.stateless_uniform([_ERASING_ATTEMPTS], seeds[1], min_aspect, 1.0 / min_aspect)
+    eh = tf.round(tf.sqrt(target * aspect))
+    ew = tf.round(tf.sqrt(target / aspect))
+    fits = (eh < hf) & (ew < wf)
+    first = tf.argmax(tf.cast(fits, tf.int32), output_type=tf.int32)
+    eh, ew = tf.cast(eh[first], tf.int32), tf.cast(ew[first], tf.int32)
+    active = tf.reduce_any(fits) & (tf.random.stateless_uniform([], seeds[2]) < probability)
+    y0 = tf.cast(tf.random.stateless_uniform([], seeds[3]) * tf.cast(h - eh + 1, tf.float32), tf.int32)
+    x0 = tf.cast(tf.random.stateless_uniform([], seeds[4]) * tf.cast(w - ew + 1, tf.float32), tf.int32)
+    y0, x0 = tf.minimum(y0, h - eh), tf.minimum(x0, w - ew)
+
+    def erase():
+        block = tf.broadcast_to(tf.constant(fill, image.dtype), tf.stack([eh, ew, 3]))
+        band = image[y0:y0 + eh]
+        band = tf.concat([band[:, :x0], block, band[:, x0 + ew:]], axis=1)
+        return tf.concat([image[:y0], band, image[y0 + eh:]], axis=0)
+
+    out = tf.cond(active, erase, lambda: image)
+    out.set_shape(image.shape)
+    return out
+
+
+# --- datasets ---
+
+def _validate_image_size(image_size):
+    image_size = tuple(int(s) for s in image_size)
+    if len(image_size) != 2 or min(image_size) < 2:
+        raise ValueError(f"image_size must be (height, width), each >= 2; got {image_size}.")
+    return image_size
+
+
+def build_train_dataset(records, image_size=(256, 128), batch_size=128, sampling="random",
+                        num_instances=4, num_replicas=1, seed=0, epoch=0, flip=True, pad_crop=True,
+                        pad=10, random_erasing=False, skip_undecodable=True):
+    """One training epoch as a `tf.data.Dataset` of (images, labels).
+
+    Args:
+        records: train `Record`s (pids already relabelled 0..N-1).
+        image_size: (H, W) output size.
+        batch_size: images per batch (P·K for `"pk"`); the last partial batch is dropped.
+        sampling: `"random"` or `"pk"` (see the module docstring).
+        num_instances: K for `"pk"`.
+        num_replicas: replicas the global batch is split over (P must divide by it for `"pk"`).
+        seed, epoch: the epoch's order and augmentation depend only on these.
+        flip: random horizontal mirror (p = 0.5).
+        pad_crop: zero-pad by `pad` pixels, then crop back to `image_size` at a random offset.
+        random_erasing: Zhong et al. random erasing (p = 0.5), off by default.
+        skip_undecodable: drop files `check_images` cannot decode (with a warning).
+
+    Returns:
+        dataset of (float32 [B, H, W, 3] RGB 0..255, int32 [B]) with static shapes;
+        `steps_per_epoch(...)` batches.
+    """
+    _check_sampling(sampling)
+    image_size = _validate_image_size(image_size)
+    if batch_size < 1 or num_replicas < 1 or batch_size % num_replicas:
+        raise ValueError(f"batch_size={batch_size} must be a positive multiple of num_replicas={num_replicas}.")
+    if not 0 <= pad < min(image_size):
+        raise ValueError(f"pad must be in [0, {min(image_size)}) for image_size={image_size}; got {pad}.")
+    if skip_undecodable:
+        records = check_images(records).records
+    labels = np.array([r.pid for r in records], np.int32)
+    if sampling == "random":
+        order = random_epoch_indices(len(records), batch_size, seed, epoch).reshape(-1)
+    else:
+        order = pk_epoch_indices(labels, batch_size, num_instances, seed, epoch, num_replicas).reshape(-1)
+    paths = np.array([r.path for r in records], dtype=object)[order]
+    base_seed = tf.constant([seed, epoch], tf.int64)
+    pad = pad if pad_crop else 0
+
+    def load(position, element):
+        path, label = element
+        element_seed = tf.random.experimental.stateless_fold_in(base_seed, position)
+        shift_seed, flip_seed, erase_seed = tf.unstack(tf.random.experimental.stateless_split(element_seed, 3))
+        shift = tf.random.stateless_uniform([2], shift_seed, -pad, pad + 1, dtype=tf.int32)
+        mirror = (tf.random.stateless_uniform([], flip_seed) < 0.5) & flip
+        image = resize_shift_flip(_decode(path), image_size, shift, mirror)
+        if random_erasing:
+            image = random_erase(image, erase_seed)
+        return image, label
+
+    ds = tf.data.Dataset.from_tensor_slices((list(paths), labels[order])).enumerate()
+    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+
+def build_eval_dataset(records, image_size=(256, 128), batch_size=64):
+    """Images of `records` in order, float32 [b, H, W, 3] RGB 0..255, no augmentation.
+
+    The last partial batch is kept. Files must decode (run `check_images` first to find bad ones).
+    """
+    image_size = _validate_image_size(image_size)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1; got {batch_size}.")
+    ds = tf.data.Dataset.from_tensor_slices([r.path for r in records])
+    ds = ds.map(lambda p: load_image(p, image_size), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,115 @@
+"""Pairwise distances between embeddings, computed in blocks of query rows.
+
+Conventions (those of torchreid / fast-reid):
+
+* `euclidean`:   sqrt(max(|q|² + |g|² − 2 q·g, 0))
+* `sqeuclidean`: max(|q|² + |g|² − 2 q·g, 0)
+* `cosine`:      clip(1 − cos(q, g), 0, 2), with cos computed on L2-normalised rows
+  (a zero row has cosine 0 to everything, i.e. distance 1).
+
+Everything is float32. `re_rank` uses the same formulas (its first pass in
+TensorFlow, `_dist_pairs` for a few matched pairs), so its distances are those of
+`pairwise_distance` up to float rounding.
+"""
+
+import numpy as np
+
+METRICS = ("euclidean", "sqeuclidean", "cosine")
+_EPS = 1e-12
+
+
+def check_metric(metric):
+    if metric not in METRICS:
+        raise ValueError(
+            f"`metric` must be one of {METRICS}. Received: metric={metric!r}"
+        )
+
+
+def as_features(x, name):
+    """Returns `x` as a finite float32 C-contiguous [n, d] array."""
+    if hasattr(x, "numpy"):
+        x = x.numpy()
+    x = np.asarray(x)
+    if x.ndim != 2:
+        raise ValueError(
+            f"`{name}` must be a 2-D [num_items, dim] feature matrix. "
+            f"Received shape: {x.shape}"
+        )
+    if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
+        raise ValueError(f"`{name}` must be numeric. Received dtype: {x.dtype}")
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if not np.isfinite(x).all():
+        raise ValueError(f"`{name}` contains NaN or infinite values.")
+    return x
+
+
+def prepare(x, metric):
+    """Per-row data the block functions need: (rows, squared norms or None)."""
+    if metric == "cosine":
+        norms = np.sqrt(np.einsum("ij,ij->i", x, x))
+        return x / np.maximum(norms, _EPS)[:, None], None
+    return x, np.einsum("ij,ij->i", x, x)
+
+
+def _finish(m, metric):
+    """In place: turns `m` (q·g products, or cosines) into distances."""
+    if metric == "cosine":
+        np.subtract(1.0, m, out=m)
+        np.clip(m, 0.0, 2.0, out=m)
+    else:
+        np.maximum(m, 0.0, out=m)
+        if metric == "euclidean":
+            np.sqrt(m, out=m)
+    return m
+
+
+def _dist_block(a, a_sq, b, b_sq, metric):
+    """Distances of every row of `a` to every row of `b`: float32 [len(a), len(b)]."""
+    m = a @ b.T
+    if metric != "cosine":
+        m *= -2.0
+        m += a_sq[:, None]
+        m += b_sq[None, :]
+    return _finish(m, metric)
+
+
+def _dist_pairs(a, a_sq, b, b_sq, metric):
+    """Distances of row i of `a` to row i of `b` (same arithmetic as `_dist_block`)."""
+    m = np.einsum("ij,ij->i", a, b)
+    if metric != "cosine":
+        m *= -2.0
+        m += a_sq
+        m += b_sq
+    return _finish(m, metric)
+
+
+def pairwise_distance(q, g, metric="euclidean", block_size=1024):
+    """Distances between query and gallery embeddings, `block_size` query rows at a time.
+
+    Args:
+        q: float [num_query, dim] (numpy or tf tensor).
+        g: float [num_gallery, dim].
+        metric: "euclidean", "sqeuclidean" or "cosine" (= 1 − cos).
+        block_size: query rows per matrix product (bounds the temporaries).
+
+    Returns:
+        np.float32 [num_query, num_gallery].
+    """
+    check_metric(metric)
+    if int(block_size) < 1:
+        raise ValueError(f"`block_size` must be >= 1. Received: block_size={block_size}")
+    q = as_features(q, "q")
+    g = as_features(g, "g")
+    if q.shape[1] != g.shape[1]:
+        raise ValueError(
+            "`q` and `g` must have the same feature dimension. "
+            f"Received: q.shape={q.shape}, g.shape={g.shape}"
+        )
+    q, q_sq = prepare(q, metric)
+    g, g_sq = prepare(g, metric)
+    out = np.empty((q.shape[0], g.shape[0]), dtype=np.float32)
+    bs = int(block_size)
+    for s in range(0, q.shape[0], bs):
+        e = min(s + bs, q.shape[0])
+        out[s:e] = _dist_block(q[s:e], None if q_sq is None else q_sq[s:e], g, g_sq, metric)
+    return out

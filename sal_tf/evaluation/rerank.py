@@ -1,0 +1,385 @@
+"""k-reciprocal re-ranking (Zhong et al., CVPR 2017), blockwise and sparse.
+
+Gives the output of the classic implementation (person-re-ranking, as shipped in
+torchreid `utils/rerank.py` and fast-reid) with ties broken by the lower index,
+without ever holding an N×N matrix (N = num_query + num_gallery):
+
+1. D is the N×N distance matrix [[q_q, q_g], [q_gᵀ, g_g]]; like the classic code we
+   square it and divide each column by its maximum, so row i of the result is
+   od[i, :] = D[:, i]² / max_r D[r, i]². Pass 1 computes od a block of rows at a
+   time (from features: a matrix product and a top-k in TensorFlow) and keeps each
+   row's maximum, its 3·(k1+1) nearest neighbours with their od values, and the
+   query×gallery part (the output buffer).
+2. k-reciprocal sets R(i) over the top k1+1 (self included); each member c whose own
+   k-reciprocal set over the top round(k1/2)+1 overlaps R(i) by more than 2/3 of its
+   size adds that set; V[i, j] = exp(−od[i, j]) over the expanded set, normalised to
+   sum 1 (od looked up among the kept neighbours, recomputed for the few others).
+   V is sparse (CSR, ~N·k1 entries).
+3. Query expansion: V[i] ← mean of V over the top k2 neighbours of i (self included).
+4. Jaccard distance for query i and gallery g: 1 − Σmin(V_i, V_g) / (2 − Σmin(V_i, V_g)),
+   through an inverted index of V's columns.
+5. final = (1 − λ)·Jaccard + λ·od, float32 [num_query, num_gallery].
+
+Memory is the q×g output plus O(N·k1) for the neighbour lists and V; time is one
+pass of distances (a matrix product per block of rows) plus a top-k per row.
+"""
+
+import numpy as np
+
+from sal_tf.evaluation.distance import _dist_pairs, as_features, check_metric, prepare
+
+_ROW_BUDGET = 8 << 20  # distances held per block in pass 1 (32 MiB of float32)
+_PAIR_CHUNK = 1 << 15  # feature pairs gathered at once for the weights
+_KEEP_FACTOR = 3  # neighbours kept per item with their od values: 3 (k1 + 1)
+_TERM_BUDGET = 1 << 20  # (query, gallery, column) terms per Jaccard block (~50 MiB)
+
+
+# --------------------------------------------------------------------- rows of od
+class _FeatureRows:
+    """Squared distances computed from features.
+
+    `first_pass(s, e, k)` runs in TensorFlow (matrix product, element-wise ops and
+    top-k on every core, no host copy of the [b, N] block) with the formula of
+    `pairwise_distance`; `pairs(i, j)` uses its numpy arithmetic.
+    """
+
+    def __init__(self, feats, metric):
+        self.x, self.x_sq = prepare(feats, metric)
+        self.metric = metric
+        self.n = feats.shape[0]
+        self._tf = None
+
+    def _sq(self, idx):
+        return None if self.x_sq is None else self.x_sq[idx]
+
+    def first_pass(self, s, e, k):
+        """(row max of D², top-k od values and indices, od rows) for rows s..e of od."""
+        import tensorflow as tf
+
+        if self._tf is None:
+            sq = None if self.x_sq is None else tf.constant(self.x_sq)
+            self._tf = (tf.constant(self.x), sq)
+        x, x_sq = self._tf
+        m = tf.matmul(x[s:e], x, transpose_b=True)
+        if self.metric == "cosine":
+            m = tf.clip_by_value(1.0 - m, 0.0, 2.0)
+        else:
+            m = tf.maximum(m * -2.0 + x_sq[s:e, None] + x_sq[None, :], 0.0)
+            if self.metric == "euclidean":
+                m = tf.sqrt(m)
+        m = m * m
+        mx = tf.reduce_max(m, axis=1)
+        od = m / mx[:, None]
+        top = tf.math.top_k(tf.negative(od), k=k, sorted=True)
+        return mx.numpy(), -top.values.numpy(), top.indices.numpy(), od
+
+    def pairs(self, i, j):
+        out = np.empty(len(i), dtype=np.float32)
+        for a in range(0, len(i), _PAIR_CHUNK):
+            ii, jj = i[a : a + _PAIR_CHUNK], j[a : a + _PAIR_CHUNK]
+            out[a : a + len(ii)] = _dist_pairs(
+                self.x[ii], self._sq(ii), self.x[jj], self._sq(jj), self.metric
+            )
+        return np.multiply(out, out, out=out)
+
+
+class _MatrixRows:
+    """Squared distances from q_g, q_q, g_g: row i of od is column i of D."""
+
+    def __init__(self, q_g, q_q, g_g):
+        self.q_g, self.q_q, self.g_g = q_g, q_q, g_g
+        self.nq = q_g.shape[0]
+        self.n = q_g.shape[0] + q_g.shape[1]
+
+    @staticmethod
+    def _square(x):
+        return np.square(x).astype(np.float32, copy=False)
+
+    def rows(self, s, e):
+        nq = self.nq
+        if e <= nq:
+            blk = np.concatenate([self.q_q[:, s:e].T, self.q_g[s:e]], axis=1)
+        else:  # callers never straddle nq
+            blk = np.concatenate(
+                [self.q_g[:, s - nq : e - nq].T, self.g_g[:, s - nq : e - nq].T], axis=1
+            )
+        return self._square(blk)
+
+    def first_pass(self, s, e, k):
+        od = self.rows(s, e)
+        mx = od.max(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            od /= mx[:, None]
+        top = _topk(od, k)
+        return mx, np.take_along_axis(od, top, axis=1), top, od
+
+    def pairs(self, i, j):
+        nq = self.nq
+        vals = np.empty(len(i), dtype=self.q_g.dtype)
+        iq, jq = i < nq, j < nq
+        m = iq & jq
+        vals[m] = self.q_q[j[m], i[m]]
+        m = iq & ~jq
+        vals[m] = self.q_g[i[m], j[m] - nq]
+        m = ~iq & jq
+        vals[m] = self.q_g[j[m], i[m] - nq]
+        m = ~iq & ~jq
+        vals[m] = self.g_g[j[m] - nq, i[m] - nq]
+        return self._square(vals)
+
+
+# ------------------------------------------------------------------------ helpers
+def _blocks(n, size, split=None):
+    """(start, stop) pairs covering range(n), never straddling `split`."""
+    edges = [0, n] if split in (None, 0, n) else [0, split, n]
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        for s in range(lo, hi, size):
+            yield s, min(s + size, hi)
+
+
+def _topk(od, k):
+    """Indices of the k smallest entries of each row, ascending, ties by lower index."""
+    if k >= od.shape[1]:
+        return np.argsort(od, axis=1, kind="stable").astype(np.int32)
+    import tensorflow as tf  # top_k: O(N) per row; documented to put the lower index first on ties
+
+    return tf.math.top_k(tf.negative(tf.convert_to_tensor(od)), k=k, sorted=True).indices.numpy()
+
+
+def _expand_ranges(starts, lens):
+    """Concatenation of range(starts[t], starts[t] + lens[t]) for all t."""
+    total = int(lens.sum())
+    offs = np.cumsum(lens) - lens
+    return np.repeat(starts - offs, lens) + np.arange(total, dtype=np.int64)
+
+
+def _check_int(name, v, lo):
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+        raise ValueError(f"`{name}` must be an integer >= {lo}. Received: {name}={v!r}")
+    return int(v)
+
+
+# ---------------------------------------------------------------------- algorithm
+def _k_reciprocal(rows, nq, ng, k1, k2, lambda_value, block_size):
+    k1 = _check_int("k1", k1, 1)
+    k2 = _check_int("k2", k2, 1)
+    lam = float(lambda_value)
+    if not 0.0 <= lam <= 1.0:
+        raise ValueError(f"`lambda_value` must be in [0, 1]. Received: lambda_value={lambda_value!r}")
+    if block_size is not None:
+        block_size = _check_int("block_size", block_size, 1)
+    n = nq + ng
+    k_fw = min(k1 + 1, n)
+    k_half = min(int(np.around(k1 / 2.0)) + 1, n)
+    k_qe = min(k2, n)
+    k_all = max(k_fw, k_qe)
+    k_keep = min(n, max(k_all, _KEEP_FACTOR * k_fw))
+
+    # Pass 1: od rows -> top-k_keep neighbours (with their od values), row maxima,
+    # and the q×g part of od (kept in the output buffer).
+    rank = np.empty((n, k_keep), dtype=np.int32)
+    near = np.empty((n, k_keep), dtype=np.float32)
+    row_max = np.empty(n, dtype=np.float32)
+    out = np.empty((nq, ng), dtype=np.float32)
+    step = block_size or max(1, _ROW_BUDGET // n)
+    for s, e in _blocks(n, step, split=nq):
+        mx, near[s:e], top, od = rows.first_pass(s, e, k_keep)
+        bad = ~(np.isfinite(mx) & (mx > 0))
+        if bad.any():
+            raise ValueError(
+                f"Re-ranking needs finite distances with a positive maximum per item; item "
+                f"{s + int(np.nonzero(bad)[0][0])} has max squared distance {mx[bad][0]}."
+            )
+        row_max[s:e] = mx
+        rank[s:e] = top
+        if e <= nq:
+            out[s:e] = np.asarray(od[:, nq:])
+        del od
+
+    fw = rank[:, :k_fw]
+    half = rank[:, :k_half]
+    step = block_size or 2048
+
+    # od of (item, kept neighbour) pairs, looked up by the key item * n + neighbour;
+    # the weights of the few expansion members beyond the kept neighbours are recomputed.
+    near_keys = (np.arange(n, dtype=np.int64)[:, None] * n + rank).ravel()
+    order = np.argsort(near_keys)
+    near_keys = near_keys[order]
+    near = near.ravel()[order]
+    del order
+
+    # k-reciprocal sets over the top round(k1/2)+1, for every item (candidates).
+    half_rec = np.empty((n, k_half), dtype=bool)
+    for s, e in _blocks(n, step):
+        me = np.arange(s, e)[:, None, None]
+        half_rec[s:e] = (rank[half[s:e], :k_half] == me).any(-1)
+
+    # Pass 2: expanded k-reciprocal sets and their weights, as CSR rows of V.
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    v_cols, v_vals = [], []
+    for s, e in _blocks(n, step):
+        b = e - s
+        f = fw[s:e]  # [b, k_fw]
+        rec = (rank[f, :k_fw] == np.arange(s, e)[:, None, None]).any(-1)  # [b, k_fw]
+        cand = half[f]  # [b, k_fw, k_half]: candidates' half neighbour lists
+        cand_rec = half_rec[f]  # which of them are reciprocal (the candidate's set)
+        in_r = ((cand[..., None] == f[:, None, None, :]) & rec[:, None, None, :]).any(-1)
+        overlap = (in_r & cand_rec).sum(-1)
+        size = cand_rec.sum(-1)
+        take = rec & (overlap > (2.0 / 3.0) * size)
+        ent = np.concatenate(
+            [
+                np.where(rec, f, n),
+                np.where(take[..., None] & cand_rec, cand, n).reshape(b, -1),
+            ],
+            axis=1,
+        )
+        ent.sort(axis=1)
+        keep = ent < n
+        keep[:, 1:] &= ent[:, 1:] != ent[:, :-1]
+        r, c = np.nonzero(keep)
+        cols = ent[r, c].astype(np.int64)
+        gi = s + r
+        want = gi * n + cols
+        pos = np.minimum(np.searchsorted(near_keys, want), len(near_keys) - 1)
+        od = near[pos]
+        miss = near_keys[pos] != want
+        if miss.any():
+            od[miss] = rows.pairs(gi[miss], cols[miss]) / row_max[gi[miss]]
+        w = np.exp(-od)
+        sums = np.bincount(r, weights=w, minlength=b).astype(np.float32)
+        v_vals.append(w / sums[r])
+        v_cols.append(cols.astype(np.int32))
+        indptr[s + 1 : e + 1] = np.bincount(r, minlength=b)
+    del near_keys, near, half_rec
+    indptr = np.cumsum(indptr)
+    v_cols = np.concatenate(v_cols)
+    v_vals = np.concatenate(v_vals)
+
+    # Query expansion: V[i] <- mean of V over the top k2 neighbours of i.
+    if k2 != 1:
+        qe_ptr = np.zeros(n + 1, dtype=np.int64)
+        qe_cols, qe_vals = [], []
+        for s, e in _blocks(n, step):
+            src = rank[s:e, :k_qe].ravel().astype(np.int64)
+            lens = indptr[src + 1] - indptr[src]
+            p = _expand_ranges(indptr[src], lens)
+            row = np.repeat(np.arange(e - s, dtype=np.int64).repeat(k_qe), lens)
+            keys, inv = np.unique(row * n + v_cols[p], return_inverse=True)
+            sums = np.bincount(inv, weights=v_vals[p])
+            qe_vals.append((sums / k_qe).astype(np.float32))
+            qe_cols.append((keys % n).astype(np.int32))
+            qe_ptr[s + 1 : e + 1] = np.bincount(keys // n, minlength=e - s)
+        indptr = np.cumsum(qe_ptr)
+        v_cols = np.concatenate(qe_cols)
+        v_vals = np.concatenate(qe_vals)
+
+    # Inverted index over the gallery rows of V: for each column, (gallery row, value).
+    g0 = indptr[nq]
+    g_cols = v_cols[g0:]
+    order = np.argsort(g_cols, kind="stable")
+    inv_rows = np.repeat(np.arange(ng, dtype=np.int32), np.diff(indptr[nq:]))[order]
+    inv_vals = v_vals[g0:][order]
+    del order
+    col_len = np.bincount(g_cols, minlength=n)
+    col_ptr = np.concatenate([[0], np.cumsum(col_len)])
+
+    # Pass 3: Jaccard distance, a block of queries at a time, then the blend.
+    q_cols = v_cols[:g0]
+    q_rows = np.repeat(np.arange(nq, dtype=np.int64), np.diff(indptr[: nq + 1]))
+    terms = np.bincount(q_rows, weights=col_len[q_cols], minlength=nq)
+    q_step = block_size or max(1, _TERM_BUDGET // max(ng, 1))
+    s = 0
+    while s < nq:
+        # as many queries as fit both budgets (at least one)
+        cum = np.cumsum(terms[s : s + q_step])
+        e = s + max(1, int(np.searchsorted(cum, _TERM_BUDGET, side="right")))
+        a, z = indptr[s], indptr[e]
+        cols, vals = q_cols[a:z], v_vals[a:z]
+        lens = col_len[cols]
+        p = _expand_ranges(col_ptr[cols], lens)
+        mins = np.minimum(np.repeat(vals, lens), inv_vals[p])
+        flat = np.repeat(q_rows[a:z] - s, lens) * ng
+        flat += inv_rows[p]
+        t_min = np.bincount(flat, weights=mins, minlength=(e - s) * ng)
+        t_min = t_min.astype(np.float32).reshape(e - s, ng)
+        jaccard = np.float32(1.0) - t_min / (np.float32(2.0) - t_min)
+        out[s:e] = jaccard * (1.0 - lam) + out[s:e] * lam
+        s = e
+    return out
+
+
+# ------------------------------------------------------------------------ public
+def re_rank(q_feats, g_feats, metric="euclidean", k1=20, k2=6, lambda_value=0.3, block_size=None):
+    """k-reciprocal re-ranking from embeddings.
+
+    Equals `re_ranking(pairwise_distance(q, g, metric), pairwise_distance(q, q, metric),
+    pairwise_distance(g, g, metric), ...)` without building the N×N matrices.
+
+    Args:
+        q_feats: float [num_query, dim].
+        g_feats: float [num_gallery, dim].
+        metric: "euclidean", "sqeuclidean" or "cosine"; like the classic code the
+            distances are squared before use.
+        k1, k2, lambda_value: the paper's parameters (20, 6, 0.3).
+        block_size: rows per block (default: from a ~32 MiB budget).
+
+    Returns:
+        np.float32 [num_query, num_gallery] re-ranked distances.
+    """
+    check_metric(metric)
+    q = as_features(q_feats, "q_feats")
+    g = as_features(g_feats, "g_feats")
+    if q.shape[1] != g.shape[1]:
+        raise ValueError(
+            "`q_feats` and `g_feats` must have the same feature dimension. "
+            f"Received: q_feats.shape={q.shape}, g_feats.shape={g.shape}"
+        )
+    if len(q) == 0 or len(g) == 0:
+        raise ValueError(f"Empty query or gallery: q_feats.shape={q.shape}, g_feats.shape={g.shape}")
+    rows = _FeatureRows(np.concatenate([q, g]), metric)
+    return _k_reciprocal(rows, len(q), len(g), k1, k2, lambda_value, block_size)
+
+
+def _as_dist(x, name, shape):
+    if hasattr(x, "numpy"):
+        x = x.numpy()
+    x = np.asarray(x)
+    if x.shape != shape:
+        raise ValueError(f"`{name}` must have shape {shape}. Received shape: {x.shape}")
+    if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
+        raise ValueError(f"`{name}` must be numeric. Received dtype: {x.dtype}")
+    if not np.isfinite(x).all():
+        raise ValueError(f"`{name}` contains NaN or infinite values.")
+    return x
+
+
+def re_ranking(q_g_dist, q_q_dist, g_g_dist, k1=20, k2=6, lambda_value=0.3, block_size=None):
+    """k-reciprocal re-ranking with the classic signature (distance matrices in).
+
+    Args:
+        q_g_dist: [num_query, num_gallery] distances.
+        q_q_dist: [num_query, num_query].
+        g_g_dist: [num_gallery, num_gallery].
+        k1, k2, lambda_value: the paper's parameters (20, 6, 0.3).
+        block_size: rows per block (default: from a ~32 MiB budget).
+
+    Returns:
+        np.float32 [num_query, num_gallery]; the classic code's output, ties broken by
+        the lower index. No further N×N matrix is built (the inputs already are one).
+    """
+    q_g = np.asarray(q_g_dist.numpy() if hasattr(q_g_dist, "numpy") else q_g_dist)
+    if q_g.ndim != 2 or 0 in q_g.shape:
+        raise ValueError(
+            f"`q_g_dist` must be a non-empty 2-D [num_query, num_gallery] matrix. "
+            f"Received shape: {q_g.shape}"
+        )
+    nq, ng = q_g.shape
+    q_g = _as_dist(q_g, "q_g_dist", (nq, ng))
+    q_q = _as_dist(q_q_dist, "q_q_dist", (nq, nq))
+    g_g = _as_dist(g_g_dist, "g_g_dist", (ng, ng))
+    dtype = np.result_type(q_g, q_q, g_g)
+    if not np.issubdtype(dtype, np.floating):
+        dtype = np.float64
+    rows = _MatrixRows(*(x.astype(dtype, copy=False) for x in (q_g, q_q, g_g)))
+    return _k_reciprocal(rows, nq, ng, k1, k2, lambda_value, block_size)

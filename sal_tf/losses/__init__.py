@@ -1,0 +1,26 @@
+"""Losses of the paper (§3.2–3.3): self-attention constraint, quadruplet/triplet-hard, eq. 6.
+
+Keras `Loss` subclasses (registered under the `sal_tf` package) and the functional per-sample
+forms they share with `SALObjective`. `keras.ops` only: runs on the TensorFlow and JAX backends.
+"""
+
+from sal_tf.losses.attention_constraint import (
+    SelfAttentionConstraint,
+    self_attention_constraint_terms,
+)
+from sal_tf.losses.distances import pairwise_distance, safe_sqrt
+from sal_tf.losses.objective import SALObjective
+from sal_tf.losses.quadruplet import QuadrupletHardLoss, quadruplet_hard_terms
+from sal_tf.losses.triplet import TripletHardLoss, triplet_hard_terms
+
+__all__ = [
+    "QuadrupletHardLoss",
+    "SALObjective",
+    "SelfAttentionConstraint",
+    "TripletHardLoss",
+    "pairwise_distance",
+    "quadruplet_hard_terms",
+    "safe_sqrt",
+    "self_attention_constraint_terms",
+    "triplet_hard_terms",
+]

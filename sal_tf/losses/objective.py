@@ -1,0 +1,178 @@
+"""The paper's training objective (eq. 6): w_cls * L_cls + w_metric * L_metric + w_sac * L_sac.
+
+`SALObjective(labels [B] int, outputs) -> dict` of float32 scalars, where `outputs` is the model's
+dict (`"logits"` [B, C], `"embedding"` [B, D], `"attention"` [B, 3, HW]). Returned keys:
+
+* `"loss"`: the weighted total;
+* one per active term: `"softmax"`, `"quadruplet"` or `"triplet"`, `"sac"` (unweighted);
+* `"accuracy"`: top-1 of the logits (when softmax is on);
+* mining statistics: `"quadruplet_active_1"` / `"quadruplet_active_2"` (fraction of anchors whose
+  term-1 / term-2 hinge is > 0) or `"triplet_active"`.
+
+Every term is a mean over the local batch; under a distribution strategy the trainer divides by the
+number of replicas itself. Inputs in float16/bfloat16 are computed in float32.
+"""
+
+import keras
+from keras import ops
+
+from sal_tf.losses import distances
+from sal_tf.losses.attention_constraint import self_attention_constraint_terms
+from sal_tf.losses.quadruplet import quadruplet_hard_terms
+from sal_tf.losses.triplet import check_margin, triplet_hard_terms
+
+METRICS = ("quadruplet", "triplet")
+
+
+def _check_weight(value, name):
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"`{name}` must be a number >= 0. Received: {name}={value!r}") from None
+    if not 0 <= value < float("inf"):
+        raise ValueError(f"`{name}` must be a finite number >= 0. Received: {name}={value}")
+    return value
+
+
+def _fraction_positive(values):
+    return ops.mean(ops.cast(values > 0, "float32"))
+
+
+@keras.saving.register_keras_serializable(package="sal_tf")
+class SALObjective:
+    """Softmax + quadruplet/triplet + self-attention constraint, each optional and weighted.
+
+    Args:
+        softmax: use sparse categorical cross-entropy on `outputs["logits"]`.
+        metric: `"quadruplet"` (paper), `"triplet"` (Table 1 setting 3(T)) or None / `"none"`.
+        sac: use the self-attention constraint on `outputs["attention"]`.
+        softmax_weight, metric_weight, sac_weight: weights >= 0 (paper: all 1).
+        margin1, margin2: quadruplet margins (paper: 0.5, 0.2).
+        triplet_margin: triplet margin (default 0.5, the paper's epsilon_1).
+
+    Example:
+        >>> objective = SALObjective.for_stage(2)
+        >>> objective.terms
+        ('softmax', 'quadruplet', 'sac')
+    """
+
+    def __init__(
+        self,
+        softmax=True,
+        metric="quadruplet",
+        sac=True,
+        softmax_weight=1.0,
+        metric_weight=1.0,
+        sac_weight=1.0,
+        margin1=0.5,
+        margin2=0.2,
+        triplet_margin=0.5,
+    ):
+        if isinstance(metric, str) and metric.lower() == "none":
+            metric = None
+        if metric is not None and metric not in METRICS:
+            raise ValueError(
+                f"`metric` must be one of {METRICS} or None. Received: metric={metric!r}"
+            )
+        self.softmax = bool(softmax)
+        self.metric = metric
+        self.sac = bool(sac)
+        if not (self.softmax or self.metric or self.sac):
+            raise ValueError(
+                "SALObjective needs at least one term: pass softmax=True, metric='quadruplet' or "
+                "'triplet', or sac=True. Received: softmax=False, metric=None, sac=False"
+            )
+        self.softmax_weight = _check_weight(softmax_weight, "softmax_weight")
+        self.metric_weight = _check_weight(metric_weight, "metric_weight")
+        self.sac_weight = _check_weight(sac_weight, "sac_weight")
+        self.margin1 = check_margin(margin1, "margin1")
+        self.margin2 = check_margin(margin2, "margin2")
+        self.triplet_margin = check_margin(triplet_margin, "triplet_margin")
+
+    @classmethod
+    def for_stage(cls, stage, **overrides):
+        """Paper §4.1: stage 1 = softmax + SAC; stage 2 = softmax + quadruplet + SAC (eq. 6)."""
+        stages = {1: dict(softmax=True, metric=None, sac=True),
+                  2: dict(softmax=True, metric="quadruplet", sac=True)}
+        if stage not in stages:
+            raise ValueError(f"`stage` must be 1 or 2. Received: stage={stage!r}")
+        return cls(**{**stages[stage], **overrides})
+
+    @property
+    def terms(self):
+        """Names of the active terms, in the order they are summed."""
+        candidates = (("softmax", self.softmax), (self.metric, self.metric), ("sac", self.sac))
+        return tuple(name for name, on in candidates if on)
+
+    def _output(self, outputs, key, shape):
+        if not hasattr(outputs, "keys") or key not in outputs:
+            found = sorted(outputs.keys()) if hasattr(outputs, "keys") else type(outputs).__name__
+            raise ValueError(
+                f"SALObjective with terms {self.terms} needs outputs[{key!r}] of shape {shape}. "
+                f"Received outputs with keys: {found}"
+            )
+        return outputs[key]
+
+    def __call__(self, labels, outputs):
+        """Returns the dict of float32 scalars described in the module docstring."""
+        labels = distances.as_labels(labels)
+        results = {}
+        total = ops.zeros((), "float32")
+
+        if self.softmax:
+            logits = ops.cast(self._output(outputs, "logits", "[B, C]"), "float32")
+            if len(logits.shape) != 2:
+                raise ValueError(
+                    "outputs['logits'] must have shape [B, C]. "
+                    f"Received: shape={tuple(logits.shape)}"
+                )
+            cross_entropy = ops.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+            results["softmax"] = ops.mean(cross_entropy)
+            predicted = ops.cast(ops.argmax(logits, axis=-1), "int32")
+            results["accuracy"] = ops.mean(ops.cast(predicted == labels, "float32"))
+            total = total + self.softmax_weight * results["softmax"]
+
+        if self.metric == "quadruplet":
+            embedding = self._output(outputs, "embedding", "[B, D]")
+            term1, term2 = quadruplet_hard_terms(labels, embedding, self.margin1, self.margin2)
+            term1, term2 = ops.cast(term1, "float32"), ops.cast(term2, "float32")
+            results["quadruplet"] = ops.mean(term1 + term2)
+            results["quadruplet_active_1"] = _fraction_positive(term1)
+            results["quadruplet_active_2"] = _fraction_positive(term2)
+            total = total + self.metric_weight * results["quadruplet"]
+        elif self.metric == "triplet":
+            embedding = self._output(outputs, "embedding", "[B, D]")
+            term = ops.cast(triplet_hard_terms(labels, embedding, self.triplet_margin), "float32")
+            results["triplet"] = ops.mean(term)
+            results["triplet_active"] = _fraction_positive(term)
+            total = total + self.metric_weight * results["triplet"]
+
+        if self.sac:
+            attention = self._output(outputs, "attention", "[B, 3, HW]")
+            sac = ops.cast(self_attention_constraint_terms(attention), "float32")
+            results["sac"] = ops.mean(sac)
+            total = total + self.sac_weight * results["sac"]
+
+        results["loss"] = total
+        return {key: ops.cast(value, "float32") for key, value in results.items()}
+
+    def get_config(self):
+        return {
+            "softmax": self.softmax,
+            "metric": self.metric,
+            "sac": self.sac,
+            "softmax_weight": self.softmax_weight,
+            "metric_weight": self.metric_weight,
+            "sac_weight": self.sac_weight,
+            "margin1": self.margin1,
+            "margin2": self.margin2,
+            "triplet_margin": self.triplet_margin,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"SALObjective({args})"

@@ -1,0 +1,179 @@
+"""pairwise_distance, extract_features and the rank-list pictures."""
+
+import collections
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from sal_tf.evaluation import extract_features, pairwise_distance, rank_list_image, save_rank_lists
+from sal_tf.evaluation.visualize import MATCH_COLOR, MISS_COLOR, QUERY_COLOR
+
+
+# ------------------------------------------------------------------- pairwise_distance
+@pytest.mark.parametrize("metric", ["euclidean", "sqeuclidean", "cosine"])
+def test_pairwise_distance_matches_brute_force(metric):
+    rng = np.random.default_rng(0)
+    q = rng.standard_normal((13, 7))
+    g = rng.standard_normal((29, 7))
+    g[3] = 0.0  # a zero row: cosine distance 1
+    diff = np.linalg.norm(q[:, None] - g[None], axis=-1)
+    cos = (q @ g.T) / np.maximum(np.linalg.norm(q, axis=1)[:, None] * np.linalg.norm(g, axis=1)[None], 1e-12)
+    expected = {"euclidean": diff, "sqeuclidean": diff**2, "cosine": 1 - cos}[metric]
+    got = pairwise_distance(tf.constant(q, tf.float32), g, metric=metric, block_size=4)
+    assert got.dtype == np.float32 and got.shape == (13, 29)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+    if metric == "cosine":
+        np.testing.assert_allclose(got[:, 3], 1.0)
+
+
+def test_pairwise_distance_self_is_zero_and_nonnegative():
+    x = np.random.default_rng(1).standard_normal((20, 64)).astype(np.float32) * 100
+    for metric in ("euclidean", "sqeuclidean", "cosine"):
+        d = pairwise_distance(x, x, metric)
+        assert (d >= 0).all()
+    np.testing.assert_allclose(np.diag(pairwise_distance(x, x, "cosine")), 0.0, atol=1e-6)
+
+
+def test_pairwise_distance_rejects_bad_input():
+    x = np.zeros((3, 4), np.float32)
+    with pytest.raises(ValueError, match="metric"):
+        pairwise_distance(x, x, metric="l1")
+    with pytest.raises(ValueError, match="feature dimension"):
+        pairwise_distance(x, np.zeros((3, 5)))
+    with pytest.raises(ValueError, match="2-D"):
+        pairwise_distance(np.zeros(4), x)
+    with pytest.raises(ValueError, match="NaN"):
+        pairwise_distance(np.full((2, 4), np.nan), x)
+
+
+# -------------------------------------------------------------------- extract_features
+def _tiny_model(h=6, w=5, dim=4):
+    inputs = keras.Input((h, w, 3))
+    flat = keras.layers.Flatten()(inputs)  # position-sensitive: a flip changes the output
+    emb = keras.layers.Dense(dim, name="embedding")(flat)
+    logits = keras.layers.Dense(3)(emb)
+    return keras.Model(inputs, {"embedding": emb, "logits": logits})
+
+
+def _numpy_embedding(model, images):
+    kernel, bias = model.get_layer("embedding").get_weights()
+    return images.reshape(len(images), -1) @ kernel + bias
+
+
+@pytest.mark.parametrize("flip", [False, True])
+@pytest.mark.parametrize("normalize", [False, True])
+def test_extract_features_flip_and_normalize(flip, normalize):
+    keras.utils.set_random_seed(0)
+    model = _tiny_model()
+    images = np.random.default_rng(0).random((10, 6, 5, 3)).astype(np.float32)
+    ds = tf.data.Dataset.from_tensor_slices(images).batch(4)  # last batch has 2
+    got = extract_features(model, ds, flip=flip, normalize=normalize, verbose=False)
+    expected = _numpy_embedding(model, images)
+    if flip:
+        expected = (expected + _numpy_embedding(model, images[:, :, ::-1])) / 2
+    if normalize:
+        expected /= np.linalg.norm(expected, axis=1, keepdims=True)
+    assert got.dtype == np.float32 and got.shape == (10, 4)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_extract_features_accepts_tuples_and_rejects_bad_input():
+    model = _tiny_model()
+    images = np.ones((3, 6, 5, 3), np.float32)
+    ds = tf.data.Dataset.from_tensor_slices((images, np.arange(3))).batch(2)
+    assert extract_features(model, ds, verbose=True).shape == (3, 4)
+    with pytest.raises(ValueError, match="tf.data.Dataset"):
+        extract_features(model, images)
+    with pytest.raises(ValueError, match="batch"):
+        extract_features(model, tf.data.Dataset.from_tensor_slices(images))
+    bad = keras.Model(model.inputs, {"feat": model.outputs[0]})
+    with pytest.raises(ValueError, match="embedding"):
+        extract_features(bad, tf.data.Dataset.from_tensor_slices(images).batch(2), verbose=False)
+    with pytest.raises(ValueError, match="no batches"):
+        extract_features(model, tf.data.Dataset.from_tensor_slices(images[:0]).batch(2), verbose=False)
+
+
+# -------------------------------------------------------------------------- rank lists
+def _cell_x(t, w, border):
+    """Left edge of cell t (0 = query) in a rank-list row."""
+    cw = w + 2 * border
+    return 0 if t == 0 else cw + 4 * border + (t - 1) * (cw + border)
+
+
+def test_rank_list_image_layout_and_colours():
+    h, w, b = 10, 6, 2
+    query = np.full((h, w, 3), 100, np.uint8)
+    gallery = [np.full((20, 12, 3), 50 + 10 * t, np.uint8) for t in range(3)]  # resized to h×w
+    img = rank_list_image(query, gallery, [True, False, True], border=b)
+    k = 3
+    assert img.dtype == np.uint8
+    assert img.shape == (h + 2 * b, (k + 1) * (w + 2 * b) + (k + 3) * b, 3)
+    np.testing.assert_array_equal(img[0, 0], QUERY_COLOR)
+    np.testing.assert_array_equal(img[b + 1, b + 1], [100] * 3)
+    for t, color in enumerate([MATCH_COLOR, MISS_COLOR, MATCH_COLOR], start=1):
+        x = _cell_x(t, w, b)
+        for y, xx in [(0, x), (h + 2 * b - 1, x + w + 2 * b - 1), (b + 3, x + b - 1)]:
+            np.testing.assert_array_equal(img[y, xx], color)  # frame
+        np.testing.assert_array_equal(img[b + 3, x + b + 2], [50 + 10 * (t - 1)] * 3)  # inside
+    np.testing.assert_array_equal(img[:, w + 2 * b], 255)  # white gap after the query
+
+
+def test_rank_list_image_rejects_mismatched_matches():
+    q = np.zeros((4, 4, 3), np.uint8)
+    with pytest.raises(ValueError, match="matches"):
+        rank_list_image(q, [q, q], [True])
+    with pytest.raises(ValueError, match="border"):
+        rank_list_image(q, [q], [True], border=0)
+
+
+Record = collections.namedtuple("Record", "path pid camid")
+
+
+def _write(tmp_path, name, value):
+    path = str(tmp_path / name)
+    tf.io.write_file(path, tf.io.encode_png(np.full((16, 8, 3), value, np.uint8)))
+    return path
+
+
+def test_save_rank_lists_follows_the_protocol(tmp_path):
+    queries = [Record(_write(tmp_path, "q0.png", 200), 1, 0), Record(_write(tmp_path, "q1.png", 201), 2, 1)]
+    # gallery j is a flat image of grey level 10*j
+    meta = [(1, 0), (-1, 1), (1, 1), (3, 1), (0, 2), (2, 0)]  # (pid, camid)
+    gallery = [Record(_write(tmp_path, f"g{j}.png", 10 * j), p, c) for j, (p, c) in enumerate(meta)]
+    distmat = np.array(
+        [
+            [0.0, 0.1, 0.3, 0.2, 0.2, 0.9],  # query 0: g0 same pid+cam, g1 junk -> g3, g4 (tie), g2, g5
+            [0.5, 0.4, 0.3, 0.2, 0.1, 0.0],
+        ],
+        np.float32,
+    )
+    path = str(tmp_path / "sub" / "ranks.png")
+    img = save_rank_lists(path, distmat, queries, gallery, [0, 1], topk=3, image_size=(16, 8), border=2)
+    h, w, b = 16, 8, 2
+    row_h = h + 2 * b
+    assert img.shape == (2 * row_h + b, 4 * (w + 2 * b) + 6 * b, 3)
+    # query 0: g3 (miss), g4 (distractor, miss), g2 (match)
+    for t, (j, color) in enumerate([(3, MISS_COLOR), (4, MISS_COLOR), (2, MATCH_COLOR)], start=1):
+        x = _cell_x(t, w, b)
+        np.testing.assert_array_equal(img[0, x], color)
+        np.testing.assert_array_equal(img[b + 5, x + b + 3], [10 * j] * 3)
+    # query 1 (pid 2, cam 1): g5 (pid 2, cam 0) is a match at rank 1
+    y1 = row_h + b
+    np.testing.assert_array_equal(img[y1, _cell_x(1, w, b)], MATCH_COLOR)
+    np.testing.assert_array_equal(img[y1 + b + 5, _cell_x(1, w, b) + b + 3], [50] * 3)
+    np.testing.assert_array_equal(img[y1 + b + 5, b + 3], [201] * 3)
+    written = tf.io.decode_png(tf.io.read_file(path)).numpy()
+    np.testing.assert_array_equal(written, img)
+
+
+def test_save_rank_lists_errors(tmp_path):
+    rec = [Record(str(tmp_path / "missing.png"), 1, 0)]
+    g = [Record(str(tmp_path / "missing.png"), 1, 1)]
+    with pytest.raises(FileNotFoundError, match="missing.png"):
+        save_rank_lists(str(tmp_path / "x.png"), np.zeros((1, 1)), rec, g, [0])
+    with pytest.raises(ValueError, match="distmat"):
+        save_rank_lists(str(tmp_path / "x.png"), np.zeros((2, 1)), rec, g, [0])
+    with pytest.raises(ValueError, match="q_indices"):
+        save_rank_lists(str(tmp_path / "x.png"), np.zeros((1, 1)), rec, g, [3])

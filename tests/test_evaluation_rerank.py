@@ -1,0 +1,171 @@
+"""k-reciprocal re-ranking against a dense transliteration of the classic algorithm."""
+
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from sal_tf.evaluation import pairwise_distance, re_rank, re_ranking
+
+
+# --------------------------------------------------------------------------- reference
+def classic_re_ranking(q_g, q_q, g_g, k1=20, k2=6, lambda_value=0.3):
+    """Dense N×N transliteration of Zhong et al.'s code (torchreid `utils/rerank.py`),
+    with a stable argsort so that ties go to the lower index."""
+    dist = np.concatenate([np.concatenate([q_q, q_g], 1), np.concatenate([q_g.T, g_g], 1)], 0)
+    dist = np.power(dist, 2).astype(np.float32)
+    dist = np.transpose(1.0 * dist / np.max(dist, axis=0))
+    n, nq = dist.shape[0], q_g.shape[0]
+    V = np.zeros_like(dist, dtype=np.float32)
+    rank = np.argsort(dist, axis=1, kind="stable").astype(np.int32)
+    k_half = int(np.around(k1 / 2.0))
+    for i in range(n):
+        forward = rank[i, : k1 + 1]
+        backward = rank[forward, : k1 + 1]
+        recip = forward[np.where(backward == i)[0]]
+        expanded = recip
+        for c in recip:
+            c_forward = rank[c, : k_half + 1]
+            c_backward = rank[c_forward, : k_half + 1]
+            c_recip = c_forward[np.where(c_backward == c)[0]]
+            if len(np.intersect1d(c_recip, recip)) > 2.0 / 3 * len(c_recip):
+                expanded = np.append(expanded, c_recip)
+        expanded = np.unique(expanded)
+        weight = np.exp(-dist[i, expanded])
+        V[i, expanded] = weight / np.sum(weight)
+    dist = dist[:nq]
+    if k2 != 1:
+        V = np.stack([np.mean(V[rank[i, :k2]], axis=0) for i in range(n)]).astype(np.float32)
+    inv_index = [np.where(V[:, j] != 0)[0] for j in range(n)]
+    jaccard = np.zeros_like(dist, dtype=np.float32)
+    for i in range(nq):
+        t_min = np.zeros(n, dtype=np.float32)
+        for j in np.where(V[i] != 0)[0]:
+            t_min[inv_index[j]] += np.minimum(V[i, j], V[inv_index[j], j])
+        jaccard[i] = 1 - t_min / (2.0 - t_min)
+    final = jaccard * (1 - lambda_value) + dist * lambda_value
+    return final[:, nq:]
+
+
+def _dists(q, g, metric):
+    return (
+        pairwise_distance(q, g, metric),
+        pairwise_distance(q, q, metric),
+        pairwise_distance(g, g, metric),
+    )
+
+
+PARAMS = [(20, 6, 0.3), (5, 1, 0.5), (7, 3, 0.0), (3, 30, 1.0)]  # k1 odd: round(k1/2) is banker's
+
+
+# ------------------------------------------------------------------------------- tests
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("k1,k2,lam", PARAMS)
+def test_matrices_match_classic_with_ties(seed, k1, k2, lam):
+    rng = np.random.default_rng(seed)
+    nq, ng = int(rng.integers(5, 25)), int(rng.integers(30, 70))
+    feats = rng.integers(0, 3, size=(nq + ng, 4)).astype(np.float32)  # many exact ties
+    q_g, q_q, g_g = _dists(feats[:nq], feats[nq:], "euclidean")
+    ref = classic_re_ranking(q_g, q_q, g_g, k1, k2, lam)
+    got = re_ranking(q_g, q_q, g_g, k1, k2, lam, block_size=int(rng.integers(1, 9)))
+    assert got.dtype == np.float32 and got.shape == (nq, ng)
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_asymmetric_matrices_follow_the_column_convention(seed):
+    # The classic code divides columns by their max and transposes: row i uses D[:, i].
+    rng = np.random.default_rng(seed)
+    nq, ng = 12, 40
+    q_g = rng.integers(1, 6, (nq, ng)).astype(np.float64)
+    q_q = rng.integers(1, 6, (nq, nq)).astype(np.float64)
+    g_g = rng.integers(1, 6, (ng, ng)).astype(np.float64)
+    np.fill_diagonal(q_q, 0)
+    np.fill_diagonal(g_g, 0)
+    ref = classic_re_ranking(q_g, q_q, g_g, 6, 3, 0.3)
+    np.testing.assert_allclose(re_ranking(q_g, q_q, g_g, 6, 3, 0.3, block_size=5), ref, atol=1e-5)
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "sqeuclidean", "cosine"])
+@pytest.mark.parametrize("integer", [False, True])
+def test_features_signature_matches_classic_and_matrix_signature(metric, integer):
+    rng = np.random.default_rng(1)
+    nq, ng = 15, 60
+    if integer and metric == "cosine":
+        # rows with four ones in eight dims: normalised entries 0.5, exact cosines, many ties
+        feats = np.stack([rng.permutation(8) < 4 for _ in range(nq + ng)]).astype(np.float32)
+    elif integer:  # exact distances (any summation order), many ties
+        feats = rng.integers(0, 3, size=(nq + ng, 4)).astype(np.float32) + 0.5
+    else:
+        feats = rng.standard_normal((nq + ng, 16)).astype(np.float32)
+    q, g = feats[:nq], feats[nq:]
+    mats = _dists(q, g, metric)
+    ref = classic_re_ranking(*mats)
+    from_feats = re_rank(q, g, metric=metric, block_size=11)
+    np.testing.assert_allclose(from_feats, ref, atol=1e-5)
+    np.testing.assert_allclose(from_feats, re_ranking(*mats), atol=1e-5)
+
+
+def test_tiny_set_smaller_than_k1():
+    rng = np.random.default_rng(3)
+    q, g = rng.standard_normal((3, 5)), rng.standard_normal((6, 5))  # N = 9 < k1 + 1
+    ref = classic_re_ranking(*_dists(q, g, "euclidean"))
+    np.testing.assert_allclose(re_rank(q, g), ref, atol=1e-5)
+
+
+def test_reranking_improves_a_clustered_case():
+    # sanity: on id-clustered features re-ranking should not hurt (it usually helps)
+    from sal_tf.evaluation import evaluate_rank
+
+    rng = np.random.default_rng(0)
+    nid, per = 40, 8
+    centers = rng.standard_normal((nid, 32))
+    pids = np.repeat(np.arange(1, nid + 1), per)
+    feats = centers[pids - 1] + 0.9 * rng.standard_normal((len(pids), 32))
+    cams = np.tile(np.arange(per), nid) % 4
+    is_q = np.tile(np.arange(per) < 2, nid)
+    args = (pids[is_q], pids[~is_q], cams[is_q], cams[~is_q])
+    base = evaluate_rank(pairwise_distance(feats[is_q], feats[~is_q]), *args)
+    rr = evaluate_rank(re_rank(feats[is_q], feats[~is_q]), *args)
+    assert rr.mAP > base.mAP
+
+
+def test_memory_stays_far_below_n_squared(monkeypatch):
+    # numpy allocations are traced: with small blocks (and a small Jaccard term budget,
+    # a constant ~50 MiB by default) the peak must be a small fraction of one N×N
+    # float32 matrix (the output q×g is allowed).
+    from sal_tf.evaluation import rerank
+
+    monkeypatch.setattr(rerank, "_TERM_BUDGET", 1 << 16)
+    rng = np.random.default_rng(0)
+    nq, ng, dim = 100, 4900, 16
+    centres = rng.standard_normal((500, dim))  # 500 ids × 10 images, like a re-ID set
+    feats = (np.repeat(centres, 10, axis=0) + 0.5 * rng.standard_normal((nq + ng, dim))).astype(np.float32)
+    q, g = feats[:nq], feats[nq:]
+    n = nq + ng
+    tracemalloc.start()
+    out = re_rank(q, g, block_size=64)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert out.shape == (nq, ng)
+    assert peak < 0.2 * n * n * 4, f"peak {peak / 2**20:.1f} MiB vs N×N {n * n * 4 / 2**20:.1f} MiB"
+
+
+def test_bad_input_is_rejected():
+    rng = np.random.default_rng(0)
+    q, g = rng.standard_normal((4, 3)), rng.standard_normal((6, 3))
+    with pytest.raises(ValueError, match="feature dimension"):
+        re_rank(q, g[:, :2])
+    with pytest.raises(ValueError, match="metric"):
+        re_rank(q, g, metric="manhattan")
+    with pytest.raises(ValueError, match="k1"):
+        re_rank(q, g, k1=0)
+    with pytest.raises(ValueError, match="lambda_value"):
+        re_rank(q, g, lambda_value=1.5)
+    q_g, q_q, g_g = _dists(q, g, "euclidean")
+    with pytest.raises(ValueError, match="g_g_dist"):
+        re_ranking(q_g, q_q, g_g[:5])
+    with pytest.raises(ValueError, match="q_q_dist"):
+        re_ranking(q_g, np.full_like(q_q, np.nan), g_g)
+    with pytest.raises(ValueError, match="positive maximum"):
+        re_ranking(np.zeros((2, 3)), np.zeros((2, 2)), np.zeros((3, 3)))

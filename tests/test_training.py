@@ -1,0 +1,275 @@
+"""Trainer: stages, strategies, resume after SIGKILL, NaN stop, TensorBoard, model_dir safety.
+
+All runs use the `tiny` preset on a small demo dataset with a few steps per epoch.
+Multi-process cases run `python -m trainers.market` in subprocesses, as a user would.
+"""
+
+import glob
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    from sal_tf.data.demo import generate_demo_dataset
+
+    root = str(tmp_path_factory.mktemp("demo") / "Market-1501-v15.09.15")
+    generate_demo_dataset(root, seed=3, num_train_ids=12, num_test_ids=8)
+    return root
+
+
+@pytest.fixture(scope="module")
+def data(data_root):
+    from sal_tf.data import load_dataset
+
+    return load_dataset("market1501", data_root, verbose=False)
+
+
+def make_config(model_dir, **overrides):
+    from sal_tf.training.config import StageConfig, TrainConfig
+
+    base = dict(
+        model_dir=str(model_dir),
+        dataset="market1501",
+        preset="tiny",
+        backbone_weights="none",
+        stage1=StageConfig(epochs=1, learning_rate=0.05, batch_size=16),
+        stage2=StageConfig(epochs=1, learning_rate=1e-3, num_ids=4, num_instances=4),
+        max_steps_per_epoch=2,
+        rerank=False,
+        verbose=0,
+        checkpoint_every_steps=0,
+    )
+    base.update(overrides)
+    return TrainConfig(**base)
+
+
+def trainer_cmd(data_root, model_dir, *extra):
+    return [
+        sys.executable, "-m", "trainers.market", f"--data_dir={data_root}", f"--model_dir={model_dir}",
+        "--preset=tiny", "--backbone_weights=none", "--batch_size=16", "--num_ids=4", "--stage1_epochs=2",
+        "--stage2_epochs=1", "--max_steps_per_epoch=3", "--norerank", "--verbose=0", "--stage1_lr=0.05", *extra,
+    ]
+
+
+def run_cmd(cmd, env=None, timeout=240):
+    full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": REPO, **(env or {})}
+    return subprocess.run(cmd, cwd=REPO, env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_stage2_alone_without_stage1_is_a_clear_error(tmp_path, data):
+    from sal_tf.training.trainer import ReIDTrainer
+
+    trainer = ReIDTrainer(make_config(tmp_path / "run", stage="2"), data)
+    with pytest.raises(FileNotFoundError) as err:
+        trainer.run()
+    msg = str(err.value)
+    assert "stage1.keras" in msg and "--stage=1" in msg
+
+
+def test_stage2_starts_from_stage1_weights_and_results_written(tmp_path, data):
+    import keras
+
+    from sal_tf.training.trainer import ReIDTrainer
+
+    cfg = make_config(tmp_path / "run", stage="1")
+    ReIDTrainer(cfg, data).run()
+    stage1 = keras.saving.load_model(str(tmp_path / "run" / "stage1.keras"), compile=False)
+    trainer2 = ReIDTrainer(make_config(tmp_path / "run", stage="2"), data)
+    model2 = trainer2.build_model(2)
+    for a, b in zip(stage1.get_weights(), model2.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    results = trainer2.run()
+    assert os.path.exists(tmp_path / "run" / "stage2.keras")
+    stored = json.loads((tmp_path / "run" / "results.json").read_text())
+    for key in ("stage1", "stage2"):
+        assert 0.0 <= stored[key]["mAP"] <= 1.0 and stored[key]["num_valid_queries"] > 0
+    assert results["stage2"]["mAP"] == stored["stage2"]["mAP"]
+
+
+def test_model_dir_with_other_config_is_refused(tmp_path, data):
+    from sal_tf.training.trainer import ConfigMismatch, ReIDTrainer
+
+    ReIDTrainer(make_config(tmp_path / "run"), data)
+    before = (tmp_path / "run" / "config.json").read_text()
+    with pytest.raises(ConfigMismatch, match="loss"):
+        ReIDTrainer(make_config(tmp_path / "run", loss="softmax+triplet"), data)
+    assert (tmp_path / "run" / "config.json").read_text() == before
+    ReIDTrainer(make_config(tmp_path / "run", strategy="default", eval_every=3), data)  # runtime knobs may change
+
+
+def test_distributed_pk_slices_hold_whole_identities():
+    """Each replica of a P×K global batch gets P/R whole identities (contiguous slices)."""
+    code = r"""
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from sal_tf.training.distribute import distribute_global_batches
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+P, K = 6, 4
+labels = tf.constant([[p * 10 + (b % 3) for p in range(P) for _ in range(K)] for b in range(3)], tf.int32)
+images = tf.zeros([3, P * K, 2, 2, 3])
+ds = tf.data.Dataset.from_tensor_slices((images, labels))
+dist = distribute_global_batches(strategy, lambda: ds)
+for imgs, labs in dist:
+    parts = [t.numpy().tolist() for t in strategy.experimental_local_results(labs)]
+    assert len(parts) == 2 and all(len(p) == P * K // 2 for p in parts), parts
+    ids = [set(p) for p in parts]
+    assert not (ids[0] & ids[1]), parts
+    for p in parts:
+        assert all(p.count(i) == K for i in set(p)), p
+print("OK")
+"""
+    out = run_cmd([sys.executable, "-c", code])
+    assert out.returncode == 0 and "OK" in out.stdout, out.stderr[-3000:]
+
+
+def test_mirrored_two_devices_matches_default(tmp_path, data_root):
+    """Stage 1 (softmax + SAC, synchronised BN) gives the same losses on 2 replicas as on 1."""
+    code = r"""
+import json, sys
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+sys.path.insert(0, "{repo}")
+from tests.test_training import make_config
+from sal_tf.training.config import StageConfig
+from sal_tf.data import load_dataset
+from sal_tf.training.trainer import ReIDTrainer
+data = load_dataset("market1501", "{root}", verbose=False)
+losses = {{}}
+for name, strategy in (("default", tf.distribute.get_strategy()),
+                       ("mirrored", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))):
+    cfg = make_config("{tmp}/" + name, stage="1", max_steps_per_epoch=3, pad_crop=False, seed=7,
+                      stage1=StageConfig(epochs=1, learning_rate=1e-3, batch_size=16))
+    trainer = ReIDTrainer(cfg, data, strategy=strategy)
+    model = trainer.build_model(1)
+    from sal_tf.losses import SALObjective
+    objective = SALObjective(**cfg.stage_loss(1))
+    with strategy.scope():
+        opt = trainer.build_optimizer(cfg.stage1, 3)
+        opt.build(model.trainable_variables)
+    trainer._set_sync_bn(model, strategy.num_replicas_in_sync > 1)
+    step = trainer._make_train_step(model, objective, opt)
+    from sal_tf.training.distribute import distribute_global_batches
+    ds = trainer.build_inputs(1, 0).take(3)
+    it = iter(distribute_global_batches(strategy, lambda: ds))
+    losses[name] = [{{k: float(v) for k, v in step(it).items()}} for _ in range(3)]
+print("LOSSES" + json.dumps(losses))
+""".format(repo=REPO, root=data_root, tmp=tmp_path)
+    out = run_cmd([sys.executable, "-c", code])
+    assert out.returncode == 0, out.stderr[-3000:]
+    losses = json.loads(out.stdout.split("LOSSES", 1)[1])
+    # Tolerance: float32 reductions run in another order on 2 replicas (BN moments are
+    # all-reduced sums): 1e-5 relative for the first step (same weights, same batch). After
+    # an update the rounding differences of the large conv1 gradients (caffe inputs ~±128)
+    # show up: measured 1e-3 relative in the weights with synchronised BN (5e-2 without),
+    # so later steps are held to 1e-2 (softmax, total) and 3e-2 absolute (SAC).
+    for step, (a, b) in enumerate(zip(losses["default"], losses["mirrored"])):
+        for key in ("loss", "softmax", "sac"):
+            if step == 0:
+                tol = 1e-5 * max(1.0, abs(a[key]))
+            else:
+                tol = 3e-2 if key == "sac" else 1e-2 * max(1.0, abs(a[key]))
+            assert abs(a[key] - b[key]) <= tol, (step, key, a, b)
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_multi_worker_two_processes_chief_writes(tmp_path, data_root):
+    ports = [_free_port(), _free_port()]
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    procs = []
+    for index in range(2):
+        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        cmd = trainer_cmd(data_root, tmp_path / "mw", "--strategy=multi_worker", "--stage=1",
+                          "--stage1_epochs=1", "--max_steps_per_epoch=2", "--checkpoint_every_steps=0")
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": REPO, "TF_CONFIG": tf_config}
+        procs.append(subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outs = [p.communicate(timeout=300) for p in procs]
+    for p, (so, se) in zip(procs, outs):
+        assert p.returncode == 0, se[-3000:]
+    ckpts = glob.glob(str(tmp_path / "mw" / "stage1" / "ckpt-*.index"))
+    assert len(ckpts) == 1, ckpts
+    assert not glob.glob(str(tmp_path / "mw" / "stage1" / ".worker*"))
+    assert os.path.exists(tmp_path / "mw" / "stage1.keras")
+
+
+def _final_weights(path):
+    import keras
+
+    return keras.saving.load_model(str(path), compile=False).get_weights()
+
+
+def test_sigkill_resume_matches_uninterrupted_run(tmp_path, data_root):
+    extra = ("--stage=1", "--deterministic", "--checkpoint_every_steps=2", "--noeval_untrained")
+    ref = run_cmd(trainer_cmd(data_root, tmp_path / "ref", *extra))
+    assert ref.returncode == 0, ref.stderr[-3000:]
+
+    cmd = trainer_cmd(data_root, tmp_path / "killed", *extra)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": REPO}
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = tmp_path / "killed" / "stage1" / "checkpoint"
+    deadline = time.time() + 240
+    while not state.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert state.exists(), "no checkpoint was written"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "killed" / "stage1.keras").exists(), "killed too late to test a resume"
+    resumed = run_cmd(cmd + ["--verbose=1"])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "Resuming stage 1" in resumed.stdout
+    for a, b in zip(_final_weights(tmp_path / "ref" / "stage1.keras"), _final_weights(tmp_path / "killed" / "stage1.keras")):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_nan_loss_stops_with_checkpoint_intact(tmp_path, data_root):
+    out = run_cmd(trainer_cmd(data_root, tmp_path / "nan", "--stage=1", "--stage1_lr=1e12",
+                              "--checkpoint_every_steps=1", "--stage1_epochs=3", "--noeval_untrained"))
+    assert out.returncode == 3, (out.returncode, out.stderr[-2000:])
+    assert "loss became" in out.stderr and "last good checkpoint" in out.stderr
+    assert not (tmp_path / "nan" / "stage1.keras").exists()
+
+    import tensorflow as tf
+
+    state = tf.train.get_checkpoint_state(str(tmp_path / "nan" / "stage1"))
+    if state is not None:  # a checkpoint from before the divergence must be readable and finite
+        reader = tf.train.load_checkpoint(state.model_checkpoint_path)
+        for name in reader.get_variable_to_shape_map():
+            value = reader.get_tensor(name)
+            if isinstance(value, np.ndarray) and value.dtype.kind == "f":
+                assert np.isfinite(value).all(), name
+
+
+def test_tensorboard_has_scalars_and_images(tmp_path, data):
+    import tensorflow as tf
+
+    from sal_tf.training.trainer import ReIDTrainer
+
+    cfg = make_config(tmp_path / "tb", stage="all", log_every_steps=1, rerank=True, eval_untrained=True)
+    ReIDTrainer(cfg, data).run()
+    tags = set()
+    for path in glob.glob(str(tmp_path / "tb" / "tensorboard" / "*" / "events.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for v in event.summary.value:
+                tags.add(v.tag)
+    for tag in ("train/loss", "train/softmax", "train/sac", "train/quadruplet", "train/accuracy",
+                "train/learning_rate", "train/images_per_second", "train/quadruplet_active_1",
+                "stage1/mAP", "stage2/rank1", "stage2_rerank/mAP", "untrained/mAP",
+                "attention/stage4_5_6", "stage2/rank_lists"):
+        assert tag in tags, (tag, sorted(tags))
