@@ -135,9 +135,17 @@ print("OK")
 
 
 def test_mirrored_two_devices_matches_default(tmp_path, data_root):
-    """Stage 1 (softmax + SAC, synchronised BN) gives the same losses on 2 replicas as on 1."""
+    """One stage-1 step (softmax + SAC, synchronised BN) on 2 replicas equals the 1-device step.
+
+    The tiny net at random init is numerically touchy: merely permuting the rows of the
+    batch on one device changes the weight update by ~1% (float32 sums in another order,
+    amplified by BN over small activations). So the 2-replica update is held to at most 2x
+    that measured reordering noise, and a control run with per-replica (unsynchronised) BN
+    must miss the bound by far, which shows the comparison can fail.
+    """
     code = r"""
 import json, sys
+import numpy as np
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
@@ -145,43 +153,46 @@ sys.path.insert(0, "{repo}")
 from tests.test_training import make_config
 from sal_tf.training.config import StageConfig
 from sal_tf.data import load_dataset
+from sal_tf.losses import SALObjective
+from sal_tf.training.distribute import distribute_global_batches
 from sal_tf.training.trainer import ReIDTrainer
 data = load_dataset("market1501", "{root}", verbose=False)
-losses = {{}}
-for name, strategy in (("default", tf.distribute.get_strategy()),
-                       ("mirrored", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))):
-    cfg = make_config("{tmp}/" + name, stage="1", max_steps_per_epoch=3, pad_crop=False, seed=7,
-                      stage1=StageConfig(epochs=1, learning_rate=1e-3, batch_size=16))
+perm = np.random.RandomState(0).permutation(16)
+mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])  # one instance: collective keys
+runs = {{}}
+for name in ("default", "permuted", "mirrored", "mirrored_local_bn"):
+    strategy = mirrored if name.startswith("mirrored") else tf.distribute.get_strategy()
+    cfg = make_config("{tmp}/" + name, stage="1", pad_crop=False, seed=7,
+                      stage1=StageConfig(epochs=1, learning_rate=1e-2, batch_size=16))
     trainer = ReIDTrainer(cfg, data, strategy=strategy)
     model = trainer.build_model(1)
-    from sal_tf.losses import SALObjective
-    objective = SALObjective(**cfg.stage_loss(1))
     with strategy.scope():
-        opt = trainer.build_optimizer(cfg.stage1, 3)
+        opt = trainer.build_optimizer(cfg.stage1, 1)
         opt.build(model.trainable_variables)
-    trainer._set_sync_bn(model, strategy.num_replicas_in_sync > 1)
-    step = trainer._make_train_step(model, objective, opt)
-    from sal_tf.training.distribute import distribute_global_batches
-    ds = trainer.build_inputs(1, 0).take(3)
-    it = iter(distribute_global_batches(strategy, lambda: ds))
-    losses[name] = [{{k: float(v) for k, v in step(it).items()}} for _ in range(3)]
-print("LOSSES" + json.dumps(losses))
+    trainer._set_sync_bn(model, name == "mirrored")
+    step = trainer._make_train_step(model, SALObjective(**cfg.stage_loss(1)), opt)
+    ds = trainer.build_inputs(1, 0).take(1)
+    if name == "permuted":
+        ds = ds.map(lambda x, y: (tf.gather(x, perm), tf.gather(y, perm)))
+    before = [v.numpy() for v in model.trainable_variables]
+    terms = {{k: float(v) for k, v in step(iter(distribute_global_batches(strategy, lambda: ds))).items()}}
+    # conv biases feed a BN: their true gradient is 0, what they get is rounding noise.
+    update = np.concatenate([(v.numpy() - b).ravel() for v, b in zip(model.trainable_variables, before)
+                             if not v.path.endswith("conv/bias")])
+    runs[name] = (terms, update)
+ref = runs["default"][1]
+print("RUNS" + json.dumps({{k: dict(terms, update_diff=float(np.linalg.norm(u - ref) / np.linalg.norm(ref)))
+                           for k, (terms, u) in runs.items()}}))
 """.format(repo=REPO, root=data_root, tmp=tmp_path)
     out = run_cmd([sys.executable, "-c", code])
     assert out.returncode == 0, out.stderr[-3000:]
-    losses = json.loads(out.stdout.split("LOSSES", 1)[1])
-    # Tolerance: float32 reductions run in another order on 2 replicas (BN moments are
-    # all-reduced sums): 1e-5 relative for the first step (same weights, same batch). After
-    # an update the rounding differences of the large conv1 gradients (caffe inputs ~±128)
-    # show up: measured 1e-3 relative in the weights with synchronised BN (5e-2 without),
-    # so later steps are held to 1e-2 (softmax, total) and 3e-2 absolute (SAC).
-    for step, (a, b) in enumerate(zip(losses["default"], losses["mirrored"])):
-        for key in ("loss", "softmax", "sac"):
-            if step == 0:
-                tol = 1e-5 * max(1.0, abs(a[key]))
-            else:
-                tol = 3e-2 if key == "sac" else 1e-2 * max(1.0, abs(a[key]))
-            assert abs(a[key] - b[key]) <= tol, (step, key, a, b)
+    runs = json.loads(out.stdout.split("RUNS", 1)[1])
+    default, mirrored = runs["default"], runs["mirrored"]
+    for key in ("loss", "softmax", "sac"):
+        assert abs(default[key] - mirrored[key]) <= 1e-5 * max(1.0, abs(default[key])), (key, runs)
+    bound = max(2 * runs["permuted"]["update_diff"], 1e-3)
+    assert mirrored["update_diff"] <= bound, runs
+    assert runs["mirrored_local_bn"]["update_diff"] > 10 * bound, runs
 
 
 def _free_port():

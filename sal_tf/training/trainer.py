@@ -305,7 +305,10 @@ class ReIDTrainer:
                 loss = terms["loss"] / num_replicas
                 scaled = optimizer.scale_loss(loss) if mixed else loss
             grads = tape.gradient(scaled, model.trainable_variables)
-            optimizer.apply_gradients(zip(grads, model.trainable_variables))
+            # Variables the active loss terms do not reach (e.g. the classifier in a
+            # metric-only ablation setting) get None: leave them out of the update.
+            optimizer.apply_gradients(
+                [(g, v) for g, v in zip(grads, model.trainable_variables) if g is not None])
             return terms
 
         if self.cfg.jit_compile:
