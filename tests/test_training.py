@@ -77,22 +77,34 @@ def test_stage2_alone_without_stage1_is_a_clear_error(tmp_path, data):
     assert "stage1.keras" in msg and "--stage=1" in msg
 
 
-def test_stage2_starts_from_stage1_weights_and_results_written(tmp_path, data):
+@pytest.fixture(scope="module")
+def two_stage_run(tmp_path_factory, data):
+    """`--stage=1` then `--stage=2` in one model dir (shared by the stage-2 and TensorBoard tests).
+
+    Returns the model dir, stage 1's saved weights, the stage-2 model's weights before its
+    first step, and what the stage-2 run returned.
+    """
     import keras
 
     from sal_tf.training.trainer import ReIDTrainer
 
-    cfg = make_config(tmp_path / "run", stage="1")
-    ReIDTrainer(cfg, data).run()
-    stage1 = keras.saving.load_model(str(tmp_path / "run" / "stage1.keras"), compile=False)
-    trainer2 = ReIDTrainer(make_config(tmp_path / "run", stage="2"), data)
-    model2 = trainer2.build_model(2)
-    for a, b in zip(stage1.get_weights(), model2.get_weights()):
+    run_dir = tmp_path_factory.mktemp("two_stage") / "run"
+    knobs = dict(log_every_steps=1, rerank=True, eval_untrained=True)
+    ReIDTrainer(make_config(run_dir, stage="1", **knobs), data).run()
+    stage1 = keras.saving.load_model(str(run_dir / "stage1.keras"), compile=False).get_weights()
+    trainer2 = ReIDTrainer(make_config(run_dir, stage="2", **knobs), data)
+    start2 = trainer2.build_model(2).get_weights()
+    return run_dir, stage1, start2, trainer2.run()
+
+
+def test_stage2_starts_from_stage1_weights_and_results_written(two_stage_run):
+    run_dir, stage1, start2, results = two_stage_run
+    assert len(stage1) == len(start2)
+    for a, b in zip(stage1, start2):
         np.testing.assert_array_equal(a, b)
-    results = trainer2.run()
-    assert os.path.exists(tmp_path / "run" / "stage2.keras")
-    stored = json.loads((tmp_path / "run" / "results.json").read_text())
-    for key in ("stage1", "stage2"):
+    assert os.path.exists(run_dir / "stage2.keras")
+    stored = json.loads((run_dir / "results.json").read_text())
+    for key in ("untrained", "stage1", "stage2"):
         assert 0.0 <= stored[key]["mAP"] <= 1.0 and stored[key]["num_valid_queries"] > 0
     assert results["stage2"]["mAP"] == stored["stage2"]["mAP"]
 
@@ -267,15 +279,12 @@ def test_nan_loss_stops_with_checkpoint_intact(tmp_path, data_root):
                 assert np.isfinite(value).all(), name
 
 
-def test_tensorboard_has_scalars_and_images(tmp_path, data):
+def test_tensorboard_has_scalars_and_images(two_stage_run):
     import tensorflow as tf
 
-    from sal_tf.training.trainer import ReIDTrainer
-
-    cfg = make_config(tmp_path / "tb", stage="all", log_every_steps=1, rerank=True, eval_untrained=True)
-    ReIDTrainer(cfg, data).run()
+    run_dir = two_stage_run[0]
     tags = set()
-    for path in glob.glob(str(tmp_path / "tb" / "tensorboard" / "*" / "events.*")):
+    for path in glob.glob(str(run_dir / "tensorboard" / "*" / "events.*")):
         for event in tf.compat.v1.train.summary_iterator(path):
             for v in event.summary.value:
                 tags.add(v.tag)
