@@ -293,3 +293,14 @@ def test_tensorboard_has_scalars_and_images(two_stage_run):
                 "stage1/mAP", "stage2/rank1", "stage2_rerank/mAP", "untrained/mAP",
                 "attention/stage4_5_6", "stage2/rank_lists"):
         assert tag in tags, (tag, sorted(tags))
+
+
+def test_help_lists_every_training_flag_with_defaults():
+    out = run_cmd([sys.executable, "-m", "trainers.market", "--help"])
+    assert out.returncode == 1, out.stderr[-2000:]  # absl's --help exits with status 1
+    text = out.stdout
+    for name in ("data_dir", "stage", "strategy", "loss", "dilation", "multi_level", "sac", "backbone_weights",
+                 "stage1_epochs", "stage2_lr", "num_ids", "mixed_precision", "jit_compile", "deterministic",
+                 "checkpoint_every_steps", "eval_every"):
+        assert f"--{name}" in text or f"--[no]{name}" in text, name
+    assert "--stage: <1|2|all>: Training stage(s) to run.\n    (default: 'all')" in text
