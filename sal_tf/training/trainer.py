@@ -237,8 +237,7 @@ class ReIDTrainer:
         self._set_sync_bn(model, self.num_replicas > 1)
         train_step = self._make_train_step(model, objective, optimizer)
         global_step = int(optimizer.iterations.numpy())
-        train_seconds = 0.0  # of this process (a resumed run counts its own part)
-        stage_start = time.perf_counter()
+        stage_start = time.perf_counter()  # train_seconds: this process's part (a resumed run counts its own)
         for epoch in range(start_epoch, stage_cfg.epochs):
             first = start_step if epoch == start_epoch else 0
             if first >= steps:
@@ -286,7 +285,7 @@ class ReIDTrainer:
                 self._save_results(results)
 
         self._set_sync_bn(model, False)
-        train_seconds += time.perf_counter() - stage_start
+        train_seconds = time.perf_counter() - stage_start
         results[f"stage{stage}"] = self.evaluate(model, tag=f"stage{stage}", step=global_step)
         results[f"stage{stage}"]["train_seconds"] = round(train_seconds, 1)
         self._write_images(model, writer, global_step)
@@ -350,15 +349,19 @@ class ReIDTrainer:
         res.pop("rank_list_image", None)
         return res
 
+    def attention_images(self, count):
+        """The fixed images whose attention maps go to TensorBoard: float32 RGB [N,H,W,3] or None."""
+        if not self.data.query:
+            return None
+        ds = pipelines.build_eval_dataset(self.data.query[:count], image_size=self.image_size, batch_size=count)
+        return next(iter(ds)).numpy()
+
     def _write_images(self, model, writer, step, count=6):
-        if not writer or not self.data.query:
+        images = self.attention_images(count) if writer else None
+        if images is None:
             return
-        records = self.data.query[: count]
-        ds = pipelines.build_eval_dataset(records, image_size=self.image_size, batch_size=count)
-        images = next(iter(ds))
-        att = model(images, training=False)["attention"]
-        grid = _attention_grid(model)
-        panels = attention_overlays(images.numpy(), att.numpy(), grid)
+        att = model(images, training=False)["attention"].numpy()
+        panels = attention_overlays(images, att, _attention_grid(model))
         with writer.as_default(step=step):
             tf.summary.image("attention/stage4_5_6", panels, max_outputs=count)
 
