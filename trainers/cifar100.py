@@ -11,10 +11,11 @@ With no --data_dir the keras.datasets.cifar100 cache is used if it already holds
 
 from absl import app, flags
 
-from sal_tf.training import cifar_trainer
+from sal_tf.training import cifar_trainer, cli
 
 cifar_trainer.define_flags()
 flags.adopt_module_key_flags(cifar_trainer)  # --help lists them
+flags.adopt_module_key_flags(cli)  # the shared runtime flags (--strategy, --seed, ...)
 
 if __name__ == "__main__":
     app.run(cifar_trainer.run)

@@ -26,9 +26,9 @@ import tensorflow as tf
 from absl import flags
 
 from sal_tf.data import cifar100
+from sal_tf.training import cli
 from sal_tf.training.config import RUNTIME_FIELDS, StageConfig, TrainConfig
-from sal_tf.training.summaries import attention_overlays
-from sal_tf.training.trainer import ReIDTrainer, _attention_grid
+from sal_tf.training.trainer import ReIDTrainer
 
 PAPER_ERROR = {"soft": 22.02, "soft+dil+sac": 21.75}
 CIFAR_RUNTIME_FIELDS = RUNTIME_FIELDS + ("max_eval_images",)
@@ -133,14 +133,9 @@ class CifarTrainer(ReIDTrainer):
                 tf.summary.scalar(f"{tag.split('_')[0]}/top5_error_percent", res["top5_error"])
         return res
 
-    def _write_images(self, model, writer, step, count=6):
-        if not writer:
-            return
-        images = self.data.test_images[:count].astype(np.float32)
-        att = model(images, training=False)["attention"].numpy()
-        panels = attention_overlays(images, att, _attention_grid(model))
-        with writer.as_default(step=step):
-            tf.summary.image("attention/stage4_5_6", panels, max_outputs=count)
+    def attention_images(self, count):
+        """The first `count` test images (float32 RGB) for the TensorBoard attention overlays."""
+        return self.data.test_images[:count].astype(np.float32)
 
     def summarize(self, results):
         """Adds the Table 4 comparison to `results` (and results.json); returns it."""
@@ -175,18 +170,11 @@ def define_flags():
     flags.DEFINE_integer("batch_size", CIFAR_STAGE1["batch_size"], "Global batch size.")
     flags.DEFINE_boolean("pad_crop", True, "Pad-4 + random 32×32 crop (random mirror is always on).")
     flags.DEFINE_integer("width_divisor", 1, "Divide every conv width by N (1 = ResNet50; 8 for smoke runs).")
-    flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"],
-                      "tf.distribute strategy (multi_worker reads TF_CONFIG).")
-    flags.DEFINE_boolean("mixed_precision", False, "mixed_float16 compute.")
-    flags.DEFINE_boolean("jit_compile", False, "XLA-compile the train step (slower on CPU).")
-    flags.DEFINE_integer("seed", 0, "Random seed (init, shuffling, augmentation).")
-    flags.DEFINE_boolean("deterministic", False, "Deterministic ops (reproducible resume).")
+    cli.define_runtime_flags()
     flags.DEFINE_integer("eval_every", 10, "Also evaluate every N epochs (0: only at the end).")
     flags.DEFINE_integer("eval_batch_size", 256, "Evaluation batch size.")
     flags.DEFINE_integer("max_eval_images", 0, "Evaluate on the first N test images only (0: all 10,000).")
     flags.DEFINE_integer("checkpoint_every_steps", 500, "Checkpoint every N steps (and at each epoch end).")
-    flags.DEFINE_integer("log_every_steps", 10, "TensorBoard scalar interval in steps.")
-    flags.DEFINE_integer("max_steps_per_epoch", 0, "Cap on steps per epoch (0: full epochs); for smoke runs.")
     flags.DEFINE_integer("verbose", 1, "0: quiet, 1: progress bars.")
 
 
@@ -204,18 +192,12 @@ def config_from_flags():
         stage1=stage1,
         pad_crop=FLAGS.pad_crop,
         width_divisor=FLAGS.width_divisor,
-        strategy=FLAGS.strategy,
-        mixed_precision=FLAGS.mixed_precision,
-        jit_compile=FLAGS.jit_compile,
-        seed=FLAGS.seed,
-        deterministic=FLAGS.deterministic,
         eval_every=FLAGS.eval_every,
         eval_batch_size=FLAGS.eval_batch_size,
         max_eval_images=FLAGS.max_eval_images,
         checkpoint_every_steps=FLAGS.checkpoint_every_steps,
-        log_every_steps=FLAGS.log_every_steps,
-        max_steps_per_epoch=FLAGS.max_steps_per_epoch,
         verbose=FLAGS.verbose,
+        **cli.runtime_flag_values(),
     )
 
 

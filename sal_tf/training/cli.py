@@ -35,6 +35,24 @@ PAPER = dict(
 )
 
 
+def define_runtime_flags():
+    """Flags of how a run executes, shared by every trainer (re-ID and CIFAR-100)."""
+    flags.DEFINE_enum("strategy", "default", list(STRATEGIES), "tf.distribute strategy (multi_worker reads TF_CONFIG).")
+    flags.DEFINE_boolean("mixed_precision", False, "mixed_float16 compute.")
+    flags.DEFINE_boolean("jit_compile", False, "XLA-compile the train step (slower on CPU).")
+    flags.DEFINE_integer("seed", 0, "Random seed (init, sampling, augmentation).")
+    flags.DEFINE_boolean("deterministic", False, "Deterministic ops (reproducible resume).")
+    flags.DEFINE_integer("log_every_steps", 10, "TensorBoard scalar interval in steps.")
+    flags.DEFINE_integer("max_steps_per_epoch", 0, "Cap on steps per epoch (0: full epochs); for smoke runs.")
+
+
+def runtime_flag_values():
+    """`TrainConfig` fields of the flags that `define_runtime_flags` defines."""
+    names = ("strategy", "mixed_precision", "jit_compile", "seed", "deterministic", "log_every_steps",
+             "max_steps_per_epoch")
+    return {name: FLAGS[name].value for name in names}
+
+
 def define_flags(default_dataset):
     flags.DEFINE_string("data_dir", None, "Dataset root. Omit to train on the generated demo dataset.")
     flags.DEFINE_enum("dataset", default_dataset, ["market1501", "dukemtmc", "custom"],
@@ -65,18 +83,12 @@ def define_flags(default_dataset):
     flags.DEFINE_float("margin2", 0.2, "Quadruplet margin m2.")
     flags.DEFINE_boolean("pad_crop", True, "Pad-10 + random-crop augmentation.")
     flags.DEFINE_boolean("random_erasing", False, "Random-erasing augmentation.")
-    flags.DEFINE_enum("strategy", "default", list(STRATEGIES), "tf.distribute strategy (multi_worker reads TF_CONFIG).")
-    flags.DEFINE_boolean("mixed_precision", False, "mixed_float16 compute.")
-    flags.DEFINE_boolean("jit_compile", False, "XLA-compile the train step (slower on CPU).")
-    flags.DEFINE_integer("seed", 0, "Random seed (init, sampling, augmentation).")
-    flags.DEFINE_boolean("deterministic", False, "Deterministic ops (reproducible resume).")
+    define_runtime_flags()
     flags.DEFINE_integer("eval_every", 0, "Also evaluate every N epochs (0: only at the end of each stage).")
     flags.DEFINE_boolean("eval_untrained", None, "Evaluate the initial model first (default: on for the demo).")
     flags.DEFINE_boolean("rerank", True, "Also report k-reciprocal re-ranked results.")
     flags.DEFINE_boolean("flip_eval", False, "Average embeddings of each image and its flip at evaluation.")
     flags.DEFINE_integer("checkpoint_every_steps", None, "Checkpoint every N steps (and at each epoch end).")
-    flags.DEFINE_integer("log_every_steps", 10, "TensorBoard scalar interval in steps.")
-    flags.DEFINE_integer("max_steps_per_epoch", 0, "Cap on steps per epoch (0: full epochs); for smoke runs.")
     flags.DEFINE_integer("verbose", 1, "0: quiet, 1: progress bars and tables.")
 
 
@@ -117,19 +129,13 @@ def config_from_flags():
         margin2=FLAGS.margin2,
         pad_crop=FLAGS.pad_crop,
         random_erasing=FLAGS.random_erasing,
-        strategy=FLAGS.strategy,
-        mixed_precision=FLAGS.mixed_precision,
-        jit_compile=FLAGS.jit_compile,
-        seed=FLAGS.seed,
-        deterministic=FLAGS.deterministic,
         eval_every=FLAGS.eval_every,
         eval_untrained=pick(FLAGS.eval_untrained, base["eval_untrained"]),
         rerank=FLAGS.rerank,
         flip_eval=FLAGS.flip_eval,
         checkpoint_every_steps=pick(FLAGS.checkpoint_every_steps, base["checkpoint_every_steps"]),
-        log_every_steps=FLAGS.log_every_steps,
-        max_steps_per_epoch=FLAGS.max_steps_per_epoch,
         verbose=FLAGS.verbose,
+        **runtime_flag_values(),
     )
 
 
