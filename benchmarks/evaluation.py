@@ -67,9 +67,7 @@ def make_case(scale, quick, seed=0):
     labeled = rng.integers(1, n_ids + 1, cfg["num_labeled"] * scale)
     n_dis, n_junk = cfg["num_distractors"] * scale, cfg["num_junk"] * scale
     g_pids = np.concatenate([labeled, np.zeros(n_dis, np.int64), np.full(n_junk, -1)])
-    g_feats = np.concatenate(
-        [images(labeled), unit(rng.standard_normal((n_dis + n_junk, dim), dtype=np.float32))]
-    )
+    g_feats = np.concatenate([images(labeled), unit(rng.standard_normal((n_dis + n_junk, dim), dtype=np.float32))])
     perm = rng.permutation(len(g_pids))
     return dict(
         q_feats=images(q_pids),
@@ -220,7 +218,9 @@ def run_child(case, scale, quick):
         base = evaluate_rank(pairwise_distance(data["q_feats"], g_feats), *g_labels)
         info.update(mAP_before=round(base.mAP, 6), rank1_before=round(float(base.cmc[0]), 6))
     else:
-        raise ValueError(f"--child must be one of evaluate, evaluate_baseline, rerank, rerank_baseline. Received: {case}")
+        raise ValueError(
+            f"--child must be one of evaluate, evaluate_baseline, rerank, rerank_baseline. Received: {case}"
+        )
     info.setdefault("peak_rss_mib", round(_rss_mib(), 1))
     info.update(mAP=round(float(mAP), 6), mINP=round(float(mINP), 6), rank1=round(float(cmc[0]), 6))
     print(json.dumps(info), flush=True)
@@ -234,7 +234,7 @@ def _spawn(case, scale, quick):
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
-    lines = [l for l in proc.stdout.splitlines() if l.startswith("{")]
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not lines:
         return dict(case=case, scale=scale, error=f"exit code {proc.returncode}", stderr=proc.stderr[-2000:])
     return json.loads(lines[-1])

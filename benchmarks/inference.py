@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-from absl import app, flags, logging  # noqa: E402
+from absl import app, flags, logging
 
 flags.DEFINE_list("presets", ["tiny", "paper"], "Model presets.")
 flags.DEFINE_list("batches", ["1", "32"], "Batch sizes.")
@@ -88,13 +88,14 @@ def run_preset(preset, batches, rounds, min_seconds, threads):
         for b in batches:
             pixels = rng.integers(0, 256, (b, h, w, 3), dtype=np.uint8)
             floats = pixels.astype(np.float32)
-            jpegs = tf.constant([tf.io.encode_jpeg(tf.image.resize(p, (128, 64)).numpy().astype(np.uint8)).numpy()
-                                 for p in pixels])
+            jpegs = tf.constant(
+                [tf.io.encode_jpeg(tf.image.resize(p, (128, 64)).numpy().astype(np.uint8)).numpy() for p in pixels]
+            )
             u8 = tf.constant(pixels)
             cases = {
-                "keras": lambda: emb.predict_on_batch(floats),
-                "savedmodel_images": lambda: by_images(images=u8)[sig.OUTPUT].numpy(),
-                "savedmodel_bytes": lambda: by_bytes(image_bytes=jpegs)[sig.OUTPUT].numpy(),
+                "keras": lambda floats=floats: emb.predict_on_batch(floats),
+                "savedmodel_images": lambda u8=u8: by_images(images=u8)[sig.OUTPUT].numpy(),
+                "savedmodel_bytes": lambda jpegs=jpegs: by_bytes(image_bytes=jpegs)[sig.OUTPUT].numpy(),
             }
             for q in tflite.QUANTIZATIONS:
                 interp = tflite.interpreter(os.path.join(result["tflite"], f"{preset}_{q}.tflite"), threads)
@@ -103,16 +104,23 @@ def run_preset(preset, batches, rounds, min_seconds, threads):
                 interp.allocate_tensors()
                 out_index = interp.get_output_details()[0]["index"]
 
-                def run(interp=interp, index=inp["index"], out_index=out_index):
+                def run(interp=interp, index=inp["index"], out_index=out_index, floats=floats):
                     interp.set_tensor(index, floats)
                     interp.invoke()
                     return interp.get_tensor(out_index)
 
                 cases[f"tflite_{q}"] = run
             for runtime, (median, best, calls) in interleaved(cases, rounds, min_seconds).items():
-                line = {"benchmark": "inference", "preset": preset, "runtime": runtime, "batch": b,
-                        "images_per_s": round(b / median, 2), "images_per_s_best": round(b / best, 2),
-                        "ms_per_batch": round(1000 * median, 2), "calls": calls}
+                line = {
+                    "benchmark": "inference",
+                    "preset": preset,
+                    "runtime": runtime,
+                    "batch": b,
+                    "images_per_s": round(b / median, 2),
+                    "images_per_s_best": round(b / best, 2),
+                    "ms_per_batch": round(1000 * median, 2),
+                    "calls": calls,
+                }
                 print(json.dumps(line), flush=True)
                 lines.append(line)
         sm_dir = result["saved_model"]
@@ -120,14 +128,25 @@ def run_preset(preset, batches, rounds, min_seconds, threads):
             "saved_model_pb": os.path.getsize(os.path.join(sm_dir, "saved_model.pb")),
             "saved_model_variables": result["variables_bytes"],
             "parameter_bytes": result["parameter_bytes"],
-            **{f"tflite_{q}": os.path.getsize(os.path.join(result["tflite"], f"{preset}_{q}.tflite"))
-               for q in tflite.QUANTIZATIONS},
+            **{
+                f"tflite_{q}": os.path.getsize(os.path.join(result["tflite"], f"{preset}_{q}.tflite"))
+                for q in tflite.QUANTIZATIONS
+            },
         }
         cosines = {f["quantization"]: round(f["min_cosine"], 6) for f in result["tflite_report"]["files"]}
-        print(json.dumps({"benchmark": "inference_files", "preset": preset, "bytes": sizes,
-                          "tflite_min_cosine": cosines,
-                          "savedmodel_max_abs_diff": result["parity"]["max_abs_diff"],
-                          "export_seconds": round(export_s, 1)}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "benchmark": "inference_files",
+                    "preset": preset,
+                    "bytes": sizes,
+                    "tflite_min_cosine": cosines,
+                    "savedmodel_max_abs_diff": result["parity"]["max_abs_diff"],
+                    "export_seconds": round(export_s, 1),
+                }
+            ),
+            flush=True,
+        )
         return lines
 
 
@@ -143,9 +162,21 @@ def main(argv):
     rounds = FLAGS.rounds or (3 if FLAGS.quick else 5)
     threads = FLAGS.threads or os.cpu_count()
     batches = [int(b) for b in FLAGS.batches]
-    print(json.dumps({"benchmark": "inference_setup", "cpus": os.cpu_count(), "tensorflow": tf.__version__,
-                      "device": FLAGS.device, "rounds": rounds, "min_seconds": min_seconds,
-                      "tflite_threads": threads, "load_average": list(os.getloadavg())}), flush=True)
+    print(
+        json.dumps(
+            {
+                "benchmark": "inference_setup",
+                "cpus": os.cpu_count(),
+                "tensorflow": tf.__version__,
+                "device": FLAGS.device,
+                "rounds": rounds,
+                "min_seconds": min_seconds,
+                "tflite_threads": threads,
+                "load_average": list(os.getloadavg()),
+            }
+        ),
+        flush=True,
+    )
     for preset in FLAGS.presets:
         run_preset(preset, batches, rounds, min_seconds, threads)
 

@@ -67,12 +67,12 @@ def main(argv):
         cases = [
             ("decode_only", decode_only),
             ("eval", lambda p: pipelines.build_eval_dataset(records, size, batch)),
-            ("train_random", lambda p: pipelines.build_train_dataset(
-                records, size, batch, "random", epoch=p)),
-            ("train_random_erasing", lambda p: pipelines.build_train_dataset(
-                records, size, batch, "random", epoch=p, random_erasing=True)),
-            ("train_pk", lambda p: pipelines.build_train_dataset(
-                train, size, 72, "pk", num_instances=4, epoch=p)),
+            ("train_random", lambda p: pipelines.build_train_dataset(records, size, batch, "random", epoch=p)),
+            (
+                "train_random_erasing",
+                lambda p: pipelines.build_train_dataset(records, size, batch, "random", epoch=p, random_erasing=True),
+            ),
+            ("train_pk", lambda p: pipelines.build_train_dataset(train, size, 72, "pk", num_instances=4, epoch=p)),
         ]
         pipelines.check_images(records)  # the one-off scan is not part of the per-epoch rate
         pipelines.check_images(train)

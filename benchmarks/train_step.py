@@ -18,7 +18,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app, flags  # noqa: E402
+from absl import app, flags
 
 flags.DEFINE_list("presets", ["tiny", "paper"], "Model presets to time.")
 flags.DEFINE_list("variants", ["fp32", "xla", "mixed"], "fp32 | xla | mixed | mixed_xla.")
@@ -29,8 +29,11 @@ flags.DEFINE_float("peak_tflops", 0.0, "Device peak TFLOP/s for the fraction (0:
 FLAGS = flags.FLAGS
 
 # Dense peak TFLOP/s (fp32 via TF32 tensor cores, fp16 tensor cores) of known GPUs.
-KNOWN_PEAKS = {"H100": {"fp32": 494.7, "mixed": 989.4}, "H200": {"fp32": 494.7, "mixed": 989.4},
-               "A100": {"fp32": 156.0, "mixed": 312.0}}
+KNOWN_PEAKS = {
+    "H100": {"fp32": 494.7, "mixed": 989.4},
+    "H200": {"fp32": 494.7, "mixed": 989.4},
+    "A100": {"fp32": 156.0, "mixed": 312.0},
+}
 
 
 def run_case_jax(preset, variant, batch, steps, warmup):
@@ -62,8 +65,11 @@ def run_case_jax(preset, variant, batch, steps, warmup):
         tv, ov = opt.stateless_apply(ov, grads, tv)
         return loss, tv, ntv, ov
 
-    state = ([v.value for v in model.trainable_variables], [v.value for v in model.non_trainable_variables],
-             [v.value for v in opt.variables])
+    state = (
+        [v.value for v in model.trainable_variables],
+        [v.value for v in model.non_trainable_variables],
+        [v.value for v in opt.variables],
+    )
     h, w = model.image_size
     rng = np.random.default_rng(0)
     images = jax.numpy.asarray(rng.uniform(0, 255, (batch, h, w, 3)).astype("float32"))
@@ -80,10 +86,16 @@ def run_case_jax(preset, variant, batch, steps, warmup):
     dev = jax.devices()[0]
     device = getattr(dev, "device_kind", str(dev))
     out = {
-        "benchmark": "train_step", "backend": "jax", "preset": preset,
-        "variant": "mixed_bfloat16" if mixed else "fp32(xla)", "batch_size": batch, "steps": steps,
-        "images_per_second": round(ips, 2), "seconds_per_step": round(dt / steps, 4),
-        "train_tflops_per_second": round(3 * forward_flops(model) * ips / 1e12, 3), "device": device,
+        "benchmark": "train_step",
+        "backend": "jax",
+        "preset": preset,
+        "variant": "mixed_bfloat16" if mixed else "fp32(xla)",
+        "batch_size": batch,
+        "steps": steps,
+        "images_per_second": round(ips, 2),
+        "seconds_per_step": round(dt / steps, 4),
+        "train_tflops_per_second": round(3 * forward_flops(model) * ips / 1e12, 3),
+        "device": device,
         "final_loss": round(float(loss), 4),
     }
     peak = FLAGS.peak_tflops or next(
@@ -141,9 +153,16 @@ def run_case(preset, variant, batch, steps, warmup):
     gpus = tf.config.list_physical_devices("GPU")
     device = tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU") if gpus else "CPU"
     out = {
-        "benchmark": "train_step", "preset": preset, "variant": variant, "batch_size": batch,
-        "steps": steps, "backend": "tensorflow", "images_per_second": round(ips, 2), "seconds_per_step": round(dt / steps, 4),
-        "train_tflops_per_second": round(3 * flops * ips / 1e12, 3), "device": device,
+        "benchmark": "train_step",
+        "preset": preset,
+        "variant": variant,
+        "batch_size": batch,
+        "steps": steps,
+        "backend": "tensorflow",
+        "images_per_second": round(ips, 2),
+        "seconds_per_step": round(dt / steps, 4),
+        "train_tflops_per_second": round(3 * flops * ips / 1e12, 3),
+        "device": device,
     }
     peak = FLAGS.peak_tflops or next(
         (v["mixed" if mixed else "fp32"] for k, v in KNOWN_PEAKS.items() if k in device), 0.0

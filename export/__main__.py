@@ -14,7 +14,7 @@ import os
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-from absl import app, flags, logging  # noqa: E402
+from absl import app, flags, logging
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "Training folder: exports its highest stage<N>.keras.")
@@ -23,7 +23,8 @@ flags.DEFINE_string("export_dir", None, "Root folder of the exports (holds model
 flags.DEFINE_string("name", "sal", "Model name: TF Serving name and folder <export_dir>/<name>.")
 flags.DEFINE_integer("version", None, "Write exactly this version (error if it exists); default: next one.")
 flags.DEFINE_bool(
-    "verify", True,
+    "verify",
+    True,
     "Before publishing, run `python -m export.verify` on the new version in a fresh TensorFlow-only "
     "process (what TF Serving does); a failure publishes nothing.",
 )
@@ -31,7 +32,8 @@ flags.DEFINE_bool("tflite", False, "Also write float32, float16 and int8 TFLite 
 flags.DEFINE_string("sample_images", None, "Folder of real images for the parity checks (default: synthetic).")
 flags.DEFINE_integer("num_samples", 8, "Images taken from --sample_images.")
 flags.DEFINE_string(
-    "serving_base_path", None,
+    "serving_base_path",
+    None,
     "Base path written to models.config as the server sees it (e.g. /models/sal in docker); "
     "default: the absolute local path.",
 )

@@ -146,7 +146,7 @@ def embed(server, model_name, image_bytes, protocol="grpc", version=None, batch_
         raise ValueError(f"--protocol must be 'rest' or 'grpc'. Received: {protocol!r}")
     out = []
     for start in range(0, len(image_bytes), batch_size):
-        chunk = image_bytes[start:start + batch_size]
+        chunk = image_bytes[start : start + batch_size]
         if protocol == "rest":
             out.append(rest_predict(server, model_name, chunk, version, rest_form))
         else:
@@ -171,8 +171,9 @@ def main(argv):
     if not FLAGS.images:
         raise app.UsageError("--images is required (comma-separated files or folders).")
     queries = read_images(FLAGS.images)
-    kwargs = dict(protocol=FLAGS.protocol, version=FLAGS.model_version, batch_size=FLAGS.batch_size,
-                  rest_form=FLAGS.rest_form)
+    kwargs = dict(
+        protocol=FLAGS.protocol, version=FLAGS.model_version, batch_size=FLAGS.batch_size, rest_form=FLAGS.rest_form
+    )
     q = embed(FLAGS.server, FLAGS.model_name, [b for _, b in queries], **kwargs)
     if not FLAGS.gallery:
         for (path, _), e in zip(queries, q):

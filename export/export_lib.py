@@ -26,8 +26,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from export import saved_model as sm
 from export import samples as smp
+from export import saved_model as sm
 from export import serving_config, tflite, versioning
 from export import signatures as sig
 
@@ -43,15 +43,15 @@ def find_model_file(model_dir=None, model=None):
         raise ValueError("Give exactly one of --model_dir (a training folder) or --model (a .keras file).")
     if model is not None:
         if not os.path.isfile(model):
-            raise FileNotFoundError(f"--model: no such file {model!r}; expected a model saved with model.save(...keras).")
+            raise FileNotFoundError(
+                f"--model: no such file {model!r}; expected a model saved with model.save(...keras)."
+            )
         if not model.endswith(".keras"):
             raise ValueError(f"--model: {model!r} is not a .keras file (Keras 3 format from model.save).")
         return model
     if not os.path.isdir(model_dir):
         raise FileNotFoundError(f"--model_dir: no such folder {model_dir!r}.")
-    stages = sorted(
-        (int(m.group(1)), n) for n in os.listdir(model_dir) if (m := _STAGE_FILE.match(n))
-    )
+    stages = sorted((int(m.group(1)), n) for n in os.listdir(model_dir) if (m := _STAGE_FILE.match(n)))
     if not stages:
         raise FileNotFoundError(
             f"--model_dir: {model_dir!r} holds no stage1.keras / stage2.keras (written when a training "
@@ -146,8 +146,14 @@ def export(
     def build(tmp):
         sm.save(module, tmp)
         serving_config.write_warmup_requests(tmp, name, sample_bytes[:2])
-        _write_samples_and_metadata(tmp, module, emb, samples, reference, dict(
-            source=source, samples_source=sample_images or "synthetic", parameter_bytes=param_bytes))
+        _write_samples_and_metadata(
+            tmp,
+            module,
+            emb,
+            samples,
+            reference,
+            dict(source=source, samples_source=sample_images or "synthetic", parameter_bytes=param_bytes),
+        )
         if verify:
             result["verify"] = verify_in_fresh_process(tmp)
 
@@ -194,10 +200,14 @@ def _write_samples_and_metadata(version_dir, module, emb, samples, reference, ex
         "embedding_dim": dim,
         "l2_normalized": True,
         "signatures": {
-            sig.SIGNATURE_BYTES: {"inputs": {sig.INPUT_BYTES: "string [B] encoded JPEG/PNG"},
-                                  "outputs": {sig.OUTPUT: f"float32 [B, {dim}]"}},
-            sig.SIGNATURE_IMAGES: {"inputs": {sig.INPUT_IMAGES: "uint8 [B, H, W, 3] RGB, any H, W"},
-                                   "outputs": {sig.OUTPUT: f"float32 [B, {dim}]"}},
+            sig.SIGNATURE_BYTES: {
+                "inputs": {sig.INPUT_BYTES: "string [B] encoded JPEG/PNG"},
+                "outputs": {sig.OUTPUT: f"float32 [B, {dim}]"},
+            },
+            sig.SIGNATURE_IMAGES: {
+                "inputs": {sig.INPUT_IMAGES: "uint8 [B, H, W, 3] RGB, any H, W"},
+                "outputs": {sig.OUTPUT: f"float32 [B, {dim}]"},
+            },
         },
         "preprocessing": f"decode RGB, bilinear tf.image.resize to {size}, float32 RGB 0..255",
         "samples": names,
@@ -235,7 +245,11 @@ def verify_in_fresh_process(version_dir, timeout=600):
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     run = subprocess.run(
         [sys.executable, "-m", "export.verify", version_dir],
-        capture_output=True, text=True, timeout=timeout, env=env, cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=root,
     )
     try:
         report = json.loads(run.stdout)

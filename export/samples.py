@@ -27,9 +27,7 @@ def load_image_files(path, limit=8):
     if os.path.isfile(path):
         files = [path]
     elif os.path.isdir(path):
-        files = sorted(
-            os.path.join(path, n) for n in os.listdir(path) if n.lower().endswith(IMAGE_EXTENSIONS)
-        )[:limit]
+        files = sorted(os.path.join(path, n) for n in os.listdir(path) if n.lower().endswith(IMAGE_EXTENSIONS))[:limit]
     else:
         raise FileNotFoundError(f"--sample_images: no such file or folder {path!r}.")
     if not files:
@@ -67,8 +65,11 @@ def _person(rng, h, w):
     head = ((yy - 0.12 * h) / (0.08 * h)) ** 2 + ((xx - cx) / (0.12 * w)) ** 2 < 1
     torso = (yy > 0.2 * h) & (yy < 0.55 * h) & (np.abs(xx - cx) < 0.22 * w)
     legs = (yy >= 0.55 * h) & (yy < 0.95 * h) & (np.abs(xx - cx) < 0.16 * w) & (np.abs(xx - cx) > 0.02 * w)
-    for mask, colour in ((torso, rng.uniform(0, 255, 3)), (legs, rng.uniform(0, 255, 3)),
-                         (head, np.array([224.0, 172.0, 140.0]) * rng.uniform(0.6, 1.1))):
+    for mask, colour in (
+        (torso, rng.uniform(0, 255, 3)),
+        (legs, rng.uniform(0, 255, 3)),
+        (head, np.array([224.0, 172.0, 140.0]) * rng.uniform(0.6, 1.1)),
+    ):
         img[mask] = colour
     img += rng.normal(0, 8, img.shape)
     return tf.constant(np.clip(img, 0, 255).astype(np.uint8))
@@ -90,7 +91,7 @@ def keras_embeddings(embedding_model, images, batch_size=16):
     out = []
     with tf.device("/cpu:0"):
         for start in range(0, len(images), batch_size):
-            e = np.asarray(embedding_model(images[start:start + batch_size], training=False), np.float64)
+            e = np.asarray(embedding_model(images[start : start + batch_size], training=False), np.float64)
             out.append(e)
     e = np.concatenate(out, 0)
     return (e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)).astype(np.float32)

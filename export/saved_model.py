@@ -56,12 +56,17 @@ class EmbeddingServingModule(tf.Module):
             image_bytes = sig.check_image_bytes(image_bytes)
             return serve(sig.decode_and_resize(image_bytes, (height, width)))
 
-        @tf.function(autograph=False, input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name=sig.INPUT_IMAGES)])
+        @tf.function(
+            autograph=False, input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name=sig.INPUT_IMAGES)]
+        )
         def serve_images(images):
             images = sig.check_images(images)
             return serve(sig.resize(images, (height, width)))
 
-        @tf.function(autograph=False, input_signature=[tf.TensorSpec([None, height, width, 3], tf.float32, name=sig.INPUT_IMAGES)])
+        @tf.function(
+            autograph=False,
+            input_signature=[tf.TensorSpec([None, height, width, 3], tf.float32, name=sig.INPUT_IMAGES)],
+        )
         def serve_float(images):
             embedding = tf.cast(model(images, training=False), tf.float32)
             return {sig.OUTPUT: tf.math.l2_normalize(embedding, axis=-1)}
@@ -105,6 +110,4 @@ def variables_bytes(saved_model_dir):
     vdir = os.path.join(saved_model_dir, "variables")
     if not os.path.isdir(vdir):
         raise FileNotFoundError(f"{saved_model_dir}: no variables/ folder; not a SavedModel with weights.")
-    return sum(
-        os.path.getsize(os.path.join(vdir, n)) for n in os.listdir(vdir) if n.startswith("variables.data-")
-    )
+    return sum(os.path.getsize(os.path.join(vdir, n)) for n in os.listdir(vdir) if n.startswith("variables.data-"))

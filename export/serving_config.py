@@ -35,7 +35,7 @@ def read_models_config(path):
     except text_format.ParseError as e:
         raise ValueError(
             f"{path}: not a TF Serving ModelServerConfig text proto ({e}). Expected "
-            "'model_config_list { config { name: \"...\" base_path: \"...\" model_platform: \"tensorflow\" } }'; "
+            '\'model_config_list { config { name: "..." base_path: "..." model_platform: "tensorflow" } }\'; '
             "fix or remove the file."
         ) from e
     if config.WhichOneof("config") == "custom_model_config":
@@ -83,4 +83,3 @@ def write_warmup_requests(version_dir, model_name, image_bytes):
     with tf.io.TFRecordWriter(path) as writer:
         writer.write(log.SerializeToString())
     return path
-

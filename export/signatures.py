@@ -39,8 +39,11 @@ def check_image_bytes(image_bytes, signature=SIGNATURE_BYTES):
     bad = tf.reshape(tf.where(tf.logical_not(known)), [-1])
     format_ok = tf.debugging.Assert(
         tf.equal(tf.size(bad), 0),
-        [f"{signature}: `{INPUT_BYTES}` holds bytes that are not an encoded JPEG/PNG/GIF/BMP/WebP "
-         "image (empty, truncated, or base64 text not decoded); bad indices:", bad],
+        [
+            f"{signature}: `{INPUT_BYTES}` holds bytes that are not an encoded JPEG/PNG/GIF/BMP/WebP "
+            "image (empty, truncated, or base64 text not decoded); bad indices:",
+            bad,
+        ],
         summarize=8,
     )
     with tf.control_dependencies([format_ok]):
@@ -80,7 +83,8 @@ def decode_and_resize(image_bytes, image_size):
 
     with tf.device("/cpu:0"):
         return tf.map_fn(
-            one, image_bytes,
+            one,
+            image_bytes,
             fn_output_signature=tf.TensorSpec([height, width, 3], tf.float32),
             parallel_iterations=16,
         )

@@ -87,7 +87,7 @@ def parity(path, images, reference, quantization):
     interp = interpreter(path)
     detail = interp.get_input_details()[0]
     batched = run_tflite(interp, images)
-    single = np.concatenate([run_tflite(interp, images[i:i + 1]) for i in range(len(images))], 0)
+    single = np.concatenate([run_tflite(interp, images[i : i + 1]) for i in range(len(images))], 0)
     finite = bool(np.isfinite(batched).all() and np.isfinite(single).all())
     cos = np.concatenate([_cosine(batched, reference), _cosine(single, reference)])
     diff = float(np.max(np.abs(np.concatenate([batched, single]) - np.concatenate([reference, reference]))))
@@ -96,8 +96,11 @@ def parity(path, images, reference, quantization):
         "file": os.path.basename(path),
         "quantization": quantization,
         "size_bytes": os.path.getsize(path),
-        "input": {"name": detail["name"], "dtype": np.dtype(detail["dtype"]).name,
-                  "shape_signature": [int(s) for s in detail["shape_signature"]]},
+        "input": {
+            "name": detail["name"],
+            "dtype": np.dtype(detail["dtype"]).name,
+            "shape_signature": [int(s) for s in detail["shape_signature"]],
+        },
         "images": int(len(images)),
         "min_cosine": min_cos,
         "mean_cosine": float(np.mean(cos)) if finite else float("nan"),
@@ -114,8 +117,9 @@ def _cosine(a, b):
     return np.sum(a * b, 1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
 
 
-def write_tflite_files(module, directory, images, reference, quantizations=QUANTIZATIONS, prefix="model",
-                       parameter_bytes=None):
+def write_tflite_files(
+    module, directory, images, reference, quantizations=QUANTIZATIONS, prefix="model", parameter_bytes=None
+):
     """Converts, checks and writes the TFLite files into `directory` (+ `parity.json`).
 
     A file is written under a temporary name, checked, and renamed to its final
@@ -139,8 +143,12 @@ def write_tflite_files(module, directory, images, reference, quantizations=QUANT
         try:
             entry = parity(tmp, images, reference, q)
         except Exception as e:  # an interpreter that cannot run the file is a failed file
-            entry = {"file": os.path.basename(final), "quantization": q, "passed": False,
-                     "error": f"{type(e).__name__}: {e}"}
+            entry = {
+                "file": os.path.basename(final),
+                "quantization": q,
+                "passed": False,
+                "error": f"{type(e).__name__}: {e}",
+            }
         entry["file"] = os.path.basename(final)
         if parameter_bytes:
             entry["size_vs_float32_weights"] = round(os.path.getsize(tmp) / parameter_bytes, 4)
@@ -158,7 +166,8 @@ def write_tflite_files(module, directory, images, reference, quantizations=QUANT
             f"TFLite parity failed in {directory}: "
             + "; ".join(
                 f"{e['file']}: min cosine {e.get('min_cosine', 'n/a')} < {MIN_COSINE[e['quantization']]}"
-                + (f" ({e['error']})" if "error" in e else "") + (" (non-finite outputs)" if e.get("finite") is False else "")
+                + (f" ({e['error']})" if "error" in e else "")
+                + (" (non-finite outputs)" if e.get("finite") is False else "")
                 for e in failed
             )
             + ". Failing files were deleted; see parity.json."

@@ -26,7 +26,9 @@ from absl import app, flags, logging
 FLAGS = flags.FLAGS
 flags.DEFINE_float("tolerance", 1e-5, "Largest allowed |SavedModel - Keras| on the sample images.")
 flags.DEFINE_enum(
-    "device", "cpu", ["cpu", "auto"],
+    "device",
+    "cpu",
+    ["cpu", "auto"],
     "cpu: hide GPUs (the reference was computed on the CPU; TF32 on GPUs changes the 4th digit).",
 )
 
@@ -66,8 +68,7 @@ def verify(version_dir, tolerance=1e-5):
     before = set(sys.modules)
     loaded = tf.saved_model.load(version_dir)
     fns = loaded.signatures
-    check("signatures present", {sig.SIGNATURE_BYTES, sig.SIGNATURE_IMAGES} <= set(fns),
-          signatures=sorted(fns))
+    check("signatures present", {sig.SIGNATURE_BYTES, sig.SIGNATURE_IMAGES} <= set(fns), signatures=sorted(fns))
     by_bytes, by_images = fns[sig.SIGNATURE_BYTES], fns[sig.SIGNATURE_IMAGES]
     expected = {
         sig.SIGNATURE_BYTES: ({sig.INPUT_BYTES: ("string", [None])}),
@@ -76,8 +77,12 @@ def verify(version_dir, tolerance=1e-5):
     for key, fn in ((sig.SIGNATURE_BYTES, by_bytes), (sig.SIGNATURE_IMAGES, by_images)):
         inputs = {k: (v.dtype.name, v.shape.as_list()) for k, v in fn.structured_input_signature[1].items()}
         outputs = {k: (v.dtype.name, v.shape.as_list()) for k, v in fn.structured_outputs.items()}
-        check(f"{key} spec", inputs == expected[key] and outputs == {sig.OUTPUT: ("float32", [None, dim])},
-              inputs=inputs, outputs=outputs)
+        check(
+            f"{key} spec",
+            inputs == expected[key] and outputs == {sig.OUTPUT: ("float32", [None, dim])},
+            inputs=inputs,
+            outputs=outputs,
+        )
 
     out = by_bytes(**{sig.INPUT_BYTES: tf.constant(sample_bytes)})[sig.OUTPUT].numpy()
     diff = float(np.max(np.abs(out - reference)))
@@ -86,9 +91,7 @@ def verify(version_dir, tolerance=1e-5):
     check("L2-normalised", np.allclose(norms, 1.0, atol=1e-5), norm_range=[float(norms.min()), float(norms.max())])
 
     decoded = [sig.decode_image(tf.constant(b)) for b in sample_bytes]
-    single = np.concatenate(
-        [by_images(**{sig.INPUT_IMAGES: img[None]})[sig.OUTPUT].numpy() for img in decoded], 0
-    )
+    single = np.concatenate([by_images(**{sig.INPUT_IMAGES: img[None]})[sig.OUTPUT].numpy() for img in decoded], 0)
     diff = float(np.max(np.abs(single - reference)))
     check(f"{sig.SIGNATURE_IMAGES} vs Keras (batch 1)", diff <= tolerance, max_abs_diff=diff)
     same = [i for i, img in enumerate(decoded) if img.shape == decoded[0].shape]
@@ -106,8 +109,13 @@ def verify(version_dir, tolerance=1e-5):
     bad_requests = [
         (sig.SIGNATURE_BYTES, by_bytes, sig.INPUT_BYTES, "float32 instead of string", tf.constant([1.0])),
         (sig.SIGNATURE_BYTES, by_bytes, sig.INPUT_BYTES, "rank 2", tf.constant([[sample_bytes[0]]])),
-        (sig.SIGNATURE_BYTES, by_bytes, sig.INPUT_BYTES, "undecodable bytes",
-         tf.constant([sample_bytes[0], b"not an image"])),
+        (
+            sig.SIGNATURE_BYTES,
+            by_bytes,
+            sig.INPUT_BYTES,
+            "undecodable bytes",
+            tf.constant([sample_bytes[0], b"not an image"]),
+        ),
         (sig.SIGNATURE_BYTES, by_bytes, sig.INPUT_BYTES, "truncated JPEG", tf.constant([b"\xff\xd8\xff\xe0\x00\x10"])),
         (sig.SIGNATURE_IMAGES, by_images, sig.INPUT_IMAGES, "float32 instead of uint8", tf.zeros([1, 8, 8, 3])),
         (sig.SIGNATURE_IMAGES, by_images, sig.INPUT_IMAGES, "rank 3", tf.zeros([8, 8, 3], tf.uint8)),
@@ -127,8 +135,12 @@ def verify(version_dir, tolerance=1e-5):
     # `import tensorflow` itself imports parts of Keras; loading and serving must add none.
     added = sorted(m for m in set(sys.modules) - before if m.split(".")[0] in ("keras", "sal_tf", "tf_keras"))
     ours = sorted(m for m in sys.modules if m.split(".")[0] == "sal_tf" or m in _EXPORT_MODULES_WITH_KERAS)
-    check("TensorFlow only (no Keras or sal_tf code loaded)", not added and not ours,
-          modules_added_by_load=added, sal_tf_modules=ours)
+    check(
+        "TensorFlow only (no Keras or sal_tf code loaded)",
+        not added and not ours,
+        modules_added_by_load=added,
+        sal_tf_modules=ours,
+    )
     return {
         "version_dir": os.path.abspath(version_dir),
         "tensorflow": tf.__version__,
@@ -139,8 +151,13 @@ def verify(version_dir, tolerance=1e-5):
 
 def _first_line(error):
     text = getattr(error, "message", None) or str(error)
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and "Graph execution error" not in ln
-             and not ln.strip().startswith(("Detected at node", "<stack traces", "[["))]
+    lines = [
+        ln.strip()
+        for ln in text.splitlines()
+        if ln.strip()
+        and "Graph execution error" not in ln
+        and not ln.strip().startswith(("Detected at node", "<stack traces", "[["))
+    ]
     return lines[0][:300] if lines else ""
 
 

@@ -19,10 +19,7 @@ def list_versions(base_dir):
     """Sorted numeric version folders under `base_dir` (missing folder → [])."""
     if not os.path.isdir(base_dir):
         return []
-    return sorted(
-        int(n) for n in os.listdir(base_dir)
-        if n.isdigit() and os.path.isdir(os.path.join(base_dir, n))
-    )
+    return sorted(int(n) for n in os.listdir(base_dir) if n.isdigit() and os.path.isdir(os.path.join(base_dir, n)))
 
 
 def next_version(base_dir):
@@ -96,7 +93,7 @@ def remove_stale_tmp(base_dir):
     for n in os.listdir(base_dir):
         if not n.startswith(f"{TMP_PREFIX}{host}-"):
             continue
-        pid = n[len(TMP_PREFIX) + len(host) + 1:].split("-")[0]
+        pid = n[len(TMP_PREFIX) + len(host) + 1 :].split("-")[0]
         if pid.isdigit() and not _alive(int(pid)):
             shutil.rmtree(os.path.join(base_dir, n), ignore_errors=True)
             removed.append(n)

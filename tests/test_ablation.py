@@ -23,10 +23,18 @@ def data(tmp_path_factory):
 def base_config(model_dir, **overrides):
     from sal_tf.training.config import StageConfig, TrainConfig
 
-    cfg = dict(model_dir=str(model_dir), dataset="market1501", preset="tiny", backbone_weights="none",
-               stage1=StageConfig(epochs=1, learning_rate=0.05, batch_size=16),
-               stage2=StageConfig(epochs=1, learning_rate=1e-3, num_ids=4, num_instances=4),
-               max_steps_per_epoch=2, rerank=False, verbose=0, checkpoint_every_steps=0)
+    cfg = dict(
+        model_dir=str(model_dir),
+        dataset="market1501",
+        preset="tiny",
+        backbone_weights="none",
+        stage1=StageConfig(epochs=1, learning_rate=0.05, batch_size=16),
+        stage2=StageConfig(epochs=1, learning_rate=1e-3, num_ids=4, num_instances=4),
+        max_steps_per_epoch=2,
+        rerank=False,
+        verbose=0,
+        checkpoint_every_steps=0,
+    )
     cfg.update(overrides)
     return TrainConfig(**cfg)
 
@@ -116,20 +124,37 @@ def test_pending_rows_and_no_paper_column_for_duke(tmp_path):
 
 def test_cli_demo_defaults_and_help_listing():
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": REPO}
-    code = ("import sys, trainers.ablation; from absl import flags; from sal_tf.training import ablation; "
-            "flags.FLAGS(sys.argv); print(ablation.config_from_flags().to_json()); "
-            "print(flags.FLAGS.module_help('trainers.ablation'), file=sys.stderr)")
-    out = subprocess.run([sys.executable, "-c", code, "--dataset=duke", "--verbose=0"], cwd=REPO, env=env,
-                         capture_output=True, text=True, timeout=120)
+    code = (
+        "import sys, trainers.ablation; from absl import flags; from sal_tf.training import ablation; "
+        "flags.FLAGS(sys.argv); print(ablation.config_from_flags().to_json()); "
+        "print(flags.FLAGS.module_help('trainers.ablation'), file=sys.stderr)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, "--dataset=duke", "--verbose=0"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     cfg = json.loads(out.stdout)
-    assert cfg["dataset"] == "demo" and cfg["preset"] == "tiny" and cfg["model_dir"] == os.path.join(
-        "runs", "ablation_demo")
+    assert (
+        cfg["dataset"] == "demo"
+        and cfg["preset"] == "tiny"
+        and cfg["model_dir"] == os.path.join("runs", "ablation_demo")
+    )
     assert cfg["stage1"]["epochs"] == 12 and cfg["stage2"]["epochs"] == 5 and cfg["eval_untrained"] is False
     for flag in ("--settings", "--stage1_epochs", "--max_steps_per_epoch", "market"):  # what --help lists
         assert flag in out.stderr, flag
-    out = subprocess.run([sys.executable, "-c", code, "--dataset=duke", "--data_dir=/x", "--stage1_epochs=3"],
-                         cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code, "--dataset=duke", "--data_dir=/x", "--stage1_epochs=3"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     cfg = json.loads(out.stdout)
     assert cfg["dataset"] == "dukemtmc" and cfg["preset"] == "paper" and cfg["stage1"]["epochs"] == 3
     assert cfg["model_dir"] == os.path.join("runs", "ablation_dukemtmc")

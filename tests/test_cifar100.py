@@ -16,9 +16,17 @@ def _write_split(path, images, labels):
     """The official format, written by hand (not with the module under test)."""
     data = np.asarray(images, np.uint8).transpose(0, 3, 1, 2).reshape(len(images), 3072)
     with open(path, "wb") as f:
-        pickle.dump({b"filenames": [b"x.png"] * len(images), b"batch_label": b"training batch 1 of 1",
-                     b"fine_labels": [int(v) for v in labels], b"coarse_labels": [int(v) // 5 for v in labels],
-                     b"data": data}, f, protocol=2)
+        pickle.dump(
+            {
+                b"filenames": [b"x.png"] * len(images),
+                b"batch_label": b"training batch 1 of 1",
+                b"fine_labels": [int(v) for v in labels],
+                b"coarse_labels": [int(v) // 5 for v in labels],
+                b"data": data,
+            },
+            f,
+            protocol=2,
+        )
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +37,11 @@ def cifar_root(tmp_path_factory):
     _write_split(root / "train", rng.integers(0, 256, (48, 32, 32, 3)), np.arange(48) % 100)
     _write_split(root / "test", rng.integers(0, 256, (20, 32, 32, 3)), (np.arange(20) * 7) % 100)
     with open(root / "meta", "wb") as f:
-        pickle.dump({b"fine_label_names": [f"class{i}".encode() for i in range(100)],
-                     b"coarse_label_names": [b"c"] * 20}, f, protocol=2)
+        pickle.dump(
+            {b"fine_label_names": [f"class{i}".encode() for i in range(100)], b"coarse_label_names": [b"c"] * 20},
+            f,
+            protocol=2,
+        )
     return root
 
 
@@ -126,9 +137,15 @@ def test_train_pipeline_is_a_seeded_pad4_crop_flip(cifar_root):
         for img, label in zip(x, y):
             src = images[label].astype(np.float32)
             padded = np.pad(src, ((4, 4), (4, 4), (0, 0)))
-            matches = [(dy, dx, fl) for dy in range(9) for dx in range(9) for fl in (False, True)
-                       if np.array_equal(img, (padded[dy:dy + 32, dx:dx + 32][:, ::-1] if fl
-                                               else padded[dy:dy + 32, dx:dx + 32]))]
+            matches = [
+                (dy, dx, fl)
+                for dy in range(9)
+                for dx in range(9)
+                for fl in (False, True)
+                if np.array_equal(
+                    img, (padded[dy : dy + 32, dx : dx + 32][:, ::-1] if fl else padded[dy : dy + 32, dx : dx + 32])
+                )
+            ]
             assert matches, "output is not a pad-4 crop (+ mirror) of its image"
 
 
@@ -137,8 +154,9 @@ def test_table4_switches_build_the_intended_model(dilation, sac, tmp_path, cifar
     from sal_tf.data.cifar100 import load_cifar100
     from sal_tf.training.cifar_trainer import CifarTrainConfig, CifarTrainer
 
-    cfg = CifarTrainConfig(model_dir=str(tmp_path / "m"), dilation=dilation, multi_level=dilation, sac=sac,
-                           width_divisor=8, verbose=0)
+    cfg = CifarTrainConfig(
+        model_dir=str(tmp_path / "m"), dilation=dilation, multi_level=dilation, sac=sac, width_divisor=8, verbose=0
+    )
     trainer = CifarTrainer(cfg, load_cifar100(str(cifar_root), verbose=False))
     model = trainer.build_model(1)
     assert model.stem == "cifar" and model.get_layer("conv1_conv").kernel.shape[:2] == (3, 3)
@@ -170,9 +188,15 @@ def test_smoke_train_writes_error_percent_and_resumes(tmp_path, cifar_root):
     from sal_tf.training.config import StageConfig
 
     data = load_cifar100(str(cifar_root), verbose=False)
-    cfg = CifarTrainConfig(model_dir=str(tmp_path / "run"), width_divisor=8, verbose=0, eval_batch_size=8,
-                           stage1=StageConfig(epochs=1, learning_rate=0.01, batch_size=16), max_steps_per_epoch=2,
-                           max_eval_images=12)
+    cfg = CifarTrainConfig(
+        model_dir=str(tmp_path / "run"),
+        width_divisor=8,
+        verbose=0,
+        eval_batch_size=8,
+        stage1=StageConfig(epochs=1, learning_rate=0.01, batch_size=16),
+        max_steps_per_epoch=2,
+        max_eval_images=12,
+    )
     trainer = CifarTrainer(cfg, data)
     results = trainer.summarize(trainer.run())
     with open(tmp_path / "run" / "results.json") as f:
@@ -200,11 +224,31 @@ def test_smoke_train_writes_error_percent_and_resumes(tmp_path, cifar_root):
 
 def test_cli_help_lists_flags_and_missing_data_is_exit_2(tmp_path):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": REPO, "KERAS_HOME": str(tmp_path / "kh")}
-    out = subprocess.run([sys.executable, "-m", "trainers.cifar100", "--help"], cwd=REPO, env=env,
-                         capture_output=True, text=True, timeout=120)
-    for flag in ("--epochs", "--lr", "--batch_size", "--[no]dilation", "--[no]sac", "--max_steps_per_epoch",
-                 "--data_dir", "--width_divisor"):
+    out = subprocess.run(
+        [sys.executable, "-m", "trainers.cifar100", "--help"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    for flag in (
+        "--epochs",
+        "--lr",
+        "--batch_size",
+        "--[no]dilation",
+        "--[no]sac",
+        "--max_steps_per_epoch",
+        "--data_dir",
+        "--width_divisor",
+    ):
         assert flag in out.stdout, flag
-    out = subprocess.run([sys.executable, "-m", "trainers.cifar100", f"--model_dir={tmp_path / 'm'}"], cwd=REPO,
-                         env=env, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "trainers.cifar100", f"--model_dir={tmp_path / 'm'}"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 2 and "--data_dir" in out.stderr and "keras" in out.stderr

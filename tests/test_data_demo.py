@@ -103,8 +103,11 @@ def test_command_line_writes_a_market_tree(tmp_path):
     out = tmp_path / "cli"
     result = subprocess.run(
         [sys.executable, "-m", "sal_tf.data.demo", f"--out={out}", "--num_train_ids=2", "--num_test_ids=2"],
-        capture_output=True, text=True, timeout=120,
-        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    )
     assert result.returncode == 0, result.stderr
     assert "bounding_box_train" in os.listdir(out) and "train" in result.stdout
     assert load_market1501(str(out), verbose=False).num_train_pids == 2

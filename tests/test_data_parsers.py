@@ -10,11 +10,22 @@ from sal_tf.data.dukemtmc import load_dukemtmc
 from sal_tf.data.market1501 import load_market1501
 
 MARKET = {
-    "bounding_box_train": ["0002_c1s1_000451_03.jpg", "0002_c2s1_000551_01.jpg", "0010_c6s4_002202_01.jpg",
-                           "0007_c3s2_000101_02.jpg", "Thumbs.db"],
+    "bounding_box_train": [
+        "0002_c1s1_000451_03.jpg",
+        "0002_c2s1_000551_01.jpg",
+        "0010_c6s4_002202_01.jpg",
+        "0007_c3s2_000101_02.jpg",
+        "Thumbs.db",
+    ],
     "query": ["0003_c1s1_001051_00.jpg", "0005_c4s2_000226.jpg", "-1_c2s1_000301_01.jpg"],
-    "bounding_box_test": ["0003_c2s1_001101_02.jpg", "0000_c1s1_000011_01.jpg", "-1_c3s1_000401_03.jpg",
-                          "0005_c5s3_000100_04.jpg", "Thumbs.db", ".DS_Store"],
+    "bounding_box_test": [
+        "0003_c2s1_001101_02.jpg",
+        "0000_c1s1_000011_01.jpg",
+        "-1_c3s1_000401_03.jpg",
+        "0005_c5s3_000100_04.jpg",
+        "Thumbs.db",
+        ".DS_Store",
+    ],
 }
 
 
@@ -37,8 +48,11 @@ def test_market_records_relabel_junk_distractors_and_skipped_files(tmp_path, cap
 
     # Train: sorted by file name; pids 2, 7, 10 → 0, 1, 2; c1 → camera 0.
     assert [(os.path.basename(r.path), r.pid, r.camid) for r in ds.train] == [
-        ("0002_c1s1_000451_03.jpg", 0, 0), ("0002_c2s1_000551_01.jpg", 0, 1),
-        ("0007_c3s2_000101_02.jpg", 1, 2), ("0010_c6s4_002202_01.jpg", 2, 5)]
+        ("0002_c1s1_000451_03.jpg", 0, 0),
+        ("0002_c2s1_000551_01.jpg", 0, 1),
+        ("0007_c3s2_000101_02.jpg", 1, 2),
+        ("0010_c6s4_002202_01.jpg", 2, 5),
+    ]
     assert ds.train_original_pids == [2, 7, 10]
     assert ds.num_train_pids == 3 and ds.num_cameras == 6
     # Query/gallery keep original ids; the non-standard "0005_c4s2_000226.jpg" is read tolerantly.
@@ -49,8 +63,11 @@ def test_market_records_relabel_junk_distractors_and_skipped_files(tmp_path, cap
     out = capsys.readouterr().out
     assert "market1501" in out and "train" in out and "gallery" in out
     # summary rows: ids (junk excluded), images, cameras.
-    rows = {line.split("|")[0].strip(): [int(v) for v in line.split("|")[1:]]
-            for line in ds.summary().splitlines() if line.count("|") == 3 and "subset" not in line}
+    rows = {
+        line.split("|")[0].strip(): [int(v) for v in line.split("|")[1:]]
+        for line in ds.summary().splitlines()
+        if line.count("|") == 3 and "subset" not in line
+    }
     assert rows == {"train": [3, 4, 4], "query": [2, 3, 3], "gallery": [3, 4, 4]}
 
 
@@ -62,8 +79,9 @@ def test_market_parent_folder_and_quiet(tmp_path, capsys):
 
 
 def test_market_junk_and_distractors_never_train(tmp_path):
-    layout = dict(MARKET, bounding_box_train=MARKET["bounding_box_train"] + [
-        "0000_c1s1_000001_01.jpg", "-1_c1s1_000002_01.jpg"])
+    layout = dict(
+        MARKET, bounding_box_train=MARKET["bounding_box_train"] + ["0000_c1s1_000001_01.jpg", "-1_c1s1_000002_01.jpg"]
+    )
     ds = load_market1501(make_tree(tmp_path, layout), verbose=False)
     assert ds.num_train_pids == 3 and len(ds.train) == 4
     assert ds.skipped_files["train_junk_or_distractor"] == 2
@@ -77,8 +95,17 @@ def test_market_missing_folder_names_it_and_the_layout(tmp_path):
         load_market1501(str(tmp_path / "nowhere"), verbose=False)
 
 
-@pytest.mark.parametrize("bad", ["abc.jpg", "0002c1s1_000451_03.jpg", "0002_c12s1_000451_03.jpg",
-                                 "0002_c0s1_000451_03.jpg", "-2_c1s1_000451_03.jpg", "0002_c7s1_000451_03.jpg"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "abc.jpg",
+        "0002c1s1_000451_03.jpg",
+        "0002_c12s1_000451_03.jpg",
+        "0002_c0s1_000451_03.jpg",
+        "-2_c1s1_000451_03.jpg",
+        "0002_c7s1_000451_03.jpg",
+    ],
+)
 def test_market_unparseable_name_is_an_error_naming_the_file(tmp_path, bad):
     layout = dict(MARKET, bounding_box_test=MARKET["bounding_box_test"] + [bad])
     with pytest.raises(ValueError) as info:
@@ -118,8 +145,9 @@ def test_duke_bad_name_and_missing_folder(tmp_path):
     with pytest.raises(ValueError, match=r"c9"):
         load_dukemtmc(make_tree(tmp_path / "b", dict(DUKE, query=["0001_c9_f0000001.jpg"])), verbose=False)
     with pytest.raises(FileNotFoundError, match="bounding_box_test"):
-        load_dukemtmc(make_tree(tmp_path / "c", {k: v for k, v in DUKE.items() if k != "bounding_box_test"}),
-                      verbose=False)
+        load_dukemtmc(
+            make_tree(tmp_path / "c", {k: v for k, v in DUKE.items() if k != "bounding_box_test"}), verbose=False
+        )
 
 
 def write_custom(root, splits, header="path,person_id,camera_id"):
@@ -136,8 +164,13 @@ def write_custom(root, splits, header="path,person_id,camera_id"):
 
 
 CUSTOM = {
-    "train": [("imgs/a.jpg", 40, 0), ("imgs/b.jpg", 7, 1), ("imgs/c.jpg", 40, 2), ("imgs/j.jpg", -1, 0),
-              ("imgs/z.jpg", 0, 1)],
+    "train": [
+        ("imgs/a.jpg", 40, 0),
+        ("imgs/b.jpg", 7, 1),
+        ("imgs/c.jpg", 40, 2),
+        ("imgs/j.jpg", -1, 0),
+        ("imgs/z.jpg", 0, 1),
+    ],
     "query": [("imgs/q1.jpg", 3, 0), ("imgs/q2.jpg", -1, 1)],
     "gallery": [("imgs/g1.jpg", 3, 1), ("imgs/g2.jpg", 9, 4)],
 }
@@ -146,7 +179,11 @@ CUSTOM = {
 def test_custom_csv_relabels_keeps_id_zero_and_skips_junk(tmp_path, capsys):
     ds = load_dataset("custom", write_custom(tmp_path, CUSTOM))
     assert [(os.path.basename(r.path), r.pid, r.camid) for r in ds.train] == [
-        ("a.jpg", 2, 0), ("b.jpg", 1, 1), ("c.jpg", 2, 2), ("z.jpg", 0, 1)]
+        ("a.jpg", 2, 0),
+        ("b.jpg", 1, 1),
+        ("c.jpg", 2, 2),
+        ("z.jpg", 0, 1),
+    ]
     assert ds.train_original_pids == [0, 7, 40] and ds.skipped_files["train_junk"] == 1
     assert [r.pid for r in ds.query] == [3, -1] and ds.num_cameras == 5
     assert ds.gallery[0] == Record(str(tmp_path / "imgs" / "g1.jpg"), 3, 1)

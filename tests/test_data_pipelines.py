@@ -48,8 +48,9 @@ def collect(ds):
 
 
 def test_pk_pipeline_follows_the_sampler_with_labels_and_static_shapes(records):
-    ds = pipelines.build_train_dataset(records, SIZE, batch_size=6, sampling="pk", num_instances=2,
-                                       num_replicas=3, seed=5, epoch=2, pad=4)
+    ds = pipelines.build_train_dataset(
+        records, SIZE, batch_size=6, sampling="pk", num_instances=2, num_replicas=3, seed=5, epoch=2, pad=4
+    )
     assert ds.element_spec[0].shape == (6, *SIZE, 3) and ds.element_spec[0].dtype == tf.float32
     assert ds.element_spec[1].shape == (6,) and ds.element_spec[1].dtype == tf.int32
     images, labels = collect(ds)
@@ -75,8 +76,9 @@ def test_train_pipeline_is_deterministic_per_epoch_and_augments(records):
     assert [[record_index(im) for im in batch] for batch in a] == order.tolist()
     # Without augmentation every image is exactly the resized file; with it, some are shifted/mirrored.
     plain, _ = epoch(0, flip=False, pad_crop=False)
-    resized = {i: tf.image.resize(tf.io.decode_png(tf.io.read_file(r.path)), SIZE).numpy()
-               for i, r in enumerate(records)}
+    resized = {
+        i: tf.image.resize(tf.io.decode_png(tf.io.read_file(r.path)), SIZE).numpy() for i, r in enumerate(records)
+    }
     for batch_images, batch_order in zip(plain, order):
         for image, i in zip(batch_images, batch_order):
             np.testing.assert_allclose(image, resized[i], atol=1e-4)
@@ -90,8 +92,8 @@ def shifted(resized, dy, dx, flip):
     """Reference: zero-pad, crop at (dy, dx), mirror."""
     h, w, _ = resized.shape
     padded = np.zeros((h + 40, w + 40, 3), np.float32)
-    padded[20:20 + h, 20:20 + w] = resized
-    out = padded[20 + dy:20 + dy + h, 20 + dx:20 + dx + w]
+    padded[20 : 20 + h, 20 : 20 + w] = resized
+    out = padded[20 + dy : 20 + dy + h, 20 + dx : 20 + dx + w]
     return out[:, ::-1] if flip else out
 
 
@@ -104,8 +106,10 @@ def matching_augmentation(image, resized, pad):
     return None
 
 
-@pytest.mark.parametrize("source,dy,dx,flip", [((20, 10), 0, 0, False), ((26, 14), -4, 3, True),
-                                                ((60, 30), 7, -10, False), ((48, 24), 10, 10, True)])
+@pytest.mark.parametrize(
+    "source,dy,dx,flip",
+    [((20, 10), 0, 0, False), ((26, 14), -4, 3, True), ((60, 30), 7, -10, False), ((48, 24), 10, 10, True)],
+)
 def test_resize_shift_flip_equals_resize_pad_crop_mirror(source, dy, dx, flip):
     image = np.random.default_rng(0).integers(0, 256, (*source, 3)).astype(np.uint8)
     expected = shifted(tf.image.resize(image, SIZE).numpy(), dy, dx, flip)
@@ -114,8 +118,11 @@ def test_resize_shift_flip_equals_resize_pad_crop_mirror(source, dy, dx, flip):
 
 
 def test_random_erasing_fills_one_rectangle_of_the_right_area(records):
-    images, _ = collect(pipelines.build_train_dataset(records, SIZE, batch_size=6, seed=0, flip=False,
-                                                      pad_crop=False, random_erasing=True))
+    images, _ = collect(
+        pipelines.build_train_dataset(
+            records, SIZE, batch_size=6, seed=0, flip=False, pad_crop=False, random_erasing=True
+        )
+    )
     fill = np.array(pipelines.ERASING_FILL, np.float32)
     erased = 0
     for image in images.reshape(-1, *SIZE, 3):
@@ -124,7 +131,7 @@ def test_random_erasing_fills_one_rectangle_of_the_right_area(records):
             continue
         erased += 1
         rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
-        assert mask[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].all()  # one filled rectangle
+        assert mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].all()  # one filled rectangle
         assert 0.015 <= mask.sum() / mask.size <= 0.42
     assert 0 < erased < len(records)  # p = 0.5
 

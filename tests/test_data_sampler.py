@@ -37,7 +37,7 @@ def test_pk_batches_hold_p_distinct_ids_times_k_and_whole_ids_per_replica(case):
         blocks = labels[batch].reshape(p, k)
         assert (blocks == blocks[:, :1]).all()  # K contiguous images of one id
         assert len(set(blocks[:, 0])) == p  # P distinct ids
-        slice_ids = [set(labels[batch[r * per_slice:(r + 1) * per_slice]]) for r in range(replicas)]
+        slice_ids = [set(labels[batch[r * per_slice : (r + 1) * per_slice]]) for r in range(replicas)]
         assert all(len(s) == p // replicas for s in slice_ids)  # whole ids per replica slice
         assert len(set().union(*slice_ids)) == p
 

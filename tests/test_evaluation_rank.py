@@ -174,8 +174,14 @@ def test_matches_per_query_reference_with_ties(seed, dtype):
     for official in (False, True):
         ref = reference_eval(d, q_pids, g_pids, q_cams, g_cams, 20, official)
         got = evaluate_rank(
-            d, q_pids, g_pids, q_cams, g_cams, max_rank=20,
-            ap="official" if official else "noninterpolated", block_size=int(rng.integers(1, 8)),
+            d,
+            q_pids,
+            g_pids,
+            q_cams,
+            g_cams,
+            max_rank=20,
+            ap="official" if official else "noninterpolated",
+            block_size=int(rng.integers(1, 8)),
         )
         np.testing.assert_allclose(got.cmc, ref[0], rtol=0, atol=1e-12)
         assert got.mAP == pytest.approx(ref[1], abs=1e-12)
@@ -209,10 +215,20 @@ def test_result_dict_and_table():
     lines = table.splitlines()
     assert len(lines) == 3
     assert [c.strip() for c in lines[0].strip("|").split("|")] == [
-        "dataset", "mAP", "mINP", "Rank-1", "Rank-5", "Rank-10"
+        "dataset",
+        "mAP",
+        "mINP",
+        "Rank-1",
+        "Rank-5",
+        "Rank-10",
     ]
     assert [c.strip() for c in lines[2].strip("|").split("|")] == [
-        "market1501", "50.00", "50.00", "0.00", "100.00", "100.00"
+        "market1501",
+        "50.00",
+        "50.00",
+        "0.00",
+        "100.00",
+        "100.00",
     ]
 
 

@@ -20,9 +20,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from google.protobuf import text_format
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 from tensorflow_serving.config import model_server_config_pb2
-from google.protobuf import text_format
 
 from export import client, export_lib, serving_config, tflite, versioning
 from export import saved_model as sm
@@ -80,9 +80,7 @@ def exported(trained, tmp_path_factory):
     with open(os.path.join(export_dir, "models.config"), "w") as f:
         f.write(OTHER_CONFIG)
     path = export_lib.find_model_file(model_dir=model_dir)
-    result = export_lib.export(
-        export_lib.load_model(path), export_dir, NAME, tflite_files=True, source=path
-    )
+    result = export_lib.export(export_lib.load_model(path), export_dir, NAME, tflite_files=True, source=path)
     return dict(result, export_dir=export_dir, model=model, model_dir=model_dir)
 
 
@@ -466,18 +464,20 @@ class PredictionServiceDouble(prediction_service_pb2_grpc.PredictionServiceServi
             return None, (grpc.StatusCode.NOT_FOUND, f"Servable not found for request: {name} version {version}")
         fn = self.signatures.get(signature_name or sig.SIGNATURE_BYTES)
         if fn is None:
-            return None, (grpc.StatusCode.FAILED_PRECONDITION, f"Serving signature name: \"{signature_name}\" not found")
+            return None, (grpc.StatusCode.FAILED_PRECONDITION, f'Serving signature name: "{signature_name}" not found')
         specs = fn.structured_input_signature[1]
         if set(inputs) != set(specs):
-            return None, (grpc.StatusCode.INVALID_ARGUMENT,
-                          f"input names {sorted(inputs)} do not match the signature's {sorted(specs)}")
+            return None, (
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"input names {sorted(inputs)} do not match the signature's {sorted(specs)}",
+            )
         try:
             args = {k: tf.constant(v, dtype=specs[k].dtype) for k, v in inputs.items()}
             return {k: v.numpy() for k, v in fn(**args).items()}, None
         except (tf.errors.InvalidArgumentError, TypeError, ValueError) as e:
             return None, (grpc.StatusCode.INVALID_ARGUMENT, getattr(e, "message", str(e)))
 
-    def Predict(self, request, context):  # noqa: N802 (gRPC method name)
+    def Predict(self, request, context):
         version = request.model_spec.version.value if request.model_spec.HasField("version") else None
         inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
         outputs, error = self.run(request.model_spec.name, version, request.model_spec.signature_name, inputs)
@@ -503,12 +503,18 @@ class PredictionServiceDouble(prediction_service_pb2_grpc.PredictionServiceServi
         if "instances" in body:
             rows = body["instances"]
             named = all(isinstance(r, dict) and "b64" not in r for r in rows) and rows
-            inputs = ({k: decode([r[k] for r in rows]) for k in rows[0]} if named
-                      else {names[0] if names else "": decode(rows)})
+            inputs = (
+                {k: decode([r[k] for r in rows]) for k in rows[0]}
+                if named
+                else {names[0] if names else "": decode(rows)}
+            )
         elif "inputs" in body:
             cols = body["inputs"]
-            inputs = ({k: decode(v) for k, v in cols.items()} if isinstance(cols, dict) and "b64" not in cols
-                      else {names[0] if names else "": decode(cols)})
+            inputs = (
+                {k: decode(v) for k, v in cols.items()}
+                if isinstance(cols, dict) and "b64" not in cols
+                else {names[0] if names else "": decode(cols)}
+            )
         else:
             return 400, {"error": "JSON object must contain 'instances' or 'inputs'"}
         version = int(m.group(2)) if m.group(2) else None
@@ -540,7 +546,7 @@ def servers(loaded):
     grpc_server.start()
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802
+        def do_POST(self):
             length = int(self.headers.get("Content-Length", 0))
             try:
                 body = json.loads(self.rfile.read(length))
@@ -607,8 +613,15 @@ def test_client_top_matches_against_a_gallery(servers, samples, tmp_path, capsys
 
     if "server" not in flags.FLAGS:
         client._define_flags()
-    argv = ["client", f"--server={servers['rest']}", "--protocol=rest", f"--images={query}",
-            f"--gallery={gallery}", "--top_k=2", f"--model_name={NAME}"]
+    argv = [
+        "client",
+        f"--server={servers['rest']}",
+        "--protocol=rest",
+        f"--images={query}",
+        f"--gallery={gallery}",
+        "--top_k=2",
+        f"--model_name={NAME}",
+    ]
     flags.FLAGS.unparse_flags()
     flags.FLAGS(argv)
     try:

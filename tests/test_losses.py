@@ -34,9 +34,7 @@ from sal_tf.losses import (
 
 BACKEND = keras.backend.backend()
 ATOL = 1e-5
-HYPOTHESIS = settings(
-    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True
-)
+HYPOTHESIS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -278,9 +276,7 @@ def test_ref_self_attention_constraint():
     want = ref_sac(att)
     np.testing.assert_allclose(_np(self_attention_constraint_terms(att)), want, atol=ATOL)
     for y_true in (None, np.zeros(5), "ignored"):
-        np.testing.assert_allclose(
-            float(SelfAttentionConstraint()(y_true, att)), want.mean(), atol=ATOL
-        )
+        np.testing.assert_allclose(float(SelfAttentionConstraint()(y_true, att)), want.mean(), atol=ATOL)
     same = np.repeat(att[:, :1], 3, axis=1)
     assert float(SelfAttentionConstraint()(None, same)) == 0.0
 
@@ -317,8 +313,13 @@ def test_ref_mining_statistics_on_constructed_case():
 
     quad = SALObjective(softmax_weight=2.0, metric_weight=0.5, sac_weight=3.0)(labels, outputs)
     assert set(quad) == {
-        "loss", "softmax", "accuracy", "quadruplet", "quadruplet_active_1",
-        "quadruplet_active_2", "sac",
+        "loss",
+        "softmax",
+        "accuracy",
+        "quadruplet",
+        "quadruplet_active_1",
+        "quadruplet_active_2",
+        "sac",
     }
     assert float(quad["quadruplet_active_1"]) == pytest.approx(5 / 6)
     assert float(quad["quadruplet_active_2"]) == pytest.approx(2 / 6)
@@ -552,10 +553,26 @@ def test_jax_backend_passes_the_reference_tests():
         pytest.skip("jax is not installed: `pip install 'jax[cpu]'` to run the jax copy")
     env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu", JAX_ENABLE_X64="1")
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", os.path.abspath(__file__), "-o", "addopts=", "-q",
-         "-k", "test_ref_", "-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning"],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            os.path.abspath(__file__),
+            "-o",
+            "addopts=",
+            "-q",
+            "-k",
+            "test_ref_",
+            "-p",
+            "no:cacheprovider",
+            "-W",
+            "ignore::DeprecationWarning",
+        ],
         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-        env=env, capture_output=True, text=True, timeout=300,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]

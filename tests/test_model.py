@@ -1,7 +1,6 @@
 """SAL model: shapes, switches, validation, ImageNet-weight loading, serialisation."""
 
 import ast
-import os
 import pathlib
 
 import keras
@@ -49,7 +48,7 @@ def test_imagenet_h5_loads_by_name_and_matches_keras(keras_resnet_h5):
 
     ours = build_model("paper", num_classes=5, backbone_weights=None, verbose=False)
     report = load_backbone_weights(ours, path, verbose=False)
-    ref_layers = [l.name for l in ref.layers if l.weights]
+    ref_layers = [layer.name for layer in ref.layers if layer.weights]
     assert sorted(report["matched"]) == sorted(ref_layers)  # every conv/BN of Keras' ResNet50
 
     def probe(model, name, inp):
@@ -112,7 +111,7 @@ def test_switches(overrides, att_hw, feat_channels):
     assert tuple(out["attention"].shape) == (2, 3, att_hw)
     assert tuple(out["logits"].shape) == (2, 7)
     assert model.get_layer("gap").input.shape[-1] == feat_channels
-    names = {l.name for l in model.layers}
+    names = {layer.name for layer in model.layers}
     assert ("multi_level" in names) == overrides.get("multi_level", True)
     assert ("conv4_pool" in names) == (not overrides.get("dilation", True))
     dil = model.get_layer("conv4_block2_2_conv").dilation_rate
@@ -122,7 +121,7 @@ def test_switches(overrides, att_hw, feat_channels):
 def test_cifar_preset():
     model = build_model("cifar", num_classes=100, verbose=False, width_divisor=8)
     assert model.get_layer("conv1_conv").kernel_size == (3, 3)
-    assert "pool1_pool" not in {l.name for l in model.layers}
+    assert "pool1_pool" not in {layer.name for layer in model.layers}
     out = model(np.zeros((2, 32, 32, 3), "float32"))
     assert tuple(out["attention"].shape) == (2, 3, 16 * 16)
 

@@ -56,9 +56,22 @@ def make_config(model_dir, **overrides):
 
 def trainer_cmd(data_root, model_dir, *extra):
     return [
-        sys.executable, "-m", "trainers.market", f"--data_dir={data_root}", f"--model_dir={model_dir}",
-        "--preset=tiny", "--backbone_weights=none", "--batch_size=16", "--num_ids=4", "--stage1_epochs=2",
-        "--stage2_epochs=1", "--max_steps_per_epoch=3", "--norerank", "--verbose=0", "--stage1_lr=0.05", *extra,
+        sys.executable,
+        "-m",
+        "trainers.market",
+        f"--data_dir={data_root}",
+        f"--model_dir={model_dir}",
+        "--preset=tiny",
+        "--backbone_weights=none",
+        "--batch_size=16",
+        "--num_ids=4",
+        "--stage1_epochs=2",
+        "--stage2_epochs=1",
+        "--max_steps_per_epoch=3",
+        "--norerank",
+        "--verbose=0",
+        "--stage1_lr=0.05",
+        *extra,
     ]
 
 
@@ -155,26 +168,26 @@ def test_mirrored_two_devices_matches_default(tmp_path, data_root):
     that measured reordering noise, and a control run with per-replica (unsynchronised) BN
     must miss the bound by far, which shows the comparison can fail.
     """
-    code = r"""
+    code = rf"""
 import json, sys
 import numpy as np
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-sys.path.insert(0, "{repo}")
+sys.path.insert(0, "{REPO}")
 from tests.test_training import make_config
 from sal_tf.training.config import StageConfig
 from sal_tf.data import load_dataset
 from sal_tf.losses import SALObjective
 from sal_tf.training.distribute import distribute_global_batches
 from sal_tf.training.trainer import ReIDTrainer
-data = load_dataset("market1501", "{root}", verbose=False)
+data = load_dataset("market1501", "{data_root}", verbose=False)
 perm = np.random.RandomState(0).permutation(16)
 mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])  # one instance: collective keys
 runs = {{}}
 for name in ("default", "permuted", "mirrored", "mirrored_local_bn"):
     strategy = mirrored if name.startswith("mirrored") else tf.distribute.get_strategy()
-    cfg = make_config("{tmp}/" + name, stage="1", pad_crop=False, seed=7,
+    cfg = make_config("{tmp_path}/" + name, stage="1", pad_crop=False, seed=7,
                       stage1=StageConfig(epochs=1, learning_rate=1e-2, batch_size=16))
     trainer = ReIDTrainer(cfg, data, strategy=strategy)
     model = trainer.build_model(1)
@@ -195,7 +208,7 @@ for name in ("default", "permuted", "mirrored", "mirrored_local_bn"):
 ref = runs["default"][1]
 print("RUNS" + json.dumps({{k: dict(terms, update_diff=float(np.linalg.norm(u - ref) / np.linalg.norm(ref)))
                            for k, (terms, u) in runs.items()}}))
-""".format(repo=REPO, root=data_root, tmp=tmp_path)
+"""
     out = run_cmd([sys.executable, "-c", code])
     assert out.returncode == 0, out.stderr[-3000:]
     runs = json.loads(out.stdout.split("RUNS", 1)[1])
@@ -219,12 +232,21 @@ def test_multi_worker_two_processes_chief_writes(tmp_path, data_root):
     procs = []
     for index in range(2):
         tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
-        cmd = trainer_cmd(data_root, tmp_path / "mw", "--strategy=multi_worker", "--stage=1",
-                          "--stage1_epochs=1", "--max_steps_per_epoch=2", "--checkpoint_every_steps=0")
+        cmd = trainer_cmd(
+            data_root,
+            tmp_path / "mw",
+            "--strategy=multi_worker",
+            "--stage=1",
+            "--stage1_epochs=1",
+            "--max_steps_per_epoch=2",
+            "--checkpoint_every_steps=0",
+        )
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": REPO, "TF_CONFIG": tf_config}
-        procs.append(subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        procs.append(
+            subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        )
     outs = [p.communicate(timeout=300) for p in procs]
-    for p, (so, se) in zip(procs, outs):
+    for p, (_, se) in zip(procs, outs):
         assert p.returncode == 0, se[-3000:]
     ckpts = glob.glob(str(tmp_path / "mw" / "stage1" / "ckpt-*.index"))
     assert len(ckpts) == 1, ckpts
@@ -257,13 +279,24 @@ def test_sigkill_resume_matches_uninterrupted_run(tmp_path, data_root):
     resumed = run_cmd(cmd + ["--verbose=1"])
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "Resuming stage 1" in resumed.stdout
-    for a, b in zip(_final_weights(tmp_path / "ref" / "stage1.keras"), _final_weights(tmp_path / "killed" / "stage1.keras")):
+    for a, b in zip(
+        _final_weights(tmp_path / "ref" / "stage1.keras"), _final_weights(tmp_path / "killed" / "stage1.keras")
+    ):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
 def test_nan_loss_stops_with_checkpoint_intact(tmp_path, data_root):
-    out = run_cmd(trainer_cmd(data_root, tmp_path / "nan", "--stage=1", "--stage1_lr=1e12",
-                              "--checkpoint_every_steps=1", "--stage1_epochs=3", "--noeval_untrained"))
+    out = run_cmd(
+        trainer_cmd(
+            data_root,
+            tmp_path / "nan",
+            "--stage=1",
+            "--stage1_lr=1e12",
+            "--checkpoint_every_steps=1",
+            "--stage1_epochs=3",
+            "--noeval_untrained",
+        )
+    )
     assert out.returncode == 3, (out.returncode, out.stderr[-2000:])
     assert "loss became" in out.stderr and "last good checkpoint" in out.stderr
     assert not (tmp_path / "nan" / "stage1.keras").exists()
@@ -288,10 +321,22 @@ def test_tensorboard_has_scalars_and_images(two_stage_run):
         for event in tf.compat.v1.train.summary_iterator(path):
             for v in event.summary.value:
                 tags.add(v.tag)
-    for tag in ("train/loss", "train/softmax", "train/sac", "train/quadruplet", "train/accuracy",
-                "train/learning_rate", "train/images_per_second", "train/quadruplet_active_1",
-                "stage1/mAP", "stage2/rank1", "stage2_rerank/mAP", "untrained/mAP",
-                "attention/stage4_5_6", "stage2/rank_lists"):
+    for tag in (
+        "train/loss",
+        "train/softmax",
+        "train/sac",
+        "train/quadruplet",
+        "train/accuracy",
+        "train/learning_rate",
+        "train/images_per_second",
+        "train/quadruplet_active_1",
+        "stage1/mAP",
+        "stage2/rank1",
+        "stage2_rerank/mAP",
+        "untrained/mAP",
+        "attention/stage4_5_6",
+        "stage2/rank_lists",
+    ):
         assert tag in tags, (tag, sorted(tags))
 
 
@@ -299,8 +344,23 @@ def test_help_lists_every_training_flag_with_defaults():
     out = run_cmd([sys.executable, "-m", "trainers.market", "--help"])
     assert out.returncode == 1, out.stderr[-2000:]  # absl's --help exits with status 1
     text = out.stdout
-    for name in ("data_dir", "stage", "strategy", "loss", "dilation", "multi_level", "sac", "backbone_weights",
-                 "stage1_epochs", "stage2_lr", "num_ids", "mixed_precision", "jit_compile", "deterministic",
-                 "checkpoint_every_steps", "eval_every"):
+    for name in (
+        "data_dir",
+        "stage",
+        "strategy",
+        "loss",
+        "dilation",
+        "multi_level",
+        "sac",
+        "backbone_weights",
+        "stage1_epochs",
+        "stage2_lr",
+        "num_ids",
+        "mixed_precision",
+        "jit_compile",
+        "deterministic",
+        "checkpoint_every_steps",
+        "eval_every",
+    ):
         assert f"--{name}" in text or f"--[no]{name}" in text, name
     assert "--stage: <1|2|all>: Training stage(s) to run.\n    (default: 'all')" in text

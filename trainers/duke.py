@@ -1,6 +1,6 @@
 """Train SAL on DukeMTMC-reID (or, with no --data_dir, on the generated demo dataset).
 
-    python -m trainers.duke --data_dir=/data/DukeMTMC-reID --stage=all
+python -m trainers.duke --data_dir=/data/DukeMTMC-reID --stage=all
 """
 
 from absl import app, flags

@@ -5,6 +5,8 @@ from sal_tf.data.dukemtmc import load_dukemtmc
 from sal_tf.data.market1501 import load_market1501
 from sal_tf.data.records import Record, ReIDDataset
 
+__all__ = ["LOADERS", "Record", "ReIDDataset", "load_dataset"]
+
 LOADERS = {
     "market1501": load_market1501,
     "dukemtmc": load_dukemtmc,

@@ -55,8 +55,10 @@ class Cifar100Data:
         return NUM_CLASSES
 
     def summary(self):
-        return (f"CIFAR-100 at {self.root}: {len(self.train_labels)} train / {len(self.test_labels)} test images, "
-                f"{NUM_CLASSES} classes")
+        return (
+            f"CIFAR-100 at {self.root}: {len(self.train_labels)} train / {len(self.test_labels)} test images, "
+            f"{NUM_CLASSES} classes"
+        )
 
 
 def read_cifar_pickle(path):
@@ -70,16 +72,20 @@ def read_cifar_pickle(path):
         ValueError: the file is not a CIFAR-100 python pickle (names the file and what was expected).
     """
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"CIFAR-100 file not found: {path} (expected the official pickle from "
-                                f"{DOWNLOAD_URL}, extracted).")
-    expected = ('a pickled dict with b"data" (uint8 [N, 3072]: R, G, B 32×32 row-major planes per row) '
-                'and b"fine_labels" (N ints in 0..99)')
+        raise FileNotFoundError(
+            f"CIFAR-100 file not found: {path} (expected the official pickle from {DOWNLOAD_URL}, extracted)."
+        )
+    expected = (
+        'a pickled dict with b"data" (uint8 [N, 3072]: R, G, B 32×32 row-major planes per row) '
+        'and b"fine_labels" (N ints in 0..99)'
+    )
     try:
         with open(path, "rb") as f:
             d = pickle.load(f, encoding="bytes")
     except Exception as e:  # any unpickling failure: truncated, not a pickle, ...
-        raise ValueError(f"{path} is not a readable CIFAR-100 pickle ({type(e).__name__}: {e}); expected "
-                         f"{expected}.") from None
+        raise ValueError(
+            f"{path} is not a readable CIFAR-100 pickle ({type(e).__name__}: {e}); expected {expected}."
+        ) from None
     if not isinstance(d, dict):
         raise ValueError(f"{path} holds a {type(d).__name__}, expected {expected}.")
     d = {k.decode() if isinstance(k, bytes) else k: v for k, v in d.items()}
@@ -89,10 +95,12 @@ def read_cifar_pickle(path):
     data = np.asarray(d["data"])
     labels = np.asarray(d["fine_labels"])
     if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or data.dtype != np.uint8:
-        raise ValueError(f"{path}: b\"data\" is {data.dtype} {list(data.shape)}; expected {expected}.")
+        raise ValueError(f'{path}: b"data" is {data.dtype} {list(data.shape)}; expected {expected}.')
     if labels.shape != (data.shape[0],) or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"{path}: b\"fine_labels\" has shape {list(labels.shape)} (dtype {labels.dtype}) for "
-                         f"{data.shape[0]} images; expected {expected}.")
+        raise ValueError(
+            f'{path}: b"fine_labels" has shape {list(labels.shape)} (dtype {labels.dtype}) for '
+            f"{data.shape[0]} images; expected {expected}."
+        )
     if labels.size and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
         raise ValueError(f"{path}: fine labels span {labels.min()}..{labels.max()}; expected 0..{NUM_CLASSES - 1}.")
     images = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
@@ -108,8 +116,9 @@ def read_class_names(path):
             d = pickle.load(f, encoding="bytes")
         names = d[b"fine_label_names"] if b"fine_label_names" in d else d["fine_label_names"]
     except Exception as e:
-        raise ValueError(f"{path} is not a CIFAR-100 meta pickle (a dict with b\"fine_label_names\"): "
-                         f"{type(e).__name__}: {e}") from None
+        raise ValueError(
+            f'{path} is not a CIFAR-100 meta pickle (a dict with b"fine_label_names"): {type(e).__name__}: {e}'
+        ) from None
     return [n.decode() if isinstance(n, bytes) else str(n) for n in names]
 
 
@@ -117,8 +126,10 @@ def keras_cache_dirs():
     """Where `keras.datasets.cifar100` keeps the extracted folder, newest Keras first."""
     base = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
     datasets = os.path.join(base, "datasets")
-    return [os.path.join(datasets, "cifar-100-python-target", "cifar-100-python"),
-            os.path.join(datasets, "cifar-100-python")]
+    return [
+        os.path.join(datasets, "cifar-100-python-target", "cifar-100-python"),
+        os.path.join(datasets, "cifar-100-python"),
+    ]
 
 
 def _has_splits(folder):
@@ -158,8 +169,9 @@ def load_cifar100(data_dir=None, verbose=True):
     test_images, test_labels = read_cifar_pickle(os.path.join(root, "test"))
     if not len(train_labels) or not len(test_labels):
         raise ValueError(f"{root}: the train or test split is empty.")
-    data = Cifar100Data(train_images, train_labels, test_images, test_labels,
-                        read_class_names(os.path.join(root, "meta")), root)
+    data = Cifar100Data(
+        train_images, train_labels, test_images, test_labels, read_class_names(os.path.join(root, "meta")), root
+    )
     if verbose:
         print(data.summary())
     return data
@@ -168,15 +180,18 @@ def load_cifar100(data_dir=None, verbose=True):
 def write_cifar_pickle(path, images, labels, extra=None):
     """Writes images uint8 [N, 32, 32, 3] RGB + fine labels in the official format (tests, subsets)."""
     images = np.asarray(images, np.uint8)
-    d = {b"data": images.transpose(0, 3, 1, 2).reshape(len(images), -1),
-         b"fine_labels": [int(v) for v in labels],
-         b"coarse_labels": [int(v) // 5 for v in labels]}
+    d = {
+        b"data": images.transpose(0, 3, 1, 2).reshape(len(images), -1),
+        b"fine_labels": [int(v) for v in labels],
+        b"coarse_labels": [int(v) // 5 for v in labels],
+    }
     d.update(extra or {})
     with open(path, "wb") as f:
         pickle.dump(d, f, protocol=2)
 
 
 # --- tf.data ---
+
 
 def steps_per_epoch(num_images, batch_size):
     return num_images // batch_size

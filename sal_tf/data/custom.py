@@ -14,8 +14,10 @@ from sal_tf.data import records as records_lib
 
 SPLIT_FILES = ("train.csv", "query.csv", "gallery.csv")
 COLUMNS = ("path", "person_id", "camera_id")
-EXPECTED = ("a folder holding train.csv, query.csv and gallery.csv, each with the header "
-            "'path,person_id,camera_id' (paths relative to the folder)")
+EXPECTED = (
+    "a folder holding train.csv, query.csv and gallery.csv, each with the header "
+    "'path,person_id,camera_id' (paths relative to the folder)"
+)
 
 
 def _read_split(folder, filename):
@@ -28,8 +30,10 @@ def _read_split(folder, filename):
         header = [c.strip() for c in (reader.fieldnames or [])]
         missing = [c for c in COLUMNS if c not in header]
         if missing:
-            raise ValueError(f"{csv_path!r} lacks column(s) {missing} (header: {header}); "
-                             f"expected the header 'path,person_id,camera_id'.")
+            raise ValueError(
+                f"{csv_path!r} lacks column(s) {missing} (header: {header}); "
+                f"expected the header 'path,person_id,camera_id'."
+            )
         reader.fieldnames = header
         for row in reader:
             line = reader.line_num
@@ -40,17 +44,21 @@ def _read_split(folder, filename):
             try:
                 pid, camid = int(pid_text), int(cam_text)
             except ValueError:
-                raise ValueError(f"{csv_path!r} line {line}: person_id={pid_text!r} and camera_id="
-                                 f"{cam_text!r} must be integers.") from None
+                raise ValueError(
+                    f"{csv_path!r} line {line}: person_id={pid_text!r} and camera_id={cam_text!r} must be integers."
+                ) from None
             if pid < records_lib.JUNK_PID or camid < 0:
-                raise ValueError(f"{csv_path!r} line {line}: expected person_id >= -1 and "
-                                 f"camera_id >= 0, got {pid} and {camid}.")
+                raise ValueError(
+                    f"{csv_path!r} line {line}: expected person_id >= -1 and camera_id >= 0, got {pid} and {camid}."
+                )
             if not rel_path:
                 raise ValueError(f"{csv_path!r} line {line}: empty path.")
             path = os.path.join(folder, rel_path)
             if not os.path.isfile(path):
-                raise FileNotFoundError(f"{csv_path!r} line {line}: image {rel_path!r} does not exist "
-                                        f"(looked for {path!r}; paths are relative to the CSV's folder).")
+                raise FileNotFoundError(
+                    f"{csv_path!r} line {line}: image {rel_path!r} does not exist "
+                    f"(looked for {path!r}; paths are relative to the CSV's folder)."
+                )
             records.append(records_lib.Record(path, pid, camid))
     if not records:
         raise ValueError(f"{csv_path!r} lists no images: expected rows 'path,person_id,camera_id'.")
@@ -72,8 +80,14 @@ def load_custom(root, verbose=True):
         raise ValueError(f"{os.path.join(root, 'train.csv')!r} has only junk rows (person_id -1).")
     relabelled, original = records_lib.relabel_train(kept)
     dataset = records_lib.ReIDDataset(
-        name="custom", root=root, train=relabelled, query=query, gallery=gallery,
-        skipped_files={"train_junk": len(train) - len(kept)}, train_original_pids=original)
+        name="custom",
+        root=root,
+        train=relabelled,
+        query=query,
+        gallery=gallery,
+        skipped_files={"train_junk": len(train) - len(kept)},
+        train_original_pids=original,
+    )
     if verbose:
         print(dataset.summary())
     return dataset

@@ -90,14 +90,24 @@ def _person_params(rng):
     while np.abs(second - upper).sum() < 0.45:  # a pattern must be visible
         second = _colour(rng)
     return dict(
-        height=rng.uniform(0.86, 1.0), build=rng.uniform(0.9, 1.3),
-        skin=SKIN[rng.integers(len(SKIN))], hair=HAIR[rng.integers(len(HAIR))],
-        long_hair=rng.random() < 0.3, hat=_colour(rng) if rng.random() < 0.12 else None,
-        upper=upper, second=second, pattern=PATTERNS[rng.choice(6, p=[.4, .15, .1, .1, .12, .13])],
-        period=rng.uniform(0.07, 0.12), short_sleeves=rng.random() < 0.35,
-        lower=_colour(rng), lower_kind=LOWERS[rng.choice(3, p=[.7, .15, .15])],
-        shoes=_colour(rng), bag=BAGS[rng.choice(4, p=[.4, .25, .15, .2])], bag_colour=_colour(rng),
-        bag_side=1 if rng.random() < 0.5 else -1)
+        height=rng.uniform(0.86, 1.0),
+        build=rng.uniform(0.9, 1.3),
+        skin=SKIN[rng.integers(len(SKIN))],
+        hair=HAIR[rng.integers(len(HAIR))],
+        long_hair=rng.random() < 0.3,
+        hat=_colour(rng) if rng.random() < 0.12 else None,
+        upper=upper,
+        second=second,
+        pattern=PATTERNS[rng.choice(6, p=[0.4, 0.15, 0.1, 0.1, 0.12, 0.13])],
+        period=rng.uniform(0.07, 0.12),
+        short_sleeves=rng.random() < 0.35,
+        lower=_colour(rng),
+        lower_kind=LOWERS[rng.choice(3, p=[0.7, 0.15, 0.15])],
+        shoes=_colour(rng),
+        bag=BAGS[rng.choice(4, p=[0.4, 0.25, 0.15, 0.2])],
+        bag_colour=_colour(rng),
+        bag_side=1 if rng.random() < 0.5 else -1,
+    )
 
 
 def _muted(rng, low, high, saturation=0.15):
@@ -108,18 +118,30 @@ def _muted(rng, low, high, saturation=0.15):
 
 def _camera_params(rng):
     """Imaging conditions of one camera."""
+
     def texture():
         return ("bricks", "panels", "gradient", "noise")[rng.integers(4)]
+
     return dict(
         cast=np.clip(1 + rng.normal(0, 0.06, 3), 0.88, 1.12).astype(np.float32),
-        brightness=rng.uniform(0.8, 1.12), gamma=rng.uniform(0.88, 1.15), contrast=rng.uniform(0.8, 1.05),
-        wall=_muted(rng, 0.35, 0.7), floor=_muted(rng, 0.3, 0.6),
-        texture=texture(), tex_period=rng.uniform(6, 16), horizon=rng.uniform(0.55, 0.8),
-        scale=rng.uniform(0.84, 0.95), foot_margin=rng.uniform(1, 8),
-        blur=rng.uniform(0.3, 1.4), noise=rng.uniform(0.01, 0.035), quality=int(rng.integers(70, 95)))
+        brightness=rng.uniform(0.8, 1.12),
+        gamma=rng.uniform(0.88, 1.15),
+        contrast=rng.uniform(0.8, 1.05),
+        wall=_muted(rng, 0.35, 0.7),
+        floor=_muted(rng, 0.3, 0.6),
+        texture=texture(),
+        tex_period=rng.uniform(6, 16),
+        horizon=rng.uniform(0.55, 0.8),
+        scale=rng.uniform(0.84, 0.95),
+        foot_margin=rng.uniform(1, 8),
+        blur=rng.uniform(0.3, 1.4),
+        noise=rng.uniform(0.01, 0.035),
+        quality=int(rng.integers(70, 95)),
+    )
 
 
 # --- drawing primitives (masks on the 128×64 grid) ---
+
 
 def _ellipse(cy, cx, ry, rx):
     return ((_YY - cy) / max(ry, 0.5)) ** 2 + ((_XX - cx) / max(rx, 0.5)) ** 2 <= 1.0
@@ -133,7 +155,7 @@ def _segment(y0, x0, y1, x1, half_width):
     """Thick line segment (a limb)."""
     dy, dx = y1 - y0, x1 - x0
     t = np.clip(((_YY - y0) * dy + (_XX - x0) * dx) / max(dy * dy + dx * dx, 1e-6), 0, 1)
-    return (_YY - y0 - t * dy) ** 2 + (_XX - x0 - t * dx) ** 2 <= half_width ** 2
+    return (_YY - y0 - t * dy) ** 2 + (_XX - x0 - t * dx) ** 2 <= half_width**2
 
 
 def _trapezoid(y0, y1, cx, half_top, half_bottom):
@@ -151,7 +173,7 @@ def _background(cam, rng):
     period, phase = cam["tex_period"], rng.uniform(0, 100)
     if cam["texture"] == "bricks":
         row = np.floor((_YY + phase) / period)
-        tex = ((np.mod(_YY + phase, period) < 1.5) | (np.mod(_XX + phase + row * period, 2 * period) < 1.5))
+        tex = (np.mod(_YY + phase, period) < 1.5) | (np.mod(_XX + phase + row * period, 2 * period) < 1.5)
         shade = 1.0 - 0.15 * tex
     elif cam["texture"] == "panels":
         shade = 1.0 - 0.12 * (np.mod(_XX + phase, 2 * period) < period)
@@ -236,8 +258,9 @@ def _draw_person(img, p, view, cx, foot_y, height, phase):
         hx = cx + bag_side * (sh_half + 0.06 * u) if not side else cx + 0.04 * u
         img[_rect(top + 0.45 * u, top + 0.6 * u, hx - 0.06 * u, hx + 0.06 * u)] = p["bag_colour"]
     elif p["bag"] == "shoulder":
-        strap = _segment(sh_y, cx - bag_side * 0.7 * sh_half, hip_y - 0.05 * u, cx + bag_side * hip_half,
-                         0.015 * u + 0.6)
+        strap = _segment(
+            sh_y, cx - bag_side * 0.7 * sh_half, hip_y - 0.05 * u, cx + bag_side * hip_half, 0.015 * u + 0.6
+        )
         img[strap] = p["bag_colour"]
         bx = cx + bag_side * (hip_half + 0.03 * u)
         img[_rect(hip_y - 0.08 * u, hip_y + 0.04 * u, bx - 0.06 * u, bx + 0.06 * u)] = p["bag_colour"]
@@ -250,8 +273,10 @@ def _draw_person(img, p, view, cx, foot_y, height, phase):
         hair |= _ellipse(head_y, cx - facing * 0.3 * head_r, head_r, 0.6 * head_r)
     if p["long_hair"]:
         face = _ellipse(head_y, cx, head_r, 0.6 * head_r) & (view == "front")
-        hair |= _rect(head_y, sh_y + (0.12 * u if view == "back" else 0.02 * u),
-                      cx - 0.9 * head_r, cx + 0.9 * head_r) & ~face
+        hair |= (
+            _rect(head_y, sh_y + (0.12 * u if view == "back" else 0.02 * u), cx - 0.9 * head_r, cx + 0.9 * head_r)
+            & ~face
+        )
     img[hair] = p["hair"]
     if p["hat"] is not None:
         img[_rect(top - 0.01 * u, head_y - 0.25 * head_r, cx - head_r, cx + head_r)] = p["hat"]
@@ -293,8 +318,15 @@ def _render_frame(person, cam, view, phase, rng):
     if rng.random() < 0.08:  # a passer-by half in the frame, behind the person
         stranger = _person_params(rng)
         side = rng.choice([-1, 1])
-        _draw_person(img, stranger, VIEWS[rng.integers(4)], cx + side * rng.uniform(26, 36),
-                     foot_y + rng.uniform(-4, 4), height * rng.uniform(0.9, 1.05), rng.uniform(0, 2 * np.pi))
+        _draw_person(
+            img,
+            stranger,
+            VIEWS[rng.integers(4)],
+            cx + side * rng.uniform(26, 36),
+            foot_y + rng.uniform(-4, 4),
+            height * rng.uniform(0.9, 1.05),
+            rng.uniform(0, 2 * np.pi),
+        )
     _draw_person(img, person, view, cx, foot_y, height, phase)
     return _finish(img, cam, rng)
 
@@ -305,8 +337,15 @@ def _render_distractor(cam, rng):
     if rng.random() < 0.6:
         stranger = _person_params(rng)
         height = IMAGE_HEIGHT * rng.uniform(0.35, 1.6)
-        _draw_person(img, stranger, VIEWS[rng.integers(4)], rng.uniform(0, IMAGE_WIDTH),
-                     rng.uniform(0.5, 1.5) * IMAGE_HEIGHT, height, rng.uniform(0, 2 * np.pi))
+        _draw_person(
+            img,
+            stranger,
+            VIEWS[rng.integers(4)],
+            rng.uniform(0, IMAGE_WIDTH),
+            rng.uniform(0.5, 1.5) * IMAGE_HEIGHT,
+            height,
+            rng.uniform(0, 2 * np.pi),
+        )
     return _finish(img, cam, rng)
 
 
@@ -315,8 +354,15 @@ def _render_junk(person, cam, rng):
     img = _background(cam, rng)
     height = IMAGE_HEIGHT * rng.uniform(1.6, 2.6)
     foot_y = IMAGE_HEIGHT + rng.uniform(-0.2, 1.0) * height * 0.6
-    _draw_person(img, person, VIEWS[rng.integers(4)], IMAGE_WIDTH / 2 + rng.normal(0, 8), foot_y, height,
-                 rng.uniform(0, 2 * np.pi))
+    _draw_person(
+        img,
+        person,
+        VIEWS[rng.integers(4)],
+        IMAGE_WIDTH / 2 + rng.normal(0, 8),
+        foot_y,
+        height,
+        rng.uniform(0, 2 * np.pi),
+    )
     return _finish(img, cam, rng)
 
 
@@ -324,15 +370,18 @@ def _tracklets(rng, num_ids, min_len, max_len):
     """Per id: a list of (camera 0..5, view, number of frames)."""
     out = []
     for _ in range(num_ids):
-        num_cams = rng.choice([2, 3, 4, 5, 6], p=[.3, .3, .2, .12, .08])
+        num_cams = rng.choice([2, 3, 4, 5, 6], p=[0.3, 0.3, 0.2, 0.12, 0.08])
         cams = np.sort(rng.choice(NUM_CAMERAS, num_cams, replace=False))
-        out.append([(int(c), VIEWS[rng.choice(4, p=[.35, .35, .15, .15])], int(rng.integers(min_len, max_len + 1)))
-                    for c in cams])
+        out.append(
+            [
+                (int(c), VIEWS[rng.choice(4, p=[0.35, 0.35, 0.15, 0.15])], int(rng.integers(min_len, max_len + 1)))
+                for c in cams
+            ]
+        )
     return out
 
 
-def generate_demo_dataset(out_dir, seed=0, num_train_ids=150, num_test_ids=150,
-                          num_distractors=None, num_junk=None):
+def generate_demo_dataset(out_dir, seed=0, num_train_ids=150, num_test_ids=150, num_distractors=None, num_junk=None):
     """Writes the demo dataset into `out_dir` (created; must not hold a previous dataset).
 
     Args:
@@ -372,8 +421,11 @@ def generate_demo_dataset(out_dir, seed=0, num_train_ids=150, num_test_ids=150,
         seq = 1 + (cam * 7 + abs(pid)) % 6
         frame = frame_counter.get((cam, seq), 0) + int(rng.integers(5, 60))
         frame_counter[(cam, seq)] = frame
-        name = f"{pid:04d}_c{cam + 1}s{seq}_{frame:06d}_01.jpg" if pid >= 0 else \
-            f"{pid}_c{cam + 1}s{seq}_{frame:06d}_01.jpg"
+        name = (
+            f"{pid:04d}_c{cam + 1}s{seq}_{frame:06d}_01.jpg"
+            if pid >= 0
+            else f"{pid}_c{cam + 1}s{seq}_{frame:06d}_01.jpg"
+        )
         data = tf.io.encode_jpeg(image, quality=quality).numpy()
         with open(os.path.join(folder, name), "wb") as f:
             f.write(data)
@@ -434,9 +486,11 @@ def ensure_demo_dataset(cache_dir, seed=0, num_train_ids=150, num_test_ids=150):
 def main(argv):
     del argv
     from absl import flags
+
     f = flags.FLAGS
     root = generate_demo_dataset(f.out, seed=f.seed, num_train_ids=f.num_train_ids, num_test_ids=f.num_test_ids)
     from sal_tf.data.market1501 import load_market1501
+
     load_market1501(root, verbose=True)
 
 

@@ -17,5 +17,4 @@ def load_dukemtmc(root, verbose=True):
     Returns:
         `ReIDDataset`; train pids relabelled 0..701, camids 0..7.
     """
-    return load_market_style(root, "dukemtmc", SUBFOLDERS, PATTERN,
-                             EXPECTED, max_camera=8, verbose=verbose)
+    return load_market_style(root, "dukemtmc", SUBFOLDERS, PATTERN, EXPECTED, max_camera=8, verbose=verbose)

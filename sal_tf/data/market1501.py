@@ -17,8 +17,7 @@ PATTERN = r"^(-?\d+)_c(\d)(?!\d)"  # pid and a single-digit camera; the rest may
 EXPECTED = "'0002_c1s1_000451_03.jpg' (<pid>_c<camera>s<seq>_<frame>_<box>.jpg; pid -1 = junk, 0 = distractor)"
 
 
-def load_market_style(root, name, subfolders, pattern, expected,
-                      max_camera, verbose):
+def load_market_style(root, name, subfolders, pattern, expected, max_camera, verbose):
     """Loads a dataset in the Market-1501 folder layout (shared with DukeMTMC-reID)."""
     root = os.path.abspath(os.path.expanduser(root))
     base = records_lib.find_root(root, SPLIT_DIRS, subfolders, name)
@@ -26,16 +25,25 @@ def load_market_style(root, name, subfolders, pattern, expected,
     splits = {}
     for split, folder in zip(("train", "query", "gallery"), SPLIT_DIRS):
         splits[split] = records_lib.parse_folder(
-            os.path.join(base, folder), pattern, expected, skipped, max_camera=max_camera)
+            os.path.join(base, folder), pattern, expected, skipped, max_camera=max_camera
+        )
     train = [r for r in splits["train"] if r.pid > records_lib.DISTRACTOR_PID]
     skipped["train_junk_or_distractor"] = len(splits["train"]) - len(train)
     if not train:
-        raise ValueError(f"{os.path.join(base, SPLIT_DIRS[0])!r} holds only junk/distractor images "
-                         f"(pid -1 or 0); expected real identities named like {expected}.")
+        raise ValueError(
+            f"{os.path.join(base, SPLIT_DIRS[0])!r} holds only junk/distractor images "
+            f"(pid -1 or 0); expected real identities named like {expected}."
+        )
     train, original = records_lib.relabel_train(train)
     dataset = records_lib.ReIDDataset(
-        name=name, root=base, train=train, query=splits["query"], gallery=splits["gallery"],
-        skipped_files=skipped, train_original_pids=original)
+        name=name,
+        root=base,
+        train=train,
+        query=splits["query"],
+        gallery=splits["gallery"],
+        skipped_files=skipped,
+        train_original_pids=original,
+    )
     if verbose:
         print(dataset.summary())
     return dataset
@@ -47,5 +55,4 @@ def load_market1501(root, verbose=True):
     Returns:
         `ReIDDataset`; train pids relabelled 0..750, camids 0..5.
     """
-    return load_market_style(root, "market1501", SUBFOLDERS, PATTERN,
-                             EXPECTED, max_camera=6, verbose=verbose)
+    return load_market_style(root, "market1501", SUBFOLDERS, PATTERN, EXPECTED, max_camera=6, verbose=verbose)

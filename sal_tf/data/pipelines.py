@@ -42,8 +42,7 @@ _ERASING_ATTEMPTS = 10
 SAMPLINGS = ("random", "pk")
 
 
-def steps_per_epoch(records, batch_size, sampling="random", num_instances=4, num_replicas=1,
-                    skip_undecodable=True):
+def steps_per_epoch(records, batch_size, sampling="random", num_instances=4, num_replicas=1, skip_undecodable=True):
     """Number of batches `build_train_dataset` yields per epoch for the same arguments."""
     _check_sampling(sampling)
     if skip_undecodable:
@@ -59,6 +58,7 @@ def _check_sampling(sampling):
 
 
 # --- undecodable-image scan ---
+
 
 @dataclasses.dataclass(frozen=True)
 class ImageCheck:
@@ -86,6 +86,7 @@ def check_images(records, verbose=True):
     if first_scan:
         ok = np.zeros(len(key), bool)
         if key:
+
             def decode(index, path):
                 image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
                 return index, tf.shape(image)
@@ -97,17 +98,21 @@ def check_images(records, verbose=True):
         if len(_DECODABLE_CACHE) >= 8:
             _DECODABLE_CACHE.pop(next(iter(_DECODABLE_CACHE)))
         _DECODABLE_CACHE[key] = ok
-    result = ImageCheck([r for r, good in zip(records, ok) if good],
-                        [path for path, good in zip(key, ok) if not good])
+    result = ImageCheck([r for r, good in zip(records, ok) if good], [path for path, good in zip(key, ok) if not good])
     if result.undecodable and verbose and first_scan:
         shown = ", ".join(result.undecodable[:10])
         more = f" and {len(result.undecodable) - 10} more" if len(result.undecodable) > 10 else ""
-        logging.warning("Skipping %d unreadable/undecodable image(s) (expected JPEG/PNG/BMP/GIF): %s%s",
-                        len(result.undecodable), shown, more)
+        logging.warning(
+            "Skipping %d unreadable/undecodable image(s) (expected JPEG/PNG/BMP/GIF): %s%s",
+            len(result.undecodable),
+            shown,
+            more,
+        )
     return result
 
 
 # --- image ops ---
+
 
 def _decode(path):
     image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
@@ -143,15 +148,15 @@ def resize_shift_flip(image, image_size, shift, flip):
     resized = tf.image.resize(image, image_size)
     dy = shift[0]
     dx = tf.where(flip, -shift[1], shift[1])  # the mirror came first
-    window = tf.slice(resized, [tf.maximum(dy, 0), tf.maximum(dx, 0), 0],
-                      [out_h - tf.abs(dy), out_w - tf.abs(dx), 3])
+    window = tf.slice(resized, [tf.maximum(dy, 0), tf.maximum(dx, 0), 0], [out_h - tf.abs(dy), out_w - tf.abs(dx), 3])
     out = tf.pad(window, [[tf.maximum(-dy, 0), tf.maximum(dy, 0)], [tf.maximum(-dx, 0), tf.maximum(dx, 0)], [0, 0]])
     out.set_shape([out_h, out_w, 3])
     return out
 
 
-def random_erase(image, seed, probability=ERASING_PROBABILITY, area=ERASING_AREA,
-                 min_aspect=ERASING_MIN_ASPECT, fill=ERASING_FILL):
+def random_erase(
+    image, seed, probability=ERASING_PROBABILITY, area=ERASING_AREA, min_aspect=ERASING_MIN_ASPECT, fill=ERASING_FILL
+):
     """Random erasing (Zhong et al.) of one image [H, W, 3]; stateless, seeded by `seed` [2].
 
     With `probability`, one rectangle of area `area`·H·W (uniform) and aspect ratio uniform in
@@ -177,9 +182,9 @@ def random_erase(image, seed, probability=ERASING_PROBABILITY, area=ERASING_AREA
 
     def erase():
         block = tf.broadcast_to(tf.constant(fill, image.dtype), tf.stack([eh, ew, 3]))
-        band = image[y0:y0 + eh]
-        band = tf.concat([band[:, :x0], block, band[:, x0 + ew:]], axis=1)
-        return tf.concat([image[:y0], band, image[y0 + eh:]], axis=0)
+        band = image[y0 : y0 + eh]
+        band = tf.concat([band[:, :x0], block, band[:, x0 + ew :]], axis=1)
+        return tf.concat([image[:y0], band, image[y0 + eh :]], axis=0)
 
     out = tf.cond(active, erase, lambda: image)
     out.set_shape(image.shape)
@@ -188,6 +193,7 @@ def random_erase(image, seed, probability=ERASING_PROBABILITY, area=ERASING_AREA
 
 # --- datasets ---
 
+
 def _validate_image_size(image_size):
     image_size = tuple(int(s) for s in image_size)
     if len(image_size) != 2 or min(image_size) < 2:
@@ -195,9 +201,21 @@ def _validate_image_size(image_size):
     return image_size
 
 
-def build_train_dataset(records, image_size=(256, 128), batch_size=128, sampling="random",
-                        num_instances=4, num_replicas=1, seed=0, epoch=0, flip=True, pad_crop=True,
-                        pad=10, random_erasing=False, skip_undecodable=True):
+def build_train_dataset(
+    records,
+    image_size=(256, 128),
+    batch_size=128,
+    sampling="random",
+    num_instances=4,
+    num_replicas=1,
+    seed=0,
+    epoch=0,
+    flip=True,
+    pad_crop=True,
+    pad=10,
+    random_erasing=False,
+    skip_undecodable=True,
+):
     """One training epoch as a `tf.data.Dataset` of (images, labels).
 
     Args:

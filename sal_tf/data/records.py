@@ -71,16 +71,21 @@ class ReIDDataset:
             cams = {r.camid for r in split}
             rows.append((split_name, len(ids), len(split), len(cams)))
         line = "  " + "-" * 42
-        out = [f"=> Loaded {self.name} from {self.root}", line,
-               f"  {'subset':<8} | {'# ids':>7} | {'# images':>8} | {'# cameras':>9}", line]
+        out = [
+            f"=> Loaded {self.name} from {self.root}",
+            line,
+            f"  {'subset':<8} | {'# ids':>7} | {'# images':>8} | {'# cameras':>9}",
+            line,
+        ]
         for split_name, n_ids, n_images, n_cams in rows:
             out.append(f"  {split_name:<8} | {n_ids:>7} | {n_images:>8} | {n_cams:>9}")
         out.append(line)
         n_junk = sum(r.pid == JUNK_PID for r in self.gallery + self.query)
         n_distractor = sum(r.pid == DISTRACTOR_PID for r in self.gallery)
         if n_junk or n_distractor:
-            out.append(f"  query+gallery hold {n_junk} junk (-1) images; "
-                       f"gallery holds {n_distractor} distractor (0) images")
+            out.append(
+                f"  query+gallery hold {n_junk} junk (-1) images; gallery holds {n_distractor} distractor (0) images"
+            )
         skipped = {k: v for k, v in self.skipped_files.items() if v}
         if skipped:
             out.append("  skipped files: " + ", ".join(f"{k}={v}" for k, v in sorted(skipped.items())))
@@ -138,12 +143,14 @@ def parse_folder(folder, pattern, expected, skipped, max_camera=9):
         if match is None:
             raise ValueError(
                 f"Cannot parse the person id and camera from {os.path.join(folder, name)!r}: "
-                f"expected names like {expected}.")
+                f"expected names like {expected}."
+            )
         pid, cam = int(match.group(1)), int(match.group(2))
         if pid < JUNK_PID or not 1 <= cam <= max_camera:
             raise ValueError(
                 f"Bad person id {pid} or camera c{cam} in {os.path.join(folder, name)!r}: "
-                f"expected pid >= -1 and camera c1..c{max_camera} (names like {expected}).")
+                f"expected pid >= -1 and camera c1..c{max_camera} (names like {expected})."
+            )
         records.append(Record(os.path.join(folder, name), pid, cam - 1))
     if not records:
         raise ValueError(f"Split folder {folder!r} holds no images: expected files named like {expected}.")
@@ -161,11 +168,10 @@ def find_root(root, split_dirs, subfolder_names, dataset_name):
         if all(os.path.isdir(os.path.join(candidate, d)) for d in split_dirs):
             return candidate
     # Report against the most plausible candidate: the first one that exists with some splits.
-    best = next((c for c in candidates if any(os.path.isdir(os.path.join(c, d)) for d in split_dirs)),
-                root)
+    best = next((c for c in candidates if any(os.path.isdir(os.path.join(c, d)) for d in split_dirs)), root)
     missing = [d for d in split_dirs if not os.path.isdir(os.path.join(best, d))]
     layout = ", ".join(f"{d}/" for d in split_dirs)
     raise FileNotFoundError(
         f"{dataset_name}: missing folder(s) {missing} under {best!r}. Expected the root to hold "
-        f"{layout} (the root may also be the parent of {' or '.join(subfolder_names)}/).")
-
+        f"{layout} (the root may also be the parent of {' or '.join(subfolder_names)}/)."
+    )

@@ -35,18 +35,23 @@ def random_epoch_indices(num_records, batch_size, seed=0, epoch=0):
 def _pk_layout(labels, batch_size, num_instances, num_replicas):
     """Validates a P×K request; returns (P, unique ids, members per id, rounds)."""
     if num_instances < 1 or batch_size % num_instances:
-        raise ValueError(f"P×K sampling: batch_size={batch_size} must be a multiple of "
-                         f"num_instances={num_instances} (K >= 1).")
+        raise ValueError(
+            f"P×K sampling: batch_size={batch_size} must be a multiple of num_instances={num_instances} (K >= 1)."
+        )
     p = batch_size // num_instances
     if num_replicas < 1 or p % num_replicas:
-        raise ValueError(f"P×K sampling: P={p} identities per batch (batch_size={batch_size} / "
-                         f"num_instances={num_instances}) must be divisible by num_replicas={num_replicas} "
-                         f"so that every replica holds whole identities.")
+        raise ValueError(
+            f"P×K sampling: P={p} identities per batch (batch_size={batch_size} / "
+            f"num_instances={num_instances}) must be divisible by num_replicas={num_replicas} "
+            f"so that every replica holds whole identities."
+        )
     labels = np.asarray(labels)
     ids, inverse = np.unique(labels, return_inverse=True)
     if len(ids) < p:
-        raise ValueError(f"P×K sampling needs at least P={p} identities per batch; the records hold "
-                         f"only {len(ids)} (lower batch_size={batch_size} or num_instances={num_instances}).")
+        raise ValueError(
+            f"P×K sampling needs at least P={p} identities per batch; the records hold "
+            f"only {len(ids)} (lower batch_size={batch_size} or num_instances={num_instances})."
+        )
     order = np.argsort(inverse, kind="stable")
     members = np.split(order, np.cumsum(np.bincount(inverse))[:-1])
     rounds = max(1, int(np.floor(len(labels) / (len(ids) * num_instances) + 0.5)))

@@ -20,9 +20,7 @@ _EPS = 1e-12
 
 def check_metric(metric):
     if metric not in METRICS:
-        raise ValueError(
-            f"`metric` must be one of {METRICS}. Received: metric={metric!r}"
-        )
+        raise ValueError(f"`metric` must be one of {METRICS}. Received: metric={metric!r}")
 
 
 def as_features(x, name):
@@ -31,10 +29,7 @@ def as_features(x, name):
         x = x.numpy()
     x = np.asarray(x)
     if x.ndim != 2:
-        raise ValueError(
-            f"`{name}` must be a 2-D [num_items, dim] feature matrix. "
-            f"Received shape: {x.shape}"
-        )
+        raise ValueError(f"`{name}` must be a 2-D [num_items, dim] feature matrix. Received shape: {x.shape}")
     if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
         raise ValueError(f"`{name}` must be numeric. Received dtype: {x.dtype}")
     x = np.ascontiguousarray(x, dtype=np.float32)
@@ -102,8 +97,7 @@ def pairwise_distance(q, g, metric="euclidean", block_size=1024):
     g = as_features(g, "g")
     if q.shape[1] != g.shape[1]:
         raise ValueError(
-            "`q` and `g` must have the same feature dimension. "
-            f"Received: q.shape={q.shape}, g.shape={g.shape}"
+            f"`q` and `g` must have the same feature dimension. Received: q.shape={q.shape}, g.shape={g.shape}"
         )
     q, q_sq = prepare(q, metric)
     g, g_sq = prepare(g, metric)

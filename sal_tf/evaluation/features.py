@@ -14,8 +14,7 @@ def _images_of(element):
             if key in element:
                 return element[key]
         raise ValueError(
-            "extract_features: a dict dataset element needs an 'images' key. "
-            f"Received keys: {sorted(element)}"
+            f"extract_features: a dict dataset element needs an 'images' key. Received keys: {sorted(element)}"
         )
     if isinstance(element, (tuple, list)):
         return element[0]
@@ -75,9 +74,7 @@ def extract_features(model, dataset, flip=False, normalize=True, verbose=True):
         np.float32 [N, D].
     """
     if not isinstance(dataset, tf.data.Dataset):
-        raise ValueError(
-            f"extract_features: `dataset` must be a tf.data.Dataset. Received: {type(dataset).__name__}"
-        )
+        raise ValueError(f"extract_features: `dataset` must be a tf.data.Dataset. Received: {type(dataset).__name__}")
 
     embed = _embed_fn(model, flip, normalize)
     cardinality = int(dataset.cardinality())

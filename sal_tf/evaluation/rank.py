@@ -79,7 +79,10 @@ class RankResult:
         if name is not None:
             cells = [str(name)] + cells
         widths = [max(len(h), len(c)) for h, c in zip(head, cells)]
-        row = lambda xs: "| " + " | ".join(x.rjust(w) for x, w in zip(xs, widths)) + " |"
+
+        def row(xs):
+            return "| " + " | ".join(x.rjust(w) for x, w in zip(xs, widths)) + " |"
+
         sep = "|" + "|".join(":" + "-" * (w + 1) for w in widths) + "|"
         return "\n".join([row(head), sep, row(cells)])
 
@@ -94,9 +97,7 @@ def _ids(x, name, n=None):
         x = x.numpy()
     x = np.asarray(x)
     if x.ndim != 1 or not np.issubdtype(x.dtype, np.integer):
-        raise ValueError(
-            f"`{name}` must be a 1-D integer array. Received dtype={x.dtype}, shape={x.shape}"
-        )
+        raise ValueError(f"`{name}` must be a 1-D integer array. Received dtype={x.dtype}, shape={x.shape}")
     if n is not None and len(x) != n:
         raise ValueError(
             f"`{name}` must have {n} entries (one per distmat "
@@ -176,9 +177,7 @@ def evaluate_rank(
         distmat = distmat.numpy()
     distmat = np.asarray(distmat)
     if distmat.ndim != 2:
-        raise ValueError(
-            f"`distmat` must be 2-D [num_query, num_gallery]. Received shape: {distmat.shape}"
-        )
+        raise ValueError(f"`distmat` must be 2-D [num_query, num_gallery]. Received shape: {distmat.shape}")
     if not (np.issubdtype(distmat.dtype, np.floating) or np.issubdtype(distmat.dtype, np.integer)):
         raise ValueError(f"`distmat` must be numeric. Received dtype: {distmat.dtype}")
     nq, ng = distmat.shape

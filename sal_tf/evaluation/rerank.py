@@ -77,9 +77,7 @@ class _FeatureRows:
         out = np.empty(len(i), dtype=np.float32)
         for a in range(0, len(i), _PAIR_CHUNK):
             ii, jj = i[a : a + _PAIR_CHUNK], j[a : a + _PAIR_CHUNK]
-            out[a : a + len(ii)] = _dist_pairs(
-                self.x[ii], self._sq(ii), self.x[jj], self._sq(jj), self.metric
-            )
+            out[a : a + len(ii)] = _dist_pairs(self.x[ii], self._sq(ii), self.x[jj], self._sq(jj), self.metric)
         return np.multiply(out, out, out=out)
 
 
@@ -100,9 +98,7 @@ class _MatrixRows:
         if e <= nq:
             blk = np.concatenate([self.q_q[:, s:e].T, self.q_g[s:e]], axis=1)
         else:  # callers never straddle nq
-            blk = np.concatenate(
-                [self.q_g[:, s - nq : e - nq].T, self.g_g[:, s - nq : e - nq].T], axis=1
-            )
+            blk = np.concatenate([self.q_g[:, s - nq : e - nq].T, self.g_g[:, s - nq : e - nq].T], axis=1)
         return self._square(blk)
 
     def first_pass(self, s, e, k):
@@ -371,8 +367,7 @@ def re_ranking(q_g_dist, q_q_dist, g_g_dist, k1=20, k2=6, lambda_value=0.3, bloc
     q_g = np.asarray(q_g_dist.numpy() if hasattr(q_g_dist, "numpy") else q_g_dist)
     if q_g.ndim != 2 or 0 in q_g.shape:
         raise ValueError(
-            f"`q_g_dist` must be a non-empty 2-D [num_query, num_gallery] matrix. "
-            f"Received shape: {q_g.shape}"
+            f"`q_g_dist` must be a non-empty 2-D [num_query, num_gallery] matrix. Received shape: {q_g.shape}"
         )
     nq, ng = q_g.shape
     q_g = _as_dist(q_g, "q_g_dist", (nq, ng))

@@ -18,8 +18,7 @@ def self_attention_constraint_terms(attention):
     attention = distances.as_float(attention)
     if len(attention.shape) != 3 or attention.shape[1] not in (None, 3):
         raise ValueError(
-            "`attention` must have shape [B, 3, HW] (stage4, stage5, stage6). "
-            f"Received: shape={tuple(attention.shape)}"
+            f"`attention` must have shape [B, 3, HW] (stage4, stage5, stage6). Received: shape={tuple(attention.shape)}"
         )
     att4, att5, att6 = attention[:, 0], attention[:, 1], attention[:, 2]
     return ops.sum(ops.square(att6 - att5), axis=-1) + ops.sum(ops.square(att6 - att4), axis=-1)
@@ -35,9 +34,7 @@ class SelfAttentionConstraint(keras.losses.Loss):
         2.0
     """
 
-    def __init__(
-        self, name="self_attention_constraint", reduction="sum_over_batch_size", dtype=None
-    ):
+    def __init__(self, name="self_attention_constraint", reduction="sum_over_batch_size", dtype=None):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
 
     def __call__(self, y_true, y_pred, sample_weight=None):

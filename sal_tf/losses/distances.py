@@ -39,8 +39,7 @@ def as_labels(labels, batch_rank_name="labels"):
         labels = ops.reshape(labels, (-1,))
     if len(labels.shape) != 1:
         raise ValueError(
-            f"`{batch_rank_name}` must be integer ids of shape [B] (or [B, 1]). "
-            f"Received: shape={tuple(labels.shape)}"
+            f"`{batch_rank_name}` must be integer ids of shape [B] (or [B, 1]). Received: shape={tuple(labels.shape)}"
         )
     return ops.cast(labels, "int32")
 
@@ -49,9 +48,7 @@ def check_embeddings(embeddings, name="embeddings"):
     """Float embeddings `[B, D]` in their compute dtype."""
     embeddings = as_float(embeddings)
     if len(embeddings.shape) != 2:
-        raise ValueError(
-            f"`{name}` must have shape [B, D]. Received: shape={tuple(embeddings.shape)}"
-        )
+        raise ValueError(f"`{name}` must have shape [B, D]. Received: shape={tuple(embeddings.shape)}")
     return embeddings
 
 

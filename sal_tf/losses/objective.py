@@ -71,9 +71,7 @@ class SALObjective:
         if isinstance(metric, str) and metric.lower() == "none":
             metric = None
         if metric is not None and metric not in METRICS:
-            raise ValueError(
-                f"`metric` must be one of {METRICS} or None. Received: metric={metric!r}"
-            )
+            raise ValueError(f"`metric` must be one of {METRICS} or None. Received: metric={metric!r}")
         self.softmax = bool(softmax)
         self.metric = metric
         self.sac = bool(sac)
@@ -92,8 +90,7 @@ class SALObjective:
     @classmethod
     def for_stage(cls, stage, **overrides):
         """Paper §4.1: stage 1 = softmax + SAC; stage 2 = softmax + quadruplet + SAC (eq. 6)."""
-        stages = {1: dict(softmax=True, metric=None, sac=True),
-                  2: dict(softmax=True, metric="quadruplet", sac=True)}
+        stages = {1: dict(softmax=True, metric=None, sac=True), 2: dict(softmax=True, metric="quadruplet", sac=True)}
         if stage not in stages:
             raise ValueError(f"`stage` must be 1 or 2. Received: stage={stage!r}")
         return cls(**{**stages[stage], **overrides})
@@ -122,10 +119,7 @@ class SALObjective:
         if self.softmax:
             logits = ops.cast(self._output(outputs, "logits", "[B, C]"), "float32")
             if len(logits.shape) != 2:
-                raise ValueError(
-                    "outputs['logits'] must have shape [B, C]. "
-                    f"Received: shape={tuple(logits.shape)}"
-                )
+                raise ValueError(f"outputs['logits'] must have shape [B, C]. Received: shape={tuple(logits.shape)}")
             cross_entropy = ops.sparse_categorical_crossentropy(labels, logits, from_logits=True)
             results["softmax"] = ops.mean(cross_entropy)
             predicted = ops.cast(ops.argmax(logits, axis=-1), "int32")

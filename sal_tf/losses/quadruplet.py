@@ -41,9 +41,7 @@ def quadruplet_hard_terms(labels, embeddings, margin1=0.5, margin2=0.2):
     d_kh, has_h = distances.masked_min(ops.take(distance, nearest, axis=0), valid_h, axis=1)
 
     zeros = ops.zeros_like(d_ap)
-    term1 = ops.where(
-        ops.logical_and(has_positive, has_negative), ops.relu(d_ap - d_an + margin1), zeros
-    )
+    term1 = ops.where(ops.logical_and(has_positive, has_negative), ops.relu(d_ap - d_an + margin1), zeros)
     term2 = ops.where(ops.logical_and(has_positive, has_h), ops.relu(d_ap - d_kh + margin2), zeros)
     return term1, term2
 

@@ -55,9 +55,7 @@ class TripletHardLoss(keras.losses.Loss):
         0.625
     """
 
-    def __init__(
-        self, margin=0.5, name="triplet_hard_loss", reduction="sum_over_batch_size", dtype=None
-    ):
+    def __init__(self, margin=0.5, name="triplet_hard_loss", reduction="sum_over_batch_size", dtype=None):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.margin = check_margin(margin, "margin")
 

@@ -44,7 +44,5 @@ PRESETS = {
 def get_preset(name):
     """Returns a copy of the preset `name`'s constructor arguments."""
     if name not in PRESETS:
-        raise ValueError(
-            f"Unknown model preset {name!r}; expected one of {sorted(PRESETS)}."
-        )
+        raise ValueError(f"Unknown model preset {name!r}; expected one of {sorted(PRESETS)}.")
     return dict(PRESETS[name])

@@ -49,9 +49,7 @@ def apply_stack(x, filters, blocks, stride=2, dilation=1, name=None):
     """A ResNet stage of `blocks` bottlenecks; the first has a projection shortcut."""
     x = apply_bottleneck_block(x, filters, stride=stride, dilation=dilation, name=f"{name}_block1")
     for i in range(2, blocks + 1):
-        x = apply_bottleneck_block(
-            x, filters, dilation=dilation, conv_shortcut=False, name=f"{name}_block{i}"
-        )
+        x = apply_bottleneck_block(x, filters, dilation=dilation, conv_shortcut=False, name=f"{name}_block{i}")
     return x
 
 
@@ -194,9 +192,7 @@ def _validate(num_classes, image_size, width_divisor, stem, stage6_dilation, emb
     if len(image_size) != 2 or min(image_size) < 1:
         raise ValueError(f"`image_size` must be (height, width). Received: image_size={image_size!r}")
     if width_divisor < 1 or 64 % width_divisor:
-        raise ValueError(
-            f"`width_divisor` must divide 64 (1, 2, 4, 8, ...). Received: width_divisor={width_divisor!r}"
-        )
+        raise ValueError(f"`width_divisor` must divide 64 (1, 2, 4, 8, ...). Received: width_divisor={width_divisor!r}")
     if stage6_dilation < 1 or embedding_dim < 1:
         raise ValueError(
             "`stage6_dilation` and `embedding_dim` must be ≥ 1. "

@@ -20,9 +20,7 @@ import keras
 import numpy as np
 
 WEIGHTS_FILE = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
-WEIGHTS_URL = (
-    "https://storage.googleapis.com/tensorflow/keras-applications/resnet/" + WEIGHTS_FILE
-)
+WEIGHTS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/resnet/" + WEIGHTS_FILE
 WEIGHTS_HASH = "4d473c1dd8becc155b73f8504c6f6626"
 
 

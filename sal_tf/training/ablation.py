@@ -68,8 +68,10 @@ def parse_settings(text):
         if not sid:
             continue
         if sid not in SETTINGS:
-            raise ValueError(f"--settings: unknown Table 1 setting {raw.strip()!r}; expected a comma-separated "
-                             f"subset of {','.join(SETTING_IDS)} (or 'all').")
+            raise ValueError(
+                f"--settings: unknown Table 1 setting {raw.strip()!r}; expected a comma-separated "
+                f"subset of {','.join(SETTING_IDS)} (or 'all')."
+            )
         if sid not in ids:
             ids.append(sid)
     if not ids:
@@ -81,8 +83,13 @@ def setting_config(base: TrainConfig, sid):
     """The `TrainConfig` of setting `sid`: the base config with the setting's switches, both stages."""
     s = SETTINGS[sid]
     return dataclasses.replace(
-        base, model_dir=os.path.join(base.model_dir, f"setting_{sid}"), loss=s["loss"], dilation=s["dilation"],
-        multi_level=s["multi_level"], sac=s["sac"], stage="all",
+        base,
+        model_dir=os.path.join(base.model_dir, f"setting_{sid}"),
+        loss=s["loss"],
+        dilation=s["dilation"],
+        multi_level=s["multi_level"],
+        sac=s["sac"],
+        stage="all",
     )
 
 
@@ -108,8 +115,10 @@ def finished_result(config):
     diffs = config.differences(stored.get("config", {}))
     if diffs:
         lines = "\n".join(f"  {k}: stored {a!r}, now {b!r}" for k, (a, b) in diffs.items())
-        raise ValueError(f"{path} was produced with a different configuration:\n{lines}\n"
-                         "Use another --model_dir, or rerun with the stored settings.")
+        raise ValueError(
+            f"{path} was produced with a different configuration:\n{lines}\n"
+            "Use another --model_dir, or rerun with the stored settings."
+        )
     return stored
 
 
@@ -123,8 +132,10 @@ def run_setting(base, sid, data, strategy=None, trainer_cls=ReIDTrainer):
         return done, False
     if base.verbose:
         s = SETTINGS[sid]
-        print(f"=== Table 1 setting {sid}: loss={s['loss']} DIL={s['dilation']} multi-level={s['multi_level']} "
-              f"SAC={s['sac']} → {config.model_dir}")
+        print(
+            f"=== Table 1 setting {sid}: loss={s['loss']} DIL={s['dilation']} multi-level={s['multi_level']} "
+            f"SAC={s['sac']} → {config.model_dir}"
+        )
     trainer = trainer_cls(config, data, strategy=strategy)
     results = trainer.run()
     final = results[_final_key(config)]
@@ -160,33 +171,50 @@ def build_tables(base, settings, results, dataset_name):
     rows = []
     for sid in settings:
         s, r = SETTINGS[sid], results.get(sid)
-        rows.append({
-            "setting": sid if sid != "3T" else "3(T)",
-            "loss": s["loss"], "dilation": s["dilation"], "multi_level": s["multi_level"], "sac": s["sac"],
-            "mAP": None if r is None else 100 * r["mAP"], "rank1": None if r is None else 100 * r["rank1"],
-            "rerank_mAP": None if not (r and r.get("rerank")) else 100 * r["rerank"]["mAP"],
-            "rerank_rank1": None if not (r and r.get("rerank")) else 100 * r["rerank"]["rank1"],
-            "paper_mAP": s["paper"][0] if with_paper else None, "paper_rank1": s["paper"][1] if with_paper else None,
-            "status": "pending" if r is None else "done",
-        })
+        rows.append(
+            {
+                "setting": sid if sid != "3T" else "3(T)",
+                "loss": s["loss"],
+                "dilation": s["dilation"],
+                "multi_level": s["multi_level"],
+                "sac": s["sac"],
+                "mAP": None if r is None else 100 * r["mAP"],
+                "rank1": None if r is None else 100 * r["rank1"],
+                "rerank_mAP": None if not (r and r.get("rerank")) else 100 * r["rerank"]["mAP"],
+                "rerank_rank1": None if not (r and r.get("rerank")) else 100 * r["rerank"]["rank1"],
+                "paper_mAP": s["paper"][0] if with_paper else None,
+                "paper_rank1": s["paper"][1] if with_paper else None,
+                "status": "pending" if r is None else "done",
+            }
+        )
     s1, s2 = base.stage1, base.stage2
-    notes = (f"dataset: {dataset_name}; preset: {base.preset}; backbone: {base.backbone_weights}; "
-             f"stage 1: {s1.epochs} epochs, lr {s1.learning_rate}, batch {s1.batch_size}; "
-             f"stage 2: {s2.epochs} epochs, lr {s2.learning_rate}, P×K {s2.num_ids}×{s2.num_instances}"
-             + (f"; at most {base.max_steps_per_epoch} steps/epoch" if base.max_steps_per_epoch else ""))
+    notes = (
+        f"dataset: {dataset_name}; preset: {base.preset}; backbone: {base.backbone_weights}; "
+        f"stage 1: {s1.epochs} epochs, lr {s1.learning_rate}, batch {s1.batch_size}; "
+        f"stage 2: {s2.epochs} epochs, lr {s2.learning_rate}, P×K {s2.num_ids}×{s2.num_instances}"
+        + (f"; at most {base.max_steps_per_epoch} steps/epoch" if base.max_steps_per_epoch else "")
+    )
     lines = [
         f"Table 1 ablation ({notes}). mAP / Rank-1 in %, single query, no re-ranking"
-        + ("; paper: Market-1501, ResNet50, ImageNet init." if with_paper else "; the paper reports Table 1 on Market-1501 only."),
+        + (
+            "; paper: Market-1501, ResNet50, ImageNet init."
+            if with_paper
+            else "; the paper reports Table 1 on Market-1501 only."
+        ),
         "",
         "| setting | loss | DIL | multi-level | SAC | mAP | Rank-1 | paper mAP | paper Rank-1 |",
         "| --- | --- | :-: | :-: | :-: | --: | --: | --: | --: |",
     ]
     for row in rows:
-        ours = ("pending", "pending") if row["status"] == "pending" else (_pct(row["mAP"] / 100), _pct(row["rank1"] / 100))
-        paper = ((f"{row['paper_mAP']:.1f}", f"{row['paper_rank1']:.1f}") if with_paper else ("–", "–"))
-        lines.append(f"| {row['setting']} | {row['loss'].replace('+', ' + ')} | {_check(row['dilation'])} | "
-                     f"{_check(row['multi_level'])} | {_check(row['sac'])} | {ours[0]} | {ours[1]} | "
-                     f"{paper[0]} | {paper[1]} |")
+        ours = (
+            ("pending", "pending") if row["status"] == "pending" else (_pct(row["mAP"] / 100), _pct(row["rank1"] / 100))
+        )
+        paper = (f"{row['paper_mAP']:.1f}", f"{row['paper_rank1']:.1f}") if with_paper else ("–", "–")
+        lines.append(
+            f"| {row['setting']} | {row['loss'].replace('+', ' + ')} | {_check(row['dilation'])} | "
+            f"{_check(row['multi_level'])} | {_check(row['sac'])} | {ours[0]} | {ours[1]} | "
+            f"{paper[0]} | {paper[1]} |"
+        )
     table = {"dataset": dataset_name, "notes": notes, "settings": rows}
     return "\n".join(lines) + "\n", table
 
@@ -204,8 +232,9 @@ def run_ablation(base: TrainConfig, data, settings=SETTING_IDS, strategy=None, t
     strategy = strategy or distribute.build_strategy(base.strategy)
     chief = distribute.is_chief(strategy)
     os.makedirs(base.model_dir, exist_ok=True)
-    dataset_name = ("demo (synthetic, Market-1501 layout)" if base.dataset == "demo"
-                    else getattr(data, "name", base.dataset))
+    dataset_name = (
+        "demo (synthetic, Market-1501 layout)" if base.dataset == "demo" else getattr(data, "name", base.dataset)
+    )
     results, ran, skipped = {}, [], []
     # Validate every finished setting first, so a mismatch stops the run before any training.
     for sid in settings:
@@ -230,8 +259,13 @@ def run_ablation(base: TrainConfig, data, settings=SETTING_IDS, strategy=None, t
 # The 9 settings (7 stage-1 runs, 6 stage-2 runs) then take ~15-20 minutes on 2 CPU cores.
 # Explicit flags win.
 ABLATION_DEMO = dict(stage1_epochs=12, stage2_epochs=5)
-DATASET_ALIASES = {"market": "market1501", "duke": "dukemtmc", "market1501": "market1501",
-                   "dukemtmc": "dukemtmc", "custom": "custom"}
+DATASET_ALIASES = {
+    "market": "market1501",
+    "duke": "dukemtmc",
+    "market1501": "market1501",
+    "dukemtmc": "dukemtmc",
+    "custom": "custom",
+}
 
 
 def define_flags():
@@ -242,10 +276,18 @@ def define_flags():
 
     cli.define_flags(default_dataset="market1501")
     delattr(flags.FLAGS, "dataset")  # redefined with the short names the ablation takes
-    flags.DEFINE_enum("dataset", "market", sorted(DATASET_ALIASES),
-                      "Layout of --data_dir: market (Market-1501), duke (DukeMTMC-reID) or custom.")
-    flags.DEFINE_string("settings", "all", f"Comma-separated Table 1 settings to run, of {','.join(SETTING_IDS)} "
-                        "(or all). --loss/--dilation/--multi_level/--sac are set per setting.")
+    flags.DEFINE_enum(
+        "dataset",
+        "market",
+        sorted(DATASET_ALIASES),
+        "Layout of --data_dir: market (Market-1501), duke (DukeMTMC-reID) or custom.",
+    )
+    flags.DEFINE_string(
+        "settings",
+        "all",
+        f"Comma-separated Table 1 settings to run, of {','.join(SETTING_IDS)} "
+        "(or all). --loss/--dilation/--multi_level/--sac are set per setting.",
+    )
 
 
 def config_from_flags():

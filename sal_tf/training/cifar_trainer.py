@@ -59,8 +59,9 @@ class CifarTrainConfig(TrainConfig):
     def validate(self):
         super().validate()
         if self.loss != "softmax" or str(self.stage) != "1":
-            raise ValueError(f"CIFAR-100 trains stage 1 with loss=softmax (Table 4); got loss={self.loss!r}, "
-                             f"stage={self.stage!r}.")
+            raise ValueError(
+                f"CIFAR-100 trains stage 1 with loss=softmax (Table 4); got loss={self.loss!r}, stage={self.stage!r}."
+            )
         if self.width_divisor < 1 or 64 % self.width_divisor:
             raise ValueError(f"--width_divisor must divide 64 (1, 2, 4, 8, ...). Received: {self.width_divisor}")
         if self.max_eval_images < 0:
@@ -91,16 +92,23 @@ class CifarTrainer(ReIDTrainer):
         return dict(super().model_overrides(), width_divisor=self.cfg.width_divisor)
 
     def build_inputs(self, stage, epoch):
-        return cifar100.build_train_dataset(self._train_images, self._train_labels,
-                                            batch_size=self.cfg.stage1.batch_size, seed=self.cfg.seed, epoch=epoch,
-                                            pad=4 if self.cfg.pad_crop else 0)
+        return cifar100.build_train_dataset(
+            self._train_images,
+            self._train_labels,
+            batch_size=self.cfg.stage1.batch_size,
+            seed=self.cfg.seed,
+            epoch=epoch,
+            pad=4 if self.cfg.pad_crop else 0,
+        )
 
     def steps_per_epoch(self, stage):
         n = len(self.data.train_labels)
         steps = cifar100.steps_per_epoch(n, self.cfg.stage1.batch_size)
         if steps < 1:
-            raise ValueError(f"The training split ({n} images) is smaller than one batch "
-                             f"(--batch_size={self.cfg.stage1.batch_size}).")
+            raise ValueError(
+                f"The training split ({n} images) is smaller than one batch "
+                f"(--batch_size={self.cfg.stage1.batch_size})."
+            )
         if self.cfg.max_steps_per_epoch:
             steps = min(steps, self.cfg.max_steps_per_epoch)
         return steps
@@ -121,11 +129,17 @@ class CifarTrainer(ReIDTrainer):
             top1 += int(np.sum(np.argmax(logits, axis=1) == y))
             top5 += int(np.sum(np.any(np.argsort(-logits, axis=1)[:, :5] == y[:, None], axis=1)))
         n = len(labels)
-        res = {"error": 100.0 * (1 - top1 / n), "top5_error": 100.0 * (1 - top5 / n), "accuracy": top1 / n,
-               "num_images": n}
+        res = {
+            "error": 100.0 * (1 - top1 / n),
+            "top5_error": 100.0 * (1 - top5 / n),
+            "accuracy": top1 / n,
+            "num_images": n,
+        }
         if self.cfg.verbose and self.chief:
-            print(f"Evaluation [{tag}] on CIFAR-100 test ({n} images): error {res['error']:.2f} % "
-                  f"(top-5 {res['top5_error']:.2f} %)")
+            print(
+                f"Evaluation [{tag}] on CIFAR-100 test ({n} images): error {res['error']:.2f} % "
+                f"(top-5 {res['top5_error']:.2f} %)"
+            )
         writer = self._writer("eval")
         if writer:
             with writer.as_default(step=step):
@@ -141,11 +155,19 @@ class CifarTrainer(ReIDTrainer):
         """Adds the Table 4 comparison to `results` (and results.json); returns it."""
         if "stage1" not in results:
             return results
-        key = ("soft+dil+sac" if self.cfg.dilation and self.cfg.sac else
-               "soft" if not self.cfg.dilation and not self.cfg.sac else None)
-        results["table4"] = {"row": self.cfg.table4_row, "test_error_percent": results["stage1"]["error"],
-                             "paper_test_error_percent": PAPER_ERROR.get(key),
-                             "num_test_images": results["stage1"]["num_images"]}
+        key = (
+            "soft+dil+sac"
+            if self.cfg.dilation and self.cfg.sac
+            else "soft"
+            if not self.cfg.dilation and not self.cfg.sac
+            else None
+        )
+        results["table4"] = {
+            "row": self.cfg.table4_row,
+            "test_error_percent": results["stage1"]["error"],
+            "paper_test_error_percent": PAPER_ERROR.get(key),
+            "num_test_images": results["stage1"]["num_images"],
+        }
         self._save_results(results)
         return results
 
@@ -155,15 +177,21 @@ FLAGS = flags.FLAGS
 
 
 def define_flags():
-    flags.DEFINE_string("data_dir", None, "Extracted cifar-100-python folder (train, test, meta pickles). "
-                        "Default: the keras.datasets.cifar100 cache, if it is there (never downloads).")
+    flags.DEFINE_string(
+        "data_dir",
+        None,
+        "Extracted cifar-100-python folder (train, test, meta pickles). "
+        "Default: the keras.datasets.cifar100 cache, if it is there (never downloads).",
+    )
     flags.DEFINE_string("model_dir", "runs/cifar100", "Output folder (checkpoints, TensorBoard, results.json).")
     flags.DEFINE_boolean("dilation", True, "DIL: dilated stage4/5 (Table 4 'DIL'); --nodilation for plain ResNet50.")
     flags.DEFINE_boolean("sac", True, "Self-attention constraint (Table 4 'SAC').")
     flags.DEFINE_boolean("multi_level", None, "Multi-level feature (default: same as --dilation, as in Table 1).")
     flags.DEFINE_integer("epochs", CIFAR_STAGE1["epochs"], "Training epochs.")
     flags.DEFINE_float("lr", CIFAR_STAGE1["learning_rate"], "Initial SGD learning rate.")
-    flags.DEFINE_integer("lr_decay_epochs", CIFAR_STAGE1["decay_every_epochs"], "Multiply the lr by 0.1 every N epochs.")
+    flags.DEFINE_integer(
+        "lr_decay_epochs", CIFAR_STAGE1["decay_every_epochs"], "Multiply the lr by 0.1 every N epochs."
+    )
     flags.DEFINE_integer("warmup_epochs", 0, "Linear lr warm-up epochs.")
     flags.DEFINE_float("momentum", 0.9, "SGD momentum.")
     flags.DEFINE_float("weight_decay", CIFAR_STAGE1["weight_decay"], "SGD weight decay.")
@@ -180,9 +208,15 @@ def define_flags():
 
 def config_from_flags():
     """The `CifarTrainConfig` of the parsed flags."""
-    stage1 = StageConfig(epochs=FLAGS.epochs, learning_rate=FLAGS.lr, decay_every_epochs=FLAGS.lr_decay_epochs,
-                         warmup_epochs=FLAGS.warmup_epochs, momentum=FLAGS.momentum,
-                         weight_decay=FLAGS.weight_decay, batch_size=FLAGS.batch_size)
+    stage1 = StageConfig(
+        epochs=FLAGS.epochs,
+        learning_rate=FLAGS.lr,
+        decay_every_epochs=FLAGS.lr_decay_epochs,
+        warmup_epochs=FLAGS.warmup_epochs,
+        momentum=FLAGS.momentum,
+        weight_decay=FLAGS.weight_decay,
+        batch_size=FLAGS.batch_size,
+    )
     return CifarTrainConfig(
         model_dir=FLAGS.model_dir,
         data_dir=os.path.abspath(FLAGS.data_dir) if FLAGS.data_dir else "",
@@ -220,6 +254,8 @@ def run(argv):
     if trainer.chief and "table4" in results:
         t = results["table4"]
         paper = f"{t['paper_test_error_percent']:.2f} %" if t["paper_test_error_percent"] is not None else "–"
-        print(f"\n{t['row']}: test error {t['test_error_percent']:.2f} % on {t['num_test_images']} images "
-              f"(paper: {paper}). Results: {trainer.results_path}")
+        print(
+            f"\n{t['row']}: test error {t['test_error_percent']:.2f} % on {t['num_test_images']} images "
+            f"(paper: {paper}). Results: {trainer.results_path}"
+        )
     # Return nothing: absl's app.run passes main's return value to sys.exit.

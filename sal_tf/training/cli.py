@@ -48,32 +48,52 @@ def define_runtime_flags():
 
 def runtime_flag_values():
     """`TrainConfig` fields of the flags that `define_runtime_flags` defines."""
-    names = ("strategy", "mixed_precision", "jit_compile", "seed", "deterministic", "log_every_steps",
-             "max_steps_per_epoch")
+    names = (
+        "strategy",
+        "mixed_precision",
+        "jit_compile",
+        "seed",
+        "deterministic",
+        "log_every_steps",
+        "max_steps_per_epoch",
+    )
     return {name: FLAGS[name].value for name in names}
 
 
 def define_flags(default_dataset):
     flags.DEFINE_string("data_dir", None, "Dataset root. Omit to train on the generated demo dataset.")
-    flags.DEFINE_enum("dataset", default_dataset, ["market1501", "dukemtmc", "custom"],
-                      "Layout of --data_dir (custom: train.csv/query.csv/gallery.csv).")
-    flags.DEFINE_string("model_dir", None, "Output folder (checkpoints, TensorBoard, results.json). "
-                        "Default: runs/<dataset> or runs/demo.")
-    flags.DEFINE_string("demo_cache_dir", None, "Where the demo dataset is generated "
-                        "(default: $SAL_TF_CACHE or ~/.cache/sal_tf).")
+    flags.DEFINE_enum(
+        "dataset",
+        default_dataset,
+        ["market1501", "dukemtmc", "custom"],
+        "Layout of --data_dir (custom: train.csv/query.csv/gallery.csv).",
+    )
+    flags.DEFINE_string(
+        "model_dir",
+        None,
+        "Output folder (checkpoints, TensorBoard, results.json). Default: runs/<dataset> or runs/demo.",
+    )
+    flags.DEFINE_string(
+        "demo_cache_dir", None, "Where the demo dataset is generated (default: $SAL_TF_CACHE or ~/.cache/sal_tf)."
+    )
     flags.DEFINE_enum("stage", "all", ["1", "2", "all"], "Training stage(s) to run.")
     flags.DEFINE_enum("preset", None, ["paper", "tiny", "cifar"], "Model preset (default: paper, tiny for the demo).")
     flags.DEFINE_boolean("dilation", True, "DIL: dilated stage4/5 (output stride 8).")
     flags.DEFINE_boolean("multi_level", True, "Multi-level feature concat(stage4, stage5, stage6).")
     flags.DEFINE_boolean("sac", True, "Self-attention constraint loss.")
     flags.DEFINE_enum("loss", "softmax+quadruplet", list(LOSSES), "Identity/metric loss (Table 1).")
-    flags.DEFINE_string("backbone_weights", None, "imagenet | PATH to a Keras ResNet50 .h5 | none "
-                        "(default: imagenet; none for the demo).")
+    flags.DEFINE_string(
+        "backbone_weights",
+        None,
+        "imagenet | PATH to a Keras ResNet50 .h5 | none (default: imagenet; none for the demo).",
+    )
     flags.DEFINE_integer("stage1_epochs", None, "Stage-1 epochs (default 120; demo 24).")
     flags.DEFINE_integer("stage2_epochs", None, "Stage-2 epochs (default 60; demo 10).")
     flags.DEFINE_float("stage1_lr", None, "Stage-1 learning rate (default 0.1; demo 0.05 with a 3-epoch warm-up).")
     flags.DEFINE_float("stage2_lr", None, "Stage-2 learning rate (default 1e-4; demo 1e-3).")
-    flags.DEFINE_integer("lr_decay_epochs", None, "Multiply the lr by 0.1 every N epochs (default 50; demo stage 1: 18).")
+    flags.DEFINE_integer(
+        "lr_decay_epochs", None, "Multiply the lr by 0.1 every N epochs (default 50; demo stage 1: 18)."
+    )
     flags.DEFINE_integer("warmup_epochs", None, "Linear lr warm-up epochs of stage 1 (default 0; demo 3).")
     flags.DEFINE_float("weight_decay", 5e-4, "SGD weight decay.")
     flags.DEFINE_integer("batch_size", None, "Stage-1 batch size (default 128; demo 64).")
@@ -102,11 +122,19 @@ def config_from_flags():
 
     s1 = dict(base["stage1"])
     s2 = dict(base["stage2"])
-    s1.update(epochs=pick(FLAGS.stage1_epochs, s1["epochs"]), learning_rate=pick(FLAGS.stage1_lr, s1["learning_rate"]),
-              batch_size=pick(FLAGS.batch_size, s1["batch_size"]), weight_decay=FLAGS.weight_decay)
-    s2.update(epochs=pick(FLAGS.stage2_epochs, s2["epochs"]), learning_rate=pick(FLAGS.stage2_lr, s2["learning_rate"]),
-              num_ids=pick(FLAGS.num_ids, s2["num_ids"]), num_instances=FLAGS.num_instances,
-              weight_decay=FLAGS.weight_decay)
+    s1.update(
+        epochs=pick(FLAGS.stage1_epochs, s1["epochs"]),
+        learning_rate=pick(FLAGS.stage1_lr, s1["learning_rate"]),
+        batch_size=pick(FLAGS.batch_size, s1["batch_size"]),
+        weight_decay=FLAGS.weight_decay,
+    )
+    s2.update(
+        epochs=pick(FLAGS.stage2_epochs, s2["epochs"]),
+        learning_rate=pick(FLAGS.stage2_lr, s2["learning_rate"]),
+        num_ids=pick(FLAGS.num_ids, s2["num_ids"]),
+        num_instances=FLAGS.num_instances,
+        weight_decay=FLAGS.weight_decay,
+    )
     if FLAGS.warmup_epochs is not None:
         s1["warmup_epochs"] = FLAGS.warmup_epochs
     if FLAGS.lr_decay_epochs is not None:
@@ -140,8 +168,10 @@ def config_from_flags():
 
 
 def demo_cache_dir():
-    return FLAGS.demo_cache_dir or os.environ.get("SAL_TF_CACHE") or os.path.join(
-        os.path.expanduser("~"), ".cache", "sal_tf"
+    return (
+        FLAGS.demo_cache_dir
+        or os.environ.get("SAL_TF_CACHE")
+        or os.path.join(os.path.expanduser("~"), ".cache", "sal_tf")
     )
 
 
@@ -165,8 +195,8 @@ def run(argv):
     from absl import logging
 
     logging.set_verbosity(logging.WARNING)
-    from sal_tf.training.trainer import ConfigMismatch, ReIDTrainer, TrainingDiverged
     from sal_tf.training.reid_eval import format_results
+    from sal_tf.training.trainer import ConfigMismatch, ReIDTrainer, TrainingDiverged
 
     try:
         config = config_from_flags()

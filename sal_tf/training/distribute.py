@@ -87,4 +87,3 @@ def distribute_global_batches(strategy, make_global_dataset):
         return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
 
     return strategy.distribute_datasets_from_function(dataset_fn)
-

@@ -6,8 +6,19 @@ from sal_tf.data import pipelines
 from sal_tf.evaluation import evaluate_rank, extract_features, pairwise_distance, re_rank, save_rank_lists
 
 
-def evaluate_reid(model, query, gallery, image_size, batch_size=128, rerank=True, flip=False,
-                  metric="euclidean", verbose=True, rank_list_queries=4, rank_list_path=None):
+def evaluate_reid(
+    model,
+    query,
+    gallery,
+    image_size,
+    batch_size=128,
+    rerank=True,
+    flip=False,
+    metric="euclidean",
+    verbose=True,
+    rank_list_queries=4,
+    rank_list_path=None,
+):
     """Extracts L2-normalised embeddings and scores CMC / mAP / mINP.
 
     Args:

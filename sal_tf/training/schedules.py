@@ -25,5 +25,9 @@ class WarmupStepDecay(keras.optimizers.schedules.LearningRateSchedule):
         return lr
 
     def get_config(self):
-        return {"base_lr": self.base_lr, "decay_steps": self.decay_steps,
-                "decay_rate": self.decay_rate, "warmup_steps": self.warmup_steps}
+        return {
+            "base_lr": self.base_lr,
+            "decay_steps": self.decay_steps,
+            "decay_rate": self.decay_rate,
+            "warmup_steps": self.warmup_steps,
+        }

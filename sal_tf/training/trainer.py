@@ -25,8 +25,8 @@ from sal_tf.models import build_model
 from sal_tf.training import distribute
 from sal_tf.training.checkpointing import StageCheckpoint
 from sal_tf.training.config import TrainConfig
-from sal_tf.training.schedules import WarmupStepDecay
 from sal_tf.training.reid_eval import evaluate_reid, format_results
+from sal_tf.training.schedules import WarmupStepDecay
 from sal_tf.training.summaries import attention_overlays
 
 
@@ -229,7 +229,12 @@ class ReIDTrainer:
         if restored and self.cfg.verbose:
             print(f"Resuming stage {stage} from {restored} (epoch {start_epoch + 1}, step {start_step}).")
 
-        if self.cfg.eval_untrained and stage == self.cfg.stages_to_run()[0] and not restored and "untrained" not in results:
+        if (
+            self.cfg.eval_untrained
+            and stage == self.cfg.stages_to_run()[0]
+            and not restored
+            and "untrained" not in results
+        ):
             results["untrained"] = self.evaluate(model, tag="untrained", step=0)
             self._save_results(results)
 
@@ -243,13 +248,14 @@ class ReIDTrainer:
             if first >= steps:
                 continue
             ds = self.build_inputs(stage, epoch).take(steps).skip(first)
-            iterator = iter(distribute.distribute_global_batches(self.strategy, lambda: ds))
-            bar = keras.utils.Progbar(steps, verbose=1 if (self.cfg.verbose and self.chief) else 0,
-                                      stateful_metrics=None, unit_name="step")
+            iterator = iter(distribute.distribute_global_batches(self.strategy, lambda ds=ds: ds))
+            bar = keras.utils.Progbar(
+                steps, verbose=1 if (self.cfg.verbose and self.chief) else 0, stateful_metrics=None, unit_name="step"
+            )
             if bar.verbose:
                 print(f"Stage {stage} epoch {epoch + 1}/{stage_cfg.epochs}")
             bar.update(first)
-            batch = (stage_cfg.batch_size if stage == 1 else stage_cfg.num_ids * stage_cfg.num_instances)
+            batch = stage_cfg.batch_size if stage == 1 else stage_cfg.num_ids * stage_cfg.num_instances
             for step in range(first, steps):
                 t0 = time.perf_counter()
                 terms = train_step(iterator)
@@ -272,15 +278,22 @@ class ReIDTrainer:
                             tf.summary.scalar(f"train/{k}", v)
                         tf.summary.scalar("train/learning_rate", lr)
                         tf.summary.scalar("train/images_per_second", batch / dt)
-                if self.cfg.checkpoint_every_steps and global_step % self.cfg.checkpoint_every_steps == 0 and step + 1 < steps:
+                if (
+                    self.cfg.checkpoint_every_steps
+                    and global_step % self.cfg.checkpoint_every_steps == 0
+                    and step + 1 < steps
+                ):
                     ckpt.save(global_step)
             ckpt.epoch.assign(epoch + 1)
             ckpt.step_in_epoch.assign(0)
             ckpt.save(global_step)
             if self.cfg.eval_every and (epoch + 1) % self.cfg.eval_every == 0 and epoch + 1 < stage_cfg.epochs:
                 results.setdefault("history", []).append(
-                    {"stage": stage, "epoch": epoch + 1,
-                     **self.evaluate(model, tag=f"stage{stage}_epoch{epoch + 1}", step=global_step)}
+                    {
+                        "stage": stage,
+                        "epoch": epoch + 1,
+                        **self.evaluate(model, tag=f"stage{stage}_epoch{epoch + 1}", step=global_step),
+                    }
                 )
                 self._save_results(results)
 
@@ -306,8 +319,7 @@ class ReIDTrainer:
             grads = tape.gradient(scaled, model.trainable_variables)
             # Variables the active loss terms do not reach (e.g. the classifier in a
             # metric-only ablation setting) get None: leave them out of the update.
-            optimizer.apply_gradients(
-                [(g, v) for g, v in zip(grads, model.trainable_variables) if g is not None])
+            optimizer.apply_gradients([(g, v) for g, v in zip(grads, model.trainable_variables) if g is not None])
             return terms
 
         if self.cfg.jit_compile:
@@ -420,6 +432,6 @@ def _atomic_write(path, text):
 
 
 def _atomic_save_model(model, path):
-    tmp = f"{path[:-len('.keras')]}.tmp{os.getpid()}.keras"
+    tmp = f"{path[: -len('.keras')]}.tmp{os.getpid()}.keras"
     model.save(tmp)
     os.replace(tmp, path)
