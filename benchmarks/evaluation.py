@@ -12,7 +12,7 @@ is the child's RSS after imports and data generation, before the timed call):
   at scales 1, 2, 4.
 * `evaluate_baseline`: the classic per-query Python loop (torchreid `eval_market1501`,
   plus junk removal and fast-reid's mINP), at scales 1, 2, 4.
-* `rerank`: `re_rank` from the features (junk dropped, as torchreid's loaders do), scales 1, 2, 4.
+* `rerank`: `re_rank_features` from the features (junk dropped, as torchreid's loaders do), scales 1, 2, 4.
 * `rerank_baseline`: the classic dense N×N re-ranking (torchreid `utils/rerank.py`), timed
   with the dense distance matrices it needs; scale 1 only (~8 GiB).
 
@@ -172,7 +172,7 @@ def _current_rss_mib():
 
 
 def run_child(case, scale, quick):
-    from sal_tf.evaluation import evaluate_rank, pairwise_distance, re_rank
+    from sal_tf.evaluation import distance_matrix, evaluate_rank, re_rank_features
 
     data = make_case(scale, quick)
     info = dict(
@@ -187,7 +187,7 @@ def run_child(case, scale, quick):
     labels = (data["q_pids"], data["g_pids"], data["q_camids"], data["g_camids"])
     if case in ("evaluate", "evaluate_baseline"):
         info.update(num_gallery=int((data["g_pids"] >= 0).sum()), num_junk=int((data["g_pids"] < 0).sum()))
-        distmat = pairwise_distance(data["q_feats"], data["g_feats"])
+        distmat = distance_matrix(data["q_feats"], data["g_feats"])
         info["rss_before_mib"] = round(_current_rss_mib(), 1)
         start = time.perf_counter()
         if case == "evaluate":
@@ -204,7 +204,7 @@ def run_child(case, scale, quick):
         info["rss_before_mib"] = round(_current_rss_mib(), 1)
         start = time.perf_counter()
         if case == "rerank":
-            out = re_rank(data["q_feats"], g_feats)
+            out = re_rank_features(data["q_feats"], g_feats)
         else:
             mats = baseline_distances(data["q_feats"], g_feats)
             info["distance_seconds"] = round(time.perf_counter() - start, 3)
@@ -215,7 +215,7 @@ def run_child(case, scale, quick):
         r = evaluate_rank(out, *g_labels)
         cmc, mAP, mINP = r.cmc, r.mAP, r.mINP
         info["peak_rss_mib"] = round(peak, 1)
-        base = evaluate_rank(pairwise_distance(data["q_feats"], g_feats), *g_labels)
+        base = evaluate_rank(distance_matrix(data["q_feats"], g_feats), *g_labels)
         info.update(mAP_before=round(base.mAP, 6), rank1_before=round(float(base.cmc[0]), 6))
     else:
         raise ValueError(

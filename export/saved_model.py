@@ -53,14 +53,14 @@ class EmbeddingServingModule(tf.Module):
 
         @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name=sig.INPUT_BYTES)])
         def serve_bytes(image_bytes):
-            image_bytes = sig.check_image_bytes(image_bytes)
+            image_bytes = sig.validate_image_bytes(image_bytes)
             return serve(sig.decode_and_resize(image_bytes, (height, width)))
 
         @tf.function(
             autograph=False, input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name=sig.INPUT_IMAGES)]
         )
         def serve_images(images):
-            images = sig.check_images(images)
+            images = sig.validate_image_batch(images)
             return serve(sig.resize(images, (height, width)))
 
         @tf.function(

@@ -24,7 +24,7 @@ OUTPUT = "embedding"
 _MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM", b"RIFF")
 
 
-def check_image_bytes(image_bytes, signature=SIGNATURE_BYTES):
+def validate_image_bytes(image_bytes, signature=SIGNATURE_BYTES):
     """Returns `image_bytes` after in-graph checks: 1-D, each element a known image format.
 
     Failures raise `InvalidArgumentError` (HTTP 400 / gRPC INVALID_ARGUMENT in TF
@@ -50,7 +50,7 @@ def check_image_bytes(image_bytes, signature=SIGNATURE_BYTES):
         return tf.identity(image_bytes)
 
 
-def check_images(images, signature=SIGNATURE_IMAGES):
+def validate_image_batch(images, signature=SIGNATURE_IMAGES):
     """Returns `images` after in-graph checks: [B, H, W, 3] with H, W >= 1."""
     images = tf.ensure_shape(images, [None, None, None, 3])
     shape = tf.shape(images)

@@ -1,4 +1,4 @@
-"""pairwise_distance, extract_features and the rank-list pictures."""
+"""distance_matrix, extract_features and the rank-list pictures."""
 
 import collections
 
@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from sal_tf.evaluation import extract_features, pairwise_distance, rank_list_image, save_rank_lists
+from sal_tf.evaluation import distance_matrix, extract_features, rank_list_image, save_rank_lists
 from sal_tf.evaluation.visualize import MATCH_COLOR, MISS_COLOR, QUERY_COLOR
 
 
-# ------------------------------------------------------------------- pairwise_distance
+# ------------------------------------------------------------------- distance_matrix
 @pytest.mark.parametrize("metric", ["euclidean", "sqeuclidean", "cosine"])
 def test_pairwise_distance_matches_brute_force(metric):
     rng = np.random.default_rng(0)
@@ -21,7 +21,7 @@ def test_pairwise_distance_matches_brute_force(metric):
     diff = np.linalg.norm(q[:, None] - g[None], axis=-1)
     cos = (q @ g.T) / np.maximum(np.linalg.norm(q, axis=1)[:, None] * np.linalg.norm(g, axis=1)[None], 1e-12)
     expected = {"euclidean": diff, "sqeuclidean": diff**2, "cosine": 1 - cos}[metric]
-    got = pairwise_distance(tf.constant(q, tf.float32), g, metric=metric, block_size=4)
+    got = distance_matrix(tf.constant(q, tf.float32), g, metric=metric, block_size=4)
     assert got.dtype == np.float32 and got.shape == (13, 29)
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
     if metric == "cosine":
@@ -31,21 +31,21 @@ def test_pairwise_distance_matches_brute_force(metric):
 def test_pairwise_distance_self_is_zero_and_nonnegative():
     x = np.random.default_rng(1).standard_normal((20, 64)).astype(np.float32) * 100
     for metric in ("euclidean", "sqeuclidean", "cosine"):
-        d = pairwise_distance(x, x, metric)
+        d = distance_matrix(x, x, metric)
         assert (d >= 0).all()
-    np.testing.assert_allclose(np.diag(pairwise_distance(x, x, "cosine")), 0.0, atol=1e-6)
+    np.testing.assert_allclose(np.diag(distance_matrix(x, x, "cosine")), 0.0, atol=1e-6)
 
 
 def test_pairwise_distance_rejects_bad_input():
     x = np.zeros((3, 4), np.float32)
     with pytest.raises(ValueError, match="metric"):
-        pairwise_distance(x, x, metric="l1")
+        distance_matrix(x, x, metric="l1")
     with pytest.raises(ValueError, match="feature dimension"):
-        pairwise_distance(x, np.zeros((3, 5)))
+        distance_matrix(x, np.zeros((3, 5)))
     with pytest.raises(ValueError, match="2-D"):
-        pairwise_distance(np.zeros(4), x)
+        distance_matrix(np.zeros(4), x)
     with pytest.raises(ValueError, match="NaN"):
-        pairwise_distance(np.full((2, 4), np.nan), x)
+        distance_matrix(np.full((2, 4), np.nan), x)
 
 
 # -------------------------------------------------------------------- extract_features

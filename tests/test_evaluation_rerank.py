@@ -5,7 +5,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from sal_tf.evaluation import pairwise_distance, re_rank, re_ranking
+from sal_tf.evaluation import distance_matrix, re_rank_distances, re_rank_features
 
 
 # --------------------------------------------------------------------------- reference
@@ -49,9 +49,9 @@ def classic_re_ranking(q_g, q_q, g_g, k1=20, k2=6, lambda_value=0.3):
 
 def _dists(q, g, metric):
     return (
-        pairwise_distance(q, g, metric),
-        pairwise_distance(q, q, metric),
-        pairwise_distance(g, g, metric),
+        distance_matrix(q, g, metric),
+        distance_matrix(q, q, metric),
+        distance_matrix(g, g, metric),
     )
 
 
@@ -67,7 +67,7 @@ def test_matrices_match_classic_with_ties(seed, k1, k2, lam):
     feats = rng.integers(0, 3, size=(nq + ng, 4)).astype(np.float32)  # many exact ties
     q_g, q_q, g_g = _dists(feats[:nq], feats[nq:], "euclidean")
     ref = classic_re_ranking(q_g, q_q, g_g, k1, k2, lam)
-    got = re_ranking(q_g, q_q, g_g, k1, k2, lam, block_size=int(rng.integers(1, 9)))
+    got = re_rank_distances(q_g, q_q, g_g, k1, k2, lam, block_size=int(rng.integers(1, 9)))
     assert got.dtype == np.float32 and got.shape == (nq, ng)
     np.testing.assert_allclose(got, ref, rtol=0, atol=1e-5)
 
@@ -83,7 +83,7 @@ def test_asymmetric_matrices_follow_the_column_convention(seed):
     np.fill_diagonal(q_q, 0)
     np.fill_diagonal(g_g, 0)
     ref = classic_re_ranking(q_g, q_q, g_g, 6, 3, 0.3)
-    np.testing.assert_allclose(re_ranking(q_g, q_q, g_g, 6, 3, 0.3, block_size=5), ref, atol=1e-5)
+    np.testing.assert_allclose(re_rank_distances(q_g, q_q, g_g, 6, 3, 0.3, block_size=5), ref, atol=1e-5)
 
 
 @pytest.mark.parametrize("metric", ["euclidean", "sqeuclidean", "cosine"])
@@ -101,16 +101,16 @@ def test_features_signature_matches_classic_and_matrix_signature(metric, integer
     q, g = feats[:nq], feats[nq:]
     mats = _dists(q, g, metric)
     ref = classic_re_ranking(*mats)
-    from_feats = re_rank(q, g, metric=metric, block_size=11)
+    from_feats = re_rank_features(q, g, metric=metric, block_size=11)
     np.testing.assert_allclose(from_feats, ref, atol=1e-5)
-    np.testing.assert_allclose(from_feats, re_ranking(*mats), atol=1e-5)
+    np.testing.assert_allclose(from_feats, re_rank_distances(*mats), atol=1e-5)
 
 
 def test_tiny_set_smaller_than_k1():
     rng = np.random.default_rng(3)
     q, g = rng.standard_normal((3, 5)), rng.standard_normal((6, 5))  # N = 9 < k1 + 1
     ref = classic_re_ranking(*_dists(q, g, "euclidean"))
-    np.testing.assert_allclose(re_rank(q, g), ref, atol=1e-5)
+    np.testing.assert_allclose(re_rank_features(q, g), ref, atol=1e-5)
 
 
 def test_reranking_improves_a_clustered_case():
@@ -125,8 +125,8 @@ def test_reranking_improves_a_clustered_case():
     cams = np.tile(np.arange(per), nid) % 4
     is_q = np.tile(np.arange(per) < 2, nid)
     args = (pids[is_q], pids[~is_q], cams[is_q], cams[~is_q])
-    base = evaluate_rank(pairwise_distance(feats[is_q], feats[~is_q]), *args)
-    rr = evaluate_rank(re_rank(feats[is_q], feats[~is_q]), *args)
+    base = evaluate_rank(distance_matrix(feats[is_q], feats[~is_q]), *args)
+    rr = evaluate_rank(re_rank_features(feats[is_q], feats[~is_q]), *args)
     assert rr.mAP > base.mAP
 
 
@@ -144,7 +144,7 @@ def test_memory_stays_far_below_n_squared(monkeypatch):
     q, g = feats[:nq], feats[nq:]
     n = nq + ng
     tracemalloc.start()
-    out = re_rank(q, g, block_size=64)
+    out = re_rank_features(q, g, block_size=64)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert out.shape == (nq, ng)
@@ -155,17 +155,17 @@ def test_bad_input_is_rejected():
     rng = np.random.default_rng(0)
     q, g = rng.standard_normal((4, 3)), rng.standard_normal((6, 3))
     with pytest.raises(ValueError, match="feature dimension"):
-        re_rank(q, g[:, :2])
+        re_rank_features(q, g[:, :2])
     with pytest.raises(ValueError, match="metric"):
-        re_rank(q, g, metric="manhattan")
+        re_rank_features(q, g, metric="manhattan")
     with pytest.raises(ValueError, match="k1"):
-        re_rank(q, g, k1=0)
+        re_rank_features(q, g, k1=0)
     with pytest.raises(ValueError, match="lambda_value"):
-        re_rank(q, g, lambda_value=1.5)
+        re_rank_features(q, g, lambda_value=1.5)
     q_g, q_q, g_g = _dists(q, g, "euclidean")
     with pytest.raises(ValueError, match="g_g_dist"):
-        re_ranking(q_g, q_q, g_g[:5])
+        re_rank_distances(q_g, q_q, g_g[:5])
     with pytest.raises(ValueError, match="q_q_dist"):
-        re_ranking(q_g, np.full_like(q_q, np.nan), g_g)
+        re_rank_distances(q_g, np.full_like(q_q, np.nan), g_g)
     with pytest.raises(ValueError, match="positive maximum"):
-        re_ranking(np.zeros((2, 3)), np.zeros((2, 2)), np.zeros((3, 3)))
+        re_rank_distances(np.zeros((2, 3)), np.zeros((2, 2)), np.zeros((3, 3)))

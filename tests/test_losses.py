@@ -26,7 +26,7 @@ from sal_tf.losses import (
     SALObjective,
     SelfAttentionConstraint,
     TripletHardLoss,
-    pairwise_distance,
+    batch_distances,
     quadruplet_hard_terms,
     self_attention_constraint_terms,
     triplet_hard_terms,
@@ -192,7 +192,7 @@ def assert_triplet_matches(labels, x, margin=0.5, check_loss_class=False):
 def test_ref_pairwise_distance_exact_for_duplicates():
     labels, x = random_batch(0, dim=64)
     x[5] = x[9]
-    d = _np(pairwise_distance(x))
+    d = _np(batch_distances(x))
     np.testing.assert_allclose(d, ref_distance(x), atol=ATOL, rtol=0)
     assert d[5, 9] == 0.0 and d[9, 5] == 0.0 and np.all(np.diag(d) == 0.0)
 

@@ -7,20 +7,20 @@ Conventions (those of torchreid / fast-reid):
 * `cosine`:      clip(1 − cos(q, g), 0, 2), with cos computed on L2-normalised rows
   (a zero row has cosine 0 to everything, i.e. distance 1).
 
-Everything is float32. `re_rank` uses the same formulas (its first pass in
-TensorFlow, `_dist_pairs` for a few matched pairs), so its distances are those of
-`pairwise_distance` up to float rounding.
+Everything is float32. `re_rank_features` uses the same formulas (its first pass in
+TensorFlow, `pair_distances` for a few matched pairs), so its distances are those of
+`distance_matrix` up to float rounding.
 """
 
 import numpy as np
 
-METRICS = ("euclidean", "sqeuclidean", "cosine")
+DISTANCE_METRICS = ("euclidean", "sqeuclidean", "cosine")
 _EPS = 1e-12
 
 
 def check_metric(metric):
-    if metric not in METRICS:
-        raise ValueError(f"`metric` must be one of {METRICS}. Received: metric={metric!r}")
+    if metric not in DISTANCE_METRICS:
+        raise ValueError(f"`metric` must be one of {DISTANCE_METRICS}. Received: metric={metric!r}")
 
 
 def as_features(x, name):
@@ -68,7 +68,7 @@ def _dist_block(a, a_sq, b, b_sq, metric):
     return _finish(m, metric)
 
 
-def _dist_pairs(a, a_sq, b, b_sq, metric):
+def pair_distances(a, a_sq, b, b_sq, metric):
     """Distances of row i of `a` to row i of `b` (same arithmetic as `_dist_block`)."""
     m = np.einsum("ij,ij->i", a, b)
     if metric != "cosine":
@@ -78,7 +78,7 @@ def _dist_pairs(a, a_sq, b, b_sq, metric):
     return _finish(m, metric)
 
 
-def pairwise_distance(q, g, metric="euclidean", block_size=1024):
+def distance_matrix(q, g, metric="euclidean", block_size=1024):
     """Distances between query and gallery embeddings, `block_size` query rows at a time.
 
     Args:

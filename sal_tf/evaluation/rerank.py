@@ -26,7 +26,7 @@ pass of distances (a matrix product per block of rows) plus a top-k per row.
 
 import numpy as np
 
-from sal_tf.evaluation.distance import _dist_pairs, as_features, check_metric, prepare
+from sal_tf.evaluation.distance import as_features, check_metric, pair_distances, prepare
 
 _ROW_BUDGET = 8 << 20  # distances held per block in pass 1 (32 MiB of float32)
 _PAIR_CHUNK = 1 << 15  # feature pairs gathered at once for the weights
@@ -40,7 +40,7 @@ class _FeatureRows:
 
     `first_pass(s, e, k)` runs in TensorFlow (matrix product, element-wise ops and
     top-k on every core, no host copy of the [b, N] block) with the formula of
-    `pairwise_distance`; `pairs(i, j)` uses its numpy arithmetic.
+    `distance_matrix`; `pairs(i, j)` uses its numpy arithmetic.
     """
 
     def __init__(self, feats, metric):
@@ -77,7 +77,7 @@ class _FeatureRows:
         out = np.empty(len(i), dtype=np.float32)
         for a in range(0, len(i), _PAIR_CHUNK):
             ii, jj = i[a : a + _PAIR_CHUNK], j[a : a + _PAIR_CHUNK]
-            out[a : a + len(ii)] = _dist_pairs(self.x[ii], self._sq(ii), self.x[jj], self._sq(jj), self.metric)
+            out[a : a + len(ii)] = pair_distances(self.x[ii], self._sq(ii), self.x[jj], self._sq(jj), self.metric)
         return np.multiply(out, out, out=out)
 
 
@@ -306,11 +306,11 @@ def _k_reciprocal(rows, nq, ng, k1, k2, lambda_value, block_size):
 
 
 # ------------------------------------------------------------------------ public
-def re_rank(q_feats, g_feats, metric="euclidean", k1=20, k2=6, lambda_value=0.3, block_size=None):
+def re_rank_features(q_feats, g_feats, metric="euclidean", k1=20, k2=6, lambda_value=0.3, block_size=None):
     """k-reciprocal re-ranking from embeddings.
 
-    Equals `re_ranking(pairwise_distance(q, g, metric), pairwise_distance(q, q, metric),
-    pairwise_distance(g, g, metric), ...)` without building the N×N matrices.
+    Equals `re_rank_distances(distance_matrix(q, g, metric), distance_matrix(q, q, metric),
+    distance_matrix(g, g, metric), ...)` without building the N×N matrices.
 
     Args:
         q_feats: float [num_query, dim].
@@ -350,7 +350,7 @@ def _as_dist(x, name, shape):
     return x
 
 
-def re_ranking(q_g_dist, q_q_dist, g_g_dist, k1=20, k2=6, lambda_value=0.3, block_size=None):
+def re_rank_distances(q_g_dist, q_q_dist, g_g_dist, k1=20, k2=6, lambda_value=0.3, block_size=None):
     """k-reciprocal re-ranking with the classic signature (distance matrices in).
 
     Args:

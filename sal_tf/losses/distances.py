@@ -59,7 +59,7 @@ def safe_sqrt(x):
     return ops.where(positive, root, ops.zeros_like(x))
 
 
-def pairwise_distance(embeddings):
+def batch_distances(embeddings):
     """Euclidean distances `[B, B]` between the rows of `embeddings` `[B, D]`."""
     embeddings = check_embeddings(embeddings)
     diff = ops.expand_dims(embeddings, 1) - ops.expand_dims(embeddings, 0)

@@ -21,7 +21,7 @@ from sal_tf.losses.attention_constraint import self_attention_constraint_terms
 from sal_tf.losses.quadruplet import quadruplet_hard_terms
 from sal_tf.losses.triplet import check_margin, triplet_hard_terms
 
-METRICS = ("quadruplet", "triplet")
+METRIC_LOSSES = ("quadruplet", "triplet")
 
 
 def _check_weight(value, name):
@@ -70,8 +70,8 @@ class SALObjective:
     ):
         if isinstance(metric, str) and metric.lower() == "none":
             metric = None
-        if metric is not None and metric not in METRICS:
-            raise ValueError(f"`metric` must be one of {METRICS} or None. Received: metric={metric!r}")
+        if metric is not None and metric not in METRIC_LOSSES:
+            raise ValueError(f"`metric` must be one of {METRIC_LOSSES} or None. Received: metric={metric!r}")
         self.softmax = bool(softmax)
         self.metric = metric
         self.sac = bool(sac)

@@ -30,7 +30,7 @@ def quadruplet_hard_terms(labels, embeddings, margin1=0.5, margin2=0.2):
         for float64 input).
     """
     labels = distances.as_labels(labels)
-    distance = distances.pairwise_distance(embeddings)
+    distance = distances.batch_distances(embeddings)
     positive, negative = distances.label_masks(labels)
     d_ap, has_positive = distances.hardest_positive(distance, positive)
     d_an, nearest, has_negative = distances.hardest_negative(distance, negative)

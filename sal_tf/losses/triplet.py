@@ -32,7 +32,7 @@ def triplet_hard_terms(labels, embeddings, margin=0.5):
         embeddings: `[B, D]`.
         margin: the margin (paper's epsilon_1).
     """
-    distance = distances.pairwise_distance(embeddings)
+    distance = distances.batch_distances(embeddings)
     positive, negative = distances.label_masks(labels)
     d_ap, has_positive = distances.hardest_positive(distance, positive)
     d_an, _, has_negative = distances.hardest_negative(distance, negative)

@@ -3,7 +3,7 @@
 import numpy as np
 
 from sal_tf.data import pipelines
-from sal_tf.evaluation import evaluate_rank, extract_features, pairwise_distance, re_rank, save_rank_lists
+from sal_tf.evaluation import distance_matrix, evaluate_rank, extract_features, re_rank_features, save_rank_lists
 
 
 def evaluate_reid(
@@ -39,10 +39,10 @@ def evaluate_reid(
     g_pids = np.array([r.pid for r in gallery])
     q_cams = np.array([r.camid for r in query])
     g_cams = np.array([r.camid for r in gallery])
-    dist = pairwise_distance(qf, gf, metric=metric)
+    dist = distance_matrix(qf, gf, metric=metric)
     out = _summary(evaluate_rank(dist, q_pids, g_pids, q_cams, g_cams))
     if rerank:
-        rr = re_rank(qf, gf, metric=metric)
+        rr = re_rank_features(qf, gf, metric=metric)
         out["rerank"] = _summary(evaluate_rank(rr, q_pids, g_pids, q_cams, g_cams))
     n = min(rank_list_queries, len(query))
     if n:
