@@ -26,8 +26,8 @@ import urllib.request
 import numpy as np
 
 from export import signatures as sig
+from sal_tf.utils import IMAGE_EXTENSIONS, is_image_file
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 REST_FORMS = ("instances", "inputs")
 
 
@@ -36,7 +36,7 @@ def read_images(paths):
     out = []
     for p in paths:
         if os.path.isdir(p):
-            files = sorted(os.path.join(p, n) for n in os.listdir(p) if n.lower().endswith(IMAGE_EXTENSIONS))
+            files = sorted(os.path.join(p, n) for n in os.listdir(p) if is_image_file(n))
             if not files:
                 raise ValueError(f"{p!r} holds no {'/'.join(IMAGE_EXTENSIONS)} files.")
         elif os.path.isfile(p):

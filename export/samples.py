@@ -12,8 +12,8 @@ import numpy as np
 import tensorflow as tf
 
 from export import signatures as sig
+from sal_tf.utils import IMAGE_EXTENSIONS, is_image_file
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 # Several share 128×64 (Market-1501 size) so batched checks see more than one image.
 _SIZES = ((128, 64), (256, 128), (128, 64), (300, 140), (128, 64), (97, 41), (128, 64), (64, 32))
 
@@ -27,7 +27,7 @@ def load_image_files(path, limit=8):
     if os.path.isfile(path):
         files = [path]
     elif os.path.isdir(path):
-        files = sorted(os.path.join(path, n) for n in os.listdir(path) if n.lower().endswith(IMAGE_EXTENSIONS))[:limit]
+        files = sorted(os.path.join(path, n) for n in os.listdir(path) if is_image_file(n))[:limit]
     else:
         raise FileNotFoundError(f"--sample_images: no such file or folder {path!r}.")
     if not files:

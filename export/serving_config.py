@@ -17,7 +17,7 @@ from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
 from export import signatures as sig
-from export.versioning import write_file_atomically
+from sal_tf.utils import write_atomically
 
 CONFIG_FILE = "models.config"
 WARMUP_FILE = "tf_serving_warmup_requests"
@@ -53,7 +53,7 @@ def update_models_config(path, name, base_path):
         entry.name = name
     entry.base_path = base_path
     entry.model_platform = "tensorflow"
-    write_file_atomically(path, text_format.MessageToString(config))
+    write_atomically(path, text_format.MessageToString(config))
     return config
 
 

@@ -127,19 +127,3 @@ def _fsync_dir(path):
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def write_file_atomically(path, data):
-    """Writes `data` (str or bytes) to `path` via a temporary file and `os.replace`."""
-    tmp = f"{path}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    mode = "wb" if isinstance(data, bytes) else "w"
-    try:
-        with open(tmp, mode) as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise

@@ -15,8 +15,9 @@ import dataclasses
 import os
 import re
 
+from sal_tf.utils import is_image_file
+
 # File extensions treated as images (compared case-insensitively).
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 
 JUNK_PID = -1
 DISTRACTOR_PID = 0
@@ -90,11 +91,6 @@ class ReIDDataset:
         if skipped:
             out.append("  skipped files: " + ", ".join(f"{k}={v}" for k, v in sorted(skipped.items())))
         return "\n".join(out)
-
-
-def is_image_file(name):
-    """True when `name` has an image extension (case-insensitive)."""
-    return name.lower().endswith(IMAGE_EXTENSIONS)
 
 
 def list_image_files(folder, skipped):

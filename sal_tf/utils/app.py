@@ -1,0 +1,100 @@
+"""One top-level handler for the command-line entry points, and quiet TensorFlow start-up.
+
+    from sal_tf.utils import app as sal_app   # before anything imports TensorFlow
+    ...
+    if __name__ == "__main__":
+        sal_app.run(main)
+
+`run` wraps `absl.app.run`: a `UserError` (and the `ValueError` / `FileNotFoundError` /
+`NotADirectoryError` that argument checks raise) ends the program with `error: <message>` on
+stderr and exit status 2 (or the exception's `exit_status`), never a Python traceback.
+
+TensorFlow's C++ start-up lines (oneDNN, CPU features, cuInit, "absl::InitializeLog") are
+written before `TF_CPP_MIN_LOG_LEVEL` is read, so `quiet_tensorflow_import` imports TensorFlow
+with file descriptor 2 sent to a temporary file and forwards only the lines that are not that
+noise. `--verbose=2` (or `SAL_TF_NATIVE_LOGS=1`) shows everything.
+"""
+
+import os
+import re
+import sys
+import tempfile
+
+_NOISE = re.compile(
+    r"^(WARNING: All log messages before absl::InitializeLog\(\)"
+    r"|[IWE]\d{4} [\d:. ]+\s*\d+ (port|cudart_stub|cpu_feature_guard|cuda_platform|cuda_executor"
+    r"|cuda_dnn|cuda_fft|cuda_blas|computation_placer|gpu_device|service)\.cc:\d+\]"
+    r"|To enable the following instructions:"
+    r"|WARNING: All log messages before)"
+)
+
+
+class UserError(Exception):
+    """A mistake in what the user asked for (flag, file, folder): printed as one `error:` line."""
+
+    exit_status = 2
+
+
+USER_ERRORS = (UserError, ValueError, FileNotFoundError, NotADirectoryError, FileExistsError)
+
+
+def native_logs_wanted(argv=None):
+    """True when the command line asks for `--verbose` ≥ 2 or `SAL_TF_NATIVE_LOGS=1` is set."""
+    if os.environ.get("SAL_TF_NATIVE_LOGS") == "1":
+        return True
+    argv = sys.argv if argv is None else argv
+    for i, arg in enumerate(argv):
+        value = arg.split("=", 1)[1] if arg.startswith("--verbose=") else None
+        if arg == "--verbose" and i + 1 < len(argv):
+            value = argv[i + 1]
+        if value is not None and value.strip().isdigit() and int(value) >= 2:
+            return True
+    return False
+
+
+def quiet_tensorflow_import(argv=None):
+    """Imports TensorFlow (and initialises its devices) without its C++ start-up noise."""
+    if "tensorflow" in sys.modules or native_logs_wanted(argv):
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+        capture.seek(0)
+        for line in capture.read().decode("utf-8", "replace").splitlines():
+            if line.strip() and not _NOISE.match(line):
+                print(line, file=sys.stderr)
+
+
+def report_error(error):
+    """Prints `error: <message>` for a user error; returns the exit status."""
+    print(f"error: {error}", file=sys.stderr)
+    return int(getattr(error, "exit_status", 2))
+
+
+def run(main, argv=None):
+    """`absl.app.run(main)` with the user-error handler and a quiet TensorFlow import."""
+    from absl import app
+
+    quiet_tensorflow_import(argv)
+
+    def guarded(args):
+        try:
+            main(args)
+        except USER_ERRORS as e:
+            sys.exit(report_error(e))
+        except Exception as e:
+            if hasattr(e, "exit_status"):  # e.g. training.TrainingDiverged (status 3)
+                sys.exit(report_error(e))
+            raise
+
+    app.run(guarded, argv=argv)

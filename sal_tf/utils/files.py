@@ -1,0 +1,48 @@
+"""Atomic writes, JSON conversion and the image file extensions (one home for each)."""
+
+import json
+import os
+import uuid
+
+# Files the parsers, the embed command and the export sample loader take as images.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
+
+
+def is_image_file(name):
+    """True when `name` ends with one of `IMAGE_EXTENSIONS` (any case)."""
+    return name.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def write_atomically(path, data):
+    """Writes `data` (str or bytes) to `path` through a temporary file, fsync and `os.replace`.
+
+    A reader sees the old file or the new one, never a part; a failure leaves no temporary file.
+    """
+    tmp = f"{path}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    mode = "wb" if isinstance(data, bytes) else "w"
+    try:
+        with open(tmp, mode) as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def to_jsonable(obj):
+    """`obj` with numpy arrays / scalars (nested in dicts, lists, tuples) turned into Python values."""
+    if isinstance(obj, dict):
+        return {k: to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if hasattr(obj, "tolist") and hasattr(obj, "dtype"):  # np.ndarray and np.generic
+        return obj.tolist()
+    return obj
+
+
+def write_json(path, obj):
+    """Writes `obj` (numpy values allowed) as indented, key-sorted JSON, atomically."""
+    write_atomically(path, json.dumps(to_jsonable(obj), indent=2, sort_keys=True) + "\n")
