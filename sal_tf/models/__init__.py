@@ -13,8 +13,10 @@ def build_model(preset="paper", num_classes=751, backbone_weights=None, verbose=
     Args:
         preset: "paper", "tiny" or "cifar".
         num_classes: number of training identities / classes.
-        backbone_weights: "imagenet", a path to a Keras ResNet50 `.h5`, or None.
-        **overrides: any `SALModel` argument (dilation=False, multi_level=False, ...).
+        backbone_weights: "imagenet" (the Keras file for the model's `depth`), a path to a
+            Keras ResNet50/101 `.h5` (loaded by layer name), or None.
+        **overrides: any `SALModel` argument (dilation=False, multi_level=False, stage6=False,
+            depth=101, ...).
     """
     config = get_preset(preset)
     unknown = set(overrides) - set(config)

@@ -1,6 +1,8 @@
-"""Named model configurations (SPEC §3), kept apart from the model code.
+"""Named model configurations (paper §3.1, §4.5), kept apart from the model code.
 
-Each preset is a dict of `SALModel` constructor arguments (minus `num_classes`).
+Each preset is a dict of `SALModel` constructor arguments (minus `num_classes`); all use
+the SAL network (ResNet50, `depth=50`, with stage6). `build_model(preset, depth=101)` /
+`stage6=False` override them (Table 4 "ResNet101 (Soft)" / the plain ResNet baselines).
 
 * `paper`: ResNet50 at 256×128, the network of the paper (34.3 M parameters
   with a 751-way classifier, ~30.7 GFLOPs/image).
@@ -19,6 +21,8 @@ PRESETS = {
         multi_level=True,
         stage6_dilation=2,
         embedding_dim=1024,
+        depth=50,
+        stage6=True,
     ),
     "tiny": dict(
         image_size=(64, 32),
@@ -28,6 +32,8 @@ PRESETS = {
         multi_level=True,
         stage6_dilation=2,
         embedding_dim=128,
+        depth=50,
+        stage6=True,
     ),
     "cifar": dict(
         image_size=(32, 32),
@@ -37,6 +43,8 @@ PRESETS = {
         multi_level=True,
         stage6_dilation=2,
         embedding_dim=1024,
+        depth=50,
+        stage6=True,
     ),
 }
 
