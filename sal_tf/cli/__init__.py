@@ -1,0 +1,5 @@
+"""Command-line entry points of `sal_tf` (`python -m sal_tf.cli.<command>`).
+
+Each module imports only `sal_tf.utils.app` at the top, so `sal_app.run` can quiet TensorFlow's
+start-up before anything imports it; the work is done by the library modules it calls.
+"""

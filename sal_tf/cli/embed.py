@@ -1,0 +1,61 @@
+"""Embeds images with a trained model into one `.npz` (see `sal_tf.inference.embed`).
+
+    python -m sal_tf.cli.embed --model=runs/market --images=photos/ --output=photos.npz
+    python -m sal_tf.cli.embed --model=exports/sal/1 --images='cams/**/*.jpg' --output=cams.npz --flip
+    python -m sal_tf.cli.embed --model=stage2.keras --images=data/query.csv --output=query.npz
+
+--model: a training --model_dir, a .keras file or an exported SavedModel folder. --images: a
+folder (recursively), a glob pattern or a CSV with the header path,person_id,camera_id.
+Undecodable files are skipped and listed. An existing --output is kept unless --overwrite.
+"""
+
+from absl import flags
+
+from sal_tf.utils import app as sal_app
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model", None, "A training --model_dir, a .keras file or an exported SavedModel folder.")
+flags.DEFINE_string("images", None, "A folder (recursive), a glob pattern, or a CSV (path,person_id,camera_id).")
+flags.DEFINE_string("output", None, "The .npz to write (embeddings, paths, pids/camids, skipped).")
+flags.DEFINE_integer("batch_size", 32, "Images per model call.")
+flags.DEFINE_bool("flip", False, "Average each image's embedding with its mirror's (as --flip_eval).")
+flags.DEFINE_bool("overwrite", False, "Replace an existing --output.")
+flags.DEFINE_bool("progress", True, "Show a progress bar on stderr.")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise sal_app.UserError(f"Unexpected arguments: {argv[1:]}")
+    for name in ("model", "images", "output"):
+        if not FLAGS[name].value:
+            raise sal_app.UserError(f"--{name} is required.")
+    if not FLAGS.output.endswith(".npz"):
+        raise sal_app.UserError(f"--output must end with .npz. Received: {FLAGS.output!r}")
+    import os
+
+    if os.path.exists(FLAGS.output) and not FLAGS.overwrite:
+        raise FileExistsError(f"--output {FLAGS.output!r} exists; pass --overwrite to replace it.")
+    from sal_tf.inference import embed, loading, sources
+
+    images = sources.list_images(FLAGS.images)
+    embedder = loading.load_model(FLAGS.model)
+    result = embed.embed_images(embedder, images, FLAGS.batch_size, FLAGS.flip, FLAGS.progress)
+    embed.save_npz(FLAGS.output, result, overwrite=FLAGS.overwrite)
+    ids = f"ids from {images.ids_from}" if result.pids is not None else "no ids (file names do not all parse)"
+    print(
+        f"Embedded {len(result.paths)} of {len(images.paths)} images with {embedder.source} "
+        f"({embedder.embedding_dim}-d, {ids}) -> {FLAGS.output}"
+    )
+    if result.skipped:
+        print(f"Skipped {len(result.skipped)} unreadable or undecodable file(s):")
+        for path in result.skipped:
+            print(f"  {path}")
+
+
+def run():
+    """Console-script entry point."""
+    sal_app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,192 @@
+"""`Embedder`: a loaded SAL model as images → L2-normalised embeddings.
+
+Input convention (that of training, evaluation and the serving signatures, `export/signatures.py`):
+RGB [B, H, W, 3], uint8 or float in 0..255; images of another size than the model's are resized
+with bilinear `tf.image.resize` (no aspect-ratio padding); the model's first layer normalises.
+Output: float32 [B, D] with unit rows, the numbers `sal_tf.evaluation.extract_features` (Keras)
+and the SavedModel's `serving_images` produce.
+
+Flip averaging (`flip=True`, as evaluation's `--flip_eval`): Keras forms average the raw
+embeddings of the image and its mirror, then normalise (`extract_features`); a SavedModel only
+holds normalised outputs, so it averages those and normalises again (differences ~1e-3).
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+DEFAULT_BATCH = 64  # images per model call in `Embedder.__call__`
+
+
+def as_image_batch(images, image_size):
+    """RGB images [B, h, w, 3] (numpy / tf, uint8 or float 0..255) → tf float32 [B, H, W, 3]."""
+    x = images if tf.is_tensor(images) else np.asarray(images)
+    shape = tuple(x.shape)
+    if len(shape) != 4 or shape[-1] != 3:
+        raise ValueError(f"Expected RGB images [batch, height, width, 3] in 0..255. Received shape: {shape}")
+    dtype = tf.as_dtype(x.dtype)
+    if not (dtype.is_floating or dtype.is_integer):
+        raise ValueError(f"Expected uint8 or float images in 0..255. Received dtype: {dtype.name}")
+    x = tf.convert_to_tensor(x)
+    if shape[1:3] != tuple(image_size):
+        x = tf.image.resize(x, image_size, method="bilinear")  # as export.signatures.resize
+    return tf.cast(x, tf.float32)
+
+
+class Embedder:
+    """Base class: call with images, get L2-normalised float32 embeddings [B, D].
+
+    Attributes:
+        kind: "keras" or "saved_model".
+        source: the file / folder loaded.
+        image_size: (H, W) the model takes.
+        embedding_dim: D.
+        has_attention: whether `attention(images)` works (Keras forms of a `SALModel`).
+    """
+
+    kind = None
+    has_attention = False
+
+    def __init__(self, source, image_size, embedding_dim):
+        self.source = source
+        self.image_size = tuple(int(s) for s in image_size)
+        self.embedding_dim = int(embedding_dim)
+
+    def __repr__(self):
+        return (
+            f"{type(self).__name__}(source={self.source!r}, image_size={self.image_size}, "
+            f"embedding_dim={self.embedding_dim})"
+        )
+
+    def __call__(self, images, flip=False, batch_size=DEFAULT_BATCH):
+        """Embeddings of `images` (see the module docstring): np.float32 [B, D]."""
+        x = as_image_batch(images, self.image_size)
+        chunks = [self.embed_batch(x[s : s + batch_size], flip) for s in range(0, int(x.shape[0]), batch_size)]
+        if not chunks:
+            return np.zeros((0, self.embedding_dim), np.float32)
+        return np.concatenate(chunks).astype(np.float32, copy=False)
+
+    def embed_batch(self, images, flip=False):
+        """float32 tf images [b, H, W, 3] at `image_size` → np.float32 [b, D] (no checks)."""
+        if flip:
+            a = self._unnormalised(images)
+            b = self._unnormalised(tf.reverse(images, axis=[2]))  # W is axis 2
+            return tf.math.l2_normalize((a + b) / 2.0, axis=-1).numpy()
+        return tf.math.l2_normalize(self._unnormalised(images), axis=-1).numpy()
+
+    def _unnormalised(self, images):
+        raise NotImplementedError
+
+    def attention(self, images):
+        """Attention maps of stage 4, 5, 6 (paper eq. 1): np.float32 [B, 3, h·w] (Keras forms only)."""
+        raise ValueError(
+            f"{self.source!r} is a SavedModel, which holds only the embedding; attention maps need the "
+            ".keras file or the training --model_dir."
+        )
+
+
+def _embedding_part(model):
+    """The images → embedding sub-model of a `SALModel`, a dict-output model or an embedding model."""
+    if hasattr(model, "embedding_model"):
+        return model.embedding_model()
+    if isinstance(model.output, dict):
+        if "embedding" not in model.output:
+            raise ValueError(f"The model's outputs are {sorted(model.output)}; expected an 'embedding' output.")
+        return keras.Model(model.input, model.output["embedding"])
+    return model
+
+
+class KerasEmbedder(Embedder):
+    """An `Embedder` over a Keras model (a `SALModel` or an images → embedding model).
+
+    Attributes:
+        model: the Keras model as loaded.
+        attention_grid: (h, w) of the attention maps (the stage 6 grid) when `has_attention`.
+    """
+
+    kind = "keras"
+
+    def __init__(self, model, source=None):
+        emb = _embedding_part(model)
+        shape = tuple(emb.input_shape)
+        if len(shape) != 4 or shape[-1] != 3 or None in shape[1:3]:
+            raise ValueError(f"Expected a model on images [B, H, W, 3] of a fixed size; input shape is {shape}.")
+        if len(emb.output_shape) != 2:
+            raise ValueError(f"Expected an embedding output [B, D]; output shape is {emb.output_shape}.")
+        super().__init__(source, getattr(model, "image_size", shape[1:3]), emb.output_shape[-1])
+        self.model = model
+        spec = tf.TensorSpec([None, *self.image_size, 3], tf.float32)
+        self._embed = tf.function(lambda x: tf.cast(emb(x, training=False), tf.float32), input_signature=[spec])
+        self.has_attention = isinstance(model.output, dict) and "attention" in model.output
+        if self.has_attention:
+            self._attention = tf.function(lambda x: model(x, training=False)["attention"], input_signature=[spec])
+            grid = model.get_layer("attention_stage6").input.shape
+            self.attention_grid = (int(grid[1]), int(grid[2]))
+
+    def _unnormalised(self, images):
+        return self._embed(images)
+
+    def attention(self, images, batch_size=DEFAULT_BATCH):
+        if not self.has_attention:
+            raise ValueError(f"The model of {self.source!r} has no 'attention' output (not a SALModel).")
+        x = as_image_batch(images, self.image_size)
+        out = [self._attention(x[s : s + batch_size]).numpy() for s in range(0, int(x.shape[0]), batch_size)]
+        return np.concatenate(out) if out else np.zeros((0, 3, int(np.prod(self.attention_grid))), np.float32)
+
+
+def _signature_with_input(loaded, dtype, rank):
+    """(name, function, input key, output key) of the first signature with one such input."""
+    for name, fn in sorted(loaded.signatures.items()):
+        inputs = fn.structured_input_signature[1]
+        outputs = fn.structured_outputs
+        if len(inputs) == 1 and len(outputs) == 1:
+            (key, spec), (out_key, out_spec) = next(iter(inputs.items())), next(iter(outputs.items()))
+            if spec.dtype == dtype and spec.shape.rank == rank:
+                return name, fn, key, out_key, out_spec
+    return None
+
+
+class SavedModelEmbedder(Embedder):
+    """An `Embedder` over an exported SavedModel (`export/saved_model.py`).
+
+    Float images at the model size go through the exported `serve_float` function (the model and
+    the normalisation, as `serving_images` after its resize); without it, through `serving_images`
+    with the pixels rounded to uint8.
+    """
+
+    kind = "saved_model"
+
+    def __init__(self, loaded, source=None, metadata=None):
+        found = _signature_with_input(loaded, tf.uint8, 4)
+        if found is None:
+            raise ValueError(
+                f"SavedModel {source!r} has no signature taking uint8 images [B, H, W, 3] "
+                f"(signatures: {sorted(loaded.signatures)}); expected one exported by `python -m export`."
+            )
+        self.signature_name, self._images_fn, self._input_key, self._output_key, out_spec = found
+        self._float_fn = getattr(loaded, "serve_float", None)
+        metadata = metadata or {}
+        size = metadata.get("image_size") or self._float_size()
+        if size is None:
+            raise ValueError(
+                f"SavedModel {source!r}: cannot tell the model's image size (no assets.extra/sal_tf_export.json "
+                "and no serve_float function)."
+            )
+        super().__init__(source, size, out_spec.shape[-1])
+        self.loaded = loaded
+        self.metadata = metadata
+
+    def _float_size(self):
+        if self._float_fn is None:
+            return None
+        for fn in getattr(self._float_fn, "concrete_functions", []):
+            (spec,) = fn.structured_input_signature[0]
+            return tuple(spec.shape[1:3])
+        return None
+
+    def _unnormalised(self, images):
+        # The exported outputs are already normalised; normalising again changes nothing.
+        if self._float_fn is not None:
+            return self._float_fn(images)[self._output_key]
+        pixels = tf.cast(tf.round(tf.clip_by_value(images, 0.0, 255.0)), tf.uint8)
+        return self._images_fn(**{self._input_key: pixels})[self._output_key]

@@ -1,0 +1,124 @@
+"""Which images to embed: a folder (recursively), a glob pattern, or a CSV; ids from file names.
+
+* Folder: every image file below it (`sal_tf.utils.is_image_file`), hidden files and folders
+  skipped, sorted by path.
+* Glob: `glob.glob(pattern, recursive=True)` (`**` spans folders), image files only, sorted.
+* CSV: the custom-dataset layout (`sal_tf/data/custom.py`): a header with `path,person_id,camera_id`,
+  paths relative to the CSV's folder; its ids are used as given.
+
+For folders and globs, `person_id` / `camera_id` come from Market-1501 / DukeMTMC-reID names
+(`0002_c1s1_000451_03.jpg`, `0005_c2_f0046985.jpg`: `<pid>_c<camera>`, camera 1-based in the
+name, 0-based in the ids, as the dataset parsers do).
+"""
+
+import csv
+import dataclasses
+import glob
+import os
+import re
+
+from sal_tf.data import custom, dukemtmc, market1501
+from sal_tf.utils import is_image_file
+
+NAME_PATTERNS = tuple(re.compile(p) for p in dict.fromkeys([market1501.PATTERN, dukemtmc.PATTERN]))
+EXPECTED = (
+    "a folder of images, a glob pattern (e.g. 'photos/**/*.jpg') or a CSV with the header path,person_id,camera_id"
+)
+
+
+@dataclasses.dataclass
+class ImageList:
+    """Paths to embed and, when known, their ids.
+
+    Attributes:
+        paths: list of str.
+        pids, camids: lists of int (same length as `paths`), or None when not every id is known.
+        ids_from: "csv", "file names" or None.
+    """
+
+    paths: list
+    pids: list = None
+    camids: list = None
+    ids_from: str = None
+
+
+def parse_ids(name):
+    """(pid, 0-based camid) of a Market/Duke style file name, or None."""
+    base = os.path.basename(name)
+    for pattern in NAME_PATTERNS:
+        m = pattern.match(base)
+        if m:
+            return int(m.group(1)), int(m.group(2)) - 1
+    return None
+
+
+def _folder_images(folder):
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found.extend(os.path.join(root, f) for f in files if is_image_file(f) and not f.startswith("."))
+    return sorted(found)
+
+
+def read_csv(csv_path):
+    """`ImageList` of a CSV in the custom-dataset layout (missing files are kept: embed reports them)."""
+    paths, pids, camids = [], [], []
+    folder = os.path.dirname(os.path.abspath(csv_path))
+    with open(csv_path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        header = [c.strip() for c in (reader.fieldnames or [])]
+        if any(c not in header for c in custom.COLUMNS):
+            raise ValueError(f"{csv_path!r}: header {header}; expected the columns 'path,person_id,camera_id'.")
+        reader.fieldnames = header
+        for row in reader:
+            rel, pid, cam = ((row.get(c) or "").strip() for c in custom.COLUMNS)
+            if not (rel or pid or cam):
+                continue
+            try:
+                pids.append(int(pid))
+                camids.append(int(cam))
+            except ValueError:
+                raise ValueError(
+                    f"{csv_path!r} line {reader.line_num}: person_id={pid!r} and camera_id={cam!r} must be integers."
+                ) from None
+            if not rel:
+                raise ValueError(f"{csv_path!r} line {reader.line_num}: empty path.")
+            paths.append(os.path.join(folder, rel))
+    return ImageList(paths, pids, camids, "csv")
+
+
+def with_name_ids(paths):
+    """`ImageList` of `paths`, with ids when every file name parses (see `parse_ids`)."""
+    ids = [parse_ids(p) for p in paths]
+    if paths and all(i is not None for i in ids):
+        return ImageList(list(paths), [i[0] for i in ids], [i[1] for i in ids], "file names")
+    return ImageList(list(paths))
+
+
+def list_images(spec):
+    """`ImageList` for a folder, a glob pattern or a CSV file (see the module docstring).
+
+    Raises:
+        FileNotFoundError / ValueError: nothing there, or no image matched (the message says what is expected).
+    """
+    spec = os.path.expanduser(os.fspath(spec))
+    if os.path.isdir(spec):
+        paths = _folder_images(spec)
+        where = f"folder {spec!r}"
+    elif os.path.isfile(spec) and spec.lower().endswith(".csv"):
+        images = read_csv(spec)
+        if not images.paths:
+            raise ValueError(f"{spec!r} lists no images; expected rows 'path,person_id,camera_id'.")
+        return images
+    elif os.path.isfile(spec) and is_image_file(spec):
+        paths, where = [spec], spec
+    elif glob.has_magic(spec):
+        paths = sorted(p for p in glob.glob(spec, recursive=True) if os.path.isfile(p) and is_image_file(p))
+        where = f"glob {spec!r}"
+    elif os.path.exists(spec):
+        raise ValueError(f"--images={spec!r} is neither a folder, an image, a glob nor a .csv; expected {EXPECTED}.")
+    else:
+        raise FileNotFoundError(f"--images: {spec!r} does not exist; expected {EXPECTED}.")
+    if not paths:
+        raise ValueError(f"--images: no image files in {where} (extensions .jpg .jpeg .png .bmp .gif .webp).")
+    return with_name_ids(paths)
