@@ -32,6 +32,8 @@ def _embedding_of(outputs):
     return outputs
 
 
+# model → {(flip, normalize): tf.function}. The functions reach the model only through a weak
+# reference, so the entry (and its traced graphs) goes away with the model.
 _EMBED_FNS = weakref.WeakKeyDictionary()
 
 
@@ -39,23 +41,34 @@ def _embed_fn(model, flip, normalize):
     """One traced embedding function per (model, flip, normalize), reused across calls."""
     try:
         cache = _EMBED_FNS.setdefault(model, {})
-    except TypeError:  # not weak-referenceable: no caching
+        model_ref = weakref.ref(model)
+    except TypeError:  # not weak-referenceable: no caching, a plain closure
+
+        def model_ref():
+            return model
+
         cache = {}
     key = (bool(flip), bool(normalize))
     if key not in cache:
-
-        @tf.function(reduce_retracing=True)
-        def embed(images):
-            emb = tf.cast(_embedding_of(model(images, training=False)), tf.float32)
-            if flip:
-                flipped = tf.reverse(images, axis=[2])  # [b, H, W, C]: W is axis 2
-                emb = (emb + tf.cast(_embedding_of(model(flipped, training=False)), tf.float32)) / 2.0
-            if normalize:
-                emb = tf.math.l2_normalize(emb, axis=-1)
-            return emb
-
-        cache[key] = embed
+        cache[key] = _make_embed_fn(model_ref, flip, normalize)
     return cache[key]
+
+
+def _make_embed_fn(model_ref, flip, normalize):
+    """tf.function images [b, H, W, 3] → float32 [b, D], calling `model_ref()` (a weak reference)."""
+
+    @tf.function(reduce_retracing=True)
+    def embed(images):
+        model = model_ref()
+        emb = tf.cast(_embedding_of(model(images, training=False)), tf.float32)
+        if flip:
+            flipped = tf.reverse(images, axis=[2])  # [b, H, W, C]: W is axis 2
+            emb = (emb + tf.cast(_embedding_of(model(flipped, training=False)), tf.float32)) / 2.0
+        if normalize:
+            emb = tf.math.l2_normalize(emb, axis=-1)
+        return emb
+
+    return embed
 
 
 def extract_features(model, dataset, flip=False, normalize=True, verbose=True):
@@ -72,6 +85,9 @@ def extract_features(model, dataset, flip=False, normalize=True, verbose=True):
 
     Returns:
         np.float32 [N, D].
+
+    The traced function is cached per (model, flip, normalize) and holds the model only weakly,
+    so a model evaluated here is freed as soon as the caller drops it.
     """
     if not isinstance(dataset, tf.data.Dataset):
         raise ValueError(f"extract_features: `dataset` must be a tf.data.Dataset. Received: {type(dataset).__name__}")
