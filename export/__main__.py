@@ -1,12 +1,13 @@
-"""Exports a trained SAL model for TF Serving (and TFLite).
+"""Exports a trained SAL model for TF Serving (and TFLite, ONNX).
 
-    python -m export --model_dir=runs/market --export_dir=exports --name=sal [--tflite]
+    python -m export --model_dir=runs/market --export_dir=exports --name=sal [--tflite] [--onnx]
     python -m export --model=runs/market/stage2.keras --export_dir=exports --name=sal
 
 Writes `<export_dir>/<name>/<version>/` (next free version; verified in a fresh
 TensorFlow-only process before it is renamed into place), updates
 `<export_dir>/models.config`, and with --tflite writes checked TFLite files to
-`<export_dir>/tflite/<name>/<version>/`. Prints what it wrote as JSON.
+`<export_dir>/tflite/<name>/<version>/`, and with --onnx a checked
+`<export_dir>/onnx/<name>/<version>/model.onnx`. Prints what it wrote as JSON.
 """
 
 import json
@@ -15,6 +16,8 @@ import os
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 from absl import app, flags, logging
+
+from sal_tf.utils import app as sal_app
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "Training folder: exports its highest stage<N>.keras.")
@@ -29,6 +32,11 @@ flags.DEFINE_bool(
     "process (what TF Serving does); a failure publishes nothing.",
 )
 flags.DEFINE_bool("tflite", False, "Also write float32, float16 and int8 TFLite files, each parity-checked.")
+flags.DEFINE_bool(
+    "onnx",
+    False,
+    "Also write <export_dir>/onnx/<name>/<version>/model.onnx (tf2onnx), checked with ONNX Runtime against Keras.",
+)
 flags.DEFINE_string("sample_images", None, "Folder of real images for the parity checks (default: synthetic).")
 flags.DEFINE_integer("num_samples", 8, "Images taken from --sample_images.")
 flags.DEFINE_string(
@@ -58,6 +66,7 @@ def main(argv):
         sample_images=FLAGS.sample_images,
         num_samples=FLAGS.num_samples,
         tflite_files=FLAGS.tflite,
+        onnx_file=FLAGS.onnx,
         serving_base_path=FLAGS.serving_base_path,
         source=os.path.abspath(path),
         verify=FLAGS.verify,
@@ -66,5 +75,10 @@ def main(argv):
     print(json.dumps(result, indent=2))
 
 
+def run():
+    """Console-script entry point (`python -m export`)."""
+    sal_app.run(main)
+
+
 if __name__ == "__main__":
-    app.run(main)
+    run()

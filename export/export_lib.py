@@ -1,4 +1,4 @@
-"""Export of a trained SAL model: SavedModel for TF Serving, TFLite files, models.config.
+"""Export of a trained SAL model: SavedModel for TF Serving, TFLite and ONNX files, models.config.
 
 Layout written under `export_dir`:
 
@@ -10,6 +10,8 @@ Layout written under `export_dir`:
         assets.extra/samples/             sample images + Keras reference embeddings
     tflite/<name>/<version>/              with tflite=True
         <name>_float32.tflite, <name>_float16.tflite, <name>_int8.tflite, parity.json
+    onnx/<name>/<version>/                with onnx_file=True (`export.onnx_export`)
+        model.onnx, parity.json, samples/
 
 Each version folder is built beside its target and renamed into place
 (`export.versioning.publish`); versions increment and are never overwritten.
@@ -26,9 +28,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from export import onnx_export, serving_config, tflite, versioning
 from export import samples as smp
 from export import saved_model as sm
-from export import serving_config, tflite, versioning
 from export import signatures as sig
 
 METADATA_FILE = "sal_tf_export.json"
@@ -95,11 +97,12 @@ def export(
     sample_images=None,
     num_samples=8,
     tflite_files=False,
+    onnx_file=False,
     serving_base_path=None,
     source=None,
     verify=False,
 ):
-    """Exports `model` for TF Serving (and optionally TFLite).
+    """Exports `model` for TF Serving (and optionally TFLite and ONNX).
 
     Args:
         model: a `SALModel` (classifier and attention outputs are dropped), a
@@ -111,6 +114,7 @@ def export(
             None for synthetic person-like images.
         num_samples: images taken from `sample_images`.
         tflite_files: also write the checked float32 / float16 / int8 TFLite files.
+        onnx_file: also write the checked `model.onnx` (run by ONNX Runtime).
         serving_base_path: the model's base path as the server sees it, for
             `models.config` (e.g. "/models/<name>" inside docker); default: the
             absolute local path.
@@ -122,13 +126,16 @@ def export(
     Returns:
         dict with `version`, `saved_model` (path), `models_config`, `parameter_bytes`,
         `variables_bytes`, `parity` (serving function vs Keras max abs diff), with
-        verify `verify`, and with TFLite `tflite` (folder) and `tflite_report`.
+        verify `verify`, with TFLite `tflite` (folder) and `tflite_report`, and with
+        ONNX `onnx` (the .onnx path) and `onnx_report`.
 
     Raises:
         RuntimeError: the serving graph or the written SavedModel (verify=True)
             does not reproduce the Keras model; nothing is published.
         tflite.TFLiteParityError: a TFLite file failed its check (the SavedModel
             version is published; no TFLite folder is).
+        onnx_export.ONNXParityError: the ONNX file failed its check (the SavedModel
+            and TFLite versions are published; no ONNX folder is).
     """
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name or ""):
         raise ValueError(f"--name must be a plain folder name (letters, digits, '_', '-', '.'). Received: {name!r}")
@@ -180,7 +187,30 @@ def export(
             )
 
         _, result["tflite"] = versioning.publish(tflite_base, build_tflite, version=version)
+    if onnx_file:
+        (h, w), dim = image_size, module.embedding_dim
+        meta = {
+            "input": f"{onnx_export.INPUT}: float32 [B, {h}, {w}, 3] RGB 0..255 (resize bilinearly to {h}x{w} first)",
+            "output": f"{onnx_export.OUTPUT}: float32 [B, {dim}], L2-normalised",
+            "image_size": f"{h},{w}",
+            "embedding_dim": dim,
+            **({"source": source} if source else {}),
+        }
+        result["onnx_report"], result["onnx"] = _publish_onnx(
+            module, export_dir, name, version, images, reference, meta
+        )
     return result
+
+
+def _publish_onnx(module, export_dir, name, version, images, reference, metadata):
+    """Writes the checked `<export_dir>/onnx/<name>/<version>/model.onnx`; returns (report, path)."""
+    report = {}
+
+    def build(tmp):
+        report.update(onnx_export.write_onnx_file(module, tmp, images, reference, metadata=metadata))
+
+    _, folder = versioning.publish(os.path.join(export_dir, "onnx", name), build, version=version)
+    return report, os.path.join(folder, onnx_export.MODEL_FILE)
 
 
 def _write_samples_and_metadata(version_dir, module, emb, samples, reference, extra_meta):

@@ -14,6 +14,15 @@ Runs in a process that imports TensorFlow only (no Keras model code, no
     a clear `InvalidArgumentError`, and the model still serves afterwards;
   * an empty batch gives an empty [0, D] result.
 
+    python -m export.verify exports/onnx/sal/3[/model.onnx]
+
+An ONNX file (or an ONNX version folder) is checked with ONNX Runtime alone, in a
+process that never imports TensorFlow: input `images` float32 [B, H, W, 3] with a
+dynamic B and output `embedding` float32 [B, D]; the stored sample images
+(`samples/`) at batch N, 1 and 7 against the Keras embeddings beside them
+(cosine ≥ 0.9999, max abs difference ≤ 1e-4); outputs L2-normalised; a wrong
+dtype or image size is rejected and the session still runs afterwards.
+
 Prints a JSON report; exit status 1 if any check fails.
 """
 
@@ -22,6 +31,8 @@ import os
 import sys
 
 from absl import app, flags, logging
+
+from sal_tf.utils import app as sal_app
 
 FLAGS = flags.FLAGS
 flags.DEFINE_float("tolerance", 1e-5, "Largest allowed |SavedModel - Keras| on the sample images.")
@@ -149,6 +160,66 @@ def verify(version_dir, tolerance=1e-5):
     }
 
 
+def is_onnx_path(path):
+    """True for an .onnx file or a folder holding `model.onnx` (an ONNX export version)."""
+    from export import onnx_export
+
+    return path.endswith(".onnx") or os.path.isfile(os.path.join(path, onnx_export.MODEL_FILE))
+
+
+def verify_onnx(path):
+    """Checks an ONNX export (file or version folder) with ONNX Runtime; returns the report dict."""
+    import numpy as np
+
+    from export import onnx_export as ox
+
+    model_path = path if path.endswith(".onnx") else os.path.join(path, ox.MODEL_FILE)
+    if not os.path.isfile(model_path):
+        raise FileNotFoundError(f"{model_path}: no such ONNX file; expected <export_dir>/onnx/<name>/<version>.")
+    samples = os.path.join(os.path.dirname(model_path), ox.SAMPLES_DIR)
+    if not os.path.isfile(os.path.join(samples, ox.REFERENCE_FILE)):
+        raise FileNotFoundError(f"{samples}/ is missing; was {model_path} written by `python -m export --onnx`?")
+    images = np.load(os.path.join(samples, ox.IMAGES_FILE))
+    reference = np.load(os.path.join(samples, ox.REFERENCE_FILE))
+    checks = []
+
+    def check(name, passed, **detail):
+        checks.append({"check": name, "passed": bool(passed), **detail})
+
+    sess = ox.session(model_path)
+    spec = ox.io_spec(sess)
+    problems = ox.spec_problems(spec, images.shape[1:3], reference.shape[1])
+    check("input images [B, H, W, 3] float32 → embedding [B, D], B dynamic", not problems, io=spec, problems=problems)
+    if not problems:
+        par = ox.parity(model_path, images, reference)
+        detail = {k: par[k] for k in ("batches", "min_cosine", "max_abs_diff", "problems")}
+        check("onnxruntime vs Keras", par["passed"], **detail)
+        norms = np.linalg.norm(ox.run_onnx(sess, images), axis=1)
+        check("L2-normalised", np.allclose(norms, 1.0, atol=1e-5), norm_range=[float(norms.min()), float(norms.max())])
+        height, width = images.shape[1:3]
+        for what, value in (
+            ("float64 instead of float32", images[:1].astype(np.float64)),
+            ("wrong image size", np.zeros([1, height + 1, width, 3], np.float32)),
+            ("rank 3", images[0]),
+        ):
+            try:
+                sess.run([ox.OUTPUT], {ox.INPUT: value})
+                check(f"rejects {what}", False, error=None)
+            except Exception as e:  # onnxruntime's InvalidArgument / Fail
+                check(f"rejects {what}", bool(str(e)), error=f"{type(e).__name__}: {_first_line(e)}")
+        again = ox.run_onnx(sess, images[:1])
+        check("runs after bad inputs", float(np.max(np.abs(again - reference[:1]))) <= ox.MAX_ABS_DIFF)
+    import onnxruntime
+
+    check("ONNX Runtime only (TensorFlow not imported)", "tensorflow" not in sys.modules)
+    return {
+        "onnx_file": os.path.abspath(model_path),
+        "onnxruntime": onnxruntime.__version__,
+        "checks": checks,
+        "passed": all(c["passed"] for c in checks),
+    }
+
+
 def _first_line(error):
     text = getattr(error, "message", None) or str(error)
     lines = [
@@ -163,14 +234,20 @@ def _first_line(error):
 
 def main(argv):
     if len(argv) != 2:
-        raise app.UsageError("Usage: python -m export.verify <export_dir>/<name>/<version>")
+        raise app.UsageError(
+            "Usage: python -m export.verify <export_dir>/<name>/<version> | <export_dir>/onnx/<name>/<version>"
+        )
     if not FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)
-    if FLAGS.device == "cpu":
-        import tensorflow as tf
+    if is_onnx_path(argv[1]):
+        report = verify_onnx(argv[1])
+    else:
+        sal_app.quiet_tensorflow_import()
+        if FLAGS.device == "cpu":
+            import tensorflow as tf
 
-        tf.config.set_visible_devices([], "GPU")
-    report = verify(argv[1], FLAGS.tolerance)
+            tf.config.set_visible_devices([], "GPU")
+        report = verify(argv[1], FLAGS.tolerance)
     print(json.dumps(report, indent=2))
     if not report["passed"]:
         failed = [c["check"] for c in report["checks"] if not c["passed"]]
@@ -178,5 +255,13 @@ def main(argv):
         sys.exit(1)
 
 
+def _main_reporting_user_errors(argv):
+    # Not sal_app.run: it imports TensorFlow first, and the ONNX check must run without it.
+    try:
+        main(argv)
+    except sal_app.USER_ERRORS as e:
+        sys.exit(sal_app.report_error(e))
+
+
 if __name__ == "__main__":
-    app.run(main)
+    app.run(_main_reporting_user_errors)
