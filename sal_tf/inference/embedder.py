@@ -78,7 +78,7 @@ class Embedder:
         raise NotImplementedError
 
     def attention(self, images):
-        """Attention maps of stage 4, 5, 6 (paper eq. 1): np.float32 [B, 3, h·w] (Keras forms only)."""
+        """Attention maps (paper eq. 1) of `attention_stages`: np.float32 [B, S, h·w] (Keras forms only)."""
         raise ValueError(
             f"{self.source!r} is a SavedModel, which holds only the embedding; attention maps need the "
             ".keras file or the training --model_dir."
@@ -101,7 +101,8 @@ class KerasEmbedder(Embedder):
 
     Attributes:
         model: the Keras model as loaded.
-        attention_grid: (h, w) of the attention maps (the stage 6 grid) when `has_attention`.
+        attention_grid: (h, w) of each attention map when `has_attention` (`SALModel.attention_map_size`).
+        attention_stages: names of the attention rows, e.g. ("stage4", "stage5", "stage6").
     """
 
     kind = "keras"
@@ -117,11 +118,12 @@ class KerasEmbedder(Embedder):
         self.model = model
         spec = tf.TensorSpec([None, *self.image_size, 3], tf.float32)
         self._embed = tf.function(lambda x: tf.cast(emb(x, training=False), tf.float32), input_signature=[spec])
-        self.has_attention = isinstance(model.output, dict) and "attention" in model.output
+        outputs = model.output if isinstance(model.output, dict) else {}
+        self.has_attention = "attention" in outputs and hasattr(model, "attention_map_size")
         if self.has_attention:
             self._attention = tf.function(lambda x: model(x, training=False)["attention"], input_signature=[spec])
-            grid = model.get_layer("attention_stage6").input.shape
-            self.attention_grid = (int(grid[1]), int(grid[2]))
+            self.attention_grid = tuple(int(s) for s in model.attention_map_size)
+            self.attention_stages = tuple(model.attention_stages)
 
     def _unnormalised(self, images):
         return self._embed(images)
@@ -131,7 +133,11 @@ class KerasEmbedder(Embedder):
             raise ValueError(f"The model of {self.source!r} has no 'attention' output (not a SALModel).")
         x = as_image_batch(images, self.image_size)
         out = [self._attention(x[s : s + batch_size]).numpy() for s in range(0, int(x.shape[0]), batch_size)]
-        return np.concatenate(out) if out else np.zeros((0, 3, int(np.prod(self.attention_grid))), np.float32)
+        return (
+            np.concatenate(out)
+            if out
+            else np.zeros((0, len(self.attention_stages), int(np.prod(self.attention_grid))), np.float32)
+        )
 
 
 def _signature_with_input(loaded, dtype, rank):

@@ -1,0 +1,233 @@
+"""Gallery search with faiss: index L2-normalised embeddings, answer top-k queries, re-rank.
+
+Why faiss (`faiss-cpu`): an exact inner-product search (`IndexFlatIP`) over BLAS that answers a
+batch of queries against a million 1024-d vectors in milliseconds per query, the same index
+structure for an approximate inverted-file search (`IndexIVFFlat`: `nlist` k-means cells, `nprobe`
+of them scanned per query) once a gallery outgrows exact search, and a file format to save and
+reload both (`benchmarks/embed_search.py` measures them against numpy).
+
+Distances. Embeddings are unit vectors, so the inner product `ip` is the cosine and the index
+ranks by it; results are reported as distances in one of the conventions of
+`sal_tf.evaluation.distance_matrix`: `euclidean` (the default, as evaluation) sqrt(max(2 − 2·ip, 0)),
+or `cosine` clip(1 − ip, 0, 2). Both order the gallery the same way. Re-ranking
+(`sal_tf.evaluation.re_rank_features`, k1=20, k2=6, λ=0.3) reports its re-ranked distances.
+
+An index folder holds `index.faiss`, `gallery.npz` (paths, and pids / camids when known) and
+`index.json` (kind, size, dimension, distance, nlist / nprobe, the embeddings' source).
+"""
+
+import datetime
+import json
+import os
+
+import faiss
+import numpy as np
+
+from sal_tf.utils import write_atomically, write_json
+
+INDEX_FILE = "index.faiss"
+GALLERY_FILE = "gallery.npz"
+META_FILE = "index.json"
+INDEX_KINDS = ("flat", "ivf")
+DISTANCES = ("euclidean", "cosine")
+MAX_RERANK_ITEMS = 20_000  # queries + gallery; re-ranking holds O(N·k1) lists and a q×g matrix
+
+
+def normalise(x, name="embeddings"):
+    """float32 C-contiguous [n, d] with unit rows (zero rows stay zero)."""
+    x = np.asarray(x)
+    if x.ndim != 2 or not np.issubdtype(x.dtype, np.number):
+        raise ValueError(f"`{name}` must be a numeric [count, dim] matrix. Received shape {x.shape}, dtype {x.dtype}")
+    x = np.array(x, dtype=np.float32, order="C")
+    if not np.isfinite(x).all():
+        raise ValueError(f"`{name}` contains NaN or infinite values.")
+    faiss.normalize_L2(x)
+    return x
+
+
+def to_distance(ip, distance="euclidean"):
+    """Inner products of unit vectors → distances (`euclidean` or `cosine`, module docstring)."""
+    ip = np.asarray(ip, np.float32)
+    if distance == "euclidean":
+        return np.sqrt(np.maximum(2.0 - 2.0 * ip, 0.0))
+    if distance == "cosine":
+        return np.clip(1.0 - ip, 0.0, 2.0)
+    raise ValueError(f"--distance must be one of {DISTANCES}. Received: {distance!r}")
+
+
+def default_nlist(count):
+    """IVF cells for `count` vectors: about sqrt(count), at least 39 training points per cell."""
+    return int(max(1, min(round(np.sqrt(count)), count // 39)))
+
+
+def _build_faiss(x, kind, nlist, nprobe, seed):
+    dim = x.shape[1]
+    if kind == "flat":
+        index = faiss.IndexFlatIP(dim)
+    else:
+        nlist = int(nlist or default_nlist(len(x)))
+        if not 1 <= nlist <= len(x):
+            raise ValueError(f"--nlist must be in [1, {len(x)}] (the gallery size). Received: {nlist}")
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        rng = np.random.default_rng(seed)
+        sample = x if len(x) <= 64 * nlist else x[np.sort(rng.choice(len(x), 64 * nlist, replace=False))]
+        index.cp.seed = int(seed)
+        index.train(sample)
+        index.nprobe = int(min(nprobe or 32, nlist))
+    index.add(x)
+    return index
+
+
+class GalleryIndex:
+    """A faiss index of gallery embeddings with their paths (and ids).
+
+    Attributes:
+        index: the faiss index (inner product on unit vectors).
+        paths: list of str, row i of the index.
+        pids, camids: int64 [N] or None.
+        info: dict written to `index.json` (kind, size, dim, distance, nlist, nprobe, source, ...).
+    """
+
+    def __init__(self, index, paths, pids=None, camids=None, info=None):
+        if index.ntotal != len(paths):
+            raise ValueError(f"The index holds {index.ntotal} vectors but {len(paths)} paths were given.")
+        self.index, self.paths = index, [str(p) for p in paths]
+        self.pids = None if pids is None else np.asarray(pids, np.int64)
+        self.camids = None if camids is None else np.asarray(camids, np.int64)
+        self.info = dict(info or {})
+
+    def __len__(self):
+        return int(self.index.ntotal)
+
+    @property
+    def distance(self):
+        return self.info.get("distance", "euclidean")
+
+    @classmethod
+    def build(cls, embeddings, paths, pids=None, camids=None, kind="flat", nlist=None, nprobe=None, **info):
+        """Indexes `embeddings` [N, D] (normalised here). `kind`: "flat" (exact) or "ivf" (approximate).
+
+        Args:
+            nlist: IVF cells (default `default_nlist(N)`); nprobe: cells scanned per query (default 32).
+            **info: `distance` ("euclidean" default or "cosine"), `source`, ... (kept in `index.json`).
+        """
+        if kind not in INDEX_KINDS:
+            raise ValueError(f"--index must be one of {INDEX_KINDS}. Received: {kind!r}")
+        to_distance(0.0, info.setdefault("distance", "euclidean"))  # checks the name
+        x = normalise(embeddings)
+        if len(x) == 0:
+            raise ValueError("The gallery is empty: nothing to index.")
+        index = _build_faiss(x, kind, nlist, nprobe, info.pop("seed", 0))
+        info.update(kind=kind, size=len(x), dim=int(x.shape[1]), faiss=faiss.__version__)
+        if kind == "ivf":
+            ivf = faiss.extract_index_ivf(index)
+            info.update(nlist=int(ivf.nlist), nprobe=int(ivf.nprobe))
+        return cls(index, paths, pids, camids, info)
+
+    def save(self, folder, overwrite=False):
+        """Writes `index.faiss`, `gallery.npz`, `index.json` into `folder` (refuses to replace one)."""
+        if os.path.exists(os.path.join(folder, META_FILE)) and not overwrite:
+            raise FileExistsError(f"--index_dir {folder!r} already holds an index; pass --overwrite to replace it.")
+        os.makedirs(folder, exist_ok=True)
+        tmp = os.path.join(folder, f".{INDEX_FILE}.tmp-{os.getpid()}")
+        faiss.write_index(self.index, tmp)
+        os.replace(tmp, os.path.join(folder, INDEX_FILE))
+        arrays = {"paths": np.asarray(self.paths, dtype=str)}
+        if self.pids is not None:
+            arrays.update(pids=self.pids, camids=self.camids)
+        tmp = os.path.join(folder, f".{GALLERY_FILE}.tmp-{os.getpid()}.npz")
+        np.savez(tmp, **arrays)
+        os.replace(tmp, os.path.join(folder, GALLERY_FILE))
+        created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        write_json(os.path.join(folder, META_FILE), {**self.info, "created": created})
+
+    @classmethod
+    def load(cls, folder):
+        """The `GalleryIndex` saved in `folder`."""
+        missing = [f for f in (INDEX_FILE, GALLERY_FILE, META_FILE) if not os.path.isfile(os.path.join(folder, f))]
+        if missing:
+            raise FileNotFoundError(
+                f"--index_dir {folder!r} lacks {missing}; expected a folder written by the search command's `index`."
+            )
+        with open(os.path.join(folder, META_FILE)) as f:
+            info = json.load(f)
+        index = faiss.read_index(os.path.join(folder, INDEX_FILE))
+        with np.load(os.path.join(folder, GALLERY_FILE), allow_pickle=False) as g:
+            pids, camids = (g["pids"], g["camids"]) if "pids" in g else (None, None)
+            return cls(index, g["paths"], pids, camids, info)
+
+    def search(self, queries, k=10, nprobe=None):
+        """Top-k gallery rows of each query: (float32 [nq, k'] distances ascending, int64 [nq, k'] rows).
+
+        k' = min(k, gallery size). `nprobe` overrides the IVF cells scanned (ignored for flat).
+        """
+        q = normalise(queries, "queries")
+        if q.shape[1] != self.index.d:
+            raise ValueError(f"Query embeddings are {q.shape[1]}-d but the index holds {self.index.d}-d vectors.")
+        if nprobe is not None and self.info.get("kind") == "ivf":
+            faiss.extract_index_ivf(self.index).nprobe = int(nprobe)
+        ip, rows = self.index.search(q, int(min(k, len(self))))
+        return to_distance(ip, self.distance), rows.astype(np.int64)
+
+    def vectors(self):
+        """The indexed unit vectors, float32 [N, D] (for re-ranking)."""
+        if self.info.get("kind") == "ivf":
+            faiss.extract_index_ivf(self.index).make_direct_map()
+        return self.index.reconstruct_n(0, len(self))
+
+    def search_reranked(self, queries, k=10, max_items=MAX_RERANK_ITEMS, **rerank_args):
+        """Top-k by k-reciprocal re-ranked distance over the whole gallery (same outputs as `search`).
+
+        Raises:
+            ValueError: queries + gallery exceed `max_items` (re-ranking would not fit; use `search`).
+        """
+        from sal_tf.evaluation import re_rank_features
+
+        q = normalise(queries, "queries")
+        if len(q) + len(self) > max_items:
+            raise ValueError(
+                f"Re-ranking {len(q)} queries against {len(self)} gallery images exceeds --max_rerank={max_items} "
+                "items (it holds a queries x gallery matrix and neighbour lists of all of them); search "
+                "without --rerank, or raise --max_rerank."
+            )
+        dist = re_rank_features(q, self.vectors(), metric=self.distance, **rerank_args)
+        rows = np.argsort(dist, axis=1, kind="stable")[:, : min(k, len(self))]
+        return np.take_along_axis(dist, rows, axis=1).astype(np.float32), rows.astype(np.int64)
+
+    def results(self, rows, distances, query_paths=None, query_pids=None):
+        """JSON-ready list of {query, query_pid, results: [{rank, path, distance, pid, camid, match}]}."""
+        out = []
+        for i, (row, dist) in enumerate(zip(rows, distances)):
+            qpid = None if query_pids is None else int(query_pids[i])
+            hits = []
+            for rank, (j, d) in enumerate(zip(row, dist), start=1):
+                hit = {"rank": rank, "path": self.paths[j], "distance": round(float(d), 6)}
+                if self.pids is not None:
+                    hit.update(pid=int(self.pids[j]), camid=int(self.camids[j]))
+                    if qpid is not None:
+                        hit["match"] = bool(self.pids[j] == qpid)
+                hits.append(hit)
+            entry = {"query": None if query_paths is None else str(query_paths[i]), "results": hits}
+            if qpid is not None:
+                entry["query_pid"] = qpid
+            out.append(entry)
+        return out
+
+
+def format_table(results, distance="euclidean"):
+    """Plain-text table of `GalleryIndex.results` output: one block per query."""
+    lines = []
+    for entry in results:
+        pid = f" (pid {entry['query_pid']})" if "query_pid" in entry else ""
+        lines.append(f"query {entry['query']}{pid}")
+        lines.append(f"  {'rank':>4s}  {distance + ' dist':>14s}  {'pid':>6s}  {'match':5s}  path")
+        for hit in entry["results"]:
+            pid_text = str(hit.get("pid", "-"))
+            match = {True: "yes", False: "no"}.get(hit.get("match"), "-")
+            lines.append(f"  {hit['rank']:4d}  {hit['distance']:14.4f}  {pid_text:>6s}  {match:5s}  {hit['path']}")
+    return "\n".join(lines)
+
+
+def write_jsonl(path, results):
+    """Writes one JSON object per query (atomically)."""
+    write_atomically(path, "".join(json.dumps(entry) + "\n" for entry in results))
