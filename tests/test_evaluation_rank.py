@@ -247,3 +247,87 @@ def test_bad_input_is_rejected():
         evaluate_rank(d, **ok, ap="interpolated")
     with pytest.raises(ValueError, match="max_rank"):
         evaluate_rank(d, **ok, max_rank=0)
+
+
+# ------------------------------------------------- sort-free (count) vs sorted (reference)
+def _random_case(rng, dtype, nq=None, ng=None):
+    """Labels with junk, distractors, same-camera matches and queries without a match;
+    distances with many exact ties (and ±0.0)."""
+    nq = nq or int(rng.integers(5, 60))
+    ng = ng or int(rng.integers(1, 120))
+    d = rng.integers(0, 5, size=(nq, ng)).astype(dtype) * rng.choice([-1, 1], size=(nq, ng)).astype(dtype)
+    q_pids = rng.integers(-1, 8, nq)
+    g_pids = rng.integers(-1, 8, ng)
+    q_cams = rng.integers(0, 3, nq)
+    g_cams = rng.integers(0, 3, ng)
+    return d, q_pids, g_pids, q_cams, g_cams
+
+
+def _assert_same(a, b):
+    np.testing.assert_array_equal(a.all_AP, b.all_AP)  # bit for bit, not approx
+    np.testing.assert_array_equal(a.all_INP, b.all_INP)
+    np.testing.assert_array_equal(a.cmc, b.cmc)
+    np.testing.assert_array_equal(a.valid, b.valid)
+    assert (a.mAP, a.mINP, a.num_valid_queries) == (b.mAP, b.mINP, b.num_valid_queries)
+
+
+@pytest.mark.parametrize("seed", range(20))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16, np.int32])
+def test_count_equals_sort_bit_for_bit(seed, dtype):
+    rng = np.random.default_rng(seed)
+    args = _random_case(rng, dtype)
+    for ap in ("noninterpolated", "official"):
+        kw = dict(max_rank=int(rng.integers(1, 30)), ap=ap)
+        try:
+            ref = evaluate_rank(*args, method="sort", **kw)
+        except ValueError as err:  # no valid query: both must say so
+            assert "No valid query" in str(err)
+            with pytest.raises(ValueError, match="No valid query"):
+                evaluate_rank(*args, method="count", **kw)
+            continue
+        _assert_same(evaluate_rank(*args, method="count", **kw), ref)
+        _assert_same(evaluate_rank(*args, method="count", block_size=int(rng.integers(1, 9)), **kw), ref)
+
+
+def test_count_path_positions_equal_sort_path_on_a_realistic_case():
+    from sal_tf.evaluation.rank import sorted_block_hits
+    from sal_tf.evaluation.rank_count import HitCounter
+
+    rng = np.random.default_rng(5)
+    nq, ng, nid = 200, 3000, 120
+    q_pids, g_pids = rng.integers(1, nid, nq), rng.integers(-1, nid, ng)
+    q_cams, g_cams = rng.integers(0, 6, nq), rng.integers(0, 6, ng)
+    centers = rng.standard_normal((nid, 8))
+    d = np.linalg.norm(centers[q_pids][:, None] - centers[np.abs(g_pids)][None], axis=-1)
+    d = np.round(d + 0.5 * rng.random((nq, ng)), 2).astype(np.float32)  # ties at 0.01 steps
+    r_sort, pos_sort, _ = sorted_block_hits(d, q_pids, g_pids, q_cams, g_cams)
+    for threads in (1, 3):
+        r, pos, bad = HitCounter(g_pids, g_cams, threads=threads).positions(d, q_pids, q_cams)
+        assert bad == -1
+        np.testing.assert_array_equal(r, r_sort)
+        np.testing.assert_array_equal(pos, pos_sort)
+
+
+def test_count_path_conventions_on_the_hand_case():
+    for method in ("count", "sort"):
+        r = _ev(**HAND, max_rank=5, method=method)
+        np.testing.assert_allclose(r.cmc, [0, 1, 1, 1, 1])
+        assert r.mAP == pytest.approx(0.5) and r.mINP == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("method", ["count", "sort"])
+def test_nan_is_reported_with_its_row(method):
+    d = np.ones((4, 5), np.float32)
+    d[2, 3] = np.nan
+    args = ([1, 2, 3, 9], [1, 2, 3, 4, 5], [0, 0, 0, 0], [1, 1, 1, 1, 1])  # query 3: no match
+    with pytest.raises(ValueError, match="NaN \\(first in query row 2\\)"):
+        evaluate_rank(d, *(np.asarray(a) for a in args), method=method)
+    d[2, 3] = 1.0
+    d[3, 0] = np.nan  # the row without a match is checked too
+    with pytest.raises(ValueError, match="row 3"):
+        evaluate_rank(d, *(np.asarray(a) for a in args), method=method)
+
+
+def test_unknown_method_is_rejected():
+    with pytest.raises(ValueError, match="method"):
+        _ev(**HAND, method="heap")

@@ -1,5 +1,6 @@
 """Re-ID evaluation: distances, CMC/mAP/mINP, k-reciprocal re-ranking, features, rank lists."""
 
+from sal_tf.evaluation.blockwise import evaluate_features
 from sal_tf.evaluation.distance import distance_matrix
 from sal_tf.evaluation.features import extract_features
 from sal_tf.evaluation.rank import RankResult, evaluate_rank, format_table
@@ -8,6 +9,7 @@ from sal_tf.evaluation.visualize import rank_list_image, save_rank_lists
 
 __all__ = [
     "RankResult",
+    "evaluate_features",
     "evaluate_rank",
     "extract_features",
     "format_table",

@@ -58,7 +58,7 @@ def _finish(m, metric):
     return m
 
 
-def _dist_block(a, a_sq, b, b_sq, metric):
+def distance_block(a, a_sq, b, b_sq, metric):
     """Distances of every row of `a` to every row of `b`: float32 [len(a), len(b)]."""
     m = a @ b.T
     if metric != "cosine":
@@ -69,7 +69,7 @@ def _dist_block(a, a_sq, b, b_sq, metric):
 
 
 def pair_distances(a, a_sq, b, b_sq, metric):
-    """Distances of row i of `a` to row i of `b` (same arithmetic as `_dist_block`)."""
+    """Distances of row i of `a` to row i of `b` (same arithmetic as `distance_block`)."""
     m = np.einsum("ij,ij->i", a, b)
     if metric != "cosine":
         m *= -2.0
@@ -105,5 +105,5 @@ def distance_matrix(q, g, metric="euclidean", block_size=1024):
     bs = int(block_size)
     for s in range(0, q.shape[0], bs):
         e = min(s + bs, q.shape[0])
-        out[s:e] = _dist_block(q[s:e], None if q_sq is None else q_sq[s:e], g, g_sq, metric)
+        out[s:e] = distance_block(q[s:e], None if q_sq is None else q_sq[s:e], g, g_sq, metric)
     return out

@@ -16,17 +16,22 @@ Conventions (torchreid `eval_market1501`, fast-reid `evaluate_py`, Market `compu
   old_precision = (i−1)/n, or 1 when n = 0. It reads ~1 point lower;
 * INP_i = n_rel / (1-based position of the last match) (fast-reid's mINP).
 
-The computation is vectorised over blocks of queries. Only the items ranked up to a
-query's last match matter, so only those are sorted; float32 distances are sorted as
-unique 64-bit keys (row, distance bits, gallery index, hit flag), a stable order
-without a stable sort.
+Two exact methods give bit-for-bit the same hit positions, hence the same scores:
+`method="count"` (the default when numba is installed) counts each match's rank in
+one pass over the row without sorting (`rank_count`), on one thread per core;
+`method="sort"` (the reference) sorts, per row, only the items ranked up to the last
+match, as unique 64-bit keys (row, distance bits, gallery index, hit flag), a stable
+order without a stable sort.
 """
 
 import dataclasses
 
 import numpy as np
 
+from sal_tf.evaluation.rank_count import HitCounter, numba_available
+
 AP_MODES = ("noninterpolated", "official")
+RANK_METHODS = ("auto", "count", "sort")
 
 
 @dataclasses.dataclass
@@ -92,7 +97,8 @@ def format_table(result, name=None, ranks=(1, 5, 10)):
     return result.format_table(name=name, ranks=ranks)
 
 
-def _ids(x, name, n=None):
+def check_ids(x, name, n=None):
+    """`x` as int64 [n] (a 1-D integer array), or a ValueError naming `name`."""
     if hasattr(x, "numpy"):
         x = x.numpy()
     x = np.asarray(x)
@@ -142,101 +148,94 @@ def _hit_positions(d, hit, keep):
     return rows, idx - starts[rows]
 
 
-def evaluate_rank(
-    distmat,
-    q_pids,
-    g_pids,
-    q_camids,
-    g_camids,
-    max_rank=50,
-    ap="noninterpolated",
-    block_size=None,
-):
-    """Single-query CMC / mAP / mINP with the Market-1501 conventions (module docstring).
+def sorted_block_hits(d, q_pids, g_pids, q_camids, g_camids):
+    """(rows, positions, first NaN row or -1) of a block `d` [b, num_gallery] by the sorted path."""
+    if np.isnan(d).any():
+        return None, None, int(np.nonzero(np.isnan(d).any(axis=1))[0][0])
+    same_pid = g_pids[None, :] == q_pids[:, None]
+    same_cam = g_camids[None, :] == q_camids[:, None]
+    keep = ~(same_pid & same_cam) & (g_pids != -1)[None, :]
+    hit = same_pid & keep
+    r, pos = _hit_positions(d, hit, keep)
+    return r, pos, -1
 
-    Args:
-        distmat: float [num_query, num_gallery] distances (smaller = more similar).
-            float16/float32 are ranked as float32, anything else as float64.
-        q_pids, g_pids: int [num_query] / [num_gallery] person ids (−1 junk, 0 distractor).
-        q_camids, g_camids: int camera ids.
-        max_rank: length of the CMC curve.
-        ap: "noninterpolated" (torchreid/fast-reid) or "official" (Market `compute_AP.m`).
-        block_size: queries per vectorised block (default: ~4 M distances per block).
 
-    Returns:
-        `RankResult`.
-
-    Raises:
-        ValueError: on malformed input, NaN distances, or when no query has a match.
-    """
+def check_options(max_rank, ap, method):
+    """Validates the options shared by `evaluate_rank` and `evaluate_features`."""
     if ap not in AP_MODES:
         raise ValueError(f"`ap` must be one of {AP_MODES}. Received: ap={ap!r}")
     if isinstance(max_rank, bool) or not isinstance(max_rank, (int, np.integer)) or max_rank < 1:
         raise ValueError(f"`max_rank` must be an integer >= 1. Received: max_rank={max_rank!r}")
-    if hasattr(distmat, "numpy"):
-        distmat = distmat.numpy()
-    distmat = np.asarray(distmat)
-    if distmat.ndim != 2:
-        raise ValueError(f"`distmat` must be 2-D [num_query, num_gallery]. Received shape: {distmat.shape}")
-    if not (np.issubdtype(distmat.dtype, np.floating) or np.issubdtype(distmat.dtype, np.integer)):
-        raise ValueError(f"`distmat` must be numeric. Received dtype: {distmat.dtype}")
-    nq, ng = distmat.shape
-    q_pids = _ids(q_pids, "q_pids", nq)
-    g_pids = _ids(g_pids, "g_pids", ng)
-    q_camids = _ids(q_camids, "q_camids", nq)
-    g_camids = _ids(g_camids, "g_camids", ng)
-    if ng == 0 or nq == 0:
-        raise ValueError(f"`distmat` is empty. Received shape: {distmat.shape}")
-    dtype = np.float32 if distmat.dtype in (np.float16, np.float32) else np.float64
-    if block_size is None:
-        block_size = max(1, (4 << 20) // ng)
-    elif int(block_size) < 1:
-        raise ValueError(f"`block_size` must be >= 1. Received: block_size={block_size}")
-    block_size = int(block_size)
+    if method not in RANK_METHODS:
+        raise ValueError(f"`method` must be one of {RANK_METHODS}. Received: method={method!r}")
+    if method == "auto":
+        method = "count" if numba_available() else "sort"
+    return method
 
-    not_junk = (g_pids != -1)[None, :]
-    first = np.full(nq, -1, dtype=np.int64)
-    last = np.full(nq, -1, dtype=np.int64)
-    n_rel = np.zeros(nq, dtype=np.int64)
-    ap_sum = np.zeros(nq, dtype=np.float64)
-    for s in range(0, nq, block_size):
-        e = min(s + block_size, nq)
-        d = np.ascontiguousarray(distmat[s:e], dtype=dtype)
-        if np.isnan(d).any():
-            bad = s + int(np.nonzero(np.isnan(d).any(axis=1))[0][0])
-            raise ValueError(f"`distmat` contains NaN (first in query row {bad}).")
-        same_pid = g_pids[None, :] == q_pids[s:e, None]
-        same_cam = g_camids[None, :] == q_camids[s:e, None]
-        keep = ~(same_pid & same_cam) & not_junk
-        hit = same_pid & keep
-        r, pos = _hit_positions(d, hit, keep)
-        if len(r) == 0:
-            continue
-        counts = np.bincount(r, minlength=e - s)
-        starts = np.cumsum(counts) - counts
-        i = np.arange(len(r)) - starts[r] + 1  # 1-based hit count within the row
-        prec = i / (pos + 1.0)
-        if ap == "official":
-            old = np.where(pos == 0, 1.0, (i - 1) / np.maximum(pos, 1).astype(np.float64))
-            terms = (old + prec) / 2.0
+
+def check_labels(nq, ng, q_pids, g_pids, q_camids, g_camids):
+    """The four label arrays as int64, checked against `nq` query and `ng` gallery items."""
+    return (
+        check_ids(q_pids, "q_pids", nq),
+        check_ids(g_pids, "g_pids", ng),
+        check_ids(q_camids, "q_camids", nq),
+        check_ids(g_camids, "g_camids", ng),
+    )
+
+
+class HitBlocks:
+    """Hit positions of consecutive blocks of query rows, by `method` ("count" or "sort").
+
+    `add(d, s)` ranks rows s.. s+len(d) (float32/float64 C-contiguous); `result(...)`
+    turns everything added into a `RankResult`.
+    """
+
+    def __init__(self, q_pids, g_pids, q_camids, g_camids, method, name="distmat"):
+        self.labels = (q_pids, g_pids, q_camids, g_camids)
+        self.counter = HitCounter(g_pids, g_camids) if method == "count" else None
+        self.name = name
+        self.rows, self.pos = [], []
+
+    def add(self, d, s):
+        q_pids, g_pids, q_camids, g_camids = self.labels
+        e = s + d.shape[0]
+        if self.counter is not None:
+            r, pos, bad = self.counter.positions(d, q_pids[s:e], q_camids[s:e])
         else:
-            terms = prec
-        rows = np.nonzero(counts)[0]
-        n_rel[s + rows] = counts[rows]
-        ap_sum[s:e] = np.bincount(r, weights=terms, minlength=e - s)
-        first[s + rows] = pos[starts[rows]]
-        last[s + rows] = pos[starts[rows] + counts[rows] - 1]
+            r, pos, bad = sorted_block_hits(d, q_pids[s:e], g_pids, q_camids[s:e], g_camids)
+        if bad >= 0:
+            raise ValueError(f"`{self.name}` contains NaN (first in query row {s + bad}).")
+        self.rows.append(r + s)
+        self.pos.append(pos)
 
-    valid = n_rel > 0
+    def result(self, max_rank, ap):
+        nq = len(self.labels[0])
+        return result_from_hits(np.concatenate(self.rows), np.concatenate(self.pos), nq, max_rank, ap)
+
+
+def result_from_hits(r, pos, nq, max_rank, ap):
+    """`RankResult` from every hit's (query row, 0-based position); rows ascending,
+    positions ascending within a row."""
+    counts = np.bincount(r, minlength=nq)
+    starts = np.cumsum(counts) - counts
+    i = np.arange(len(r)) - starts[r] + 1  # 1-based hit count within the row
+    prec = i / (pos + 1.0)
+    if ap == "official":
+        old = np.where(pos == 0, 1.0, (i - 1) / np.maximum(pos, 1).astype(np.float64))
+        terms = (old + prec) / 2.0
+    else:
+        terms = prec
+    valid = counts > 0
     num_valid = int(valid.sum())
     if num_valid == 0:
         raise ValueError(
             "No valid query: no query has a gallery item with the same pid from another "
             "camera (junk pid -1 excluded). Check q_pids/g_pids and q_camids/g_camids."
         )
-    all_ap = ap_sum[valid] / n_rel[valid]
-    all_inp = n_rel[valid] / (last[valid] + 1.0)
-    first_v = first[valid]
+    n_rel = counts[valid]
+    all_ap = np.bincount(r, weights=terms, minlength=nq)[valid] / n_rel
+    all_inp = n_rel / (pos[starts[valid] + n_rel - 1] + 1.0)
+    first_v = pos[starts[valid]]
     hist = np.bincount(np.minimum(first_v, max_rank), minlength=max_rank + 1)[:max_rank]
     cmc = np.cumsum(hist) / float(num_valid)
     return RankResult(
@@ -249,3 +248,60 @@ def evaluate_rank(
         valid=valid,
         ap=ap,
     )
+
+
+def evaluate_rank(
+    distmat,
+    q_pids,
+    g_pids,
+    q_camids,
+    g_camids,
+    max_rank=50,
+    ap="noninterpolated",
+    block_size=None,
+    method="auto",
+):
+    """Single-query CMC / mAP / mINP with the Market-1501 conventions (module docstring).
+
+    Args:
+        distmat: float [num_query, num_gallery] distances (smaller = more similar).
+            float16/float32 are ranked as float32, anything else as float64.
+        q_pids, g_pids: int [num_query] / [num_gallery] person ids (−1 junk, 0 distractor).
+        q_camids, g_camids: int camera ids.
+        max_rank: length of the CMC curve.
+        ap: "noninterpolated" (torchreid/fast-reid) or "official" (Market `compute_AP.m`).
+        block_size: queries per block (default: the whole matrix for the counting path when
+            no conversion is needed, else ~4 M distances per block).
+        method: "count" (sort-free, `rank_count`, numba, one thread per core), "sort" (the
+            reference: sorts each row up to its last match) or "auto" (count when numba is
+            installed). Both give bit-for-bit the same result.
+
+    Returns:
+        `RankResult`.
+
+    Raises:
+        ValueError: on malformed input, NaN distances, or when no query has a match.
+    """
+    method = check_options(max_rank, ap, method)
+    if hasattr(distmat, "numpy"):
+        distmat = distmat.numpy()
+    distmat = np.asarray(distmat)
+    if distmat.ndim != 2:
+        raise ValueError(f"`distmat` must be 2-D [num_query, num_gallery]. Received shape: {distmat.shape}")
+    if not (np.issubdtype(distmat.dtype, np.floating) or np.issubdtype(distmat.dtype, np.integer)):
+        raise ValueError(f"`distmat` must be numeric. Received dtype: {distmat.dtype}")
+    nq, ng = distmat.shape
+    labels = check_labels(nq, ng, q_pids, g_pids, q_camids, g_camids)
+    if ng == 0 or nq == 0:
+        raise ValueError(f"`distmat` is empty. Received shape: {distmat.shape}")
+    dtype = np.float32 if distmat.dtype in (np.float16, np.float32) else np.float64
+    if block_size is None:
+        ready = distmat.dtype == dtype and distmat.flags.c_contiguous
+        block_size = nq if (method == "count" and ready) else max(1, (4 << 20) // ng)
+    elif int(block_size) < 1:
+        raise ValueError(f"`block_size` must be >= 1. Received: block_size={block_size}")
+    block_size = int(block_size)
+    hits = HitBlocks(*labels, method=method)
+    for s in range(0, nq, block_size):
+        hits.add(np.ascontiguousarray(distmat[s : s + block_size], dtype=dtype), s)
+    return hits.result(max_rank, ap)

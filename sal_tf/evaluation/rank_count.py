@@ -1,0 +1,166 @@
+"""Sort-free hit ranks for `evaluate_rank`: the rank of every true match by counting.
+
+CMC, AP and INP need only the 0-based position of each true match ("hit") among a
+query's kept gallery items, in the stable order (ascending distance, ties by lower
+gallery index). With the hits h_1 < … < h_m sorted by the key (distance, index),
+
+    position(h_t) = #{kept items j : (d_j, j) < (d_{h_t}, h_t)},
+
+so one pass over the row suffices: each kept item with a distance in
+[d_{h_1}, d_{h_m}] falls into the bucket "number of hits with a key <= its key"
+(a binary search over the few hits), items below d_{h_1} into bucket 0, items above
+d_{h_m} are skipped; the prefix sums of the bucket counts are the positions. The hits
+and the removed same-pid-same-camera items are found from the gallery grouped by pid
+(the removed ones are subtracted from their buckets afterwards); junk (pid −1) is
+skipped by a mask. The output is the same (rows, positions) as the sorted path's, so
+every score computed from it is bit-for-bit the same.
+
+The kernel is compiled with numba (`nogil`, cached on disk) and run over blocks of
+query rows on one thread per core.
+"""
+
+import concurrent.futures
+import functools
+import os
+
+import numpy as np
+
+
+def numba_available():
+    """Whether numba can be imported (the counting path needs it)."""
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def num_threads():
+    """Cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@functools.cache
+def _kernel():
+    import numba
+
+    @numba.njit(nogil=True, cache=True, inline="always")
+    def bucket(sd, sj, h, x, j):
+        """Number of hits whose key (sd, sj) is <= (x, j)."""
+        lo, hi = 0, h
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if sd[mid] < x or (sd[mid] == x and sj[mid] <= j):
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
+
+    @numba.njit(nogil=True, cache=True)
+    def count_rows(d, r0, r1, q_cams, lo, hi, g_order, g_cams, g_ok, ptr, pos, n_hits, has_nan):
+        ng = d.shape[1]
+        for r in range(r0, r1):
+            row = d[r]
+            m = hi[r] - lo[r]
+            hd, hj = np.empty(m, d.dtype), np.empty(m, np.int64)
+            rd, rj = np.empty(m, d.dtype), np.empty(m, np.int64)
+            h, nr = 0, 0
+            for t in range(lo[r], hi[r]):
+                j = g_order[t]
+                if not g_ok[j]:
+                    continue
+                if g_cams[j] != q_cams[r]:
+                    hd[h], hj[h] = row[j], j
+                    h += 1
+                else:
+                    rd[nr], rj[nr] = row[j], j
+                    nr += 1
+            n_hits[r] = h
+            if h == 0:
+                for j in range(ng):
+                    if row[j] != row[j]:
+                        has_nan[r] = True
+                        break
+                continue
+            order = np.argsort(hd[:h], kind="mergesort")  # stable: hj ascending within ties
+            sd, sj = hd[:h][order], hj[:h][order]
+            first, last = sd[0], sd[h - 1]
+            cnt = np.zeros(h + 1, np.int64)
+            below, nan = 0, False
+            for j in range(ng):
+                x = row[j]
+                if x < first:
+                    below += g_ok[j]
+                elif x <= last:
+                    if g_ok[j]:
+                        cnt[bucket(sd, sj, h, x, j)] += 1
+                elif x != x:
+                    nan = True
+            has_nan[r] = nan
+            cnt[0] += below
+            for t in range(nr):
+                cnt[bucket(sd, sj, h, rd[t], rj[t])] -= 1
+            run = 0
+            for t in range(h):
+                run += cnt[t]
+                pos[ptr[r] + t] = run
+
+    return count_rows
+
+
+def _pid_slices(q_pids, g_pids):
+    """Gallery indices grouped by pid (ascending index within a pid) and each query's slice."""
+    g_order = np.argsort(g_pids, kind="stable")
+    sorted_pids = g_pids[g_order]
+    lo = np.searchsorted(sorted_pids, q_pids, side="left")
+    hi = np.searchsorted(sorted_pids, q_pids, side="right")
+    return g_order.astype(np.int64), lo.astype(np.int64), hi.astype(np.int64)
+
+
+class HitCounter:
+    """Hit positions of blocks of query rows against one gallery, by counting.
+
+    Args:
+        g_pids, g_camids: int64 [num_gallery] (pid −1 = junk).
+        threads: worker threads (default: one per core).
+    """
+
+    def __init__(self, g_pids, g_camids, threads=None):
+        if not numba_available():
+            raise ImportError("The sort-free ranking (method='count') needs numba: pip install numba")
+        self.g_pids = np.ascontiguousarray(g_pids, np.int64)
+        self.g_cams = np.ascontiguousarray(g_camids, np.int64)
+        self.g_ok = (self.g_pids != -1).astype(np.uint8)
+        self.threads = int(threads or num_threads())
+        self.kernel = _kernel()
+
+    def positions(self, d, q_pids, q_camids):
+        """(rows, positions) for the block `d` (float32/float64 C-contiguous [b, num_gallery]).
+
+        rows ascend, positions ascend within a row (the sorted path's layout); also returns
+        the first row holding a NaN, or -1.
+        """
+        b = d.shape[0]
+        g_order, lo, hi = _pid_slices(np.asarray(q_pids, np.int64), self.g_pids)
+        ptr = np.concatenate([[0], np.cumsum(hi - lo)]).astype(np.int64)
+        pos = np.zeros(int(ptr[-1]), np.int64)
+        n_hits = np.zeros(b, np.int64)
+        has_nan = np.zeros(b, np.bool_)
+        q_cams = np.ascontiguousarray(q_camids, np.int64)
+        args = (q_cams, lo, hi, g_order, self.g_cams, self.g_ok, ptr, pos, n_hits, has_nan)
+        chunks = min(b, 4 * self.threads)
+        edges = np.linspace(0, b, chunks + 1).astype(np.int64)
+        if self.threads == 1 or chunks <= 1:
+            self.kernel(d, 0, b, *args)
+        else:
+            with concurrent.futures.ThreadPoolExecutor(self.threads) as pool:
+                jobs = [pool.submit(self.kernel, d, int(s), int(e), *args) for s, e in zip(edges[:-1], edges[1:])]
+                for job in jobs:
+                    job.result()
+        bad = int(np.argmax(has_nan)) if has_nan.any() else -1
+        rows = np.repeat(np.arange(b, dtype=np.int64), n_hits)
+        keep = np.arange(len(pos)) - np.repeat(ptr[:-1], hi - lo) < np.repeat(n_hits, hi - lo)
+        return rows, pos[keep], bad
