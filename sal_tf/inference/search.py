@@ -18,12 +18,15 @@ An index folder holds `index.faiss`, `gallery.npz` (paths, and pids / camids whe
 
 import datetime
 import json
+import logging
 import os
 
-import faiss
-import numpy as np
+logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # its INFO lines list CPU-feature probes
 
-from sal_tf.utils import write_atomically, write_json
+import faiss  # noqa: E402
+import numpy as np  # noqa: E402
+
+from sal_tf.utils import write_atomically, write_json  # noqa: E402
 
 INDEX_FILE = "index.faiss"
 GALLERY_FILE = "gallery.npz"

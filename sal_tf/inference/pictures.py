@@ -1,0 +1,80 @@
+"""Pictures for the commands: search results as rank lists, attention maps of chosen images.
+
+Drawing is `sal_tf.evaluation.visualize` (matplotlib); this module only gathers the images,
+ids and distances.
+"""
+
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from sal_tf.data import pipelines
+from sal_tf.evaluation import visualize
+
+
+def _id_label(pid, camid, path):
+    return os.path.basename(path) if pid is None else f"pid {pid} · cam {camid}"
+
+
+def search_picture(results, path, image_size=(128, 64), max_queries=4, title=None):
+    """Rank lists of the first `max_queries` entries of `GalleryIndex.results`; writes a PNG.
+
+    Frames: green / red where both the query's and the match's pid are known, grey otherwise.
+    Returns uint8 RGB [H, W, 3].
+    """
+    rows = []
+    for entry in results[:max_queries]:
+        if not entry.get("query"):
+            raise ValueError("--picture needs query image files (the queries' paths are unknown).")
+        qpid = entry.get("query_pid")
+        hits = entry["results"]
+        labels = [
+            f"{h['rank']}: {_id_label(h.get('pid'), h.get('camid'), h['path'])}\nd={h['distance']:.3f}" for h in hits
+        ]
+        rows.append(
+            visualize.RankRow(
+                visualize.load_image(entry["query"], image_size),
+                os.path.basename(entry["query"]) if qpid is None else f"pid {qpid}",
+                [visualize.load_image(h["path"], image_size) for h in hits],
+                labels,
+                [h.get("match") for h in hits],
+            )
+        )
+    fig = visualize.rank_list_figure(rows, image_size, title)
+    image = visualize.figure_to_array(fig)
+    visualize.write_png(path, image)
+    return image
+
+
+def attention_picture(embedder, paths, path, alpha=0.5):
+    """Attention maps (paper Fig. 3) of image files `paths` with a Keras-form `embedder`; writes a PNG.
+
+    Images are read and resized as for embedding (`pipelines.load_image`) and drawn at the model's
+    input size, as the model saw them; files that do not decode are left out.
+
+    Returns:
+        (uint8 RGB [H, W, 3], the paths drawn).
+    """
+    if not embedder.has_attention:
+        embedder.attention(np.zeros((0, *embedder.image_size, 3), np.uint8))  # raises the clear error
+    images, drawn = [], []
+    for p in paths:
+        try:
+            images.append(pipelines.load_image(p, embedder.image_size).numpy())  # as embedded
+            drawn.append(p)
+        except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError):
+            continue
+    if not images:
+        raise ValueError(f"None of the {len(paths)} image file(s) could be read and decoded: {paths[:5]}")
+    attention = embedder.attention(np.stack(images))
+    stages = [s.replace("stage", "stage ") for s in embedder.attention_stages]
+    return visualize.attention_figure(
+        images,
+        attention,
+        embedder.attention_grid,
+        stage_names=stages,
+        labels=[os.path.basename(p) for p in drawn],
+        alpha=alpha,
+        path=path,
+    ), drawn
