@@ -169,3 +169,64 @@ def test_bad_input_is_rejected():
         re_rank_distances(q_g, np.full_like(q_q, np.nan), g_g)
     with pytest.raises(ValueError, match="positive maximum"):
         re_rank_distances(np.zeros((2, 3)), np.zeros((2, 2)), np.zeros((3, 3)))
+
+
+# ------------------------------------------------------------ faiss neighbours (knn_mode)
+def _clustered(seed, nid=50, n=900, nq=150, dim=24, noise=0.6):
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((nid, dim))
+    pids = rng.integers(1, nid + 1, n)
+    feats = (centres[pids - 1] + noise * rng.standard_normal((n, dim))).astype(np.float32)
+    cams = rng.integers(0, 4, n)
+    return feats[:nq], feats[nq:], (pids[:nq], pids[nq:], cams[:nq], cams[nq:])
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "sqeuclidean", "cosine"])
+def test_faiss_exact_neighbours_agree_with_dense(metric):
+    q, g, _ = _clustered(0)
+    dense = re_rank_features(q, g, metric=metric, knn_mode="dense")
+    flat = re_rank_features(q, g, metric=metric, knn_mode="flat", block_size=97)
+    np.testing.assert_allclose(flat, dense, rtol=0, atol=1e-5)
+    # IVF probing every list is an exhaustive search: the same result
+    ivf_all = re_rank_features(q, g, metric=metric, knn_mode="ivf", nlist=12, nprobe=12)
+    np.testing.assert_allclose(ivf_all, dense, rtol=0, atol=1e-5)
+
+
+def test_approximate_ivf_keeps_the_scores_on_a_clustered_case():
+    from sal_tf.evaluation import evaluate_rank
+
+    q, g, labels = _clustered(1, noise=0.45)
+    dense = evaluate_rank(re_rank_features(q, g, knn_mode="dense"), *labels)
+    approx = re_rank_features(q, g, knn_mode="ivf", nlist=20, nprobe=4)
+    ivf = evaluate_rank(approx, *labels)
+    assert abs(ivf.mAP - dense.mAP) < 0.02 and abs(ivf.rank(1) - dense.rank(1)) < 0.02
+    base = evaluate_rank(distance_matrix(q, g), *labels)
+    assert ivf.mAP > base.mAP  # still a re-ranking gain
+
+
+def test_auto_mode_switches_to_ivf_above_the_dense_limit(monkeypatch):
+    from sal_tf.evaluation import rerank
+
+    q, g, _ = _clustered(2, n=300, nq=40)
+    np.testing.assert_array_equal(re_rank_features(q, g), re_rank_features(q, g, knn_mode="dense"))
+    monkeypatch.setattr(rerank, "DENSE_MAX_ITEMS", 100)
+    np.testing.assert_array_equal(re_rank_features(q, g), re_rank_features(q, g, knn_mode="ivf"))
+
+
+def test_knn_helpers_find_true_nearest_and_farthest():
+    from sal_tf.evaluation import knn
+
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((200, 8)).astype(np.float32)
+    d = ((x[:, None] - x[None]) ** 2).sum(-1)
+    rows = np.arange(50, 200)
+    near = knn.nearest(x, rows, 5)
+    np.testing.assert_array_equal(np.sort(near, axis=1), np.sort(np.argsort(d[rows], axis=1)[:, :5], axis=1))
+    np.testing.assert_array_equal(knn.farthest(x, rows), d[rows].argmax(axis=1))
+    assert knn.ivf_sizes(94_000) == (307, 19)
+
+
+def test_bad_knn_mode_is_rejected():
+    q, g, _ = _clustered(3, n=60, nq=10)
+    with pytest.raises(ValueError, match="knn_mode"):
+        re_rank_features(q, g, knn_mode="hnsw")

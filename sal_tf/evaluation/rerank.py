@@ -26,12 +26,14 @@ pass of distances (a matrix product per block of rows) plus a top-k per row.
 
 import numpy as np
 
+from sal_tf.evaluation import knn
 from sal_tf.evaluation.distance import as_features, check_metric, pair_distances, prepare
 
 _ROW_BUDGET = 8 << 20  # distances held per block in pass 1 (32 MiB of float32)
 _PAIR_CHUNK = 1 << 15  # feature pairs gathered at once for the weights
 _KEEP_FACTOR = 3  # neighbours kept per item with their od values: 3 (k1 + 1)
 _TERM_BUDGET = 1 << 20  # (query, gallery, column) terms per Jaccard block (~50 MiB)
+DENSE_MAX_ITEMS = 30_000  # knn="auto": dense N×N blocks up to this N, faiss IVF beyond
 
 
 # --------------------------------------------------------------------- rows of od
@@ -52,8 +54,8 @@ class _FeatureRows:
     def _sq(self, idx):
         return None if self.x_sq is None else self.x_sq[idx]
 
-    def first_pass(self, s, e, k):
-        """(row max of D², top-k od values and indices, od rows) for rows s..e of od."""
+    def square_block(self, s, e):
+        """tf float32 [e − s, n]: D² of rows s..e to every item."""
         import tensorflow as tf
 
         if self._tf is None:
@@ -67,11 +69,21 @@ class _FeatureRows:
             m = tf.maximum(m * -2.0 + x_sq[s:e, None] + x_sq[None, :], 0.0)
             if self.metric == "euclidean":
                 m = tf.sqrt(m)
-        m = m * m
+        return m * m
+
+    @staticmethod
+    def top_of(m, k):
+        """(row max, top-k od values and indices, od rows) of a D² block `m`."""
+        import tensorflow as tf
+
         mx = tf.reduce_max(m, axis=1)
         od = m / mx[:, None]
         top = tf.math.top_k(tf.negative(od), k=k, sorted=True)
         return mx.numpy(), -top.values.numpy(), top.indices.numpy(), od
+
+    def first_pass(self, s, e, k):
+        """(row max of D², top-k od values and indices, od rows) for rows s..e of od."""
+        return self.top_of(self.square_block(s, e), k)
 
     def pairs(self, i, j):
         out = np.empty(len(i), dtype=np.float32)
@@ -79,6 +91,51 @@ class _FeatureRows:
             ii, jj = i[a : a + _PAIR_CHUNK], j[a : a + _PAIR_CHUNK]
             out[a : a + len(ii)] = pair_distances(self.x[ii], self._sq(ii), self.x[jj], self._sq(jj), self.metric)
         return np.multiply(out, out, out=out)
+
+
+class _KnnRows(_FeatureRows):
+    """`_FeatureRows` whose gallery rows take their neighbours from faiss (`knn`).
+
+    Query rows are dense (exact top-k and row maximum, and the q×g part of od the output
+    needs); they also give each gallery item its maximum over the queries. A gallery
+    row's neighbours are faiss's k + margin candidates, re-ranked by this module's own
+    D² (ties by lower index); its maximum is the largest of that over the queries, over
+    its candidates and to its faiss-farthest item.
+    """
+
+    def __init__(self, feats, metric, nq, exact, nlist=None, nprobe=None):
+        super().__init__(feats, metric)
+        self.nq, self.exact, self.nlist, self.nprobe = nq, exact, nlist, nprobe
+        self.col_max = np.zeros(self.n - nq, np.float32)
+        self._cand = None
+
+    def first_pass(self, s, e, k):
+        import tensorflow as tf
+
+        if e <= self.nq:
+            m = self.square_block(s, e)
+            np.maximum(self.col_max, tf.reduce_max(m[:, self.nq :], axis=0).numpy(), out=self.col_max)
+            return self.top_of(m, k)
+        if self._cand is None:
+            self._search(k)
+        rows = np.arange(s, e)
+        cand = self._cand[s - self.nq : e - self.nq]
+        found = cand >= 0
+        cand = np.where(found, cand, rows[:, None])
+        d2 = self.pairs(np.repeat(rows, cand.shape[1]), cand.ravel()).reshape(cand.shape)
+        d2[~found] = np.inf
+        order = np.lexsort((cand, d2), axis=-1)
+        cand = np.take_along_axis(cand, order, axis=1)[:, :k]
+        d2 = np.take_along_axis(d2, order, axis=1)[:, :k]
+        mx = np.maximum(self.col_max[s - self.nq : e - self.nq], self._far[s - self.nq : e - self.nq])
+        mx = np.maximum(mx, np.where(np.isfinite(d2), d2, 0.0).max(axis=1))
+        return mx, d2 / mx[:, None], cand.astype(np.int32), None
+
+    def _search(self, k):
+        g = np.arange(self.nq, self.n)
+        opts = dict(exact=self.exact, nlist=self.nlist, nprobe=self.nprobe)
+        self._cand = knn.nearest(self.x, g, k + max(16, k // 2), **opts)
+        self._far = self.pairs(g, knn.farthest(self.x, g, **opts))
 
 
 class _MatrixRows:
@@ -188,7 +245,7 @@ def _k_reciprocal(rows, nq, ng, k1, k2, lambda_value, block_size):
             )
         row_max[s:e] = mx
         rank[s:e] = top
-        if e <= nq:
+        if od is not None and e <= nq:
             out[s:e] = np.asarray(od[:, nq:])
         del od
 
@@ -306,11 +363,26 @@ def _k_reciprocal(rows, nq, ng, k1, k2, lambda_value, block_size):
 
 
 # ------------------------------------------------------------------------ public
-def re_rank_features(q_feats, g_feats, metric="euclidean", k1=20, k2=6, lambda_value=0.3, block_size=None):
+def re_rank_features(
+    q_feats,
+    g_feats,
+    metric="euclidean",
+    k1=20,
+    k2=6,
+    lambda_value=0.3,
+    block_size=None,
+    knn_mode="auto",
+    nlist=None,
+    nprobe=None,
+):
     """k-reciprocal re-ranking from embeddings.
 
-    Equals `re_rank_distances(distance_matrix(q, g, metric), distance_matrix(q, q, metric),
-    distance_matrix(g, g, metric), ...)` without building the N×N matrices.
+    With `knn_mode="dense"` this equals `re_rank_distances(distance_matrix(q, g, metric),
+    distance_matrix(q, q, metric), distance_matrix(g, g, metric), ...)` without building the
+    N×N matrices; "flat" (faiss exact search) gives the same up to float rounding; "ivf"
+    takes the gallery items' neighbours and farthest items from a faiss IVF index (`knn`),
+    approximate unless nprobe = nlist, so no N×N distances are computed at all (only the
+    query rows, dense).
 
     Args:
         q_feats: float [num_query, dim].
@@ -319,11 +391,15 @@ def re_rank_features(q_feats, g_feats, metric="euclidean", k1=20, k2=6, lambda_v
             distances are squared before use.
         k1, k2, lambda_value: the paper's parameters (20, 6, 0.3).
         block_size: rows per block (default: from a ~32 MiB budget).
+        knn_mode: "dense", "flat", "ivf" or "auto" (dense up to `DENSE_MAX_ITEMS` items, ivf beyond).
+        nlist, nprobe: IVF lists and lists probed (default: about √N and max(8, nlist / 16)).
 
     Returns:
         np.float32 [num_query, num_gallery] re-ranked distances.
     """
     check_metric(metric)
+    if knn_mode not in knn.KNN_MODES:
+        raise ValueError(f"`knn_mode` must be one of {knn.KNN_MODES}. Received: knn_mode={knn_mode!r}")
     q = as_features(q_feats, "q_feats")
     g = as_features(g_feats, "g_feats")
     if q.shape[1] != g.shape[1]:
@@ -333,7 +409,13 @@ def re_rank_features(q_feats, g_feats, metric="euclidean", k1=20, k2=6, lambda_v
         )
     if len(q) == 0 or len(g) == 0:
         raise ValueError(f"Empty query or gallery: q_feats.shape={q.shape}, g_feats.shape={g.shape}")
-    rows = _FeatureRows(np.concatenate([q, g]), metric)
+    feats = np.concatenate([q, g])
+    if knn_mode == "auto":
+        knn_mode = "dense" if len(feats) <= DENSE_MAX_ITEMS else "ivf"
+    if knn_mode == "dense":
+        rows = _FeatureRows(feats, metric)
+    else:
+        rows = _KnnRows(feats, metric, len(q), exact=knn_mode == "flat", nlist=nlist, nprobe=nprobe)
     return _k_reciprocal(rows, len(q), len(g), k1, k2, lambda_value, block_size)
 
 
