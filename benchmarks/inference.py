@@ -1,11 +1,12 @@
-"""Inference throughput: Keras vs the exported SavedModel vs each TFLite file.
+"""Inference throughput: Keras vs the exported SavedModel vs each TFLite file vs ONNX Runtime.
 
     python benchmarks/inference.py                   # tiny + paper, batch 1 and 32
     python benchmarks/inference.py --quick           # fewer iterations (paper is slow on 2 cores)
     python benchmarks/inference.py --presets=tiny --batches=1,8,32
 
 Per preset (random weights), the model is exported with `export.export_lib.export`
-(SavedModel + checked float32/float16/int8 TFLite files) into a temporary folder.
+(SavedModel + checked float32/float16/int8 TFLite files + checked ONNX file) into a
+temporary folder.
 One JSON line per (preset, runtime, batch), with the median and best images/s over
 interleaved rounds (the cases alternate, so load from other processes hits all alike):
   * `keras`: `embedding_model.predict_on_batch` on float32 RGB at the model size;
@@ -13,8 +14,14 @@ interleaved rounds (the cases alternate, so load from other processes hits all a
     resize is the identity, so this is the same work as Keras + cast);
   * `savedmodel_bytes`: the `serving_default` signature on JPEG bytes of
     128×64 images (decode + resize included);
-  * `tflite_<float32|float16|int8>`: LiteRT interpreter, all CPU threads.
-Then one line per preset with the file sizes (bytes). Runs on the CPU (GPUs hidden)
+  * `tflite_<float32|float16|int8>`: LiteRT interpreter, --threads threads;
+  * `onnxruntime`: ONNX Runtime CPU session of `model.onnx`, ORT_ENABLE_ALL graph
+    optimisations, --threads intra-op threads; with --onnx_variants also
+    `onnxruntime_1thread` (1 intra-op thread) and `onnxruntime_no_graph_opt`
+    (ORT_DISABLE_ALL, --threads threads).
+Each line states its `threads` (TensorFlow: its default intra-op pool, one per CPU) and,
+for ONNX Runtime, `vs_savedmodel_images` (images/s ratio in the same run). Then one line
+per preset with the file sizes (bytes) and parity figures. Runs on the CPU (GPUs hidden)
 unless --device=auto.
 """
 
@@ -36,7 +43,8 @@ flags.DEFINE_bool("quick", False, "Short timings: 3 rounds of ≥ 0.3 s per case
 flags.DEFINE_integer("rounds", 0, "Interleaved timing rounds per case (0: 3 with --quick, else 5).")
 flags.DEFINE_float("min_seconds", 0.0, "Each case's slice of a round, at least one call (0: 0.3 with --quick, else 1).")
 flags.DEFINE_enum("device", "cpu", ["cpu", "auto"], "cpu: hide GPUs.")
-flags.DEFINE_integer("threads", 0, "TFLite interpreter threads (0: os.cpu_count()).")
+flags.DEFINE_integer("threads", 0, "TFLite interpreter and ONNX Runtime intra-op threads (0: os.cpu_count()).")
+flags.DEFINE_bool("onnx_variants", True, "Also time ONNX Runtime with 1 thread and without graph optimisations.")
 FLAGS = flags.FLAGS
 
 
@@ -66,7 +74,21 @@ def interleaved(cases, rounds, min_seconds):
     return {name: (sorted(v)[len(v) // 2], min(v), calls[name]) for name, v in samples.items()}
 
 
-def run_preset(preset, batches, rounds, min_seconds, threads):
+def onnx_cases(path, floats, threads, variants):
+    """{runtime: (callable, threads)} of ONNX Runtime sessions of `path` on `floats`."""
+    from export import onnx_export
+
+    settings = {"onnxruntime": ("all", threads)}
+    if variants:
+        settings.update(onnxruntime_1thread=("all", 1), onnxruntime_no_graph_opt=("disable", threads))
+    cases = {}
+    for name, (level, n) in settings.items():
+        sess = onnx_export.session(path, threads=n, optimization=level)
+        cases[name] = (lambda sess=sess: onnx_export.run_onnx(sess, floats)), n
+    return cases
+
+
+def run_preset(preset, batches, rounds, min_seconds, threads, onnx_variants=True):
     import numpy as np
     import tensorflow as tf
 
@@ -78,7 +100,7 @@ def run_preset(preset, batches, rounds, min_seconds, threads):
     emb, (h, w) = export_lib.embedding_model_of(model)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        result = export_lib.export(model, tmp, preset, num_samples=4, tflite_files=True)
+        result = export_lib.export(model, tmp, preset, num_samples=4, tflite_files=True, onnx_file=True)
         export_s = time.perf_counter() - t0
         loaded = tf.saved_model.load(result["saved_model"])
         by_images = loaded.signatures[sig.SIGNATURE_IMAGES]
@@ -110,7 +132,12 @@ def run_preset(preset, batches, rounds, min_seconds, threads):
                     return interp.get_tensor(out_index)
 
                 cases[f"tflite_{q}"] = run
-            for runtime, (median, best, calls) in interleaved(cases, rounds, min_seconds).items():
+            used = dict.fromkeys(cases, os.cpu_count())
+            used.update(dict.fromkeys((f"tflite_{q}" for q in tflite.QUANTIZATIONS), threads))
+            for name, (fn, n) in onnx_cases(result["onnx"], floats, threads, onnx_variants).items():
+                cases[name], used[name] = fn, n
+            timings = interleaved(cases, rounds, min_seconds)
+            for runtime, (median, best, calls) in timings.items():
                 line = {
                     "benchmark": "inference",
                     "preset": preset,
@@ -120,7 +147,10 @@ def run_preset(preset, batches, rounds, min_seconds, threads):
                     "images_per_s_best": round(b / best, 2),
                     "ms_per_batch": round(1000 * median, 2),
                     "calls": calls,
+                    "threads": used[runtime],
                 }
+                if runtime.startswith("onnxruntime"):
+                    line["vs_savedmodel_images"] = round(timings["savedmodel_images"][0] / median, 3)
                 print(json.dumps(line), flush=True)
                 lines.append(line)
         sm_dir = result["saved_model"]
@@ -132,8 +162,10 @@ def run_preset(preset, batches, rounds, min_seconds, threads):
                 f"tflite_{q}": os.path.getsize(os.path.join(result["tflite"], f"{preset}_{q}.tflite"))
                 for q in tflite.QUANTIZATIONS
             },
+            "onnx": os.path.getsize(result["onnx"]),
         }
         cosines = {f["quantization"]: round(f["min_cosine"], 6) for f in result["tflite_report"]["files"]}
+        onnx_report = result["onnx_report"]
         print(
             json.dumps(
                 {
@@ -142,6 +174,9 @@ def run_preset(preset, batches, rounds, min_seconds, threads):
                     "bytes": sizes,
                     "tflite_min_cosine": cosines,
                     "savedmodel_max_abs_diff": result["parity"]["max_abs_diff"],
+                    "onnx_min_cosine": round(onnx_report["min_cosine"], 7),
+                    "onnx_max_abs_diff": onnx_report["max_abs_diff"],
+                    "onnx_convert_seconds": onnx_report["convert_seconds"],
                     "export_seconds": round(export_s, 1),
                 }
             ),
@@ -172,13 +207,23 @@ def main(argv):
                 "rounds": rounds,
                 "min_seconds": min_seconds,
                 "tflite_threads": threads,
+                "onnxruntime_intra_op_threads": threads,
+                "tensorflow_intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count(),
+                "onnxruntime": _version("onnxruntime"),
+                "tf2onnx": _version("tf2onnx"),
                 "load_average": list(os.getloadavg()),
             }
         ),
         flush=True,
     )
     for preset in FLAGS.presets:
-        run_preset(preset, batches, rounds, min_seconds, threads)
+        run_preset(preset, batches, rounds, min_seconds, threads, FLAGS.onnx_variants)
+
+
+def _version(package):
+    from importlib.metadata import version
+
+    return version(package)
 
 
 if __name__ == "__main__":

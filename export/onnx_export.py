@@ -23,6 +23,7 @@ so `export.verify` can check a file without TensorFlow.
 
 import logging
 import os
+import time
 
 import numpy as np
 
@@ -186,7 +187,8 @@ def write_onnx_file(module, directory, images, reference, metadata=None):
     """Converts, checks and writes `model.onnx` (+ `parity.json`, `samples/`) into `directory`.
 
     Returns:
-        the parity report (also `<directory>/parity.json`), with the file's size and opset.
+        the parity report (also `<directory>/parity.json`), with the file's size, opset and
+        conversion time.
 
     Raises:
         ONNXParityError: the file failed its check; it was deleted (parity.json says why).
@@ -194,12 +196,15 @@ def write_onnx_file(module, directory, images, reference, metadata=None):
     os.makedirs(directory, exist_ok=True)
     final = os.path.join(directory, MODEL_FILE)
     tmp = final + ".unchecked"
+    start = time.perf_counter()
     write_atomically(tmp, convert(module, metadata=metadata))
+    seconds = round(time.perf_counter() - start, 2)
     try:
         entry = parity(tmp, images, reference)
     except Exception as e:  # a file ONNX Runtime cannot load or run is a failed file
         entry = {"problems": [f"{type(e).__name__}: {e}"], "passed": False}
-    report = {"file": MODEL_FILE, "opset": OPSET, "size_bytes": os.path.getsize(tmp), "reference": "Keras on CPU"}
+    report = {"file": MODEL_FILE, "opset": OPSET, "size_bytes": os.path.getsize(tmp), "convert_seconds": seconds}
+    report["reference"] = "Keras on CPU"
     report.update(entry)
     if report["passed"]:
         os.makedirs(os.path.join(directory, SAMPLES_DIR), exist_ok=True)
