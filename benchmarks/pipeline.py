@@ -74,8 +74,6 @@ def main(argv):
             ),
             ("train_pk", lambda p: pipelines.build_train_dataset(train, size, 72, "pk", num_instances=4, epoch=p)),
         ]
-        pipelines.check_images(records)  # the one-off scan is not part of the per-epoch rate
-        pipelines.check_images(train)
         base = None
         for name, make in cases:
             rate, n = _rate(make, FLAGS.passes)

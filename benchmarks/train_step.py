@@ -49,7 +49,7 @@ def run_case_jax(preset, variant, batch, steps, warmup):
     mixed = variant.startswith("mixed")
     keras.mixed_precision.set_global_policy("mixed_bfloat16" if mixed else "float32")
     model = build_model(preset, num_classes=751, verbose=False)
-    objective = SALObjective.for_stage(2)
+    objective = SALObjective(softmax=True, metric="quadruplet", sac=True)  # stage 2, eq. 6
     opt = keras.optimizers.SGD(1e-3, momentum=0.9)
     opt.build(model.trainable_variables)
 
@@ -123,7 +123,7 @@ def run_case(preset, variant, batch, steps, warmup):
     mixed = variant.startswith("mixed")
     keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
     model = build_model(preset, num_classes=751, verbose=False)
-    objective = SALObjective.for_stage(2)
+    objective = SALObjective(softmax=True, metric="quadruplet", sac=True)  # stage 2, eq. 6
     opt = keras.optimizers.SGD(1e-3, momentum=0.9)
     if mixed:
         opt = keras.optimizers.LossScaleOptimizer(opt)

@@ -1,6 +1,75 @@
-import os
-import sys
+"""Shared fixtures: one small demo dataset and one trained two-stage tiny run per test session."""
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import os
+import subprocess
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_cmd(cmd, env=None, timeout=240, cwd=REPO):
+    """Runs a command as a user would (from the repository, the package importable)."""
+    full_env = {**os.environ, "PYTHONPATH": REPO, **(env or {})}
+    return subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+def make_config(model_dir, **overrides):
+    """A `TrainConfig` of the tiny preset that trains in seconds (1 epoch, 2 steps per stage)."""
+    from sal_tf.training.config import StageConfig, TrainConfig
+
+    base = dict(
+        model_dir=str(model_dir),
+        dataset="market1501",
+        preset="tiny",
+        backbone_weights="none",
+        stage1=StageConfig(epochs=1, learning_rate=0.05, batch_size=16),
+        stage2=StageConfig(epochs=1, learning_rate=1e-3, batch_size=16, sampling="pk", num_instances=4),
+        max_steps_per_epoch=2,
+        rerank=False,
+        verbose=0,
+        checkpoint_every_steps=0,
+    )
+    base.update(overrides)
+    return TrainConfig(**base)
+
+
+@pytest.fixture(scope="session")
+def data_root(tmp_path_factory):
+    """A 12 + 8 identity demo dataset in the Market-1501 layout."""
+    from sal_tf.data.demo import generate_demo_dataset
+
+    root = str(tmp_path_factory.mktemp("demo") / "Market-1501-v15.09.15")
+    generate_demo_dataset(root, seed=3, num_train_ids=12, num_test_ids=8)
+    return root
+
+
+@pytest.fixture(scope="session")
+def data(data_root):
+    from sal_tf.data import load_dataset
+
+    return load_dataset("market1501", data_root, verbose=False)
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory, data):
+    """`--stage=1` then `--stage=2` in one model dir, trained once per session.
+
+    Returns dict(run_dir, stage1_weights, stage2_start_weights, results): stage 1's saved weights,
+    the stage-2 model's weights before its first step, and what the stage-2 run returned.
+    """
+    import keras
+
+    from sal_tf.training.experiment import Experiment
+    from sal_tf.training.tasks import ReIDTask
+
+    run_dir = tmp_path_factory.mktemp("trained") / "run"
+    knobs = dict(log_every_steps=1, rerank=True, eval_untrained=True)
+    cfg1 = make_config(run_dir, stage="1", **knobs)
+    Experiment(cfg1, ReIDTask(cfg1, data)).run()
+    stage1 = keras.saving.load_model(str(run_dir / "stage1.keras"), compile=False).get_weights()
+    cfg2 = make_config(run_dir, stage="2", **knobs)
+    experiment = Experiment(cfg2, ReIDTask(cfg2, data))
+    start2 = experiment.build_model(cfg2.stages()[0]).get_weights()
+    results = experiment.run()
+    return dict(run_dir=run_dir, stage1_weights=stage1, stage2_start_weights=start2, results=results)

@@ -7,36 +7,11 @@ import sys
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    from sal_tf.data import load_dataset
-    from sal_tf.data.demo import generate_demo_dataset
-
-    root = str(tmp_path_factory.mktemp("demo") / "Market-1501-v15.09.15")
-    generate_demo_dataset(root, seed=3, num_train_ids=12, num_test_ids=8)
-    return load_dataset("market1501", root, verbose=False)
+from tests.conftest import REPO, make_config
 
 
 def base_config(model_dir, **overrides):
-    from sal_tf.training.config import StageConfig, TrainConfig
-
-    cfg = dict(
-        model_dir=str(model_dir),
-        dataset="market1501",
-        preset="tiny",
-        backbone_weights="none",
-        stage1=StageConfig(epochs=1, learning_rate=0.05, batch_size=16),
-        stage2=StageConfig(epochs=1, learning_rate=1e-3, num_ids=4, num_instances=4),
-        max_steps_per_epoch=2,
-        rerank=False,
-        verbose=0,
-        checkpoint_every_steps=0,
-    )
-    cfg.update(overrides)
-    return TrainConfig(**cfg)
+    return make_config(model_dir, **overrides)
 
 
 def test_table1_reading_and_stages(tmp_path):
@@ -44,7 +19,7 @@ def test_table1_reading_and_stages(tmp_path):
 
     assert list(SETTINGS) == ["1", "2", "3", "3T", "4", "5", "6", "7", "8"]
     base = base_config(tmp_path, loss="softmax", dilation=True, multi_level=True, sac=True, stage="1")
-    expect = {  # id: (loss, DIL, multi-level, SAC, stages, paper mAP, paper R1)
+    expect = {  # id: (loss, DIL, multi-level, SAC, stages, paper mAP, paper R1); no DIL = no stage6
         "1": ("softmax", False, False, False, [1], 68.5, 83.7),
         "2": ("quadruplet", False, False, False, [2], 60.6, 77.2),
         "3": ("softmax+quadruplet", False, False, False, [1, 2], 73.5, 87.3),
@@ -58,13 +33,15 @@ def test_table1_reading_and_stages(tmp_path):
     for sid, (loss, dil, multi, sac, stages, m, r1) in expect.items():
         cfg = setting_config(base, sid)
         assert (cfg.loss, cfg.dilation, cfg.multi_level, cfg.sac) == (loss, dil, multi, sac), sid
-        assert cfg.stages_to_run() == stages, sid  # --stage of the base is overridden to all
+        assert cfg.stage6 is dil, sid  # stage6 undoes dilation's gridding (§3.1): plain ResNet50 without DIL
+        assert [s.number for s in cfg.stages()] == stages, sid  # --stage of the base is overridden to all
         assert cfg.model_dir == os.path.join(str(tmp_path), f"setting_{sid}")
         assert SETTINGS[sid]["paper"] == (m, r1)
         assert cfg.stage1 == base.stage1 and cfg.preset == base.preset  # the trainer's settings otherwise
-    s7 = setting_config(base, "7").stage_loss(2)
-    assert s7["softmax"] is False and s7["metric"] == "quadruplet" and s7["sac"] is True
-    assert setting_config(base, "3T").stage_loss(2)["metric"] == "triplet"
+    s7 = setting_config(base, "7").stages()[0]
+    assert s7.losses["softmax"] is False and s7.losses["metric"] == "quadruplet" and s7.losses["sac"] is True
+    assert s7.init_from is None  # metric only: stage 2 from the backbone initialisation
+    assert setting_config(base, "3T").stages()[1].losses["metric"] == "triplet"
     assert parse_settings("8, 3(T),1,8") == ["8", "3T", "1"]
     assert parse_settings("all") == list(SETTINGS)
     with pytest.raises(ValueError, match="unknown Table 1 setting '9'"):
@@ -96,7 +73,7 @@ def test_two_settings_write_tables_and_skip_when_finished(tmp_path, data):
     with open(tmp_path / "abl" / "setting_2" / RESULT_FILE) as f:
         assert rows["2"]["mAP"] == pytest.approx(100 * json.load(f)["mAP"])
     md = (tmp_path / "abl" / "table1.md").read_text()
-    assert "| 1 | softmax | – | – | – |" in md and "| 68.5 | 83.7 |" in md
+    assert "| 1 | softmax | – | – | – | – |" in md and "| 68.5 | 83.7 |" in md
     assert f"| {rows['2']['mAP']:.1f} | {rows['2']['rank1']:.1f} | 60.6 | 77.2 |" in md
 
     # Rerun: nothing is trained again (the files are untouched), the table is rewritten.
@@ -113,20 +90,21 @@ def test_two_settings_write_tables_and_skip_when_finished(tmp_path, data):
 
 
 def test_pending_rows_and_no_paper_column_for_duke(tmp_path):
-    from sal_tf.training.ablation import build_tables
+    from sal_tf.training.ablation import SETTINGS
+    from sal_tf.training.ablation_report import build_tables
 
     base = base_config(tmp_path, dataset="dukemtmc")
-    md, table = build_tables(base, ["1", "8"], {"8": {"mAP": 0.5, "rank1": 0.75}}, "dukemtmc")
+    md, table = build_tables(base, ["1", "8"], {"8": {"mAP": 0.5, "rank1": 0.75}}, SETTINGS, "dukemtmc")
     assert table["settings"][0]["status"] == "pending" and table["settings"][1]["mAP"] == 50.0
     assert table["settings"][1]["paper_mAP"] is None
-    assert "| 8 | softmax + quadruplet | ✓ | ✓ | ✓ | 50.0 | 75.0 | – | – |" in md
+    assert "| 8 | softmax + quadruplet | ✓ | ✓ | ✓ | ✓ | 50.0 | 75.0 | – | – |" in md
 
 
 def test_cli_demo_defaults_and_help_listing():
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": REPO}
     code = (
-        "import sys, trainers.ablation; from absl import flags; from sal_tf.training import ablation; "
-        "flags.FLAGS(sys.argv); print(ablation.config_from_flags().to_json()); "
+        "import sys, trainers.ablation; from absl import flags; from sal_tf.training import cli_flags; "
+        "flags.FLAGS(sys.argv); print(cli_flags.ablation_config_from_flags().to_json()); "
         "print(flags.FLAGS.module_help('trainers.ablation'), file=sys.stderr)"
     )
     out = subprocess.run(

@@ -116,7 +116,8 @@ def test_keras_cache_is_used_without_download(cifar_root, tmp_path, monkeypatch)
 
 
 def test_train_pipeline_is_a_seeded_pad4_crop_flip(cifar_root):
-    from sal_tf.data.cifar100 import build_train_dataset, load_cifar100
+    from sal_tf.data.cifar100 import load_cifar100
+    from sal_tf.data.cifar100_pipelines import build_train_dataset
 
     data = load_cifar100(str(cifar_root), verbose=False)
     images, labels = data.train_images, data.train_labels
@@ -152,13 +153,15 @@ def test_train_pipeline_is_a_seeded_pad4_crop_flip(cifar_root):
 @pytest.mark.parametrize("dilation, sac", [(False, False), (True, True)])
 def test_table4_switches_build_the_intended_model(dilation, sac, tmp_path, cifar_root):
     from sal_tf.data.cifar100 import load_cifar100
-    from sal_tf.training.cifar_trainer import CifarTrainConfig, CifarTrainer
+    from sal_tf.training.config import CifarTrainConfig
+    from sal_tf.training.tasks import CifarTask
 
     cfg = CifarTrainConfig(
-        model_dir=str(tmp_path / "m"), dilation=dilation, multi_level=dilation, sac=sac, width_divisor=8, verbose=0
-    )
-    trainer = CifarTrainer(cfg, load_cifar100(str(cifar_root), verbose=False))
-    model = trainer.build_model(1)
+        model_dir=str(tmp_path / "m"), dilation=dilation, multi_level=dilation, stage6=dilation, sac=sac,
+        width_divisor=8, verbose=0,
+    )  # fmt: skip
+    task = CifarTask(cfg, load_cifar100(str(cifar_root), verbose=False))
+    model = task.build_model(pretrained=False)
     assert model.stem == "cifar" and model.get_layer("conv1_conv").kernel.shape[:2] == (3, 3)
     assert model.get_layer("conv1_conv").strides == (1, 1)
     assert not any("pool1" in layer.name for layer in model.layers)  # no max-pool
@@ -167,16 +170,25 @@ def test_table4_switches_build_the_intended_model(dilation, sac, tmp_path, cifar
     assert model.get_layer("conv5_block2_2_conv").dilation_rate == ((4, 4) if dilation else (1, 1))
     # 32×32 input, stride-1 stem: conv3 is 16×16; DIL keeps stage4-6 there, plain ResNet goes to 4×4.
     side = 16 if dilation else 4
-    assert tuple(model.get_layer("conv6_block3_out").output.shape[1:3]) == (side, side)
+    assert model.attention_map_size == (side, side)
     assert tuple(model.get_layer("conv4_block6_out").output.shape[1:3]) == ((16, 16) if dilation else (8, 8))
     assert ("multi_level" in [layer.name for layer in model.layers]) == dilation
-    terms = trainer.cfg.stage_loss(1)
-    assert terms["softmax"] and terms["metric"] is None and terms["sac"] == sac
-    assert trainer.cfg.table4_row == ("ResNet50 (Soft + DIL + SAC)" if dilation else "ResNet50 (Soft)")
+    assert any(layer.name.startswith("conv6_") for layer in model.layers) == dilation  # Soft = plain ResNet50
+    (stage,) = cfg.stages()
+    assert stage.losses["softmax"] and stage.losses["metric"] is None and stage.losses["sac"] == sac
+    assert cfg.table4_row[1] == ("ResNet50 (Soft + DIL + SAC)" if dilation else "ResNet50 (Soft)")
+
+
+def test_table4_resnet101_row_is_a_plain_resnet101():
+    from sal_tf.training.config import CifarTrainConfig
+
+    cfg = CifarTrainConfig(depth=101, dilation=False, multi_level=False, stage6=False, sac=False)
+    assert cfg.table4_row == ("resnet101_soft", "ResNet101 (Soft)")
+    assert cfg.model_options()["depth"] == 101
 
 
 def test_config_rejects_a_metric_loss():
-    from sal_tf.training.cifar_trainer import CifarTrainConfig
+    from sal_tf.training.config import CifarTrainConfig
 
     with pytest.raises(ValueError, match="loss=softmax"):
         CifarTrainConfig(loss="softmax+quadruplet")
@@ -184,8 +196,10 @@ def test_config_rejects_a_metric_loss():
 
 def test_smoke_train_writes_error_percent_and_resumes(tmp_path, cifar_root):
     from sal_tf.data.cifar100 import load_cifar100
-    from sal_tf.training.cifar_trainer import CifarTrainConfig, CifarTrainer
-    from sal_tf.training.config import StageConfig
+    from sal_tf.training.commands import train_cifar
+    from sal_tf.training.config import CifarTrainConfig, StageConfig
+    from sal_tf.training.experiment import ConfigMismatch, Experiment
+    from sal_tf.training.tasks import CifarTask
 
     data = load_cifar100(str(cifar_root), verbose=False)
     cfg = CifarTrainConfig(
@@ -197,11 +211,10 @@ def test_smoke_train_writes_error_percent_and_resumes(tmp_path, cifar_root):
         max_steps_per_epoch=2,
         max_eval_images=12,
     )
-    trainer = CifarTrainer(cfg, data)
-    results = trainer.summarize(trainer.run())
+    results = train_cifar(cfg, data=data)
     with open(tmp_path / "run" / "results.json") as f:
         stored = json.load(f)
-    assert stored["stage1"] == pytest.approx(results["stage1"])
+    assert stored["stage1"] == results["stage1"]
     res = stored["stage1"]
     assert res["num_images"] == 12
     # brute-force check of the reported error with the saved model
@@ -214,12 +227,12 @@ def test_smoke_train_writes_error_percent_and_resumes(tmp_path, cifar_root):
     assert stored["table4"]["paper_test_error_percent"] == 21.75
     assert os.listdir(tmp_path / "run" / "tensorboard" / "eval")
     # A finished stage is skipped on rerun; another model setting in the same folder is refused.
-    again = CifarTrainer(cfg, data).run()
-    assert again["stage1"] == pytest.approx(res)
-    from sal_tf.training.trainer import ConfigMismatch
+    again = Experiment(cfg, CifarTask(cfg, data)).run()
+    assert again["stage1"] == res
 
     with pytest.raises(ConfigMismatch, match="width_divisor"):
-        CifarTrainer(CifarTrainConfig(**{**cfg.to_dict(), "width_divisor": 4}), data)
+        other = CifarTrainConfig(**{**cfg.to_dict(), "width_divisor": 4})
+        Experiment(other, CifarTask(other, data))
 
 
 def test_cli_help_lists_flags_and_missing_data_is_exit_2(tmp_path):

@@ -1,6 +1,5 @@
 """tf.data pipelines end to end on tiny PNG/JPEG files: order, labels, augmentation, bad files."""
 
-import logging
 import os
 
 import numpy as np
@@ -147,7 +146,11 @@ def test_eval_dataset_keeps_order_and_last_partial_batch(records):
         np.testing.assert_array_equal(image, expected)
 
 
-def test_undecodable_images_are_skipped_counted_and_named(records, tmp_path, caplog):
+def test_undecodable_images_are_found_when_the_dataset_is_loaded(records, tmp_path):
+    """Bad train images are dropped and counted; bad query/gallery images stop the load, naming them."""
+    from sal_tf.data.image_check import check_dataset, scan_images
+    from sal_tf.data.records import ReIDDataset
+
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"definitely not an image" * 10)
     truncated = tmp_path / "truncated.jpg"
@@ -155,19 +158,21 @@ def test_undecodable_images_are_skipped_counted_and_named(records, tmp_path, cap
     truncated.write_bytes(jpeg[: len(jpeg) // 2])
     bad = [Record(str(broken), 1, 0), Record(str(truncated), 2, 0), Record(str(tmp_path / "gone.png"), 3, 0)]
     mixed = records[:5] + bad[:2] + records[5:] + bad[2:]
-    with caplog.at_level(logging.WARNING):
-        check = pipelines.check_images(mixed)
-    assert check.records == records
-    assert check.undecodable == [str(broken), str(truncated), str(tmp_path / "gone.png")]
-    assert "3 unreadable/undecodable" in caplog.text and "broken.jpg" in caplog.text
-    # The memoised scan is keyed by paths only: new labels on the same files come through.
-    relabelled = [Record(r.path, r.pid + 100, r.camid) for r in mixed]
-    assert [r.pid for r in pipelines.check_images(relabelled).records] == [r.pid + 100 for r in records]
-    # The train pipeline trains on the rest instead of crashing; steps agree with it.
-    ds = pipelines.build_train_dataset(mixed, SIZE, batch_size=4, seed=0)
-    images, _ = collect(ds)
-    assert len(images) == pipelines.steps_per_epoch(mixed, 4) == len(records) // 4
-    assert {record_index(im) for im in images.reshape(-1, *SIZE, 3)} <= set(range(len(records)))
+    assert scan_images([r.path for r in mixed], verbose=False) == [r.path for r in bad]
+
+    dataset = ReIDDataset("toy", str(tmp_path), train=mixed, query=records[:2], gallery=records[2:])
+    checked = check_dataset(dataset, verbose=False)
+    assert checked.train == records and checked.skipped_files["undecodable_train"] == 3
+    ds = pipelines.build_train_dataset(checked.train, SIZE, batch_size=4, seed=0)
+    assert len(collect(ds)[0]) == pipelines.steps_per_epoch(checked.train, 4) == len(records) // 4
+
+    with_bad_gallery = ReIDDataset("toy", str(tmp_path), train=records, query=records[:2], gallery=records[2:] + bad)
+    with pytest.raises(
+        ValueError, match=r"3 gallery image\(s\) cannot be decoded.*broken\.jpg.*--drop_bad_eval_images"
+    ):
+        check_dataset(with_bad_gallery, verbose=False)
+    dropped = check_dataset(with_bad_gallery, drop_bad_eval_images=True, verbose=False)
+    assert dropped.gallery == records[2:] and dropped.skipped_files["undecodable_gallery"] == 3
 
 
 def test_bad_arguments_are_rejected(records):

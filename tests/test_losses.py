@@ -337,7 +337,7 @@ def test_ref_mining_statistics_on_constructed_case():
     assert float(trip["triplet_active"]) == pytest.approx(5 / 6)
     assert float(trip["loss"]) == pytest.approx(term1.mean(), abs=ATOL)
 
-    stage1 = SALObjective.for_stage(1)(labels, {"logits": logits, "attention": att})
+    stage1 = SALObjective(metric=None)(labels, {"logits": logits, "attention": att})
     assert set(stage1) == {"loss", "softmax", "accuracy", "sac"}
 
 
@@ -510,13 +510,24 @@ def test_get_config_round_trip():
     assert isinstance(restored, SALObjective) and restored.get_config() == objective.get_config()
 
 
-def test_for_stage_and_terms():
-    assert SALObjective.for_stage(1).terms == ("softmax", "sac")
-    assert SALObjective.for_stage(2).terms == ("softmax", "quadruplet", "sac")
-    assert SALObjective.for_stage(2, sac=False).terms == ("softmax", "quadruplet")
+def test_terms():
+    assert SALObjective(metric=None).terms == ("softmax", "sac")
+    assert SALObjective(metric="quadruplet").terms == ("softmax", "quadruplet", "sac")
+    assert SALObjective(metric="quadruplet", sac=False).terms == ("softmax", "quadruplet")
     assert SALObjective(metric="none").metric is None
-    with pytest.raises(ValueError, match="stage"):
-        SALObjective.for_stage(3)
+    with pytest.raises(ValueError, match="metric"):
+        SALObjective(metric="contrastive")
+
+
+def test_sac_with_two_stage_maps_is_the_stage5_to_stage4_distance():
+    """A model without stage6 has S = 2 maps: the deepest (stage5) guides stage4."""
+    rng = np.random.default_rng(5)
+    att = rng.random((4, 2, 12)).astype(np.float32)
+    att /= np.linalg.norm(att, axis=-1, keepdims=True)
+    expected = np.sum((att[:, 1] - att[:, 0]) ** 2, axis=-1)
+    np.testing.assert_allclose(_np(self_attention_constraint_terms(att)), expected, rtol=1e-5, atol=ATOL)
+    with pytest.raises(ValueError, match="S >= 2"):
+        self_attention_constraint_terms(att[:, :1])
 
 
 @pytest.mark.parametrize(
@@ -537,8 +548,8 @@ def test_objective_rejects_bad_arguments(kwargs, match):
 def test_bad_inputs_raise_clear_errors():
     with pytest.raises(ValueError, match="margin2"):
         QuadrupletHardLoss(margin2=-1)
-    with pytest.raises(ValueError, match=r"attention.*\[B, 3, HW\]"):
-        self_attention_constraint_terms(np.zeros((2, 2, 4), np.float32))
+    with pytest.raises(ValueError, match=r"attention.*\[B, S, HW\]"):
+        self_attention_constraint_terms(np.zeros((2, 1, 4), np.float32))
     with pytest.raises(ValueError, match=r"embeddings.*\[B, D\]"):
         quadruplet_hard_terms(np.zeros(2, np.int32), np.zeros((2, 3, 4), np.float32))
     with pytest.raises(ValueError, match=r"labels.*\[B\]"):

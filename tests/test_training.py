@@ -16,42 +16,7 @@ import time
 import numpy as np
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
-    from sal_tf.data.demo import generate_demo_dataset
-
-    root = str(tmp_path_factory.mktemp("demo") / "Market-1501-v15.09.15")
-    generate_demo_dataset(root, seed=3, num_train_ids=12, num_test_ids=8)
-    return root
-
-
-@pytest.fixture(scope="module")
-def data(data_root):
-    from sal_tf.data import load_dataset
-
-    return load_dataset("market1501", data_root, verbose=False)
-
-
-def make_config(model_dir, **overrides):
-    from sal_tf.training.config import StageConfig, TrainConfig
-
-    base = dict(
-        model_dir=str(model_dir),
-        dataset="market1501",
-        preset="tiny",
-        backbone_weights="none",
-        stage1=StageConfig(epochs=1, learning_rate=0.05, batch_size=16),
-        stage2=StageConfig(epochs=1, learning_rate=1e-3, num_ids=4, num_instances=4),
-        max_steps_per_epoch=2,
-        rerank=False,
-        verbose=0,
-        checkpoint_every_steps=0,
-    )
-    base.update(overrides)
-    return TrainConfig(**base)
+from tests.conftest import REPO, make_config, run_cmd
 
 
 def trainer_cmd(data_root, model_dir, *extra):
@@ -75,43 +40,23 @@ def trainer_cmd(data_root, model_dir, *extra):
     ]
 
 
-def run_cmd(cmd, env=None, timeout=240):
-    full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": REPO, **(env or {})}
-    return subprocess.run(cmd, cwd=REPO, env=full_env, capture_output=True, text=True, timeout=timeout)
+def experiment_of(config, data, strategy=None):
+    from sal_tf.training.experiment import Experiment
+    from sal_tf.training.tasks import ReIDTask
+
+    return Experiment(config, ReIDTask(config, data), strategy=strategy)
 
 
 def test_stage2_alone_without_stage1_is_a_clear_error(tmp_path, data):
-    from sal_tf.training.trainer import ReIDTrainer
-
-    trainer = ReIDTrainer(make_config(tmp_path / "run", stage="2"), data)
     with pytest.raises(FileNotFoundError) as err:
-        trainer.run()
+        experiment_of(make_config(tmp_path / "run", stage="2"), data).run()
     msg = str(err.value)
     assert "stage1.keras" in msg and "--stage=1" in msg
 
 
-@pytest.fixture(scope="module")
-def two_stage_run(tmp_path_factory, data):
-    """`--stage=1` then `--stage=2` in one model dir (shared by the stage-2 and TensorBoard tests).
-
-    Returns the model dir, stage 1's saved weights, the stage-2 model's weights before its
-    first step, and what the stage-2 run returned.
-    """
-    import keras
-
-    from sal_tf.training.trainer import ReIDTrainer
-
-    run_dir = tmp_path_factory.mktemp("two_stage") / "run"
-    knobs = dict(log_every_steps=1, rerank=True, eval_untrained=True)
-    ReIDTrainer(make_config(run_dir, stage="1", **knobs), data).run()
-    stage1 = keras.saving.load_model(str(run_dir / "stage1.keras"), compile=False).get_weights()
-    trainer2 = ReIDTrainer(make_config(run_dir, stage="2", **knobs), data)
-    start2 = trainer2.build_model(2).get_weights()
-    return run_dir, stage1, start2, trainer2.run()
-
-
-def test_stage2_starts_from_stage1_weights_and_results_written(two_stage_run):
-    run_dir, stage1, start2, results = two_stage_run
+def test_stage2_starts_from_stage1_weights_and_results_written(trained_run):
+    run_dir, stage1, start2 = trained_run["run_dir"], trained_run["stage1_weights"], trained_run["stage2_start_weights"]
+    results = trained_run["results"]
     assert len(stage1) == len(start2)
     for a, b in zip(stage1, start2):
         np.testing.assert_array_equal(a, b)
@@ -123,14 +68,16 @@ def test_stage2_starts_from_stage1_weights_and_results_written(two_stage_run):
 
 
 def test_model_dir_with_other_config_is_refused(tmp_path, data):
-    from sal_tf.training.trainer import ConfigMismatch, ReIDTrainer
+    from sal_tf.training.experiment import ConfigMismatch
 
-    ReIDTrainer(make_config(tmp_path / "run"), data)
+    experiment_of(make_config(tmp_path / "run"), data)
     before = (tmp_path / "run" / "config.json").read_text()
-    with pytest.raises(ConfigMismatch, match="loss"):
-        ReIDTrainer(make_config(tmp_path / "run", loss="softmax+triplet"), data)
+    with pytest.raises(ConfigMismatch) as err:
+        experiment_of(make_config(tmp_path / "run", loss="softmax+triplet", sac=False), data)
+    lines = [line.strip() for line in str(err.value).splitlines() if line.startswith("  ")]
+    assert lines == ["loss: stored 'softmax+quadruplet', now 'softmax+triplet'", "sac: stored True, now False"]
     assert (tmp_path / "run" / "config.json").read_text() == before
-    ReIDTrainer(make_config(tmp_path / "run", strategy="default", eval_every=3), data)  # runtime knobs may change
+    experiment_of(make_config(tmp_path / "run", strategy="default", eval_every=3), data)  # runtime knobs may change
 
 
 def test_distributed_pk_slices_hold_whole_identities():
@@ -159,6 +106,7 @@ print("OK")
     assert out.returncode == 0 and "OK" in out.stdout, out.stderr[-3000:]
 
 
+@pytest.mark.slow
 def test_mirrored_two_devices_matches_default(tmp_path, data_root):
     """One stage-1 step (softmax + SAC, synchronised BN) on 2 replicas equals the 1-device step.
 
@@ -175,12 +123,14 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 sys.path.insert(0, "{REPO}")
-from tests.test_training import make_config
+from tests.conftest import make_config
 from sal_tf.training.config import StageConfig
 from sal_tf.data import load_dataset
-from sal_tf.losses import SALObjective
 from sal_tf.training.distribute import distribute_global_batches
-from sal_tf.training.trainer import ReIDTrainer
+from sal_tf.training.experiment import Experiment, set_sync_batch_norm
+from sal_tf.training.loop import LoopOptions, make_train_step
+from sal_tf.training.optimizer import build_optimizer
+from sal_tf.training.tasks import ReIDTask
 data = load_dataset("market1501", "{data_root}", verbose=False)
 perm = np.random.RandomState(0).permutation(16)
 mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])  # one instance: collective keys
@@ -189,14 +139,15 @@ for name in ("default", "permuted", "mirrored", "mirrored_local_bn"):
     strategy = mirrored if name.startswith("mirrored") else tf.distribute.get_strategy()
     cfg = make_config("{tmp_path}/" + name, stage="1", pad_crop=False, seed=7,
                       stage1=StageConfig(epochs=1, learning_rate=1e-2, batch_size=16))
-    trainer = ReIDTrainer(cfg, data, strategy=strategy)
-    model = trainer.build_model(1)
+    task = ReIDTask(cfg, data)
+    stage = cfg.stages()[0]
+    model = Experiment(cfg, task, strategy=strategy).build_model(stage)
     with strategy.scope():
-        opt = trainer.build_optimizer(cfg.stage1, 1)
+        opt = build_optimizer(stage.config, 1)
         opt.build(model.trainable_variables)
-    trainer._set_sync_bn(model, name == "mirrored")
-    step = trainer._make_train_step(model, SALObjective(**cfg.stage_loss(1)), opt)
-    ds = trainer.build_inputs(1, 0).take(1)
+    set_sync_batch_norm(model, name == "mirrored")
+    step = make_train_step(strategy, model, task.build_losses(stage), opt, LoopOptions())
+    ds = task.build_inputs(stage, 0).take(1)
     if name == "permuted":
         ds = ds.map(lambda x, y: (tf.gather(x, perm), tf.gather(y, perm)))
     before = [v.numpy() for v in model.trainable_variables]
@@ -226,6 +177,7 @@ def _free_port():
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_multi_worker_two_processes_chief_writes(tmp_path, data_root):
     ports = [_free_port(), _free_port()]
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
@@ -260,6 +212,7 @@ def _final_weights(path):
     return keras.saving.load_model(str(path), compile=False).get_weights()
 
 
+@pytest.mark.slow
 def test_sigkill_resume_matches_uninterrupted_run(tmp_path, data_root):
     extra = ("--stage=1", "--deterministic", "--checkpoint_every_steps=2", "--noeval_untrained")
     ref = run_cmd(trainer_cmd(data_root, tmp_path / "ref", *extra))
@@ -278,7 +231,7 @@ def test_sigkill_resume_matches_uninterrupted_run(tmp_path, data_root):
     assert not (tmp_path / "killed" / "stage1.keras").exists(), "killed too late to test a resume"
     resumed = run_cmd(cmd + ["--verbose=1"])
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "Resuming stage 1" in resumed.stdout
+    assert "Resuming stage1" in resumed.stdout
     for a, b in zip(
         _final_weights(tmp_path / "ref" / "stage1.keras"), _final_weights(tmp_path / "killed" / "stage1.keras")
     ):
@@ -312,10 +265,10 @@ def test_nan_loss_stops_with_checkpoint_intact(tmp_path, data_root):
                 assert np.isfinite(value).all(), name
 
 
-def test_tensorboard_has_scalars_and_images(two_stage_run):
+def test_tensorboard_has_scalars_and_images(trained_run):
     import tensorflow as tf
 
-    run_dir = two_stage_run[0]
+    run_dir = trained_run["run_dir"]
     tags = set()
     for path in glob.glob(str(run_dir / "tensorboard" / "*" / "events.*")):
         for event in tf.compat.v1.train.summary_iterator(path):

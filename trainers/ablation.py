@@ -9,13 +9,28 @@ Every trainer flag applies to all settings (see --help); each setting trains in
 <model_dir>/setting_<id>/ and a finished setting is not rerun.
 """
 
-from absl import app, flags
+from absl import flags
 
-from sal_tf.training import ablation, cli
+from sal_tf.training import cli_flags
+from sal_tf.utils import app
 
-ablation.define_flags()
-flags.adopt_module_key_flags(cli)  # --help lists the trainer's flags
-flags.adopt_module_key_flags(ablation)
+cli_flags.define_ablation_flags()
+flags.adopt_module_key_flags(cli_flags)  # `--help` lists the trainer's flags
+
+
+def main(argv):
+    from sal_tf.training.ablation import parse_settings
+    from sal_tf.training.commands import run_table1
+
+    app.no_arguments(argv)
+    settings = parse_settings(flags.FLAGS.settings)
+    run_table1(cli_flags.ablation_config_from_flags(), settings, demo_cache_dir=flags.FLAGS.demo_cache_dir)
+
+
+def run():
+    """Console script `sal-train-ablation`."""
+    app.run(main)
+
 
 if __name__ == "__main__":
-    app.run(ablation.main)
+    run()

@@ -17,18 +17,12 @@ Sampling (`sal_tf.data.samplers`): `"random"` = shuffled full batches; `"pk"` = 
 distinct ids × K images, contiguous per id, whole ids per replica slice, every id visited in every
 pass over the ids (the last incomplete group of a pass is topped up with other ids).
 
-Undecodable images: `check_images(records)` decodes every file once (in parallel, memoised per
-record list) and returns the decodable records plus the paths it dropped, with a warning naming
-them. The train pipeline and `steps_per_epoch` call it by default (`skip_undecodable=True`), so
-a corrupt file is skipped and counted instead of crashing training; the trainer can report
-`check_images(records).undecodable`.
+Undecodable images are found once, when a dataset is loaded (`sal_tf.data.image_check`), so the
+records given here are expected to decode.
 """
-
-import dataclasses
 
 import numpy as np
 import tensorflow as tf
-from absl import logging
 
 from sal_tf.data.samplers import pk_epoch_indices, pk_steps_per_epoch, random_epoch_indices
 
@@ -42,11 +36,9 @@ _ERASING_ATTEMPTS = 10
 SAMPLINGS = ("random", "pk")
 
 
-def steps_per_epoch(records, batch_size, sampling="random", num_instances=4, num_replicas=1, skip_undecodable=True):
+def steps_per_epoch(records, batch_size, sampling="random", num_instances=4, num_replicas=1):
     """Number of batches `build_train_dataset` yields per epoch for the same arguments."""
     _check_sampling(sampling)
-    if skip_undecodable:
-        records = check_images(records).records
     if sampling == "random":
         return len(records) // batch_size
     return pk_steps_per_epoch([r.pid for r in records], batch_size, num_instances, num_replicas)
@@ -55,60 +47,6 @@ def steps_per_epoch(records, batch_size, sampling="random", num_instances=4, num
 def _check_sampling(sampling):
     if sampling not in SAMPLINGS:
         raise ValueError(f"Unknown sampling {sampling!r}; expected one of {SAMPLINGS}.")
-
-
-# --- undecodable-image scan ---
-
-
-@dataclasses.dataclass(frozen=True)
-class ImageCheck:
-    """Result of `check_images`: the decodable records and the paths that were dropped."""
-
-    records: list
-    undecodable: list
-
-
-_DECODABLE_CACHE = {}  # tuple of paths → bool mask of decodable files
-
-
-def check_images(records, verbose=True):
-    """Decodes every image once; drops (and names, in a warning) unreadable/undecodable files.
-
-    The scan is memoised per list of paths (the warning is given once), so the train pipeline
-    and `steps_per_epoch` share it.
-
-    Returns:
-        `ImageCheck(records=decodable records in input order, undecodable=list of paths)`.
-    """
-    key = tuple(r.path for r in records)
-    ok = _DECODABLE_CACHE.get(key)
-    first_scan = ok is None
-    if first_scan:
-        ok = np.zeros(len(key), bool)
-        if key:
-
-            def decode(index, path):
-                image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
-                return index, tf.shape(image)
-
-            ds = tf.data.Dataset.from_tensor_slices((tf.range(len(key), dtype=tf.int64), list(key)))
-            ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
-            for index, shape in ds.ignore_errors().batch(4096).as_numpy_iterator():
-                ok[index[np.all(shape[:, :2] > 0, axis=1)]] = True
-        if len(_DECODABLE_CACHE) >= 8:
-            _DECODABLE_CACHE.pop(next(iter(_DECODABLE_CACHE)))
-        _DECODABLE_CACHE[key] = ok
-    result = ImageCheck([r for r, good in zip(records, ok) if good], [path for path, good in zip(key, ok) if not good])
-    if result.undecodable and verbose and first_scan:
-        shown = ", ".join(result.undecodable[:10])
-        more = f" and {len(result.undecodable) - 10} more" if len(result.undecodable) > 10 else ""
-        logging.warning(
-            "Skipping %d unreadable/undecodable image(s) (expected JPEG/PNG/BMP/GIF): %s%s",
-            len(result.undecodable),
-            shown,
-            more,
-        )
-    return result
 
 
 # --- image ops ---
@@ -214,7 +152,6 @@ def build_train_dataset(
     pad_crop=True,
     pad=10,
     random_erasing=False,
-    skip_undecodable=True,
 ):
     """One training epoch as a `tf.data.Dataset` of (images, labels).
 
@@ -229,7 +166,6 @@ def build_train_dataset(
         flip: random horizontal mirror (p = 0.5).
         pad_crop: zero-pad by `pad` pixels, then crop back to `image_size` at a random offset.
         random_erasing: Zhong et al. random erasing (p = 0.5), off by default.
-        skip_undecodable: drop files `check_images` cannot decode (with a warning).
 
     Returns:
         dataset of (float32 [B, H, W, 3] RGB 0..255, int32 [B]) with static shapes;
@@ -241,8 +177,6 @@ def build_train_dataset(
         raise ValueError(f"batch_size={batch_size} must be a positive multiple of num_replicas={num_replicas}.")
     if not 0 <= pad < min(image_size):
         raise ValueError(f"pad must be in [0, {min(image_size)}) for image_size={image_size}; got {pad}.")
-    if skip_undecodable:
-        records = check_images(records).records
     labels = np.array([r.pid for r in records], np.int32)
     if sampling == "random":
         order = random_epoch_indices(len(records), batch_size, seed, epoch).reshape(-1)
@@ -271,7 +205,7 @@ def build_train_dataset(
 def build_eval_dataset(records, image_size=(256, 128), batch_size=64):
     """Images of `records` in order, float32 [b, H, W, 3] RGB 0..255, no augmentation.
 
-    The last partial batch is kept. Files must decode (run `check_images` first to find bad ones).
+    The last partial batch is kept. Files must decode (`sal_tf.data.image_check` finds the bad ones).
     """
     image_size = _validate_image_size(image_size)
     if batch_size < 1:

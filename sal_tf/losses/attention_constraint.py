@@ -1,8 +1,10 @@
 """Self-attention constraint (paper eq. 2, §3.2).
 
-`attention` is the model's `[B, 3, HW]` output, rows in stage order (stage4, stage5, stage6), each
-row already L2-normalised over the HW positions (eq. 1). Per sample:
-  L_sac = ||att6 - att5||^2 + ||att6 - att4||^2   (squared L2 over positions),
+`attention` is the model's `[B, S, HW]` output, rows in stage order (stage4, stage5, stage6), each
+row already L2-normalised over the HW positions (eq. 1). Per sample, the last (deepest) map
+guides the others:
+  L_sac = ||att6 - att5||^2 + ||att6 - att4||^2   (S = 3: eq. 2; squared L2 over positions),
+  L_sac = ||att5 - att4||^2                        (S = 2: a model without stage6),
 and the batch loss is the mean over samples. Gradients flow into all three maps (the stages learn
 from each other; nothing is stopped).
 """
@@ -14,14 +16,15 @@ from sal_tf.losses import distances
 
 
 def self_attention_constraint_terms(attention):
-    """Per-sample constraint `[B]` from attention maps `[B, 3, HW]` (stage4, stage5, stage6)."""
+    """Per-sample constraint `[B]` from attention maps `[B, S, HW]`, S >= 2 stages in order."""
     attention = distances.as_float(attention)
-    if len(attention.shape) != 3 or attention.shape[1] not in (None, 3):
+    if len(attention.shape) != 3 or attention.shape[1] is None or attention.shape[1] < 2:
         raise ValueError(
-            f"`attention` must have shape [B, 3, HW] (stage4, stage5, stage6). Received: shape={tuple(attention.shape)}"
+            "`attention` must have shape [B, S, HW] with S >= 2 stage maps (stage4, stage5[, stage6]). "
+            f"Received: shape={tuple(attention.shape)}"
         )
-    att4, att5, att6 = attention[:, 0], attention[:, 1], attention[:, 2]
-    return ops.sum(ops.square(att6 - att5), axis=-1) + ops.sum(ops.square(att6 - att4), axis=-1)
+    last = attention[:, -1:]
+    return ops.sum(ops.square(last - attention[:, :-1]), axis=(1, 2))
 
 
 @keras.saving.register_keras_serializable(package="sal_tf")

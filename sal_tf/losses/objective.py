@@ -1,7 +1,7 @@
 """The paper's training objective (eq. 6): w_cls * L_cls + w_metric * L_metric + w_sac * L_sac.
 
 `SALObjective(labels [B] int, outputs) -> dict` of float32 scalars, where `outputs` is the model's
-dict (`"logits"` [B, C], `"embedding"` [B, D], `"attention"` [B, 3, HW]). Returned keys:
+dict (`"logits"` [B, C], `"embedding"` [B, D], `"attention"` [B, S, HW]). Returned keys:
 
 * `"loss"`: the weighted total;
 * one per active term: `"softmax"`, `"quadruplet"` or `"triplet"`, `"sac"` (unweighted);
@@ -50,8 +50,8 @@ class SALObjective:
         margin1, margin2: quadruplet margins (paper: 0.5, 0.2).
         triplet_margin: triplet margin (default 0.5, the paper's epsilon_1).
 
-    Example:
-        >>> objective = SALObjective.for_stage(2)
+    Example (stage 2 of the paper, §4.1):
+        >>> objective = SALObjective(softmax=True, metric="quadruplet", sac=True)
         >>> objective.terms
         ('softmax', 'quadruplet', 'sac')
     """
@@ -86,14 +86,6 @@ class SALObjective:
         self.margin1 = check_margin(margin1, "margin1")
         self.margin2 = check_margin(margin2, "margin2")
         self.triplet_margin = check_margin(triplet_margin, "triplet_margin")
-
-    @classmethod
-    def for_stage(cls, stage, **overrides):
-        """Paper §4.1: stage 1 = softmax + SAC; stage 2 = softmax + quadruplet + SAC (eq. 6)."""
-        stages = {1: dict(softmax=True, metric=None, sac=True), 2: dict(softmax=True, metric="quadruplet", sac=True)}
-        if stage not in stages:
-            raise ValueError(f"`stage` must be 1 or 2. Received: stage={stage!r}")
-        return cls(**{**stages[stage], **overrides})
 
     @property
     def terms(self):

@@ -1,12 +1,17 @@
-"""Training configuration dataclasses (TF-Model-Garden style) and their defaults.
+"""Training configuration (TF-Model-Garden style dataclasses) and the one home of every default.
 
-`TrainConfig` holds everything a run needs; the absl entry points in
-`trainers/` fill it from flags. `stage_losses` maps a Table 1 `loss` setting
-to what each training stage optimises:
+* `StageConfig`: how one stage is optimised and batched (its own global batch).
+* `Stage`: a resolved stage of a run — its number, `StageConfig`, the loss terms it optimises
+  (`SALObjective` arguments) and the stage whose model it starts from.
+* `TrainConfig`: a re-ID run. Field defaults are the paper's values (§4.1); `TrainConfig.demo()`
+  gives the synthetic-demo values; `TrainConfig.stages()` turns the Table 1 `loss` setting into
+  stages:
 
-* stage 1: softmax (+ SAC when `sac`) — only if the loss has a softmax term;
-* stage 2: the full `loss` (+ SAC) from the stage-1 weights — only if the loss
-  has a metric term (quadruplet / triplet).
+  - stage 1: softmax (+ SAC when `sac`), random batches — only if the loss has a softmax term;
+  - stage 2: the full `loss` (+ SAC), P×K batches, from the stage-1 model — only if the loss has a
+    metric term (quadruplet / triplet); without softmax it starts from the backbone weights.
+
+* `CifarTrainConfig`: the CIFAR-100 run of Table 4 (stage 1, softmax, `cifar` preset).
 """
 
 import dataclasses
@@ -14,9 +19,11 @@ import json
 
 LOSSES = ("softmax", "quadruplet", "triplet", "softmax+quadruplet", "softmax+triplet")
 STRATEGIES = ("default", "mirrored", "multi_worker")
+SAMPLINGS = ("random", "pk")
+WEIGHT_DECAY_MODES = ("coupled", "decoupled")
 
-# Fields that may change between the runs that share a --model_dir (runtime knobs);
-# every other field must match the stored config.json, or the run is refused.
+# Fields that may change between the runs that share a --model_dir (how the run executes or is
+# evaluated); every other field must match the stored config.json, or the run is refused.
 RUNTIME_FIELDS = (
     "strategy",
     "eval_every",
@@ -29,46 +36,116 @@ RUNTIME_FIELDS = (
     "eval_batch_size",
     "stage",
     "max_steps_per_epoch",
-    "num_workers_hint",
+    "drop_bad_eval_images",
+    "max_eval_images",
 )
 
 
 @dataclasses.dataclass
 class StageConfig:
-    """Optimisation of one training stage (paper §4.1)."""
+    """Optimisation and batches of one training stage (paper §4.1).
 
-    epochs: int
-    learning_rate: float
-    decay_every_epochs: int = 50  # lr ×0.1 every N epochs (paper)
+    `batch_size` is the global batch (all replicas). With `sampling="pk"` a batch holds
+    P = batch_size / num_instances identities × K = num_instances images. The SGD update is
+    PyTorch's (`weight_decay_mode="coupled"`, the field's 5e-4) or Keras' decoupled one; see
+    `sal_tf.training.optimizer`.
+    """
+
+    epochs: int = 120
+    learning_rate: float = 0.1
+    batch_size: int = 128
+    sampling: str = "random"
+    num_instances: int = 4
+    decay_every_epochs: int = 50  # lr ×decay_rate every N epochs (paper: ×0.1 every 50)
     decay_rate: float = 0.1
     warmup_epochs: int = 0  # linear lr warm-up (not in the paper; the demo uses it)
     momentum: float = 0.9
     weight_decay: float = 5e-4
-    batch_size: int = 128  # stage 1: random batches
-    num_ids: int = 18  # stage 2: P identities per batch
-    num_instances: int = 4  # stage 2: K images per identity
+    weight_decay_mode: str = "coupled"
+
+    @property
+    def num_ids(self):
+        """P of a P×K batch."""
+        return self.batch_size // self.num_instances
+
+    def validate(self, name):
+        if self.epochs < 0 or self.learning_rate <= 0 or self.batch_size < 1 or self.num_instances < 1:
+            raise ValueError(f"Invalid {name} settings (epochs >= 0, lr > 0, batch >= 1 expected): {self}")
+        if self.sampling not in SAMPLINGS:
+            raise ValueError(f"{name}: sampling must be one of {SAMPLINGS}. Received: {self.sampling!r}")
+        if self.sampling == "pk" and self.batch_size % self.num_instances:
+            raise ValueError(
+                f"{name}: a P×K batch ({self.batch_size}) must be a multiple of K (--num_instances="
+                f"{self.num_instances})."
+            )
+        if self.weight_decay < 0 or self.weight_decay_mode not in WEIGHT_DECAY_MODES:
+            raise ValueError(
+                f"{name}: --weight_decay must be >= 0 and --weight_decay_mode one of "
+                f"{'|'.join(WEIGHT_DECAY_MODES)}. Received: {self.weight_decay}, {self.weight_decay_mode!r}"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+    """One stage of a run, resolved from a config: a value, not a ternary.
+
+    Attributes:
+        number: 1 or 2; names the stage's files (`stage1.keras`, `stage1/ckpt-*`).
+        config: its `StageConfig`.
+        losses: keyword arguments of `sal_tf.losses.SALObjective`.
+        init_from: number of the stage whose final model it starts from, or None (backbone weights).
+        seed_offset: added to the run's seed for this stage's batches.
+    """
+
+    number: int
+    config: StageConfig
+    losses: dict
+    init_from: int | None = None
+    seed_offset: int = 0
+
+    @property
+    def name(self):
+        return f"stage{self.number}"
+
+
+def _paper_stage1():
+    return StageConfig(epochs=120, learning_rate=0.1, batch_size=128)
+
+
+def _paper_stage2():
+    return StageConfig(epochs=60, learning_rate=1e-4, batch_size=18 * 4, sampling="pk", num_instances=4)
+
+
+# The synthetic demo (no --data_dir): the `tiny` preset from scratch; values chosen to pass
+# mAP >= 0.6 within a few minutes on 2 CPU cores (BUILD.md "Training").
+DEMO = dict(
+    preset="tiny",
+    backbone_weights="none",
+    eval_untrained=True,
+    checkpoint_every_steps=100,
+    stage1=dict(epochs=24, learning_rate=0.05, warmup_epochs=3, decay_every_epochs=18, batch_size=64),
+    stage2=dict(epochs=10, learning_rate=1e-3, decay_every_epochs=50, batch_size=16 * 4),
+)
 
 
 @dataclasses.dataclass
 class TrainConfig:
-    """One training run (both stages). Defaults are the paper's values."""
+    """One re-ID training run (both stages). Defaults are the paper's values (§4.1)."""
 
-    model_dir: str = "runs/market"
+    model_dir: str = "runs/market1501"
     dataset: str = "market1501"  # market1501 | dukemtmc | custom | demo
     data_dir: str = ""
     preset: str = "paper"
+    depth: int = 50
     dilation: bool = True
     multi_level: bool = True
+    stage6: bool = True
     sac: bool = True
     loss: str = "softmax+quadruplet"
     backbone_weights: str = "imagenet"
     stage: str = "all"  # 1 | 2 | all
-    stage1: StageConfig = dataclasses.field(
-        default_factory=lambda: StageConfig(epochs=120, learning_rate=0.1, batch_size=128)
-    )
-    stage2: StageConfig = dataclasses.field(
-        default_factory=lambda: StageConfig(epochs=60, learning_rate=1e-4, num_ids=18, num_instances=4)
-    )
+    stage1: StageConfig = dataclasses.field(default_factory=_paper_stage1)
+    stage2: StageConfig = dataclasses.field(default_factory=_paper_stage2)
     margin1: float = 0.5
     margin2: float = 0.2
     triplet_margin: float = 0.5
@@ -87,65 +164,51 @@ class TrainConfig:
     eval_batch_size: int = 128
     rerank: bool = True
     flip_eval: bool = False
-    checkpoint_every_steps: int = 200
+    drop_bad_eval_images: bool = False
+    checkpoint_every_steps: int = 500
     log_every_steps: int = 10
     max_steps_per_epoch: int = 0  # 0 = a full epoch (tests / smoke runs set it)
+    max_eval_images: int = 0  # 0 = every evaluation image (CIFAR smoke runs set it)
     verbose: int = 1
-    num_workers_hint: int = 0
+
+    @classmethod
+    def demo(cls, **changes):
+        """The demo run's config (`DEMO` over the paper defaults), with `changes` on top."""
+        values = {k: v for k, v in DEMO.items() if k not in ("stage1", "stage2")}
+        values["stage1"] = dataclasses.replace(_paper_stage1(), **DEMO["stage1"])
+        values["stage2"] = dataclasses.replace(_paper_stage2(), **DEMO["stage2"])
+        return cls(**{"model_dir": "runs/demo", "dataset": "demo", **values, **changes})
 
     def __post_init__(self):
-        if isinstance(self.stage1, dict):
-            self.stage1 = StageConfig(**self.stage1)
-        if isinstance(self.stage2, dict):
-            self.stage2 = StageConfig(**self.stage2)
+        for name in ("stage1", "stage2"):
+            if isinstance(getattr(self, name), dict):
+                setattr(self, name, StageConfig(**getattr(self, name)))
         self.validate()
 
     def validate(self):
-        if self.loss not in LOSSES:
-            raise ValueError(f"--loss must be one of {'|'.join(LOSSES)}. Received: --loss={self.loss!r}")
-        if self.strategy not in STRATEGIES:
-            raise ValueError(
-                f"--strategy must be one of {'|'.join(STRATEGIES)}. Received: --strategy={self.strategy!r}"
-            )
-        if str(self.stage) not in ("1", "2", "all"):
-            raise ValueError(f"--stage must be 1, 2 or all. Received: --stage={self.stage!r}")
-        for name in ("stage1", "stage2"):
-            s = getattr(self, name)
-            if s.epochs < 0 or s.learning_rate <= 0 or s.batch_size < 1 or s.num_ids < 1 or s.num_instances < 1:
-                raise ValueError(f"Invalid {name} settings: {s}")
-
-    @property
-    def has_softmax(self):
-        return self.loss.startswith("softmax")
+        choices = dict(loss=LOSSES, strategy=STRATEGIES, stage=("1", "2", "all"), depth=(50, 101))
+        for name, allowed in choices.items():
+            value = getattr(self, name)
+            if (str(value) if name == "stage" else value) not in allowed:
+                expected = "|".join(str(a) for a in allowed)
+                raise ValueError(f"--{name} must be one of {expected}. Received: --{name}={value!r}")
+        self.stage1.validate("stage 1")
+        self.stage2.validate("stage 2")
 
     @property
     def metric(self):
         """'quadruplet', 'triplet' or None."""
-        for m in ("quadruplet", "triplet"):
-            if m in self.loss:
-                return m
-        return None
+        return next((m for m in ("quadruplet", "triplet") if m in self.loss), None)
 
-    def stages_to_run(self):
-        """The stages `--stage` asks for that this loss setting has."""
-        available = []
-        if self.has_softmax:
-            available.append(1)
-        if self.metric:
-            available.append(2)
-        if str(self.stage) == "all":
-            return available
-        stage = int(self.stage)
-        if stage not in available:
-            raise ValueError(
-                f"--stage={stage} has nothing to train with --loss={self.loss}: stage 1 trains the softmax "
-                "term, stage 2 the metric term (quadruplet/triplet)."
-            )
-        return [stage]
+    def model_options(self):
+        """`sal_tf.models.build_model` keyword arguments beyond the preset."""
+        return dict(depth=self.depth, dilation=self.dilation, multi_level=self.multi_level, stage6=self.stage6)
 
-    def stage_loss(self, stage):
-        """kwargs of `SALObjective` for a stage."""
-        common = dict(
+    def loss_options(self, softmax, metric):
+        """`SALObjective` keyword arguments of a stage that uses `softmax` / `metric`."""
+        return dict(
+            softmax=softmax,
+            metric=metric,
             sac=self.sac,
             softmax_weight=self.softmax_weight,
             metric_weight=self.metric_weight,
@@ -154,9 +217,33 @@ class TrainConfig:
             margin2=self.margin2,
             triplet_margin=self.triplet_margin,
         )
-        if stage == 1:
-            return dict(softmax=True, metric=None, **common)
-        return dict(softmax=self.has_softmax, metric=self.metric, **common)
+
+    def all_stages(self):
+        """Every stage this loss setting has, in order (see the module docstring)."""
+        softmax = self.loss.startswith("softmax")
+        stages = []
+        if softmax:
+            stages.append(Stage(1, self.stage1, self.loss_options(True, None)))
+        if self.metric:
+            stages.append(Stage(2, self.stage2, self.loss_options(softmax, self.metric), 1 if softmax else None, 1))
+        return stages
+
+    def stages(self):
+        """The stages `--stage` asks for; a clear error when this loss setting has no such stage."""
+        available = self.all_stages()
+        if str(self.stage) == "all":
+            return available
+        chosen = [s for s in available if s.number == int(self.stage)]
+        if not chosen:
+            raise ValueError(
+                f"--stage={self.stage} has nothing to train with --loss={self.loss}: stage 1 trains the softmax "
+                "term, stage 2 the metric term (quadruplet/triplet)."
+            )
+        return chosen
+
+    def eval_settings(self):
+        """What an evaluation result depends on beyond the model (results older than these are stale)."""
+        return dict(rerank=self.rerank, flip=self.flip_eval, max_eval_images=self.max_eval_images)
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -170,12 +257,72 @@ class TrainConfig:
         return cls(**{k: v for k, v in d.items() if k in known})
 
     def differences(self, other):
-        """Non-runtime fields whose values differ from `other` (a dict)."""
+        """{field: (stored, now)} of the non-runtime fields whose values differ from `other` (a dict)."""
         mine = self.to_dict()
-        diffs = {}
-        for key in sorted(set(mine) | set(other)):
-            if key in RUNTIME_FIELDS:
-                continue
-            if mine.get(key) != other.get(key):
-                diffs[key] = (other.get(key), mine.get(key))
-        return diffs
+        return {
+            key: (other.get(key), mine.get(key))
+            for key in sorted(set(mine) | set(other))
+            if key not in RUNTIME_FIELDS and mine.get(key) != other.get(key)
+        }
+
+
+# CIFAR-100 (paper §4.5, Table 4). The paper gives no CIFAR schedule; these are the usual CIFAR
+# ResNet recipe in the paper's schedule form.
+CIFAR_STAGE1 = dict(epochs=150, learning_rate=0.1, decay_every_epochs=50, batch_size=128, weight_decay=5e-4)
+# Table 4 rows: (row name, build options, SAC, paper test error %). "Soft" rows are plain ResNets
+# (no dilation, no stage6, no multi-level feature; §3.1: stage6 exists to undo dilation's gridding).
+TABLE4_ROWS = {
+    "resnet50_soft": ("ResNet50 (Soft)", dict(depth=50, dilation=False, multi_level=False, stage6=False), False, 22.02),
+    "resnet101_soft": (
+        "ResNet101 (Soft)",
+        dict(depth=101, dilation=False, multi_level=False, stage6=False),
+        False,
+        21.95,
+    ),
+    "resnet50_soft_dil_sac": ("ResNet50 (Soft + DIL + SAC)", dict(depth=50), True, 21.75),
+}
+
+
+@dataclasses.dataclass
+class CifarTrainConfig(TrainConfig):
+    """CIFAR-100 classification: stage 1, softmax (+ SAC), `cifar` preset, no ImageNet weights.
+
+    Extra field: `width_divisor` (model widths ÷ N; 1 = ResNet; smoke runs use 8).
+    """
+
+    model_dir: str = "runs/cifar100"
+    dataset: str = "cifar100"
+    preset: str = "cifar"
+    loss: str = "softmax"
+    backbone_weights: str = "none"
+    stage: str = "1"
+    stage1: StageConfig = dataclasses.field(default_factory=lambda: StageConfig(**CIFAR_STAGE1))
+    rerank: bool = False
+    checkpoint_every_steps: int = 500
+    eval_every: int = 10
+    eval_batch_size: int = 256
+    width_divisor: int = 1
+
+    def validate(self):
+        super().validate()
+        if self.loss != "softmax" or str(self.stage) != "1":
+            raise ValueError(
+                f"CIFAR-100 trains stage 1 with loss=softmax (Table 4); got loss={self.loss!r}, stage={self.stage!r}."
+            )
+        if self.width_divisor < 1 or 64 % self.width_divisor:
+            raise ValueError(f"--width_divisor must divide 64 (1, 2, 4, 8, ...). Received: {self.width_divisor}")
+        if self.max_eval_images < 0:
+            raise ValueError(f"--max_eval_images must be >= 0. Received: {self.max_eval_images}")
+
+    def model_options(self):
+        return dict(super().model_options(), width_divisor=self.width_divisor)
+
+    @property
+    def table4_row(self):
+        """(key of `TABLE4_ROWS` or None, row name)."""
+        for key, (name, options, sac, _) in TABLE4_ROWS.items():
+            if sac == self.sac and all(getattr(self, k) == v for k, v in options.items()):
+                return key, name
+        plain = not self.dilation
+        name = f"ResNet{self.depth} (Soft" + ("" if plain else " + DIL") + (" + SAC" if self.sac else "") + ")"
+        return None, name

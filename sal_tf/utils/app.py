@@ -98,3 +98,9 @@ def run(main, argv=None):
             raise
 
     app.run(guarded, argv=argv)
+
+
+def no_arguments(argv):
+    """Refuses positional arguments (absl passes them through): a typo such as `--stage 2` shows up here."""
+    if len(argv) > 1:
+        raise UserError(f"unexpected arguments {argv[1:]}: every option is a --flag=value (see --help).")

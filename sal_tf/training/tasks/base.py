@@ -1,0 +1,54 @@
+"""The task interface the experiment runner calls, and what every task shares (attention pictures)."""
+
+import tensorflow as tf
+
+from sal_tf.losses import SALObjective
+from sal_tf.models import build_model
+from sal_tf.training.summaries import attention_overlays
+
+NUM_ATTENTION_IMAGES = 6
+
+
+def backbone_weights_option(value):
+    """`--backbone_weights` → `build_model(backbone_weights=...)`: "none"/"" mean random init."""
+    return None if value in (None, "", "none", "None") else value
+
+
+class Task:
+    """Base of `ReIDTask` / `CifarTask`.
+
+    Subclasses set `data_name`, `num_classes` and implement `build_inputs`, `steps_per_epoch`,
+    `evaluate`, `format_results`, `log_results` and `attention_images`.
+    """
+
+    data_name = ""
+    num_classes = 0
+
+    def __init__(self, config):
+        self.cfg = config
+
+    def build_model(self, pretrained=True, verbose=False):
+        """The `SALModel` of the config (call inside the strategy scope); backbone weights when `pretrained`."""
+        weights = backbone_weights_option(self.cfg.backbone_weights) if pretrained else None
+        return build_model(
+            self.cfg.preset, num_classes=self.num_classes, backbone_weights=weights, verbose=verbose,
+            **self.cfg.model_options(),
+        )  # fmt: skip
+
+    def build_losses(self, stage):
+        """The stage's objective (eq. 6 with the stage's terms)."""
+        return SALObjective(**stage.losses)
+
+    def attention_images(self, count):
+        """float32 RGB [N, H, W, 3] images whose attention maps are drawn, or None."""
+        raise NotImplementedError
+
+    def write_pictures(self, model, writer, step, count=NUM_ATTENTION_IMAGES):
+        """TensorBoard `attention/stages` panels of fixed images (paper Fig. 3)."""
+        images = self.attention_images(count) if writer else None
+        if images is None:
+            return
+        attention = model(images, training=False)["attention"].numpy()
+        panels = attention_overlays(images, attention, model.attention_map_size)
+        with writer.as_default(step=step):
+            tf.summary.image("attention/stage4_5_6", panels, max_outputs=count)
