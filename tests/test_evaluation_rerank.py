@@ -220,9 +220,16 @@ def test_knn_helpers_find_true_nearest_and_farthest():
     x = rng.standard_normal((200, 8)).astype(np.float32)
     d = ((x[:, None] - x[None]) ** 2).sum(-1)
     rows = np.arange(50, 200)
-    near = knn.nearest(x, rows, 5)
-    np.testing.assert_array_equal(np.sort(near, axis=1), np.sort(np.argsort(d[rows], axis=1)[:, :5], axis=1))
-    np.testing.assert_array_equal(knn.farthest(x, rows), d[rows].argmax(axis=1))
+    true_near = np.sort(np.argsort(d[rows], axis=1)[:, :5], axis=1)
+    for index in (knn.NeighbourIndex(x), knn.NeighbourIndex(x, exact=False, nlist=5, nprobe=5)):
+        np.testing.assert_array_equal(np.sort(index.nearest(rows, 5), axis=1), true_near)
+        np.testing.assert_array_equal(index.farthest(rows), d[rows].argmax(axis=1))
+    # probing fewer lists: still mostly the true neighbours on clustered rows
+    y = (np.repeat(rng.standard_normal((20, 8)), 10, axis=0) + 0.1 * rng.standard_normal((200, 8))).astype(np.float32)
+    dy = ((y[:, None] - y[None]) ** 2).sum(-1)
+    approx = knn.NeighbourIndex(y, exact=False, nlist=5, nprobe=2).nearest(rows, 5)
+    hits = [len(np.intersect1d(a, b)) for a, b in zip(approx, np.argsort(dy[rows], axis=1)[:, :5])]
+    assert np.mean(hits) > 4.5
     assert knn.ivf_sizes(94_000) == (307, 19)
 
 

@@ -133,9 +133,9 @@ class _KnnRows(_FeatureRows):
 
     def _search(self, k):
         g = np.arange(self.nq, self.n)
-        opts = dict(exact=self.exact, nlist=self.nlist, nprobe=self.nprobe)
-        self._cand = knn.nearest(self.x, g, k + max(16, k // 2), **opts)
-        self._far = self.pairs(g, knn.farthest(self.x, g, **opts))
+        index = knn.NeighbourIndex(self.x, exact=self.exact, nlist=self.nlist, nprobe=self.nprobe)
+        self._cand = index.nearest(g, k + max(16, k // 2))
+        self._far = self.pairs(g, index.farthest(g))
 
 
 class _MatrixRows:
