@@ -49,7 +49,7 @@ def _embeddings(spec, model, what):
         return embed.load_npz(spec)
     if not model:
         raise sal_app.UserError(f"{what} {spec!r} are images: pass --model to embed them (or give an .npz).")
-    images = sources.list_images(spec)
+    images = sources.list_images(spec, what)
     result = embed.embed_images(loading.load_model(model), images, FLAGS.batch_size, FLAGS.flip, FLAGS.progress)
     if result.skipped:
         print(f"Skipped {len(result.skipped)} undecodable file(s): {', '.join(result.skipped[:10])}")

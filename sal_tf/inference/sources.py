@@ -95,8 +95,10 @@ def with_name_ids(paths):
     return ImageList(list(paths))
 
 
-def list_images(spec):
+def list_images(spec, flag="--images"):
     """`ImageList` for a folder, a glob pattern or a CSV file (see the module docstring).
+
+    `flag` names the option in error messages.
 
     Raises:
         FileNotFoundError / ValueError: nothing there, or no image matched (the message says what is expected).
@@ -116,9 +118,9 @@ def list_images(spec):
         paths = sorted(p for p in glob.glob(spec, recursive=True) if os.path.isfile(p) and is_image_file(p))
         where = f"glob {spec!r}"
     elif os.path.exists(spec):
-        raise ValueError(f"--images={spec!r} is neither a folder, an image, a glob nor a .csv; expected {EXPECTED}.")
+        raise ValueError(f"{flag}={spec!r} is neither a folder, an image, a glob nor a .csv; expected {EXPECTED}.")
     else:
-        raise FileNotFoundError(f"--images: {spec!r} does not exist; expected {EXPECTED}.")
+        raise FileNotFoundError(f"{flag}: {spec!r} does not exist; expected {EXPECTED}.")
     if not paths:
-        raise ValueError(f"--images: no image files in {where} (extensions .jpg .jpeg .png .bmp .gif .webp).")
+        raise ValueError(f"{flag}: no image files in {where} (extensions .jpg .jpeg .png .bmp .gif .webp).")
     return with_name_ids(paths)

@@ -1,0 +1,148 @@
+"""faiss gallery search: equals a brute-force numpy top-k; a saved index reloads to the same answers."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from sal_tf.evaluation import distance_matrix, re_rank_features
+from sal_tf.inference import embed
+from sal_tf.inference.search import GalleryIndex, default_nlist, format_table, to_distance
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _unit(rng, n, d):
+    x = rng.standard_normal((n, d)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def _brute_force(q, g, k, metric):
+    dist = distance_matrix(q, g, metric=metric)
+    rows = np.argsort(dist, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(dist, rows, axis=1), rows
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    gallery, queries = _unit(rng, 500, 32), _unit(rng, 20, 32)
+    paths = [f"g/{i:04d}.jpg" for i in range(500)]
+    return gallery, queries, paths, rng.integers(0, 50, 500), rng.integers(0, 6, 500)
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+def test_flat_search_equals_brute_force(data, metric):
+    gallery, queries, paths, _, _ = data
+    index = GalleryIndex.build(gallery, paths, distance=metric)
+    dist, rows = index.search(queries, k=10)
+    ref_dist, ref_rows = _brute_force(queries, gallery, 10, metric)
+    np.testing.assert_array_equal(rows, ref_rows)
+    np.testing.assert_allclose(dist, ref_dist, atol=1e-5)
+    assert dist.dtype == np.float32 and rows.dtype == np.int64
+    # unnormalised inputs are normalised first: same answers
+    dist2, rows2 = index.search(queries * 3.0, k=10)
+    np.testing.assert_array_equal(rows2, ref_rows)
+    np.testing.assert_allclose(dist2, ref_dist, atol=1e-5)
+
+
+def test_ivf_scanning_every_cell_is_exact_and_k_is_capped(data):
+    gallery, queries, paths, _, _ = data
+    index = GalleryIndex.build(gallery, paths, kind="ivf", nlist=8, nprobe=2)
+    assert index.info["nlist"] == 8 and index.info["nprobe"] == 2
+    dist, rows = index.search(queries, k=5, nprobe=8)  # all cells: exhaustive
+    ref_dist, ref_rows = _brute_force(queries, gallery, 5, "euclidean")
+    np.testing.assert_array_equal(rows, ref_rows)
+    np.testing.assert_allclose(dist, ref_dist, atol=1e-5)
+    small = GalleryIndex.build(gallery[:3], paths[:3])
+    assert small.search(queries, k=10)[1].shape == (20, 3)
+    assert default_nlist(1_000_000) == 1000 and default_nlist(100) == 2
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf"])
+def test_saved_index_reloads_to_the_same_answers(tmp_path, data, kind):
+    gallery, queries, paths, pids, camids = data
+    index = GalleryIndex.build(gallery, paths, pids, camids, kind=kind, nlist=8, source="gallery.npz")
+    before = index.search(queries, k=7)
+    index.save(str(tmp_path / "idx"))
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        index.save(str(tmp_path / "idx"))
+    loaded = GalleryIndex.load(str(tmp_path / "idx"))
+    after = loaded.search(queries, k=7)
+    np.testing.assert_array_equal(after[1], before[1])
+    np.testing.assert_array_equal(after[0], before[0])
+    assert loaded.paths == paths and loaded.info["kind"] == kind and loaded.info["source"] == "gallery.npz"
+    np.testing.assert_array_equal(loaded.pids, pids)
+    np.testing.assert_allclose(loaded.vectors(), gallery, atol=1e-6)
+
+
+def test_reranked_search_equals_re_rank_features_and_refuses_big_galleries(data):
+    gallery, queries, paths, _, _ = data
+    index = GalleryIndex.build(gallery[:100], paths[:100])
+    dist, rows = index.search_reranked(queries, k=5)
+    ref = re_rank_features(queries, gallery[:100], metric="euclidean")
+    ref_rows = np.argsort(ref, axis=1, kind="stable")[:, :5]
+    np.testing.assert_array_equal(rows, ref_rows)
+    np.testing.assert_allclose(dist, np.take_along_axis(ref, ref_rows, axis=1), atol=1e-6)
+    with pytest.raises(ValueError, match="--max_rerank=50"):
+        index.search_reranked(queries, k=5, max_items=50)
+
+
+def test_results_and_table(data):
+    gallery, queries, paths, pids, camids = data
+    index = GalleryIndex.build(gallery, paths, pids, camids)
+    dist, rows = index.search(queries[:2], k=3)
+    results = index.results(rows, dist, ["q0.jpg", "q1.jpg"], [int(pids[rows[0, 0]]), -5])
+    assert [h["path"] for h in results[0]["results"]] == [paths[j] for j in rows[0]]
+    assert results[0]["results"][0]["match"] is True and results[1]["results"][0]["match"] is False
+    assert results[0]["results"][0]["distance"] == pytest.approx(float(dist[0, 0]), abs=1e-6)
+    table = format_table(results)
+    assert "q0.jpg" in table and paths[rows[1, 2]] in table and "euclidean" in table
+    np.testing.assert_allclose(to_distance([1.0, 0.0, -1.0]), [0.0, np.sqrt(2), 2.0], atol=1e-6)
+
+
+def test_bad_inputs(tmp_path, data):
+    gallery, queries, paths, _, _ = data
+    with pytest.raises(FileNotFoundError, match="lacks"):
+        GalleryIndex.load(str(tmp_path))
+    with pytest.raises(ValueError, match="--index"):
+        GalleryIndex.build(gallery, paths, kind="hnsw")
+    with pytest.raises(ValueError, match="--distance"):
+        GalleryIndex.build(gallery, paths, distance="manhattan")
+    with pytest.raises(ValueError, match="paths"):
+        GalleryIndex.build(gallery, paths[:3])
+    with pytest.raises(ValueError, match="32-d"):
+        GalleryIndex.build(gallery, paths).search(queries[:, :8])
+
+
+def _cli(*args, cwd):
+    return subprocess.run(
+        [sys.executable, "-m", "sal_tf.cli.search", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=ROOT),
+    )
+
+
+def test_cli_index_and_query_and_bad_input(tmp_path, data):
+    gallery, queries, paths, pids, camids = data
+    g = embed.Embeddings(gallery, paths, pids, camids, model="m.keras")
+    embed.save_npz(str(tmp_path / "g.npz"), g)
+    embed.save_npz(str(tmp_path / "q.npz"), embed.Embeddings(queries[:2], ["q0.jpg", "q1.jpg"]))
+    out = _cli("index", "--embeddings=g.npz", "--index_dir=idx", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    out = _cli("query", "--index_dir=idx", "--queries=q.npz", "--k=4", "--format=jsonl", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    lines = [json.loads(s) for s in out.stdout.splitlines()]
+    ref_dist, ref_rows = _brute_force(queries[:2], gallery, 4, "euclidean")
+    assert [[h["path"] for h in entry["results"]] for entry in lines] == [[paths[j] for j in r] for r in ref_rows]
+    out = _cli("query", "--index_dir=idx", "--queries=photos/", "--model=m.keras", cwd=tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+    assert out.stderr.strip().splitlines()[-1] == (
+        "error: --queries: 'photos/' does not exist; expected a folder of images, a glob pattern "
+        "(e.g. 'photos/**/*.jpg') or a CSV with the header path,person_id,camera_id."
+    )
