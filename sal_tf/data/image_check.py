@@ -14,6 +14,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
+from sal_tf.utils.app import JPEG_NOISE, filtered_native_stderr
 from sal_tf.utils.progress import Progress
 
 _BATCH = 1024
@@ -33,9 +34,10 @@ def scan_images(paths, verbose=True, title="Checking images"):
     ds = tf.data.Dataset.from_tensor_slices((tf.range(len(paths), dtype=tf.int64), paths))
     ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False).ignore_errors()
     progress = Progress(None, title, verbose=verbose and len(paths) >= 5000, unit="batch")
-    for step, (index, shape) in enumerate(ds.batch(_BATCH).as_numpy_iterator()):
-        ok[index[np.all(shape[:, :2] > 0, axis=1)]] = True
-        progress.update(step + 1)
+    with filtered_native_stderr(JPEG_NOISE):  # libjpeg complains about the files reported below
+        for step, (index, shape) in enumerate(ds.batch(_BATCH).as_numpy_iterator()):
+            ok[index[np.all(shape[:, :2] > 0, axis=1)]] = True
+            progress.update(step + 1)
     progress.finish()
     return [p for p, good in zip(paths, ok) if not good]
 

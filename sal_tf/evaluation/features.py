@@ -2,9 +2,10 @@
 
 import weakref
 
-import keras
 import numpy as np
 import tensorflow as tf
+
+from sal_tf.utils.progress import Progress
 
 
 def _images_of(element):
@@ -81,7 +82,7 @@ def extract_features(model, dataset, flip=False, normalize=True, verbose=True):
             also be `(images, ...)` tuples or dicts with an "images" entry).
         flip: average the embeddings of each image and of its horizontal flip.
         normalize: L2-normalise the (averaged) embeddings.
-        verbose: show a `keras.utils.Progbar`.
+        verbose: show progress (`sal_tf.utils.progress.Progress`: a bar on a terminal, one line in a log).
 
     Returns:
         np.float32 [N, D].
@@ -94,7 +95,7 @@ def extract_features(model, dataset, flip=False, normalize=True, verbose=True):
 
     embed = _embed_fn(model, flip, normalize)
     cardinality = int(dataset.cardinality())
-    bar = keras.utils.Progbar(cardinality if cardinality > 0 else None, unit_name="batch") if verbose else None
+    bar = Progress(cardinality if cardinality > 0 else None, "Embedding", verbose=verbose, unit="batch")
     chunks = []
     for step, element in enumerate(dataset):
         images = _images_of(element)
@@ -107,8 +108,8 @@ def extract_features(model, dataset, flip=False, normalize=True, verbose=True):
         if emb.shape.rank != 2:
             raise ValueError(f"extract_features: the embedding must be [b, D]. Received shape: {emb.shape}")
         chunks.append(emb.numpy())
-        if bar is not None:
-            bar.update(step + 1)
+        bar.update(step + 1)
+    bar.finish()
     if not chunks:
         raise ValueError("extract_features: `dataset` yielded no batches.")
     return np.concatenate(chunks, axis=0).astype(np.float32, copy=False)

@@ -25,6 +25,7 @@ WEIGHT_DECAY_MODES = ("coupled", "decoupled")
 # Fields that may change between the runs that share a --model_dir (how the run executes or is
 # evaluated); every other field must match the stored config.json, or the run is refused.
 RUNTIME_FIELDS = (
+    "model_dir",  # where the folder is now: a moved or copied run resumes
     "strategy",
     "eval_every",
     "checkpoint_every_steps",

@@ -15,6 +15,7 @@ with file descriptor 2 sent to a temporary file and forwards only the lines that
 noise. `--verbose=2` (or `SAL_TF_NATIVE_LOGS=1`) shows everything.
 """
 
+import contextlib
 import os
 import re
 import sys
@@ -52,27 +53,38 @@ def native_logs_wanted(argv=None):
     return False
 
 
-def quiet_tensorflow_import(argv=None):
-    """Imports TensorFlow (and initialises its devices) without its C++ start-up noise."""
-    if "tensorflow" in sys.modules or native_logs_wanted(argv):
-        return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# libjpeg's own messages about the corrupt files that the image check reports by name.
+JPEG_NOISE = re.compile(r"^(Input file read error|Corrupt JPEG data|Premature end of JPEG file|Invalid JPEG file)")
+
+
+@contextlib.contextmanager
+def filtered_native_stderr(noise=_NOISE):
+    """Sends file descriptor 2 (C/C++ output included) to a temporary file; forwards non-`noise` lines after."""
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile(mode="w+b") as capture:
         os.dup2(capture.fileno(), 2)
         try:
-            import tensorflow as tf
-
-            tf.config.list_physical_devices()
+            yield
         finally:
             sys.stderr.flush()
             os.dup2(saved, 2)
             os.close(saved)
-        capture.seek(0)
-        for line in capture.read().decode("utf-8", "replace").splitlines():
-            if line.strip() and not _NOISE.match(line):
-                print(line, file=sys.stderr)
+            capture.seek(0)
+            for line in capture.read().decode("utf-8", "replace").splitlines():
+                if line.strip() and not noise.match(line):
+                    print(line, file=sys.stderr)
+
+
+def quiet_tensorflow_import(argv=None):
+    """Imports TensorFlow (and initialises its devices) without its C++ start-up noise."""
+    if "tensorflow" in sys.modules or native_logs_wanted(argv):
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with filtered_native_stderr():
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()
 
 
 def report_error(error):
@@ -88,6 +100,10 @@ def run(main, argv=None):
     quiet_tensorflow_import(argv)
 
     def guarded(args):
+        from absl import logging
+
+        if not native_logs_wanted():
+            logging.set_verbosity(logging.WARNING)  # TF's Python INFO lines (checkpoint sharding, ...)
         try:
             main(args)
         except USER_ERRORS as e:
