@@ -128,7 +128,8 @@ def _cli(*args, cwd):
     )
 
 
-def test_cli_index_and_query_and_bad_input(tmp_path, data):
+@pytest.mark.slow  # two fresh processes import TensorFlow and faiss (~20 s on 2 loaded cores)
+def test_cli_index_and_query(tmp_path, data):
     gallery, queries, paths, pids, camids = data
     g = embed.Embeddings(gallery, paths, pids, camids, model="m.keras")
     embed.save_npz(str(tmp_path / "g.npz"), g)
@@ -140,9 +141,12 @@ def test_cli_index_and_query_and_bad_input(tmp_path, data):
     lines = [json.loads(s) for s in out.stdout.splitlines()]
     ref_dist, ref_rows = _brute_force(queries[:2], gallery, 4, "euclidean")
     assert [[h["path"] for h in entry["results"]] for entry in lines] == [[paths[j] for j in r] for r in ref_rows]
-    out = _cli("query", "--index_dir=idx", "--queries=photos/", "--model=m.keras", cwd=tmp_path)
+
+
+def test_cli_bad_input_is_an_error_line_and_exit_2(tmp_path):
+    out = _cli("query", "--index_dir=idx", "--queries=q.npz", cwd=tmp_path)
     assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
     assert out.stderr.strip().splitlines()[-1] == (
-        "error: --queries: 'photos/' does not exist; expected a folder of images, a glob pattern "
-        "(e.g. 'photos/**/*.jpg') or a CSV with the header path,person_id,camera_id."
+        "error: --index_dir 'idx' lacks ['index.faiss', 'gallery.npz', 'index.json']; expected a folder "
+        "written by the search command's `index`."
     )
