@@ -81,7 +81,7 @@ def test_attention_figure_shapes_and_errors(tmp_path):
     np.testing.assert_array_equal(tf.io.decode_png(tf.io.read_file(path)).numpy(), picture)
     two_stages = visualize.attention_figure(images, attention[:, :2], (8, 4))  # stage6 off: 2 maps
     assert two_stages.shape[1] < picture.shape[1]
-    with pytest.raises(ValueError, match=r"h·w=32"):
+    with pytest.raises(ValueError, match=r"h·w=16\] for map_size \(4, 4\)"):
         visualize.attention_figure(images, attention, (4, 4))
     with pytest.raises(ValueError, match="stage_names"):
         visualize.attention_figure(images, attention, (8, 4), stage_names=["a"])
