@@ -43,6 +43,11 @@ def test_flat_search_equals_brute_force(data, metric):
     np.testing.assert_array_equal(rows, ref_rows)
     np.testing.assert_allclose(dist, ref_dist, atol=1e-5)
     assert dist.dtype == np.float32 and rows.dtype == np.int64
+    parts = GalleryIndex.create(32, distance=metric)  # filled in parts (as a streamed gallery)
+    parts.add(gallery[:200], paths[:200])
+    parts.add(gallery[200:], paths[200:])
+    np.testing.assert_array_equal(parts.search(queries, k=10)[1], ref_rows)
+    assert parts.paths == paths and len(parts) == parts.info["size"] == 500
     # unnormalised inputs are normalised first: same answers
     dist2, rows2 = index.search(queries * 3.0, k=10)
     np.testing.assert_array_equal(rows2, ref_rows)

@@ -33,6 +33,8 @@ GALLERY_FILE = "gallery.npz"
 META_FILE = "index.json"
 INDEX_KINDS = ("flat", "ivf")
 DISTANCES = ("euclidean", "cosine")
+DEFAULT_NPROBE = 32
+ADD_CHUNK = 1 << 16  # rows normalised and added at a time (bounds the temporary copy)
 MAX_RERANK_ITEMS = 20_000  # queries + gallery; re-ranking holds O(N·k1) lists and a q×g matrix
 
 
@@ -63,21 +65,17 @@ def default_nlist(count):
     return int(max(1, min(round(np.sqrt(count)), count // 39)))
 
 
-def _build_faiss(x, kind, nlist, nprobe, seed):
-    dim = x.shape[1]
+def _empty_faiss(dim, kind, train, nlist, nprobe, seed):
+    """An empty flat index, or an IVF index trained on the unit vectors `train` [n, dim]."""
     if kind == "flat":
-        index = faiss.IndexFlatIP(dim)
-    else:
-        nlist = int(nlist or default_nlist(len(x)))
-        if not 1 <= nlist <= len(x):
-            raise ValueError(f"--nlist must be in [1, {len(x)}] (the gallery size). Received: {nlist}")
-        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
-        rng = np.random.default_rng(seed)
-        sample = x if len(x) <= 64 * nlist else x[np.sort(rng.choice(len(x), 64 * nlist, replace=False))]
-        index.cp.seed = int(seed)
-        index.train(sample)
-        index.nprobe = int(min(nprobe or 32, nlist))
-    index.add(x)
+        return faiss.IndexFlatIP(dim)
+    nlist = int(nlist or default_nlist(len(train)))
+    if not 1 <= nlist <= len(train):
+        raise ValueError(f"--nlist must be in [1, {len(train)}] (the training vectors). Received: {nlist}")
+    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+    index.cp.seed = int(seed)
+    index.train(train)
+    index.nprobe = int(min(nprobe or DEFAULT_NPROBE, nlist))
     return index
 
 
@@ -107,25 +105,65 @@ class GalleryIndex:
         return self.info.get("distance", "euclidean")
 
     @classmethod
-    def build(cls, embeddings, paths, pids=None, camids=None, kind="flat", nlist=None, nprobe=None, **info):
-        """Indexes `embeddings` [N, D] (normalised here). `kind`: "flat" (exact) or "ivf" (approximate).
+    def create(cls, dim, kind="flat", train=None, nlist=None, nprobe=None, seed=0, **info):
+        """An empty index of `dim`-d vectors; fill it with `add`.
 
         Args:
-            nlist: IVF cells (default `default_nlist(N)`); nprobe: cells scanned per query (default 32).
-            **info: `distance` ("euclidean" default or "cosine"), `source`, ... (kept in `index.json`).
+            kind: "flat" (exact inner product) or "ivf" (approximate; needs `train`).
+            train: IVF only: vectors [n, dim] to learn the `nlist` cells from (normalised here),
+                e.g. a random sample of the gallery of at least 39·nlist rows.
+            nlist: IVF cells (default `default_nlist(len(train))`); nprobe: cells scanned per
+                query (default 32).
+            **info: `distance` ("euclidean", the default, or "cosine"), `source`, ... (`index.json`).
         """
         if kind not in INDEX_KINDS:
             raise ValueError(f"--index must be one of {INDEX_KINDS}. Received: {kind!r}")
         to_distance(0.0, info.setdefault("distance", "euclidean"))  # checks the name
-        x = normalise(embeddings)
-        if len(x) == 0:
-            raise ValueError("The gallery is empty: nothing to index.")
-        index = _build_faiss(x, kind, nlist, nprobe, info.pop("seed", 0))
-        info.update(kind=kind, size=len(x), dim=int(x.shape[1]), faiss=faiss.__version__)
+        if kind == "ivf" and (train is None or len(train) == 0):
+            raise ValueError("An IVF index needs training vectors (a sample of the gallery).")
+        train = None if train is None else normalise(train, "train")
+        index = _empty_faiss(int(dim), kind, train, nlist, nprobe, seed)
+        info.update(kind=kind, dim=int(dim), faiss=faiss.__version__)
         if kind == "ivf":
             ivf = faiss.extract_index_ivf(index)
             info.update(nlist=int(ivf.nlist), nprobe=int(ivf.nprobe))
-        return cls(index, paths, pids, camids, info)
+        return cls(index, [], None, None, info)
+
+    def add(self, embeddings, paths, pids=None, camids=None):
+        """Adds gallery rows [n, dim] (normalised here, `ADD_CHUNK` rows at a time) with their paths / ids."""
+        if len(embeddings) != len(paths):
+            raise ValueError(f"{len(embeddings)} embeddings but {len(paths)} paths.")
+        if len(self) and (pids is None) != (self.pids is None):
+            raise ValueError("Give pids / camids for every part of the gallery or for none.")
+        for s in range(0, len(embeddings), ADD_CHUNK):
+            chunk = normalise(embeddings[s : s + ADD_CHUNK])
+            if chunk.shape[1] != self.index.d:
+                raise ValueError(f"Embeddings are {chunk.shape[1]}-d but the index holds {self.index.d}-d vectors.")
+            self.index.add(chunk)
+        self.paths.extend(str(p) for p in paths)
+        if pids is not None:
+            new = np.asarray(pids, np.int64), np.asarray(camids, np.int64)
+            old = (self.pids, self.camids) if self.pids is not None else (new[0][:0], new[1][:0])
+            self.pids, self.camids = np.concatenate([old[0], new[0]]), np.concatenate([old[1], new[1]])
+        self.info["size"] = len(self)
+
+    @classmethod
+    def build(cls, embeddings, paths, pids=None, camids=None, kind="flat", nlist=None, nprobe=None, seed=0, **info):
+        """`create` + `add` of a whole gallery [N, D]; an IVF index trains on min(N, 64·nlist) random rows."""
+        if len(embeddings) == 0:
+            raise ValueError("The gallery is empty: nothing to index.")
+        if np.ndim(embeddings) != 2:
+            raise ValueError(f"`embeddings` must be a [count, dim] matrix. Received shape {np.shape(embeddings)}")
+        train = None
+        if kind == "ivf":
+            count = 64 * int(nlist or default_nlist(len(embeddings)))
+            rows = np.arange(len(embeddings))
+            if len(rows) > count:
+                rows = np.sort(np.random.default_rng(seed).choice(len(rows), count, replace=False))
+            train = np.asarray(embeddings)[rows]
+        index = cls.create(np.shape(embeddings)[1], kind, train, nlist, nprobe, seed, **info)
+        index.add(embeddings, paths, pids, camids)
+        return index
 
     def save(self, folder, overwrite=False):
         """Writes `index.faiss`, `gallery.npz`, `index.json` into `folder` (refuses to replace one)."""
