@@ -15,12 +15,11 @@ and the removed same-pid-same-camera items are found from the gallery grouped by
 skipped by a mask. The output is the same (rows, positions) as the sorted path's, so
 every score computed from it is bit-for-bit the same.
 
-The kernel is compiled with numba (`nogil`, cached on disk) and run over blocks of
-query rows on one thread per core.
+The kernel (`rank_count_kernel`) is compiled with numba (`nogil`, cached on disk) and
+run over blocks of query rows on one thread per core.
 """
 
 import concurrent.futures
-import functools
 import os
 
 import numpy as np
@@ -41,74 +40,6 @@ def num_threads():
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not Linux
         return max(1, os.cpu_count() or 1)
-
-
-@functools.cache
-def _kernel():
-    import numba
-
-    @numba.njit(nogil=True, cache=True, inline="always")
-    def bucket(sd, sj, h, x, j):
-        """Number of hits whose key (sd, sj) is <= (x, j)."""
-        lo, hi = 0, h
-        while lo < hi:
-            mid = (lo + hi) >> 1
-            if sd[mid] < x or (sd[mid] == x and sj[mid] <= j):
-                lo = mid + 1
-            else:
-                hi = mid
-        return lo
-
-    @numba.njit(nogil=True, cache=True)
-    def count_rows(d, r0, r1, q_cams, lo, hi, g_order, g_cams, g_ok, ptr, pos, n_hits, has_nan):
-        ng = d.shape[1]
-        for r in range(r0, r1):
-            row = d[r]
-            m = hi[r] - lo[r]
-            hd, hj = np.empty(m, d.dtype), np.empty(m, np.int64)
-            rd, rj = np.empty(m, d.dtype), np.empty(m, np.int64)
-            h, nr = 0, 0
-            for t in range(lo[r], hi[r]):
-                j = g_order[t]
-                if not g_ok[j]:
-                    continue
-                if g_cams[j] != q_cams[r]:
-                    hd[h], hj[h] = row[j], j
-                    h += 1
-                else:
-                    rd[nr], rj[nr] = row[j], j
-                    nr += 1
-            n_hits[r] = h
-            if h == 0:
-                for j in range(ng):
-                    if row[j] != row[j]:
-                        has_nan[r] = True
-                        break
-                continue
-            order = np.argsort(hd[:h], kind="mergesort")  # stable: hj ascending within ties
-            sd, sj = hd[:h][order], hj[:h][order]
-            first, last = sd[0], sd[h - 1]
-            cnt = np.zeros(h + 1, np.int64)
-            below, nan = 0, False
-            for j in range(ng):
-                x = row[j]
-                if x < first:
-                    below += g_ok[j]
-                elif x <= last:
-                    if g_ok[j]:
-                        cnt[bucket(sd, sj, h, x, j)] += 1
-                elif x != x:
-                    nan = True
-            has_nan[r] = nan
-            cnt[0] += below
-            for t in range(nr):
-                cnt[bucket(sd, sj, h, rd[t], rj[t])] -= 1
-            run = 0
-            for t in range(h):
-                run += cnt[t]
-                pos[ptr[r] + t] = run
-
-    return count_rows
 
 
 def _pid_slices(q_pids, g_pids):
@@ -135,7 +66,9 @@ class HitCounter:
         self.g_cams = np.ascontiguousarray(g_camids, np.int64)
         self.g_ok = (self.g_pids != -1).astype(np.uint8)
         self.threads = int(threads or num_threads())
-        self.kernel = _kernel()
+        from sal_tf.evaluation.rank_count_kernel import count_rows
+
+        self.kernel = count_rows
 
     def positions(self, d, q_pids, q_camids):
         """(rows, positions) for the block `d` (float32/float64 C-contiguous [b, num_gallery]).
