@@ -12,40 +12,11 @@ the SAL network (ResNet50, `depth=50`, with stage6). `build_model(preset, depth=
   (paper §4.5, Table 4).
 """
 
+_SAL = dict(stem="imagenet", dilation=True, multi_level=True, stage6_dilation=2, depth=50, stage6=True)
 PRESETS = {
-    "paper": dict(
-        image_size=(256, 128),
-        width_divisor=1,
-        stem="imagenet",
-        dilation=True,
-        multi_level=True,
-        stage6_dilation=2,
-        embedding_dim=1024,
-        depth=50,
-        stage6=True,
-    ),
-    "tiny": dict(
-        image_size=(64, 32),
-        width_divisor=8,
-        stem="imagenet",
-        dilation=True,
-        multi_level=True,
-        stage6_dilation=2,
-        embedding_dim=128,
-        depth=50,
-        stage6=True,
-    ),
-    "cifar": dict(
-        image_size=(32, 32),
-        width_divisor=1,
-        stem="cifar",
-        dilation=True,
-        multi_level=True,
-        stage6_dilation=2,
-        embedding_dim=1024,
-        depth=50,
-        stage6=True,
-    ),
+    "paper": dict(_SAL, image_size=(256, 128), width_divisor=1, embedding_dim=1024),
+    "tiny": dict(_SAL, image_size=(64, 32), width_divisor=8, embedding_dim=128),
+    "cifar": dict(_SAL, image_size=(32, 32), width_divisor=1, embedding_dim=1024, stem="cifar"),
 }
 
 

@@ -113,6 +113,11 @@ def _given(**names):
     return {field: FLAGS[flag].value for field, flag in names.items() if FLAGS[flag].value is not None}
 
 
+def _same(*names):
+    """{name: flag value} of flags named like their config field."""
+    return {name: FLAGS[name].value for name in names}
+
+
 def _stage_changes(base, **names):
     common = _given(weight_decay="weight_decay", momentum="momentum", decay_every_epochs="lr_decay_epochs")
     return dataclasses.replace(base, weight_decay_mode=FLAGS.weight_decay_mode, **common, **_given(**names))
@@ -134,22 +139,24 @@ def reid_config_from_flags():
         dataset=dataset,
         data_dir=os.path.abspath(FLAGS.data_dir) if FLAGS.data_dir else "",
         depth=int(FLAGS.depth),
-        dilation=FLAGS.dilation,
-        multi_level=FLAGS.multi_level,
-        stage6=FLAGS.stage6,
-        sac=FLAGS.sac,
-        loss=FLAGS.loss,
-        stage=FLAGS.stage,
         stage1=stage1,
         stage2=stage2,
-        margin1=FLAGS.margin1,
-        margin2=FLAGS.margin2,
-        pad_crop=FLAGS.pad_crop,
-        random_erasing=FLAGS.random_erasing,
-        eval_every=FLAGS.eval_every,
-        rerank=FLAGS.rerank,
-        flip_eval=FLAGS.flip_eval,
-        drop_bad_eval_images=FLAGS.drop_bad_eval_images,
+        **_same(
+            "dilation",
+            "multi_level",
+            "stage6",
+            "sac",
+            "loss",
+            "stage",
+            "margin1",
+            "margin2",
+            "pad_crop",
+            "random_erasing",
+            "eval_every",
+            "rerank",
+            "flip_eval",
+            "drop_bad_eval_images",
+        ),  # fmt: skip
         **_given(
             preset="preset",
             backbone_weights="backbone_weights",
@@ -193,17 +200,19 @@ def cifar_config_from_flags():
         model_dir=FLAGS.model_dir,
         data_dir=os.path.abspath(FLAGS.data_dir) if FLAGS.data_dir else "",
         depth=int(FLAGS.depth),
-        dilation=FLAGS.dilation,
         multi_level=follow("multi_level"),
         stage6=follow("stage6"),
-        sac=FLAGS.sac,
         stage1=stage1,
-        pad_crop=FLAGS.pad_crop,
-        width_divisor=FLAGS.width_divisor,
-        eval_every=FLAGS.eval_every,
-        eval_batch_size=FLAGS.eval_batch_size,
-        max_eval_images=FLAGS.max_eval_images,
-        checkpoint_every_steps=FLAGS.checkpoint_every_steps,
+        **_same(
+            "dilation",
+            "sac",
+            "pad_crop",
+            "width_divisor",
+            "eval_every",
+            "eval_batch_size",
+            "max_eval_images",
+            "checkpoint_every_steps",
+        ),  # fmt: skip
         **_given(preset="preset"),
         **runtime_values(),
     )
