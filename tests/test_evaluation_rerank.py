@@ -222,12 +222,18 @@ def test_knn_helpers_find_true_nearest_and_farthest():
     rows = np.arange(50, 200)
     true_near = np.sort(np.argsort(d[rows], axis=1)[:, :5], axis=1)
     for index in (knn.NeighbourIndex(x), knn.NeighbourIndex(x, exact=False, nlist=5, nprobe=5)):
-        np.testing.assert_array_equal(np.sort(index.nearest(rows, 5), axis=1), true_near)
-        np.testing.assert_array_equal(index.farthest(rows), d[rows].argmax(axis=1))
+        idx, dist = index.nearest(rows, 5)
+        np.testing.assert_array_equal(np.sort(idx, axis=1), true_near)
+        np.testing.assert_allclose(
+            dist, np.sqrt(np.take_along_axis(d[rows], idx, axis=1)), rtol=1e-4, atol=3e-3
+        )  # self: sqrt(rounding)
+        far, far_d = index.farthest(rows)
+        np.testing.assert_array_equal(far, d[rows].argmax(axis=1))
+        np.testing.assert_allclose(far_d, np.sqrt(d[rows].max(axis=1)), rtol=1e-4)
     # probing fewer lists: still mostly the true neighbours on clustered rows
     y = (np.repeat(rng.standard_normal((20, 8)), 10, axis=0) + 0.1 * rng.standard_normal((200, 8))).astype(np.float32)
     dy = ((y[:, None] - y[None]) ** 2).sum(-1)
-    approx = knn.NeighbourIndex(y, exact=False, nlist=5, nprobe=2).nearest(rows, 5)
+    approx = knn.NeighbourIndex(y, exact=False, nlist=5, nprobe=2).nearest(rows, 5)[0]
     hits = [len(np.intersect1d(a, b)) for a, b in zip(approx, np.argsort(dy[rows], axis=1)[:, :5])]
     assert np.mean(hits) > 4.5
     assert knn.ivf_sizes(94_000) == (307, 19)

@@ -14,12 +14,13 @@ for the Euclidean metrics, L2-normalised rows for cosine, so L2 order = metric o
   list per query and was ~50× slower on 1024-d features here (memory-bound: 82k queries
   × 19 lists read ~2 TB), which the grouped product avoids.
 
-faiss and BLAS use one thread per core. Callers recompute the distances of the
-returned pairs with their own arithmetic.
+faiss and BLAS use one thread per core. Distances come with the indices, in the
+arithmetic of `distance_matrix`.
 """
 
 import numpy as np
 
+from sal_tf.evaluation.distance import distance_block, pair_distances
 from sal_tf.evaluation.rank_count import num_threads
 
 KNN_MODES = ("auto", "dense", "flat", "ivf")
@@ -36,20 +37,23 @@ def ivf_sizes(n, nlist=None, nprobe=None):
 
 
 class NeighbourIndex:
-    """k nearest and the farthest rows of `x` (float32 [n, dim]) for given rows of `x`.
+    """k nearest and the farthest rows of `x` for given rows of `x`, with their distances.
 
     Args:
-        x: float32 [n, dim] prepared rows.
+        x: float32 [n, dim] rows prepared for `metric` (`distance.prepare`).
+        metric: the distances returned ("euclidean", "sqeuclidean" or "cosine"), computed
+            as `distance.distance_block` / `pair_distances` do.
         exact: faiss flat indexes (exact) or grouped inverted lists (`nlist`, `nprobe`).
         seed: k-means seed.
     """
 
-    def __init__(self, x, exact=True, nlist=None, nprobe=None, seed=0, threads=None):
+    def __init__(self, x, metric="euclidean", exact=True, nlist=None, nprobe=None, seed=0, threads=None):
         import faiss
 
         faiss.omp_set_num_threads(int(threads or num_threads()))
-        self.faiss, self.x, self.exact = faiss, x, exact
+        self.faiss, self.x, self.metric, self.exact = faiss, x, metric, exact
         self.sq = np.einsum("ij,ij->i", x, x)
+        self.metric_sq = None if metric == "cosine" else self.sq
         self.nlist, self.nprobe = ivf_sizes(len(x), nlist, nprobe)
         if not exact:
             km = faiss.Kmeans(x.shape[1], self.nlist, niter=10, seed=seed, max_points_per_centroid=64)
@@ -61,16 +65,32 @@ class NeighbourIndex:
             c_sq = np.einsum("ij,ij->i", c, c)
             self.centroid_d = c_sq[:, None] + c_sq[None, :] - 2.0 * (c @ c.T)
 
+    def _sq(self, idx):
+        return None if self.metric_sq is None else self.metric_sq[idx]
+
+    def _pairs(self, i, j):
+        """Distances of pairs (i, j) (j = −1: +inf)."""
+        jj = np.where(j < 0, i, j)
+        out = np.empty(len(i), np.float32)
+        for a in range(0, len(i), 1 << 15):
+            s = slice(a, a + (1 << 15))
+            xi, xj = self.x[i[s]], self.x[jj[s]]
+            out[s] = pair_distances(xi, self._sq(i[s]), xj, self._sq(jj[s]), self.metric)
+        out[j < 0] = np.inf
+        return out
+
     def _members(self, lists):
         return np.concatenate([self.lists[self.starts[c] : self.starts[c + 1]] for c in lists])
 
     def _grouped(self, rows, k, far):
-        """Per group of rows sharing a list: (rows, top-k candidate indices) from one product."""
+        """Rows sharing a list searched together, with one product against the probed lists:
+        (indices, distances) [len(rows), k], −1 / inf where fewer exist."""
         order = np.argsort(self.labels[rows], kind="stable")
         rows = rows[order]
         bounds = np.searchsorted(self.labels[rows], np.arange(self.nlist + 1))
         probe = max(1, self.nprobe // 4) if far and self.nprobe < self.nlist else self.nprobe
-        out = np.empty((len(rows), k), np.int64)
+        idx = np.full((len(rows), k), -1, np.int64)
+        dist = np.full((len(rows), k), np.inf, np.float32)
         for c in range(self.nlist):
             a, b = bounds[c], bounds[c + 1]
             if a == b:
@@ -80,34 +100,37 @@ class NeighbourIndex:
             if len(cand) < k:
                 cand = self._members(near)
             r = rows[a:b]
-            d = self.sq[r, None] + self.sq[None, cand] - 2.0 * (self.x[r] @ self.x[cand].T)
-            if far:
-                d = -d
+            d = distance_block(self.x[r], self._sq(r), self.x[cand], self._sq(cand), self.metric)
             kk = min(k, len(cand))
-            top = np.argpartition(d, kk - 1, axis=1)[:, :kk] if kk < len(cand) else np.tile(np.arange(kk), (b - a, 1))
-            out[a:b, :kk] = cand[top]
-            out[a:b, kk:] = -1
-        result = np.empty_like(out)
-        result[order] = out
-        return result
+            key = -d if far else d
+            top = np.argpartition(key, kk - 1, axis=1)[:, :kk] if kk < len(cand) else np.tile(np.arange(kk), (b - a, 1))
+            idx[a:b, :kk] = cand[top]
+            dist[a:b, :kk] = np.take_along_axis(d, top, axis=1)
+        out_idx, out_dist = np.empty_like(idx), np.empty_like(dist)
+        out_idx[order], out_dist[order] = idx, dist
+        return out_idx, out_dist
 
     def nearest(self, rows, k):
-        """int64 [len(rows), k]: the k nearest rows (any order; −1 where fewer exist)."""
+        """(int64 indices, float32 distances) [len(rows), k] of the k nearest rows, in any
+        order (−1 / inf where fewer exist)."""
         k = int(min(k, len(self.x)))
         if not self.exact:
             return self._grouped(rows, k, far=False)
         index = self.faiss.IndexFlatL2(self.x.shape[1])
         index.add(self.x)
-        return index.search(np.ascontiguousarray(self.x[rows]), k)[1]
+        idx = index.search(np.ascontiguousarray(self.x[rows]), k)[1]
+        return idx, self._pairs(np.repeat(rows, k), idx.ravel()).reshape(idx.shape)
 
     def farthest(self, rows):
-        """int64 [len(rows)]: the farthest row from each (approximate unless exact)."""
+        """(int64 index, float32 distance) [len(rows)] of the farthest row from each
+        (approximate unless exact)."""
         if not self.exact:
-            cand = self._grouped(rows, 1, far=True)[:, 0]
-        else:
-            base = np.concatenate([-2.0 * self.x, self.sq[:, None]], axis=1).astype(np.float32)
-            index = self.faiss.IndexFlatIP(base.shape[1])
-            index.add(base)
-            q = np.concatenate([self.x[rows], np.ones((len(rows), 1), np.float32)], axis=1)
-            cand = index.search(np.ascontiguousarray(q), 1)[1][:, 0]
-        return np.where(cand < 0, rows, cand)
+            idx, dist = self._grouped(rows, 1, far=True)
+            return idx[:, 0], dist[:, 0]
+        base = np.concatenate([-2.0 * self.x, self.sq[:, None]], axis=1).astype(np.float32)
+        index = self.faiss.IndexFlatIP(base.shape[1])
+        index.add(base)
+        q = np.concatenate([self.x[rows], np.ones((len(rows), 1), np.float32)], axis=1)
+        idx = index.search(np.ascontiguousarray(q), 1)[1][:, 0]
+        idx = np.where(idx < 0, rows, idx)
+        return idx, self._pairs(rows, idx)

@@ -20,8 +20,18 @@ without ever holding an N×N matrix (N = num_query + num_gallery):
    through an inverted index of V's columns.
 5. final = (1 − λ)·Jaccard + λ·od, float32 [num_query, num_gallery].
 
-Memory is the q×g output plus O(N·k1) for the neighbour lists and V; time is one
-pass of distances (a matrix product per block of rows) plus a top-k per row.
+Memory is the q×g output plus O(N·k1) for the neighbour lists and V. Pass 1 is
+where the time goes; `re_rank_features(knn_mode=...)` picks how it finds neighbours:
+
+* "dense": every row of od as above, N²·dim multiply-adds (exact);
+* "flat" / "ivf": query rows as above (exact: they give the output, their maxima and
+  the gallery items' maxima over the queries); gallery rows from `knn`: faiss exact
+  search, or inverted lists (faiss k-means, a list searched at a time with one BLAS
+  product; ~nprobe/nlist of the N² work), their k + margin candidates re-ranked with
+  this module's own distances. A gallery item's maximum is the largest of its distance
+  to the queries, to its candidates and to its farthest item found in the lists.
+  "flat" and an exhaustive "ivf" (nprobe = nlist) equal "dense" up to float rounding;
+* "auto": dense up to `DENSE_MAX_ITEMS` (30,000) items, ivf beyond (MSMT17: 93,820).
 """
 
 import numpy as np
@@ -98,9 +108,9 @@ class _KnnRows(_FeatureRows):
 
     Query rows are dense (exact top-k and row maximum, and the q×g part of od the output
     needs); they also give each gallery item its maximum over the queries. A gallery
-    row's neighbours are faiss's k + margin candidates, re-ranked by this module's own
-    D² (ties by lower index); its maximum is the largest of that over the queries, over
-    its candidates and to its faiss-farthest item.
+    row's neighbours are the k + margin candidates of `knn.NeighbourIndex` with their
+    D² (`distance_matrix` arithmetic), sorted with ties by lower index; its maximum is the
+    largest of that over the queries, over its candidates and to its farthest item found.
     """
 
     def __init__(self, feats, metric, nq, exact, nlist=None, nprobe=None):
@@ -118,24 +128,23 @@ class _KnnRows(_FeatureRows):
             return self.top_of(m, k)
         if self._cand is None:
             self._search(k)
-        rows = np.arange(s, e)
-        cand = self._cand[s - self.nq : e - self.nq]
-        found = cand >= 0
-        cand = np.where(found, cand, rows[:, None])
-        d2 = self.pairs(np.repeat(rows, cand.shape[1]), cand.ravel()).reshape(cand.shape)
-        d2[~found] = np.inf
+        g = slice(s - self.nq, e - self.nq)
+        cand, d2 = self._cand[g], self._cand_d2[g]
+        cand = np.where(cand >= 0, cand, np.arange(s, e)[:, None])  # missing: inf
         order = np.lexsort((cand, d2), axis=-1)
         cand = np.take_along_axis(cand, order, axis=1)[:, :k]
         d2 = np.take_along_axis(d2, order, axis=1)[:, :k]
-        mx = np.maximum(self.col_max[s - self.nq : e - self.nq], self._far[s - self.nq : e - self.nq])
+        mx = np.maximum(self.col_max[g], self._far_d2[g])
         mx = np.maximum(mx, np.where(np.isfinite(d2), d2, 0.0).max(axis=1))
         return mx, d2 / mx[:, None], cand.astype(np.int32), None
 
     def _search(self, k):
         g = np.arange(self.nq, self.n)
-        index = knn.NeighbourIndex(self.x, exact=self.exact, nlist=self.nlist, nprobe=self.nprobe)
-        self._cand = index.nearest(g, k + max(16, k // 2))
-        self._far = self.pairs(g, index.farthest(g))
+        opts = dict(metric=self.metric, exact=self.exact, nlist=self.nlist, nprobe=self.nprobe)
+        index = knn.NeighbourIndex(self.x, **opts)
+        self._cand, dist = index.nearest(g, k + max(16, k // 2))
+        self._cand_d2 = np.square(dist)
+        self._far_d2 = np.square(index.farthest(g)[1])
 
 
 class _MatrixRows:
