@@ -12,7 +12,12 @@ from trainers import reid_entry
 
 reid_entry.define(default_dataset="dukemtmc")
 flags.adopt_module_key_flags(cli_flags)  # `--help` lists the training flags
-run = reid_entry.run
+
+
+def run():
+    """Console-script entry point."""
+    reid_entry.run(help_module=__name__)
+
 
 if __name__ == "__main__":
     run()

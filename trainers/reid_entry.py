@@ -18,5 +18,5 @@ def main(argv):
     train_reid(cli_flags.reid_config_from_flags(), demo_cache_dir=flags.FLAGS.demo_cache_dir)
 
 
-def run():
-    app.run(main)
+def run(help_module):
+    app.run(main, help_module=help_module)

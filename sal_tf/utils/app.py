@@ -93,10 +93,28 @@ def report_error(error):
     return int(getattr(error, "exit_status", 2))
 
 
-def run(main, argv=None):
-    """`absl.app.run(main)` with the user-error handler and a quiet TensorFlow import."""
+def show_key_flags_in_help(module_name):
+    """Makes `--help` list `module_name`'s key flags when the program is a console script.
+
+    absl's `--help` shows the key flags of `sys.argv[0]`, which for a console script is the
+    generated wrapper, not the module that defined the flags.
+    """
+    from absl import flags
+
+    main_flags = flags.FLAGS.get_key_flags_for_module(sys.argv[0])
+    for flag in flags.FLAGS.get_key_flags_for_module(module_name):
+        if flag not in main_flags:
+            flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+
+
+def run(main, argv=None, help_module=None):
+    """`absl.app.run(main)` with the user-error handler and a quiet TensorFlow import.
+
+    `help_module`: the module whose key flags `--help` lists (default: the module of `main`).
+    """
     from absl import app
 
+    show_key_flags_in_help(help_module or main.__module__)
     quiet_tensorflow_import(argv)
 
     def guarded(args):
