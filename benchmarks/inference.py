@@ -17,8 +17,8 @@ interleaved rounds (the cases alternate, so load from other processes hits all a
   * `tflite_<float32|float16|int8>`: LiteRT interpreter, --threads threads;
   * `onnxruntime`: ONNX Runtime CPU session of `model.onnx`, ORT_ENABLE_ALL graph
     optimisations, --threads intra-op threads; with --onnx_variants also
-    `onnxruntime_1thread` (1 intra-op thread) and `onnxruntime_no_graph_opt`
-    (ORT_DISABLE_ALL, --threads threads).
+    `onnxruntime_1thread` (1 intra-op thread), `onnxruntime_no_spin` (idle threads do not
+    busy-wait) and `onnxruntime_no_graph_opt` (ORT_DISABLE_ALL, --threads threads).
 Each line states its `threads` (TensorFlow: its default intra-op pool, one per CPU) and,
 for ONNX Runtime, `vs_savedmodel_images` (images/s ratio in the same run). Then one line
 per preset with the file sizes (bytes) and parity figures. Runs on the CPU (GPUs hidden)
@@ -44,7 +44,9 @@ flags.DEFINE_integer("rounds", 0, "Interleaved timing rounds per case (0: 3 with
 flags.DEFINE_float("min_seconds", 0.0, "Each case's slice of a round, at least one call (0: 0.3 with --quick, else 1).")
 flags.DEFINE_enum("device", "cpu", ["cpu", "auto"], "cpu: hide GPUs.")
 flags.DEFINE_integer("threads", 0, "TFLite interpreter and ONNX Runtime intra-op threads (0: os.cpu_count()).")
-flags.DEFINE_bool("onnx_variants", True, "Also time ONNX Runtime with 1 thread and without graph optimisations.")
+flags.DEFINE_bool(
+    "onnx_variants", True, "Also time ONNX Runtime with 1 thread, without spinning and without graph optimisations."
+)
 FLAGS = flags.FLAGS
 
 
@@ -78,12 +80,16 @@ def onnx_cases(path, floats, threads, variants):
     """{runtime: (callable, threads)} of ONNX Runtime sessions of `path` on `floats`."""
     from export import onnx_export
 
-    settings = {"onnxruntime": ("all", threads)}
+    settings = {"onnxruntime": ("all", threads, True)}
     if variants:
-        settings.update(onnxruntime_1thread=("all", 1), onnxruntime_no_graph_opt=("disable", threads))
+        settings.update(
+            onnxruntime_1thread=("all", 1, True),
+            onnxruntime_no_spin=("all", threads, False),
+            onnxruntime_no_graph_opt=("disable", threads, True),
+        )
     cases = {}
-    for name, (level, n) in settings.items():
-        sess = onnx_export.session(path, threads=n, optimization=level)
+    for name, (level, n, spinning) in settings.items():
+        sess = onnx_export.session(path, threads=n, optimization=level, spinning=spinning)
         cases[name] = (lambda sess=sess: onnx_export.run_onnx(sess, floats)), n
     return cases
 

@@ -17,8 +17,9 @@ name, run by ONNX Runtime at batch N, batch 1 and an odd batch, compared with th
 Keras model (cosine ≥ `MIN_COSINE` and max |Δ| ≤ `MAX_ABS_DIFF` on every image),
 and renamed to `model.onnx` only if it passes.
 
-Only `convert` imports TensorFlow / tf2onnx; the rest needs numpy and onnxruntime,
-so `export.verify` can check a file without TensorFlow.
+Only `convert` imports TensorFlow / tf2onnx and only `write_onnx_file` imports
+`sal_tf`; the rest needs numpy and onnxruntime, so `export.verify` can check a file
+without TensorFlow (and import this module without loading `sal_tf`).
 """
 
 import logging
@@ -26,8 +27,6 @@ import os
 import time
 
 import numpy as np
-
-from sal_tf.utils import write_atomically, write_json
 
 OPSET = 17  # ONNX Runtime, TensorRT ≥ 8.6 and OpenVINO ≥ 2023 all read it
 MIN_COSINE = 0.9999
@@ -73,13 +72,15 @@ def convert(module, opset=OPSET, metadata=None):
     return proto.SerializeToString()
 
 
-def session(path, threads=None, optimization="all"):
+def session(path, threads=None, optimization="all", spinning=True):
     """An ONNX Runtime CPU `InferenceSession` of an .onnx file.
 
     Args:
         path: .onnx file (or its bytes).
         threads: intra-op threads (None: ONNX Runtime's default, one per physical core).
         optimization: graph optimisation level, "all" / "extended" / "basic" / "disable".
+        spinning: let idle intra-op threads busy-wait for work (ORT's default); False
+            yields the cores at once, which helps on machines shared with other processes.
     """
     import onnxruntime as ort
 
@@ -96,6 +97,8 @@ def session(path, threads=None, optimization="all"):
     if threads:
         options.intra_op_num_threads = int(threads)
     options.log_severity_level = 3  # errors only
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 
 
@@ -193,6 +196,8 @@ def write_onnx_file(module, directory, images, reference, metadata=None):
     Raises:
         ONNXParityError: the file failed its check; it was deleted (parity.json says why).
     """
+    from sal_tf.utils import write_atomically, write_json
+
     os.makedirs(directory, exist_ok=True)
     final = os.path.join(directory, MODEL_FILE)
     tmp = final + ".unchecked"

@@ -32,8 +32,6 @@ import sys
 
 from absl import app, flags, logging
 
-from sal_tf.utils import app as sal_app
-
 FLAGS = flags.FLAGS
 flags.DEFINE_float("tolerance", 1e-5, "Largest allowed |SavedModel - Keras| on the sample images.")
 flags.DEFINE_enum(
@@ -242,7 +240,6 @@ def main(argv):
     if is_onnx_path(argv[1]):
         report = verify_onnx(argv[1])
     else:
-        sal_app.quiet_tensorflow_import()
         if FLAGS.device == "cpu":
             import tensorflow as tf
 
@@ -256,11 +253,16 @@ def main(argv):
 
 
 def _main_reporting_user_errors(argv):
-    # Not sal_app.run: it imports TensorFlow first, and the ONNX check must run without it.
+    # Not sal_tf.utils.app.run: it imports TensorFlow first (the ONNX check must run without
+    # it) and loads sal_tf, which the SavedModel check asserts is absent; imported on error only.
     try:
         main(argv)
-    except sal_app.USER_ERRORS as e:
-        sys.exit(sal_app.report_error(e))
+    except Exception as e:
+        from sal_tf.utils import app as sal_app
+
+        if isinstance(e, sal_app.USER_ERRORS):
+            sys.exit(sal_app.report_error(e))
+        raise
 
 
 if __name__ == "__main__":
