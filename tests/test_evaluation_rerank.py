@@ -236,7 +236,7 @@ def test_knn_helpers_find_true_nearest_and_farthest():
     approx = knn.NeighbourIndex(y, exact=False, nlist=5, nprobe=2).nearest(rows, 5)[0]
     hits = [len(np.intersect1d(a, b)) for a, b in zip(approx, np.argsort(dy[rows], axis=1)[:, :5])]
     assert np.mean(hits) > 4.5
-    assert knn.ivf_sizes(94_000) == (307, 19)
+    assert knn.ivf_sizes(94_000) == (1226, 76) and knn.ivf_sizes(1_000) == (25, 8)
 
 
 def test_bad_knn_mode_is_rejected():

@@ -27,10 +27,12 @@ KNN_MODES = ("auto", "dense", "flat", "ivf")
 
 
 def ivf_sizes(n, nlist=None, nprobe=None):
-    """(nlist, nprobe): about √n lists (at least 1, at most n / 39 so k-means has 39
-    points per centroid), and 1/16 of them probed (at least 8)."""
+    """(nlist, nprobe): 4·√n lists (at least 1, at most n / 39 so that k-means has 39
+    points per centroid), and 1/16 of them probed (at least 8). On noisy 1024-d features
+    finer lists found the true neighbours far more often than √n lists at the same cost
+    (recall@21 0.56 vs 0.29, Market-sized benchmark case)."""
     if nlist is None:
-        nlist = int(np.clip(round(np.sqrt(n)), 1, max(1, n // 39)))
+        nlist = int(np.clip(round(4 * np.sqrt(n)), 1, max(1, n // 39)))
     if nprobe is None:
         nprobe = max(8, nlist // 16)
     return int(nlist), int(min(nprobe, nlist))
@@ -56,7 +58,7 @@ class NeighbourIndex:
         self.metric_sq = None if metric == "cosine" else self.sq
         self.nlist, self.nprobe = ivf_sizes(len(x), nlist, nprobe)
         if not exact:
-            km = faiss.Kmeans(x.shape[1], self.nlist, niter=10, seed=seed, max_points_per_centroid=64)
+            km = faiss.Kmeans(x.shape[1], self.nlist, niter=10, seed=seed, max_points_per_centroid=32)
             km.train(x)
             self.labels = km.index.search(x, 1)[1][:, 0]
             self.lists = np.argsort(self.labels, kind="stable")

@@ -401,7 +401,7 @@ def re_rank_features(
         k1, k2, lambda_value: the paper's parameters (20, 6, 0.3).
         block_size: rows per block (default: from a ~32 MiB budget).
         knn_mode: "dense", "flat", "ivf" or "auto" (dense up to `DENSE_MAX_ITEMS` items, ivf beyond).
-        nlist, nprobe: IVF lists and lists probed (default: about √N and max(8, nlist / 16)).
+        nlist, nprobe: IVF lists and lists probed (default: `knn.ivf_sizes`, 4√N and nlist / 16).
 
     Returns:
         np.float32 [num_query, num_gallery] re-ranked distances.
