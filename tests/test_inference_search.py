@@ -10,7 +10,7 @@ import pytest
 
 from sal_tf.evaluation import distance_matrix, re_rank_features
 from sal_tf.inference import embed
-from sal_tf.inference.search import GalleryIndex, default_nlist, format_table, to_distance
+from sal_tf.inference.search import GalleryIndex, default_nlist, format_table, pq_subquantizers, to_distance
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -54,10 +54,10 @@ def test_flat_search_equals_brute_force(data, metric):
     np.testing.assert_allclose(dist2, ref_dist, atol=1e-5)
 
 
-def test_ivf_scanning_every_cell_is_exact_and_k_is_capped(data):
+def test_ivf_flat_scanning_every_cell_is_exact_and_k_is_capped(data):
     gallery, queries, paths, _, _ = data
-    index = GalleryIndex.build(gallery, paths, kind="ivf", nlist=8, nprobe=2)
-    assert index.info["nlist"] == 8 and index.info["nprobe"] == 2
+    index = GalleryIndex.build(gallery, paths, kind="ivf_flat", nlist=8, nprobe=2)
+    assert (index.info["nlist"], index.info["nprobe"], index.info["factory"]) == (8, 2, "IVF8,Flat")
     dist, rows = index.search(queries, k=5, nprobe=8)  # all cells: exhaustive
     ref_dist, ref_rows = _brute_force(queries, gallery, 5, "euclidean")
     np.testing.assert_array_equal(rows, ref_rows)
@@ -65,9 +65,24 @@ def test_ivf_scanning_every_cell_is_exact_and_k_is_capped(data):
     small = GalleryIndex.build(gallery[:3], paths[:3])
     assert small.search(queries, k=10)[1].shape == (20, 3)
     assert default_nlist(1_000_000) == 1000 and default_nlist(100) == 2
+    assert pq_subquantizers(1024) == 64 and pq_subquantizers(128) == 8 and pq_subquantizers(100) == 5
 
 
-@pytest.mark.parametrize("kind", ["flat", "ivf"])
+def test_ivf_rescores_its_candidates_exactly():
+    rng = np.random.default_rng(1)
+    gallery = _unit(rng, 2000, 64)
+    near = gallery[:50] + 0.05 * rng.standard_normal((50, 64)).astype(np.float32)  # noisy copies of rows 0..49
+    near /= np.linalg.norm(near, axis=1, keepdims=True)
+    index = GalleryIndex.build(gallery, [str(i) for i in range(2000)], kind="ivf", nlist=16, nprobe=16)
+    assert index.info["factory"] == "IVF16,PQ4x4fs,RFlat"
+    dist, rows = index.search(near, k=5)
+    np.testing.assert_array_equal(rows[:, 0], np.arange(50))  # the copied row comes first
+    exact = distance_matrix(near, gallery, metric="euclidean")
+    np.testing.assert_allclose(dist, np.take_along_axis(exact, rows, axis=1), atol=1e-5)  # exact distances
+    assert np.all(np.diff(dist, axis=1) >= 0)
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf", "ivf_flat"])
 def test_saved_index_reloads_to_the_same_answers(tmp_path, data, kind):
     gallery, queries, paths, pids, camids = data
     index = GalleryIndex.build(gallery, paths, pids, camids, kind=kind, nlist=8, source="gallery.npz")

@@ -24,9 +24,15 @@ flags.DEFINE_string("embeddings", None, "index: the gallery's embeddings .npz (f
 flags.DEFINE_string("images", None, "index: gallery images (folder, glob or CSV) to embed with --model.")
 flags.DEFINE_string("queries", None, "query: an embeddings .npz, or images (folder, glob, CSV) to embed.")
 flags.DEFINE_string("model", None, "Model for images (model_dir, .keras or SavedModel); query default: the index's.")
-flags.DEFINE_enum("index", "flat", ["flat", "ivf"], "index: flat = exact inner product; ivf = approximate (IVF).")
-flags.DEFINE_integer("nlist", None, "index --index=ivf: number of cells (default ~sqrt(gallery size)).")
-flags.DEFINE_integer("nprobe", None, "IVF cells scanned per query (index default 32; query overrides).")
+flags.DEFINE_enum(
+    "index",
+    "flat",
+    ["flat", "ivf", "ivf_flat"],
+    "index: flat = exact inner product; ivf = approximate (IVF cells, PQ fast-scan, exact re-scoring) for "
+    "galleries past a million; ivf_flat = IVF cells scanned as float vectors.",
+)
+flags.DEFINE_integer("nlist", None, "index --index=ivf*: number of cells (default ~sqrt(gallery size)).")
+flags.DEFINE_integer("nprobe", None, "IVF cells scanned per query (index default 64; query overrides).")
 flags.DEFINE_enum("distance", "euclidean", ["euclidean", "cosine"], "index: reported distance convention.")
 flags.DEFINE_integer("k", 10, "query: matches per query.")
 flags.DEFINE_bool("rerank", False, "query: k-reciprocal re-ranking (k1=20, k2=6, lambda=0.3).")

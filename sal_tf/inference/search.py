@@ -1,10 +1,21 @@
 """Gallery search with faiss: index L2-normalised embeddings, answer top-k queries, re-rank.
 
-Why faiss (`faiss-cpu`): an exact inner-product search (`IndexFlatIP`) over BLAS that answers a
-batch of queries against a million 1024-d vectors in milliseconds per query, the same index
-structure for an approximate inverted-file search (`IndexIVFFlat`: `nlist` k-means cells, `nprobe`
-of them scanned per query) once a gallery outgrows exact search, and a file format to save and
-reload both (`benchmarks/embed_search.py` measures them against numpy).
+Index kinds (`GalleryIndex.create` / `--index`):
+
+* `flat` (default): exact inner product, `IndexFlatIP`; a batch of queries is one BLAS matrix
+  product against the gallery.
+* `ivf`: approximate, for galleries past a million: `nlist` k-means cells (`IVF`), of which
+  `nprobe` are scanned per query with 4-bit product-quantised codes (`PQ<m>x4fs`, faiss's SIMD
+  "fast scan", m = dim / 16), and the k·10 best candidates re-scored exactly against the stored
+  vectors (`RFlat`), so reported distances are exact. Scanning codes instead of float vectors is
+  what makes it faster than `flat` at all: `flat` reads the gallery once per batch of queries,
+  an inverted-file scan reads its cells once per query.
+* `ivf_flat`: `IndexIVFFlat` (cells scanned as float vectors), for comparison.
+
+Why faiss (`faiss-cpu`): the exact BLAS search, the inverted-file indexes and their codes, and a
+file format for all of them in one library (`benchmarks/embed_search.py` measures them against
+numpy). The faiss-cpu 1.15 wheel only uses BLAS for exact search from 128,000 queries at once;
+`BLAS_THRESHOLD` below sets faiss's long-standing 20.
 
 Distances. Embeddings are unit vectors, so the inner product `ip` is the cosine and the index
 ranks by it; results are reported as distances in one of the conventions of
@@ -26,14 +37,20 @@ logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # its INFO lines li
 import faiss  # noqa: E402
 import numpy as np  # noqa: E402
 
+# Exact search of more queries than this uses BLAS (sgemm) instead of faiss's per-query loop. The
+# faiss-cpu 1.15 wheel ships 128000, so a batch of 100 queries ran the loop (~15x slower on 2 cores).
+BLAS_THRESHOLD = 20
+faiss.cvar.distance_compute_blas_threshold = min(faiss.cvar.distance_compute_blas_threshold, BLAS_THRESHOLD)
+
 from sal_tf.utils import write_atomically, write_json  # noqa: E402
 
 INDEX_FILE = "index.faiss"
 GALLERY_FILE = "gallery.npz"
 META_FILE = "index.json"
-INDEX_KINDS = ("flat", "ivf")
+INDEX_KINDS = ("flat", "ivf", "ivf_flat")
 DISTANCES = ("euclidean", "cosine")
-DEFAULT_NPROBE = 32
+DEFAULT_NPROBE = 64
+K_FACTOR = 10  # ivf: candidates re-scored exactly per result (k·10)
 ADD_CHUNK = 1 << 16  # rows normalised and added at a time (bounds the temporary copy)
 MAX_RERANK_ITEMS = 20_000  # queries + gallery; re-ranking holds O(N·k1) lists and a q×g matrix
 
@@ -65,6 +82,20 @@ def default_nlist(count):
     return int(max(1, min(round(np.sqrt(count)), count // 39)))
 
 
+def pq_subquantizers(dim):
+    """PQ sub-vectors of the `ivf` index: the largest divisor of `dim` up to dim / 16 (64 for 1024)."""
+    return max(m for m in range(1, max(1, dim // 16) + 1) if dim % m == 0)
+
+
+def factory_string(kind, dim, nlist):
+    """The faiss `index_factory` description of an index kind (module docstring)."""
+    if kind == "flat":
+        return "Flat"
+    if kind == "ivf_flat":
+        return f"IVF{nlist},Flat"
+    return f"IVF{nlist},PQ{pq_subquantizers(dim)}x4fs,RFlat"
+
+
 def _empty_faiss(dim, kind, train, nlist, nprobe, seed):
     """An empty flat index, or an IVF index trained on the unit vectors `train` [n, dim]."""
     if kind == "flat":
@@ -72,11 +103,19 @@ def _empty_faiss(dim, kind, train, nlist, nprobe, seed):
     nlist = int(nlist or default_nlist(len(train)))
     if not 1 <= nlist <= len(train):
         raise ValueError(f"--nlist must be in [1, {len(train)}] (the training vectors). Received: {nlist}")
-    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
-    index.cp.seed = int(seed)
+    index = faiss.index_factory(dim, factory_string(kind, dim, nlist), faiss.METRIC_INNER_PRODUCT)
+    ivf = faiss.extract_index_ivf(index)
+    ivf.cp.seed = int(seed)
     index.train(train)
-    index.nprobe = int(min(nprobe or DEFAULT_NPROBE, nlist))
+    ivf.nprobe = int(min(nprobe or DEFAULT_NPROBE, nlist))
+    if kind == "ivf":
+        index.k_factor = K_FACTOR
     return index
+
+
+def _flat_part(index):
+    """The `IndexFlat` holding the float vectors: the index itself (flat) or its refine stage (ivf)."""
+    return faiss.downcast_index(index.refine_index) if hasattr(index, "refine_index") else index
 
 
 class GalleryIndex:
@@ -105,28 +144,34 @@ class GalleryIndex:
         return self.info.get("distance", "euclidean")
 
     @classmethod
-    def create(cls, dim, kind="flat", train=None, nlist=None, nprobe=None, seed=0, **info):
+    def create(cls, dim, kind="flat", train=None, nlist=None, nprobe=None, seed=0, capacity=None, **info):
         """An empty index of `dim`-d vectors; fill it with `add`.
 
         Args:
-            kind: "flat" (exact inner product) or "ivf" (approximate; needs `train`).
-            train: IVF only: vectors [n, dim] to learn the `nlist` cells from (normalised here),
-                e.g. a random sample of the gallery of at least 39·nlist rows.
+            kind: "flat" (exact), "ivf" or "ivf_flat" (approximate; need `train`): module docstring.
+            train: IVF only: vectors [n, dim] to learn the `nlist` cells (and PQ codes) from
+                (normalised here), e.g. a random sample of the gallery of at least 39·nlist rows.
             nlist: IVF cells (default `default_nlist(len(train))`); nprobe: cells scanned per
-                query (default 32).
+                query (default 64).
+            capacity: flat / ivf: the number of vectors to come; their storage is allocated once
+                (otherwise each `add` may grow it by copying, ~1.3x the index at the peak).
             **info: `distance` ("euclidean", the default, or "cosine"), `source`, ... (`index.json`).
         """
         if kind not in INDEX_KINDS:
             raise ValueError(f"--index must be one of {INDEX_KINDS}. Received: {kind!r}")
         to_distance(0.0, info.setdefault("distance", "euclidean"))  # checks the name
-        if kind == "ivf" and (train is None or len(train) == 0):
+        if kind != "flat" and (train is None or len(train) == 0):
             raise ValueError("An IVF index needs training vectors (a sample of the gallery).")
         train = None if train is None else normalise(train, "train")
         index = _empty_faiss(int(dim), kind, train, nlist, nprobe, seed)
+        if capacity and kind != "ivf_flat":
+            flat = _flat_part(index)
+            flat.codes.resize(int(capacity) * flat.code_size)  # std::vector: the capacity stays
+            flat.codes.resize(0)
         info.update(kind=kind, dim=int(dim), faiss=faiss.__version__)
-        if kind == "ivf":
+        if kind != "flat":
             ivf = faiss.extract_index_ivf(index)
-            info.update(nlist=int(ivf.nlist), nprobe=int(ivf.nprobe))
+            info.update(nlist=int(ivf.nlist), nprobe=int(ivf.nprobe), factory=factory_string(kind, dim, ivf.nlist))
         return cls(index, [], None, None, info)
 
     def add(self, embeddings, paths, pids=None, camids=None):
@@ -155,13 +200,13 @@ class GalleryIndex:
         if np.ndim(embeddings) != 2:
             raise ValueError(f"`embeddings` must be a [count, dim] matrix. Received shape {np.shape(embeddings)}")
         train = None
-        if kind == "ivf":
+        if kind != "flat":
             count = 64 * int(nlist or default_nlist(len(embeddings)))
             rows = np.arange(len(embeddings))
             if len(rows) > count:
                 rows = np.sort(np.random.default_rng(seed).choice(len(rows), count, replace=False))
             train = np.asarray(embeddings)[rows]
-        index = cls.create(np.shape(embeddings)[1], kind, train, nlist, nprobe, seed, **info)
+        index = cls.create(np.shape(embeddings)[1], kind, train, nlist, nprobe, seed, len(embeddings), **info)
         index.add(embeddings, paths, pids, camids)
         return index
 
@@ -179,7 +224,7 @@ class GalleryIndex:
         tmp = os.path.join(folder, f".{GALLERY_FILE}.tmp-{os.getpid()}.npz")
         np.savez(tmp, **arrays)
         os.replace(tmp, os.path.join(folder, GALLERY_FILE))
-        created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        created = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
         write_json(os.path.join(folder, META_FILE), {**self.info, "created": created})
 
     @classmethod
@@ -193,6 +238,8 @@ class GalleryIndex:
         with open(os.path.join(folder, META_FILE)) as f:
             info = json.load(f)
         index = faiss.read_index(os.path.join(folder, INDEX_FILE))
+        if info.get("kind") == "ivf":
+            index.k_factor = K_FACTOR
         with np.load(os.path.join(folder, GALLERY_FILE), allow_pickle=False) as g:
             pids, camids = (g["pids"], g["camids"]) if "pids" in g else (None, None)
             return cls(index, g["paths"], pids, camids, info)
@@ -205,16 +252,17 @@ class GalleryIndex:
         q = normalise(queries, "queries")
         if q.shape[1] != self.index.d:
             raise ValueError(f"Query embeddings are {q.shape[1]}-d but the index holds {self.index.d}-d vectors.")
-        if nprobe is not None and self.info.get("kind") == "ivf":
+        if nprobe is not None and self.info.get("kind", "flat") != "flat":
             faiss.extract_index_ivf(self.index).nprobe = int(nprobe)
         ip, rows = self.index.search(q, int(min(k, len(self))))
         return to_distance(ip, self.distance), rows.astype(np.int64)
 
     def vectors(self):
         """The indexed unit vectors, float32 [N, D] (for re-ranking)."""
-        if self.info.get("kind") == "ivf":
+        if self.info.get("kind") == "ivf_flat":
             faiss.extract_index_ivf(self.index).make_direct_map()
-        return self.index.reconstruct_n(0, len(self))
+            return self.index.reconstruct_n(0, len(self))
+        return _flat_part(self.index).reconstruct_n(0, len(self))
 
     def search_reranked(self, queries, k=10, max_items=MAX_RERANK_ITEMS, **rerank_args):
         """Top-k by k-reciprocal re-ranked distance over the whole gallery (same outputs as `search`).
