@@ -83,3 +83,27 @@ def test_select_queries_by_index_and_name():
         select_queries("12", query)
     with pytest.raises(ValueError, match="neither a query index"):
         select_queries("nobody.jpg", query)
+
+
+def test_evaluate_a_savedmodel_equals_the_keras_model(trained_run, data, tmp_path):
+    """The exported SavedModel scores the same mAP as its .keras source (the evaluation code path is shared)."""
+    from export import export_lib
+    from sal_tf.inference.evaluate import evaluate_dataset
+    from sal_tf.inference.loading import load_keras_model, load_model
+
+    keras_file = str(trained_run["run_dir"] / "stage2.keras")
+    export_lib.export(load_keras_model(keras_file), str(tmp_path / "exports"), "sal", verify=False)
+    saved = load_model(str(tmp_path / "exports" / "sal" / "1"))
+    assert saved.kind == "saved_model"
+    from sal_tf.data import pipelines
+    from sal_tf.evaluation import extract_features
+    from sal_tf.inference.evaluate import feature_model
+
+    keras_form = load_model(keras_file)
+    images = pipelines.build_eval_dataset(data.gallery, keras_form.image_size, 64)
+    fa, fb = (extract_features(feature_model(e), images, verbose=False) for e in (keras_form, saved))
+    np.testing.assert_allclose(fa, fb, atol=1e-5)  # graph-level float differences only
+    a = evaluate_dataset(keras_form, data, rerank=False, verbose=False)
+    b = evaluate_dataset(saved, data, rerank=False, verbose=False)
+    for key in ("mAP", "mINP", "rank1", "rank5"):  # ~1e-6 embedding noise may swap a near-tie
+        assert a[key] == pytest.approx(b[key], abs=2e-3)

@@ -69,12 +69,13 @@ class Embedder:
     def embed_batch(self, images, flip=False):
         """float32 tf images [b, H, W, 3] at `image_size` → np.float32 [b, D] (no checks)."""
         if flip:
-            a = self._unnormalised(images)
-            b = self._unnormalised(tf.reverse(images, axis=[2]))  # W is axis 2
+            a = self.raw_embeddings(images)
+            b = self.raw_embeddings(tf.reverse(images, axis=[2]))  # W is axis 2
             return tf.math.l2_normalize((a + b) / 2.0, axis=-1).numpy()
-        return tf.math.l2_normalize(self._unnormalised(images), axis=-1).numpy()
+        return tf.math.l2_normalize(self.raw_embeddings(images), axis=-1).numpy()
 
-    def _unnormalised(self, images):
+    def raw_embeddings(self, images):
+        """float32 tf images [b, H, W, 3] at `image_size` → tf [b, D] before L2 normalisation (traceable)."""
         raise NotImplementedError
 
     def attention(self, images):
@@ -125,7 +126,7 @@ class KerasEmbedder(Embedder):
             self.attention_grid = tuple(int(s) for s in model.attention_map_size)
             self.attention_stages = tuple(model.attention_stages)
 
-    def _unnormalised(self, images):
+    def raw_embeddings(self, images):
         return self._embed(images)
 
     def attention(self, images, batch_size=DEFAULT_BATCH):
@@ -190,7 +191,7 @@ class SavedModelEmbedder(Embedder):
             return tuple(spec.shape[1:3])
         return None
 
-    def _unnormalised(self, images):
+    def raw_embeddings(self, images):
         # The exported outputs are already normalised; normalising again changes nothing.
         if self._float_fn is not None:
             return self._float_fn(images)[self._output_key]
