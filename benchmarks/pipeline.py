@@ -1,4 +1,4 @@
-"""Input-pipeline throughput (SPEC §10): one JSON line per case, images/s.
+"""Input-pipeline throughput (BUILD.md "Benchmarks"): one JSON line per case, images/s.
 
 Cases, all on the same JPEGs (the demo dataset, 128×64, generated into a temp dir unless
 `--data_dir` names a Market-layout folder) and the same run:

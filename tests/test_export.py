@@ -1,4 +1,4 @@
-"""Export and serving (SPEC §8): SavedModel layout and signatures, atomic versions,
+"""Export and serving (BUILD.md "Export and serving"): SavedModel layout and signatures, atomic versions,
 models.config, fresh-process verification, TFLite parity, and the client's REST /
 gRPC requests against a test double of TF Serving's PredictionService."""
 

@@ -36,7 +36,7 @@ def test_paper_preset_shapes():
         assert tuple(model.get_layer(name).output.shape[1:3]) == (32, 16), name
     assert model.get_layer("conv6_block3_out").output.shape[-1] == 1024
     assert model.get_layer("multi_level").output.shape[-1] == 4096
-    # 34.29 M parameters with a 751-way classifier (SPEC §10).
+    # 34.29 M parameters with a 751-way classifier (BUILD.md "Model").
     assert abs(model.count_params() - 34.29e6) < 0.01e6
     att = np.asarray(out["attention"])
     np.testing.assert_allclose(np.linalg.norm(att, axis=-1), 1.0, rtol=1e-5)
