@@ -57,7 +57,7 @@ def main(argv):
     from export import export_lib
 
     path = export_lib.find_model_file(FLAGS.model_dir, FLAGS.model)
-    model = export_lib.load_model(path)
+    model = export_lib.load_keras_model(path)
     result = export_lib.export(
         model,
         FLAGS.export_dir,

@@ -32,60 +32,12 @@ from export import onnx_export, serving_config, tflite, versioning
 from export import samples as smp
 from export import saved_model as sm
 from export import signatures as sig
+from sal_tf.inference.loading import find_model_file, load_keras_model  # noqa: F401  (public API of export)
+from sal_tf.models.embedding import embedding_model_of
 
 METADATA_FILE = "sal_tf_export.json"
 SAMPLES_DIR = "samples"
 REFERENCE_FILE = "reference_embeddings.npy"
-_STAGE_FILE = re.compile(r"^stage(\d+)\.keras$")
-
-
-def find_model_file(model_dir=None, model=None):
-    """The `.keras` file to export: `model`, or the highest `stage<N>.keras` of `model_dir`."""
-    if (model_dir is None) == (model is None):
-        raise ValueError("Give exactly one of --model_dir (a training folder) or --model (a .keras file).")
-    if model is not None:
-        if not os.path.isfile(model):
-            raise FileNotFoundError(
-                f"--model: no such file {model!r}; expected a model saved with model.save(...keras)."
-            )
-        if not model.endswith(".keras"):
-            raise ValueError(f"--model: {model!r} is not a .keras file (Keras 3 format from model.save).")
-        return model
-    if not os.path.isdir(model_dir):
-        raise FileNotFoundError(f"--model_dir: no such folder {model_dir!r}.")
-    stages = sorted((int(m.group(1)), n) for n in os.listdir(model_dir) if (m := _STAGE_FILE.match(n)))
-    if not stages:
-        raise FileNotFoundError(
-            f"--model_dir: {model_dir!r} holds no stage1.keras / stage2.keras (written when a training "
-            "stage ends). Pass --model=PATH.keras to export another file."
-        )
-    return os.path.join(model_dir, stages[-1][1])
-
-
-def load_model(path):
-    """Loads a saved SAL model (registers the `sal_tf` layers first)."""
-    import sal_tf.models  # noqa: F401  (registers SALModel and its layers)
-
-    return keras.saving.load_model(path, compile=False)
-
-
-def embedding_model_of(model):
-    """(images → embedding Keras model, (H, W)) of a `SALModel` or an embedding model."""
-    if hasattr(model, "embedding_model"):
-        emb = model.embedding_model()
-    elif isinstance(model.output, dict):
-        if sig.OUTPUT not in model.output:
-            raise ValueError(f"Model outputs {sorted(model.output)}; expected an '{sig.OUTPUT}' output.")
-        emb = keras.Model(model.input, model.output[sig.OUTPUT])
-    else:
-        emb = model
-    shape = emb.input_shape
-    if len(shape) != 4 or shape[-1] != 3 or shape[1] is None or shape[2] is None:
-        raise ValueError(f"Expected a model on images [B, H, W, 3] of a fixed size; input shape is {shape}.")
-    if len(emb.output_shape) != 2:
-        raise ValueError(f"Expected an embedding output [B, D]; output shape is {emb.output_shape}.")
-    image_size = tuple(getattr(model, "image_size", shape[1:3]))
-    return emb, image_size
 
 
 def export(
@@ -137,8 +89,7 @@ def export(
         onnx_export.ONNXParityError: the ONNX file failed its check (the SavedModel
             and TFLite versions are published; no ONNX folder is).
     """
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name or ""):
-        raise ValueError(f"--name must be a plain folder name (letters, digits, '_', '-', '.'). Received: {name!r}")
+    _check_name(name)
     emb, image_size = embedding_model_of(model)
     samples = smp.load_image_files(sample_images, num_samples) if sample_images else smp.synthetic_images(num_samples)
     sample_bytes = [b for _, b in samples]
@@ -147,59 +98,68 @@ def export(
     module = sm.EmbeddingServingModule(emb, image_size)
     max_abs_diff = _check_serving_graph(module, sample_bytes, reference)
     param_bytes = sm.parameter_bytes(emb)
-    base_dir = os.path.join(export_dir, name)
+    meta = dict(source=source, samples_source=sample_images or "synthetic", parameter_bytes=param_bytes)
+    result = _publish_saved_model(module, emb, export_dir, name, version, samples, reference, meta, verify)
+    result.update(
+        models_config=os.path.join(export_dir, serving_config.CONFIG_FILE),
+        base_path=serving_base_path or os.path.abspath(os.path.join(export_dir, name)),
+        parameter_bytes=param_bytes,
+        parity={"max_abs_diff": max_abs_diff, "images": len(samples)},
+    )
+    serving_config.update_models_config(result["models_config"], name, result["base_path"])
+    if tflite_files:
+        result["tflite_report"], result["tflite"] = _publish_tflite(
+            module, export_dir, name, result["version"], images, reference, param_bytes
+        )
+    if onnx_file:
+        result["onnx_report"], result["onnx"] = _publish_onnx(
+            module, export_dir, name, result["version"], images, reference, _onnx_metadata(module, source)
+        )
+    return result
+
+
+def _check_name(name):
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name or ""):
+        raise ValueError(f"--name must be a plain folder name (letters, digits, '_', '-', '.'). Received: {name!r}")
+
+
+def _publish_saved_model(module, emb, export_dir, name, version, samples, reference, meta, verify):
+    """Builds, (verifies) and publishes `<export_dir>/<name>/<version>/`; returns the first result fields."""
     result = {}
 
     def build(tmp):
         sm.save(module, tmp)
-        serving_config.write_warmup_requests(tmp, name, sample_bytes[:2])
-        _write_samples_and_metadata(
-            tmp,
-            module,
-            emb,
-            samples,
-            reference,
-            dict(source=source, samples_source=sample_images or "synthetic", parameter_bytes=param_bytes),
-        )
+        serving_config.write_warmup_requests(tmp, name, [b for _, b in samples[:2]])
+        _write_samples_and_metadata(tmp, module, emb, samples, reference, meta)
         if verify:
             result["verify"] = verify_in_fresh_process(tmp)
 
-    version, path = versioning.publish(base_dir, build, version=version)
-    config_path = os.path.join(export_dir, serving_config.CONFIG_FILE)
-    base_path = serving_base_path or os.path.abspath(base_dir)
-    serving_config.update_models_config(config_path, name, base_path)
-    result = {
-        "version": version,
-        "saved_model": path,
-        "models_config": config_path,
-        "base_path": base_path,
-        "parameter_bytes": param_bytes,
-        "variables_bytes": sm.variables_bytes(path),
-        "parity": {"max_abs_diff": max_abs_diff, "images": len(samples)},
-        **result,
-    }
-    if tflite_files:
-        tflite_base = os.path.join(export_dir, "tflite", name)
+    version, path = versioning.publish(os.path.join(export_dir, name), build, version=version)
+    return {"version": version, "saved_model": path, "variables_bytes": sm.variables_bytes(path), **result}
 
-        def build_tflite(tmp):
-            result["tflite_report"] = tflite.write_tflite_files(
-                module, tmp, images, reference, prefix=name, parameter_bytes=param_bytes
-            )
 
-        _, result["tflite"] = versioning.publish(tflite_base, build_tflite, version=version)
-    if onnx_file:
-        (h, w), dim = image_size, module.embedding_dim
-        meta = {
-            "input": f"{onnx_export.INPUT}: float32 [B, {h}, {w}, 3] RGB 0..255 (resize bilinearly to {h}x{w} first)",
-            "output": f"{onnx_export.OUTPUT}: float32 [B, {dim}], L2-normalised",
-            "image_size": f"{h},{w}",
-            "embedding_dim": dim,
-            **({"source": source} if source else {}),
-        }
-        result["onnx_report"], result["onnx"] = _publish_onnx(
-            module, export_dir, name, version, images, reference, meta
+def _publish_tflite(module, export_dir, name, version, images, reference, param_bytes):
+    """Writes the checked `<export_dir>/tflite/<name>/<version>/` files; returns (report, folder)."""
+    report = {}
+
+    def build(tmp):
+        report.update(
+            tflite.write_tflite_files(module, tmp, images, reference, prefix=name, parameter_bytes=param_bytes)
         )
-    return result
+
+    _, folder = versioning.publish(os.path.join(export_dir, "tflite", name), build, version=version)
+    return report, folder
+
+
+def _onnx_metadata(module, source):
+    (h, w), dim = module.image_size, module.embedding_dim
+    return {
+        "input": f"{onnx_export.INPUT}: float32 [B, {h}, {w}, 3] RGB 0..255 (resize bilinearly to {h}x{w} first)",
+        "output": f"{onnx_export.OUTPUT}: float32 [B, {dim}], L2-normalised",
+        "image_size": f"{h},{w}",
+        "embedding_dim": dim,
+        **({"source": source} if source else {}),
+    }
 
 
 def _publish_onnx(module, export_dir, name, version, images, reference, metadata):
@@ -245,7 +205,7 @@ def _write_samples_and_metadata(version_dir, module, emb, samples, reference, ex
         "parameter_count": int(emb.count_params()),
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
     with open(os.path.join(extra, METADATA_FILE), "w") as f:
         json.dump(meta, f, indent=2)

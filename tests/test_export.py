@@ -80,7 +80,7 @@ def exported(trained, tmp_path_factory):
     with open(os.path.join(export_dir, "models.config"), "w") as f:
         f.write(OTHER_CONFIG)
     path = export_lib.find_model_file(model_dir=model_dir)
-    result = export_lib.export(export_lib.load_model(path), export_dir, NAME, tflite_files=True, source=path)
+    result = export_lib.export(export_lib.load_keras_model(path), export_dir, NAME, tflite_files=True, source=path)
     return dict(result, export_dir=export_dir, model=model, model_dir=model_dir)
 
 
@@ -118,7 +118,7 @@ def test_find_model_file_takes_highest_stage(trained, tmp_path):
 
 def test_exports_stage2_weights(exported, trained):
     model, model_dir = trained
-    stage1 = export_lib.load_model(os.path.join(model_dir, "stage1.keras"))
+    stage1 = export_lib.load_keras_model(os.path.join(model_dir, "stage1.keras"))
     meta_dir = os.path.join(exported["saved_model"], "assets.extra")
     reference = np.load(os.path.join(meta_dir, "samples", "reference_embeddings.npy"))
     with open(os.path.join(meta_dir, "sal_tf_export.json")) as f:

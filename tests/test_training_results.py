@@ -78,7 +78,7 @@ def test_reranked_scores_use_the_junk_free_gallery():
     q_cam, g_cam = np.zeros(len(q_pid), int), np.ones(len(g_pid), int)
     query = [Record(f"q{i}", int(p), 0) for i, p in enumerate(q_pid)]
     gallery = [Record(f"g{i}", int(p), 1) for i, p in enumerate(g_pid)]
-    out, _ = evaluate_embeddings(qf, gf, query, gallery, rerank=True)
+    out = evaluate_embeddings(qf, gf, query, gallery, rerank=True)
 
     keep = g_pid != -1
     d = lambda a, b: distance_matrix(a, b).astype(np.float64)  # noqa: E731

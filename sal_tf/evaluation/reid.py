@@ -12,6 +12,7 @@ it would change the k-reciprocal neighbourhoods of the other images.
 
 import numpy as np
 
+from sal_tf.evaluation.blockwise import evaluate_features
 from sal_tf.evaluation.distance import distance_matrix
 from sal_tf.evaluation.features import extract_features
 from sal_tf.evaluation.rank import evaluate_rank
@@ -38,22 +39,24 @@ def summarize(result):
 def evaluate_embeddings(q_feats, g_feats, query, gallery, rerank=True, metric="euclidean"):
     """CMC / mAP / mINP of embeddings (and the re-ranked scores on the junk-free gallery).
 
+    Distances are computed block by block (`evaluate_features`), so no [Q, G] matrix larger than the
+    memory budget is ever held.
+
     Args:
         q_feats, g_feats: float32 [Q, D] / [G, D] embeddings (L2-normalised for the paper's protocol).
         query, gallery: record lists (pid −1 = junk, same-pid-same-camera removed per query).
 
     Returns:
-        (summary dict with `rerank` when asked, the [Q, G] distance matrix).
+        summary dict, with `rerank` when asked.
     """
     q_pids, q_cams = ids_of(query)
     g_pids, g_cams = ids_of(gallery)
-    dist = distance_matrix(q_feats, g_feats, metric=metric)
-    out = summarize(evaluate_rank(dist, q_pids, g_pids, q_cams, g_cams))
+    out = summarize(evaluate_features(q_feats, g_feats, q_pids, g_pids, q_cams, g_cams, metric=metric))
     if rerank:
         keep = g_pids != JUNK_PID
         rr = re_rank_features(q_feats, g_feats[keep], metric=metric)
         out["rerank"] = summarize(evaluate_rank(rr, q_pids, g_pids[keep], q_cams, g_cams[keep]))
-    return out, dist
+    return out
 
 
 def evaluate_model(
@@ -84,9 +87,12 @@ def evaluate_model(
     """
     qf = extract_features(model, query_images, flip=flip, normalize=True, verbose=verbose)
     gf = extract_features(model, gallery_images, flip=flip, normalize=True, verbose=verbose)
-    out, dist = evaluate_embeddings(qf, gf, query, gallery, rerank=rerank, metric=metric)
+    out = evaluate_embeddings(qf, gf, query, gallery, rerank=rerank, metric=metric)
     if len(rank_list_queries):
-        out["_rank_list_image"] = save_rank_lists(rank_list_path, dist, query, gallery, rank_list_queries, topk=10)
+        chosen = [int(i) for i in rank_list_queries]
+        dist = distance_matrix(qf[chosen], gf, metric=metric)  # only the drawn rows
+        rows = [query[i] for i in chosen]
+        out["_rank_list_image"] = save_rank_lists(rank_list_path, dist, rows, gallery, range(len(rows)), topk=10)
     return out
 
 

@@ -11,9 +11,10 @@ embeddings of the image and its mirror, then normalise (`extract_features`); a S
 holds normalised outputs, so it averages those and normalises again (differences ~1e-3).
 """
 
-import keras
 import numpy as np
 import tensorflow as tf
+
+from sal_tf.models.embedding import embedding_model_of
 
 DEFAULT_BATCH = 64  # images per model call in `Embedder.__call__`
 
@@ -86,17 +87,6 @@ class Embedder:
         )
 
 
-def _embedding_part(model):
-    """The images → embedding sub-model of a `SALModel`, a dict-output model or an embedding model."""
-    if hasattr(model, "embedding_model"):
-        return model.embedding_model()
-    if isinstance(model.output, dict):
-        if "embedding" not in model.output:
-            raise ValueError(f"The model's outputs are {sorted(model.output)}; expected an 'embedding' output.")
-        return keras.Model(model.input, model.output["embedding"])
-    return model
-
-
 class KerasEmbedder(Embedder):
     """An `Embedder` over a Keras model (a `SALModel` or an images → embedding model).
 
@@ -109,13 +99,8 @@ class KerasEmbedder(Embedder):
     kind = "keras"
 
     def __init__(self, model, source=None):
-        emb = _embedding_part(model)
-        shape = tuple(emb.input_shape)
-        if len(shape) != 4 or shape[-1] != 3 or None in shape[1:3]:
-            raise ValueError(f"Expected a model on images [B, H, W, 3] of a fixed size; input shape is {shape}.")
-        if len(emb.output_shape) != 2:
-            raise ValueError(f"Expected an embedding output [B, D]; output shape is {emb.output_shape}.")
-        super().__init__(source, getattr(model, "image_size", shape[1:3]), emb.output_shape[-1])
+        emb, image_size = embedding_model_of(model)
+        super().__init__(source, image_size, emb.output_shape[-1])
         self.model = model
         spec = tf.TensorSpec([None, *self.image_size, 3], tf.float32)
         self._embed = tf.function(lambda x: tf.cast(emb(x, training=False), tf.float32), input_signature=[spec])
