@@ -136,7 +136,8 @@ class Experiment:
         with self.strategy.scope():
             model = keras.saving.load_model(final_path, compile=False)
         step = int(stored.get("step", 0)) if stored else 0
-        results[stage.name] = {**(stored or {}), **self.evaluate(model, stage.name, step)}
+        kept = {"train_seconds": stored["train_seconds"]} if stored and "train_seconds" in stored else {}
+        results[stage.name] = {**self.evaluate(model, stage.name, step), **kept}  # nothing stale carried over
         self.save_results(results)
         return results
 
