@@ -15,7 +15,8 @@ def base_config(model_dir, **overrides):
 
 
 def test_table1_reading_and_stages(tmp_path):
-    from sal_tf.training.ablation import SETTINGS, parse_settings, setting_config
+    from sal_tf.training.ablation import parse_settings, setting_config
+    from sal_tf.training.table1 import SETTINGS
 
     assert list(SETTINGS) == ["1", "2", "3", "3T", "4", "5", "6", "7", "8"]
     base = base_config(tmp_path, loss="softmax", dilation=True, multi_level=True, sac=True, stage="1")
@@ -90,11 +91,10 @@ def test_two_settings_write_tables_and_skip_when_finished(tmp_path, data):
 
 
 def test_pending_rows_and_no_paper_column_for_duke(tmp_path):
-    from sal_tf.training.ablation import SETTINGS
     from sal_tf.training.ablation_report import build_tables
 
     base = base_config(tmp_path, dataset="dukemtmc")
-    md, table = build_tables(base, ["1", "8"], {"8": {"mAP": 0.5, "rank1": 0.75}}, SETTINGS, "dukemtmc")
+    md, table = build_tables(base, ["1", "8"], {"8": {"mAP": 0.5, "rank1": 0.75}}, "dukemtmc")
     assert table["settings"][0]["status"] == "pending" and table["settings"][1]["mAP"] == 50.0
     assert table["settings"][1]["paper_mAP"] is None
     assert "| 8 | softmax + quadruplet | ✓ | ✓ | ✓ | ✓ | 50.0 | 75.0 | – | – |" in md

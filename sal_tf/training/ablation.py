@@ -1,6 +1,6 @@
 """Table 1 ablation (paper §4.3): each setting trained like the main trainer, tabulated by mAP / Rank-1.
 
-`SETTINGS` is our reading of Table 1 (BUILD.md "Table 1 ablation" explains it: the extracted table
+`SETTINGS` (`sal_tf/training/table1.py`) is our reading of Table 1 (BUILD.md "Table 1 ablation" explains it: the extracted table
 lost most check marks; the text fixes them). Settings without DIL are plain ResNet50 — no stage6,
 no multi-level feature — since stage6 exists to undo dilation's gridding (§3.1); the FC-1024
 embedding stays in every setting. Each setting trains its `TrainConfig.stages()` (softmax only →
@@ -27,24 +27,10 @@ import keras
 from sal_tf.training import distribute
 from sal_tf.training.ablation_report import build_tables
 from sal_tf.training.experiment import Experiment
+from sal_tf.training.table1 import SETTING_IDS, SETTINGS, SWITCHES
 from sal_tf.training.tasks import ReIDTask
 from sal_tf.utils import write_atomically, write_json
 
-_PLAIN = dict(dilation=False, multi_level=False, stage6=False)
-_SAL = dict(dilation=True, multi_level=True, stage6=True)
-SETTINGS = {
-    "1": dict(loss="softmax", **_PLAIN, sac=False, paper=(68.5, 83.7)),
-    "2": dict(loss="quadruplet", **_PLAIN, sac=False, paper=(60.6, 77.2)),
-    "3": dict(loss="softmax+quadruplet", **_PLAIN, sac=False, paper=(73.5, 87.3)),
-    "3T": dict(loss="softmax+triplet", **_PLAIN, sac=False, paper=(71.6, 84.3)),
-    "4": dict(loss="softmax", **_SAL, sac=False, paper=(72.7, 85.6)),
-    "5": dict(loss="softmax+quadruplet", **_SAL, sac=False, paper=(78.4, 90.5)),
-    "6": dict(loss="softmax", **_SAL, sac=True, paper=(76.7, 88.2)),
-    "7": dict(loss="quadruplet", **_SAL, sac=True, paper=(66.0, 80.3)),
-    "8": dict(loss="softmax+quadruplet", **_SAL, sac=True, paper=(81.6, 92.8)),
-}
-SWITCHES = ("loss", "dilation", "multi_level", "stage6", "sac")
-SETTING_IDS = tuple(SETTINGS)
 RESULT_FILE = "setting_result.json"
 
 
@@ -140,7 +126,7 @@ def run_ablation(base, data, settings=SETTING_IDS, strategy=None):
     for sid in settings:
         results[sid], trained = run_setting(base, sid, data, strategy=strategy)
         (ran if trained else skipped).append(sid)
-        markdown, table = build_tables(base, settings, results, SETTINGS, data_name(base, data))
+        markdown, table = build_tables(base, settings, results, data_name(base, data))
         if chief:
             write_atomically(os.path.join(base.model_dir, "table1.md"), markdown)
             write_json(os.path.join(base.model_dir, "table1.json"), table)

@@ -1,5 +1,7 @@
 """The Table 1 ablation tables (markdown and JSON) beside the paper's numbers."""
 
+from sal_tf.training.table1 import SETTINGS
+
 # The paper's Table 1 is on Market-1501; other datasets get no paper column.
 PAPER_DATASETS = ("market1501", "demo")  # the demo data has the Market-1501 layout
 
@@ -37,15 +39,15 @@ def _notes(base, dataset_name):
     )
 
 
-def build_tables(base, settings, results, setting_table, dataset_name):
+def build_tables(base, settings, results, dataset_name):
     """(markdown text, json dict) of the settings in order; unfinished ones are marked pending.
 
     Args:
-        base: the base `TrainConfig`; settings: ids in order; results: {id: setting result};
-        setting_table: `sal_tf.training.ablation.SETTINGS`; dataset_name: shown in the notes.
+        base: the base `TrainConfig`; settings: ids of `SETTINGS` in order; results: {id: setting
+        result}; dataset_name: shown in the notes.
     """
     with_paper = base.dataset in PAPER_DATASETS
-    rows = [_row(sid, setting_table[sid], results.get(sid), with_paper) for sid in settings]
+    rows = [_row(sid, SETTINGS[sid], results.get(sid), with_paper) for sid in settings]
     notes = _notes(base, dataset_name)
     paper_note = "; paper: Market-1501, ResNet50, ImageNet init." if with_paper else (
         "; the paper reports Table 1 on Market-1501 only.")  # fmt: skip

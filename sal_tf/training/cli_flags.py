@@ -226,7 +226,7 @@ ABLATION_DEMO_EPOCHS = dict(stage1=12, stage2=5)
 
 def define_ablation_flags():
     """The re-ID trainer's flags plus `--settings` (Table 1 rows)."""
-    from sal_tf.training.ablation import SETTING_IDS
+    from sal_tf.training.table1 import SETTING_IDS
 
     define_reid_flags(default_dataset="market1501")
     flags.DEFINE_string("settings", "all", f"Comma-separated Table 1 settings to run, of {','.join(SETTING_IDS)} "

@@ -1,0 +1,21 @@
+"""Our reading of Table 1 (paper §4.3): each setting's switches and the paper's mAP / Rank-1.
+
+BUILD.md "Table 1 ablation" explains the reading. Pure data (no TensorFlow), so the command line
+can list the settings in `--help` before anything heavy is imported.
+"""
+
+_PLAIN = dict(dilation=False, multi_level=False, stage6=False)
+_SAL = dict(dilation=True, multi_level=True, stage6=True)
+SETTINGS = {
+    "1": dict(loss="softmax", **_PLAIN, sac=False, paper=(68.5, 83.7)),
+    "2": dict(loss="quadruplet", **_PLAIN, sac=False, paper=(60.6, 77.2)),
+    "3": dict(loss="softmax+quadruplet", **_PLAIN, sac=False, paper=(73.5, 87.3)),
+    "3T": dict(loss="softmax+triplet", **_PLAIN, sac=False, paper=(71.6, 84.3)),
+    "4": dict(loss="softmax", **_SAL, sac=False, paper=(72.7, 85.6)),
+    "5": dict(loss="softmax+quadruplet", **_SAL, sac=False, paper=(78.4, 90.5)),
+    "6": dict(loss="softmax", **_SAL, sac=True, paper=(76.7, 88.2)),
+    "7": dict(loss="quadruplet", **_SAL, sac=True, paper=(66.0, 80.3)),
+    "8": dict(loss="softmax+quadruplet", **_SAL, sac=True, paper=(81.6, 92.8)),
+}
+SWITCHES = ("loss", "dilation", "multi_level", "stage6", "sac")
+SETTING_IDS = tuple(SETTINGS)
