@@ -45,12 +45,16 @@ METADATA = os.path.join("assets.extra", "sal_tf_export.json")
 _EXPORT_MODULES_WITH_KERAS = ("export.export_lib", "export.saved_model", "export.samples", "export.tflite")
 
 
-def verify(version_dir, tolerance=1e-5):
-    """Runs all checks on `version_dir`; returns the report dict (`passed`: bool)."""
-    import numpy as np
-    import tensorflow as tf
+class Checks(list):
+    """The report's list of checks: `add(name, passed, **detail)`."""
 
-    from export import signatures as sig
+    def add(self, name, passed, **detail):
+        self.append({"check": name, "passed": bool(passed), **detail})
+
+
+def read_export(version_dir):
+    """(metadata dict, sample image bytes, reference embeddings) stored with an export."""
+    import numpy as np
 
     if not os.path.isfile(os.path.join(version_dir, "saved_model.pb")):
         raise FileNotFoundError(
@@ -66,19 +70,39 @@ def verify(version_dir, tolerance=1e-5):
     for name in meta["samples"]:
         with open(os.path.join(extra, "samples", name), "rb") as f:
             sample_bytes.append(f.read())
-    reference = np.load(os.path.join(extra, meta["reference"]))
+    return meta, sample_bytes, np.load(os.path.join(extra, meta["reference"]))
+
+
+def verify(version_dir, tolerance=1e-5):
+    """Runs all checks on `version_dir`; returns the report dict (`passed`: bool)."""
+    import tensorflow as tf
+
+    from export import signatures as sig
+
+    meta, sample_bytes, reference = read_export(version_dir)
     dim = int(meta["embedding_dim"])
-
-    checks = []
-
-    def check(name, passed, **detail):
-        checks.append({"check": name, "passed": bool(passed), **detail})
-
+    checks = Checks()
     before = set(sys.modules)
-    loaded = tf.saved_model.load(version_dir)
-    fns = loaded.signatures
-    check("signatures present", {sig.SIGNATURE_BYTES, sig.SIGNATURE_IMAGES} <= set(fns), signatures=sorted(fns))
+    fns = tf.saved_model.load(version_dir).signatures
+    checks.add("signatures present", {sig.SIGNATURE_BYTES, sig.SIGNATURE_IMAGES} <= set(fns), signatures=sorted(fns))
     by_bytes, by_images = fns[sig.SIGNATURE_BYTES], fns[sig.SIGNATURE_IMAGES]
+    _check_specs(checks, by_bytes, by_images, dim)
+    _check_outputs(checks, by_bytes, by_images, sample_bytes, reference, tolerance)
+    _check_bad_requests(checks, by_bytes, by_images, sample_bytes, dim)
+    again = by_bytes(**{sig.INPUT_BYTES: tf.constant(sample_bytes[:1])})[sig.OUTPUT].numpy()
+    checks.add("serves after bad requests", float(abs(again - reference[:1]).max()) <= tolerance)
+    _check_tensorflow_only(checks, before)
+    return {
+        "version_dir": os.path.abspath(version_dir),
+        "tensorflow": tf.__version__,
+        "checks": checks,
+        "passed": all(c["passed"] for c in checks),
+    }
+
+
+def _check_specs(checks, by_bytes, by_images, dim):
+    from export import signatures as sig
+
     expected = {
         sig.SIGNATURE_BYTES: ({sig.INPUT_BYTES: ("string", [None])}),
         sig.SIGNATURE_IMAGES: ({sig.INPUT_IMAGES: ("uint8", [None, None, None, 3])}),
@@ -86,76 +110,80 @@ def verify(version_dir, tolerance=1e-5):
     for key, fn in ((sig.SIGNATURE_BYTES, by_bytes), (sig.SIGNATURE_IMAGES, by_images)):
         inputs = {k: (v.dtype.name, v.shape.as_list()) for k, v in fn.structured_input_signature[1].items()}
         outputs = {k: (v.dtype.name, v.shape.as_list()) for k, v in fn.structured_outputs.items()}
-        check(
-            f"{key} spec",
-            inputs == expected[key] and outputs == {sig.OUTPUT: ("float32", [None, dim])},
-            inputs=inputs,
-            outputs=outputs,
-        )
+        passed = inputs == expected[key] and outputs == {sig.OUTPUT: ("float32", [None, dim])}
+        checks.add(f"{key} spec", passed, inputs=inputs, outputs=outputs)
+
+
+def _check_outputs(checks, by_bytes, by_images, sample_bytes, reference, tolerance):
+    """Both signatures reproduce the stored Keras embeddings (batch N and 1), normalised rows, empty batches."""
+    import numpy as np
+    import tensorflow as tf
+
+    from export import signatures as sig
 
     out = by_bytes(**{sig.INPUT_BYTES: tf.constant(sample_bytes)})[sig.OUTPUT].numpy()
     diff = float(np.max(np.abs(out - reference)))
-    check(f"{sig.SIGNATURE_BYTES} vs Keras", diff <= tolerance, max_abs_diff=diff, images=len(sample_bytes))
+    checks.add(f"{sig.SIGNATURE_BYTES} vs Keras", diff <= tolerance, max_abs_diff=diff, images=len(sample_bytes))
     norms = np.linalg.norm(out, axis=1)
-    check("L2-normalised", np.allclose(norms, 1.0, atol=1e-5), norm_range=[float(norms.min()), float(norms.max())])
-
+    checks.add("L2-normalised", np.allclose(norms, 1.0, atol=1e-5), norm_range=[float(norms.min()), float(norms.max())])
     decoded = [sig.decode_image(tf.constant(b)) for b in sample_bytes]
     single = np.concatenate([by_images(**{sig.INPUT_IMAGES: img[None]})[sig.OUTPUT].numpy() for img in decoded], 0)
     diff = float(np.max(np.abs(single - reference)))
-    check(f"{sig.SIGNATURE_IMAGES} vs Keras (batch 1)", diff <= tolerance, max_abs_diff=diff)
+    checks.add(f"{sig.SIGNATURE_IMAGES} vs Keras (batch 1)", diff <= tolerance, max_abs_diff=diff)
     same = [i for i, img in enumerate(decoded) if img.shape == decoded[0].shape]
     batch = by_images(**{sig.INPUT_IMAGES: tf.stack([decoded[i] for i in same])})[sig.OUTPUT].numpy()
     diff = float(np.max(np.abs(batch - reference[same])))
-    check(f"{sig.SIGNATURE_IMAGES} vs Keras (batch {len(same)})", diff <= tolerance, max_abs_diff=diff)
-
+    checks.add(f"{sig.SIGNATURE_IMAGES} vs Keras (batch {len(same)})", diff <= tolerance, max_abs_diff=diff)
+    dim = reference.shape[1]
     for key, fn, arg, empty in (
         (sig.SIGNATURE_BYTES, by_bytes, sig.INPUT_BYTES, tf.zeros([0], tf.string)),
         (sig.SIGNATURE_IMAGES, by_images, sig.INPUT_IMAGES, tf.zeros([0, 32, 16, 3], tf.uint8)),
     ):
         shape = fn(**{arg: empty})[sig.OUTPUT].shape.as_list()
-        check(f"{key} empty batch", shape == [0, dim], shape=shape)
+        checks.add(f"{key} empty batch", shape == [0, dim], shape=shape)
 
-    bad_requests = [
-        (sig.SIGNATURE_BYTES, by_bytes, sig.INPUT_BYTES, "float32 instead of string", tf.constant([1.0])),
-        (sig.SIGNATURE_BYTES, by_bytes, sig.INPUT_BYTES, "rank 2", tf.constant([[sample_bytes[0]]])),
-        (
-            sig.SIGNATURE_BYTES,
-            by_bytes,
-            sig.INPUT_BYTES,
-            "undecodable bytes",
-            tf.constant([sample_bytes[0], b"not an image"]),
-        ),
-        (sig.SIGNATURE_BYTES, by_bytes, sig.INPUT_BYTES, "truncated JPEG", tf.constant([b"\xff\xd8\xff\xe0\x00\x10"])),
-        (sig.SIGNATURE_IMAGES, by_images, sig.INPUT_IMAGES, "float32 instead of uint8", tf.zeros([1, 8, 8, 3])),
-        (sig.SIGNATURE_IMAGES, by_images, sig.INPUT_IMAGES, "rank 3", tf.zeros([8, 8, 3], tf.uint8)),
-        (sig.SIGNATURE_IMAGES, by_images, sig.INPUT_IMAGES, "4 channels", tf.zeros([1, 8, 8, 4], tf.uint8)),
-        (sig.SIGNATURE_IMAGES, by_images, sig.INPUT_IMAGES, "zero height", tf.zeros([1, 0, 8, 3], tf.uint8)),
+
+def _check_bad_requests(checks, by_bytes, by_images, sample_bytes, dim):
+    """Wrong dtype / rank / channels and undecodable bytes fail with a clear error."""
+    import tensorflow as tf
+
+    from export import signatures as sig
+
+    byte_cases = [
+        ("float32 instead of string", tf.constant([1.0])),
+        ("rank 2", tf.constant([[sample_bytes[0]]])),
+        ("undecodable bytes", tf.constant([sample_bytes[0], b"not an image"])),
+        ("truncated JPEG", tf.constant([b"\xff\xd8\xff\xe0\x00\x10"])),
     ]
-    for key, fn, arg, what, value in bad_requests:
-        try:
-            fn(**{arg: value})
-            check(f"{key} rejects {what}", False, error=None)
-        except (tf.errors.InvalidArgumentError, TypeError, ValueError) as e:
-            message = _first_line(e)
-            check(f"{key} rejects {what}", bool(message), error=f"{type(e).__name__}: {message}")
-    again = by_bytes(**{sig.INPUT_BYTES: tf.constant(sample_bytes[:1])})[sig.OUTPUT].numpy()
-    check("serves after bad requests", float(np.max(np.abs(again - reference[:1]))) <= tolerance)
+    image_cases = [
+        ("float32 instead of uint8", tf.zeros([1, 8, 8, 3])),
+        ("rank 3", tf.zeros([8, 8, 3], tf.uint8)),
+        ("4 channels", tf.zeros([1, 8, 8, 4], tf.uint8)),
+        ("zero height", tf.zeros([1, 0, 8, 3], tf.uint8)),
+    ]
+    for key, fn, arg, cases in (
+        (sig.SIGNATURE_BYTES, by_bytes, sig.INPUT_BYTES, byte_cases),
+        (sig.SIGNATURE_IMAGES, by_images, sig.INPUT_IMAGES, image_cases),
+    ):
+        for what, value in cases:
+            try:
+                fn(**{arg: value})
+                checks.add(f"{key} rejects {what}", False, error=None)
+            except (tf.errors.InvalidArgumentError, TypeError, ValueError) as e:
+                message = _first_line(e)
+                checks.add(f"{key} rejects {what}", bool(message), error=f"{type(e).__name__}: {message}")
 
+
+def _check_tensorflow_only(checks, before):
     # `import tensorflow` itself imports parts of Keras; loading and serving must add none.
     added = sorted(m for m in set(sys.modules) - before if m.split(".")[0] in ("keras", "sal_tf", "tf_keras"))
     ours = sorted(m for m in sys.modules if m.split(".")[0] == "sal_tf" or m in _EXPORT_MODULES_WITH_KERAS)
-    check(
+    checks.add(
         "TensorFlow only (no Keras or sal_tf code loaded)",
         not added and not ours,
         modules_added_by_load=added,
         sal_tf_modules=ours,
     )
-    return {
-        "version_dir": os.path.abspath(version_dir),
-        "tensorflow": tf.__version__,
-        "checks": checks,
-        "passed": all(c["passed"] for c in checks),
-    }
 
 
 def is_onnx_path(path):
@@ -179,11 +207,8 @@ def verify_onnx(path):
         raise FileNotFoundError(f"{samples}/ is missing; was {model_path} written by `python -m export --onnx`?")
     images = np.load(os.path.join(samples, ox.IMAGES_FILE))
     reference = np.load(os.path.join(samples, ox.REFERENCE_FILE))
-    checks = []
-
-    def check(name, passed, **detail):
-        checks.append({"check": name, "passed": bool(passed), **detail})
-
+    checks = Checks()
+    check = checks.add
     sess = ox.session(model_path)
     spec = ox.io_spec(sess)
     problems = ox.spec_problems(spec, images.shape[1:3], reference.shape[1])
