@@ -222,28 +222,37 @@ def _check_int(name, v, lo):
 
 
 # ---------------------------------------------------------------------- algorithm
-def _k_reciprocal(rows, nq, ng, k1, k2, lambda_value, block_size):
-    k1 = _check_int("k1", k1, 1)
-    k2 = _check_int("k2", k2, 1)
+def _check_params(k1, k2, lambda_value, block_size):
     lam = float(lambda_value)
     if not 0.0 <= lam <= 1.0:
         raise ValueError(f"`lambda_value` must be in [0, 1]. Received: lambda_value={lambda_value!r}")
-    if block_size is not None:
-        block_size = _check_int("block_size", block_size, 1)
+    block_size = None if block_size is None else _check_int("block_size", block_size, 1)
+    return _check_int("k1", k1, 1), _check_int("k2", k2, 1), lam, block_size
+
+
+def _k_reciprocal(rows, nq, ng, k1, k2, lambda_value, block_size):
+    """Zhong et al.'s k-reciprocal re-ranking of the q×g distances (see the module docstring)."""
+    k1, k2, lam, block_size = _check_params(k1, k2, lambda_value, block_size)
     n = nq + ng
     k_fw = min(k1 + 1, n)
     k_half = min(int(np.around(k1 / 2.0)) + 1, n)
     k_qe = min(k2, n)
-    k_all = max(k_fw, k_qe)
-    k_keep = min(n, max(k_all, _KEEP_FACTOR * k_fw))
+    k_keep = min(n, max(k_fw, k_qe, _KEEP_FACTOR * k_fw))
+    rank, near, row_max, out = _first_pass(rows, nq, n, k_keep, block_size or max(1, _ROW_BUDGET // n))
+    step = block_size or 2048
+    indptr, v_cols, v_vals = _expanded_sets(rows, rank, near, row_max, n, k_fw, k_half, step)
+    if k2 != 1:
+        indptr, v_cols, v_vals = _query_expansion(rank, indptr, v_cols, v_vals, n, k_qe, step)
+    return _jaccard_blend(indptr, v_cols, v_vals, nq, ng, out, lam, block_size)
 
-    # Pass 1: od rows -> top-k_keep neighbours (with their od values), row maxima,
-    # and the q×g part of od (kept in the output buffer).
+
+def _first_pass(rows, nq, n, k_keep, step):
+    """od rows → top-k_keep neighbours (and their od), row maxima, and the q×g part of od."""
+    ng = n - nq
     rank = np.empty((n, k_keep), dtype=np.int32)
     near = np.empty((n, k_keep), dtype=np.float32)
     row_max = np.empty(n, dtype=np.float32)
     out = np.empty((nq, ng), dtype=np.float32)
-    step = block_size or max(1, _ROW_BUDGET // n)
     for s, e in _blocks(n, step, split=nq):
         mx, near[s:e], top, od = rows.first_pass(s, e, k_keep)
         bad = ~(np.isfinite(mx) & (mx > 0))
@@ -257,50 +266,26 @@ def _k_reciprocal(rows, nq, ng, k1, k2, lambda_value, block_size):
         if od is not None and e <= nq:
             out[s:e] = np.asarray(od[:, nq:])
         del od
+    return rank, near, row_max, out
 
-    fw = rank[:, :k_fw]
-    half = rank[:, :k_half]
-    step = block_size or 2048
 
+def _expanded_sets(rows, rank, near, row_max, n, k_fw, k_half, step):
+    """Expanded k-reciprocal sets and their exp(−od) weights, as CSR rows of V: (indptr, cols, vals)."""
+    fw, half = rank[:, :k_fw], rank[:, :k_half]
     # od of (item, kept neighbour) pairs, looked up by the key item * n + neighbour;
     # the weights of the few expansion members beyond the kept neighbours are recomputed.
     near_keys = (np.arange(n, dtype=np.int64)[:, None] * n + rank).ravel()
     order = np.argsort(near_keys)
-    near_keys = near_keys[order]
-    near = near.ravel()[order]
+    near_keys, near = near_keys[order], near.ravel()[order]
     del order
-
     # k-reciprocal sets over the top round(k1/2)+1, for every item (candidates).
     half_rec = np.empty((n, k_half), dtype=bool)
     for s, e in _blocks(n, step):
-        me = np.arange(s, e)[:, None, None]
-        half_rec[s:e] = (rank[half[s:e], :k_half] == me).any(-1)
-
-    # Pass 2: expanded k-reciprocal sets and their weights, as CSR rows of V.
+        half_rec[s:e] = (rank[half[s:e], :k_half] == np.arange(s, e)[:, None, None]).any(-1)
     indptr = np.zeros(n + 1, dtype=np.int64)
     v_cols, v_vals = [], []
     for s, e in _blocks(n, step):
-        b = e - s
-        f = fw[s:e]  # [b, k_fw]
-        rec = (rank[f, :k_fw] == np.arange(s, e)[:, None, None]).any(-1)  # [b, k_fw]
-        cand = half[f]  # [b, k_fw, k_half]: candidates' half neighbour lists
-        cand_rec = half_rec[f]  # which of them are reciprocal (the candidate's set)
-        in_r = ((cand[..., None] == f[:, None, None, :]) & rec[:, None, None, :]).any(-1)
-        overlap = (in_r & cand_rec).sum(-1)
-        size = cand_rec.sum(-1)
-        take = rec & (overlap > (2.0 / 3.0) * size)
-        ent = np.concatenate(
-            [
-                np.where(rec, f, n),
-                np.where(take[..., None] & cand_rec, cand, n).reshape(b, -1),
-            ],
-            axis=1,
-        )
-        ent.sort(axis=1)
-        keep = ent < n
-        keep[:, 1:] &= ent[:, 1:] != ent[:, :-1]
-        r, c = np.nonzero(keep)
-        cols = ent[r, c].astype(np.int64)
+        r, cols = _expanded_block(rank, fw, half, half_rec, s, e, n, k_fw)
         gi = s + r
         want = gi * n + cols
         pos = np.minimum(np.searchsorted(near_keys, want), len(near_keys) - 1)
@@ -309,44 +294,62 @@ def _k_reciprocal(rows, nq, ng, k1, k2, lambda_value, block_size):
         if miss.any():
             od[miss] = rows.pairs(gi[miss], cols[miss]) / row_max[gi[miss]]
         w = np.exp(-od)
-        sums = np.bincount(r, weights=w, minlength=b).astype(np.float32)
+        sums = np.bincount(r, weights=w, minlength=e - s).astype(np.float32)
         v_vals.append(w / sums[r])
         v_cols.append(cols.astype(np.int32))
-        indptr[s + 1 : e + 1] = np.bincount(r, minlength=b)
-    del near_keys, near, half_rec
-    indptr = np.cumsum(indptr)
-    v_cols = np.concatenate(v_cols)
-    v_vals = np.concatenate(v_vals)
+        indptr[s + 1 : e + 1] = np.bincount(r, minlength=e - s)
+    return np.cumsum(indptr), np.concatenate(v_cols), np.concatenate(v_vals)
 
-    # Query expansion: V[i] <- mean of V over the top k2 neighbours of i.
-    if k2 != 1:
-        qe_ptr = np.zeros(n + 1, dtype=np.int64)
-        qe_cols, qe_vals = [], []
-        for s, e in _blocks(n, step):
-            src = rank[s:e, :k_qe].ravel().astype(np.int64)
-            lens = indptr[src + 1] - indptr[src]
-            p = _expand_ranges(indptr[src], lens)
-            row = np.repeat(np.arange(e - s, dtype=np.int64).repeat(k_qe), lens)
-            keys, inv = np.unique(row * n + v_cols[p], return_inverse=True)
-            sums = np.bincount(inv, weights=v_vals[p])
-            qe_vals.append((sums / k_qe).astype(np.float32))
-            qe_cols.append((keys % n).astype(np.int32))
-            qe_ptr[s + 1 : e + 1] = np.bincount(keys // n, minlength=e - s)
-        indptr = np.cumsum(qe_ptr)
-        v_cols = np.concatenate(qe_cols)
-        v_vals = np.concatenate(qe_vals)
 
+def _expanded_block(rank, fw, half, half_rec, s, e, n, k_fw):
+    """(row in block, member) pairs of the expanded k-reciprocal sets of items [s, e), sorted, unique."""
+    b = e - s
+    f = fw[s:e]  # [b, k_fw]
+    rec = (rank[f, :k_fw] == np.arange(s, e)[:, None, None]).any(-1)  # [b, k_fw]
+    cand = half[f]  # [b, k_fw, k_half]: candidates' half neighbour lists
+    cand_rec = half_rec[f]  # which of them are reciprocal (the candidate's set)
+    in_r = ((cand[..., None] == f[:, None, None, :]) & rec[:, None, None, :]).any(-1)
+    overlap = (in_r & cand_rec).sum(-1)
+    take = rec & (overlap > (2.0 / 3.0) * cand_rec.sum(-1))
+    ent = np.concatenate(
+        [np.where(rec, f, n), np.where(take[..., None] & cand_rec, cand, n).reshape(b, -1)],
+        axis=1,
+    )
+    ent.sort(axis=1)
+    keep = ent < n
+    keep[:, 1:] &= ent[:, 1:] != ent[:, :-1]
+    r, c = np.nonzero(keep)
+    return r, ent[r, c].astype(np.int64)
+
+
+def _query_expansion(rank, indptr, v_cols, v_vals, n, k_qe, step):
+    """V[i] ← mean of V over the top k2 neighbours of i (CSR in, CSR out)."""
+    qe_ptr = np.zeros(n + 1, dtype=np.int64)
+    qe_cols, qe_vals = [], []
+    for s, e in _blocks(n, step):
+        src = rank[s:e, :k_qe].ravel().astype(np.int64)
+        lens = indptr[src + 1] - indptr[src]
+        p = _expand_ranges(indptr[src], lens)
+        row = np.repeat(np.arange(e - s, dtype=np.int64).repeat(k_qe), lens)
+        keys, inv = np.unique(row * n + v_cols[p], return_inverse=True)
+        sums = np.bincount(inv, weights=v_vals[p])
+        qe_vals.append((sums / k_qe).astype(np.float32))
+        qe_cols.append((keys % n).astype(np.int32))
+        qe_ptr[s + 1 : e + 1] = np.bincount(keys // n, minlength=e - s)
+    return np.cumsum(qe_ptr), np.concatenate(qe_cols), np.concatenate(qe_vals)
+
+
+def _jaccard_blend(indptr, v_cols, v_vals, nq, ng, out, lam, block_size):
+    """Jaccard distance of the query rows of V to its gallery rows, blended into `out` (the q×g od)."""
+    n = nq + ng
     # Inverted index over the gallery rows of V: for each column, (gallery row, value).
     g0 = indptr[nq]
     g_cols = v_cols[g0:]
     order = np.argsort(g_cols, kind="stable")
     inv_rows = np.repeat(np.arange(ng, dtype=np.int32), np.diff(indptr[nq:]))[order]
     inv_vals = v_vals[g0:][order]
-    del order
     col_len = np.bincount(g_cols, minlength=n)
     col_ptr = np.concatenate([[0], np.cumsum(col_len)])
-
-    # Pass 3: Jaccard distance, a block of queries at a time, then the blend.
     q_cols = v_cols[:g0]
     q_rows = np.repeat(np.arange(nq, dtype=np.int64), np.diff(indptr[: nq + 1]))
     terms = np.bincount(q_rows, weights=col_len[q_cols], minlength=nq)
