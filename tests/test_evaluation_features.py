@@ -10,7 +10,6 @@ import pytest
 import tensorflow as tf
 
 from sal_tf.evaluation import distance_matrix, extract_features, rank_list_image, save_rank_lists
-from sal_tf.evaluation.visualize import MATCH_COLOR, MISS_COLOR, QUERY_COLOR
 
 
 # ------------------------------------------------------------------- distance_matrix
@@ -104,24 +103,6 @@ def _cell_x(t, w, border):
     return 0 if t == 0 else cw + 4 * border + (t - 1) * (cw + border)
 
 
-def test_rank_list_image_layout_and_colours():
-    h, w, b = 10, 6, 2
-    query = np.full((h, w, 3), 100, np.uint8)
-    gallery = [np.full((20, 12, 3), 50 + 10 * t, np.uint8) for t in range(3)]  # resized to h×w
-    img = rank_list_image(query, gallery, [True, False, True], border=b)
-    k = 3
-    assert img.dtype == np.uint8
-    assert img.shape == (h + 2 * b, (k + 1) * (w + 2 * b) + (k + 3) * b, 3)
-    np.testing.assert_array_equal(img[0, 0], QUERY_COLOR)
-    np.testing.assert_array_equal(img[b + 1, b + 1], [100] * 3)
-    for t, color in enumerate([MATCH_COLOR, MISS_COLOR, MATCH_COLOR], start=1):
-        x = _cell_x(t, w, b)
-        for y, xx in [(0, x), (h + 2 * b - 1, x + w + 2 * b - 1), (b + 3, x + b - 1)]:
-            np.testing.assert_array_equal(img[y, xx], color)  # frame
-        np.testing.assert_array_equal(img[b + 3, x + b + 2], [50 + 10 * (t - 1)] * 3)  # inside
-    np.testing.assert_array_equal(img[:, w + 2 * b], 255)  # white gap after the query
-
-
 def test_rank_list_image_rejects_mismatched_matches():
     q = np.zeros((4, 4, 3), np.uint8)
     with pytest.raises(ValueError, match="matches"):
@@ -137,37 +118,6 @@ def _write(tmp_path, name, value):
     path = str(tmp_path / name)
     tf.io.write_file(path, tf.io.encode_png(np.full((16, 8, 3), value, np.uint8)))
     return path
-
-
-def test_save_rank_lists_follows_the_protocol(tmp_path):
-    queries = [Record(_write(tmp_path, "q0.png", 200), 1, 0), Record(_write(tmp_path, "q1.png", 201), 2, 1)]
-    # gallery j is a flat image of grey level 10*j
-    meta = [(1, 0), (-1, 1), (1, 1), (3, 1), (0, 2), (2, 0)]  # (pid, camid)
-    gallery = [Record(_write(tmp_path, f"g{j}.png", 10 * j), p, c) for j, (p, c) in enumerate(meta)]
-    distmat = np.array(
-        [
-            [0.0, 0.1, 0.3, 0.2, 0.2, 0.9],  # query 0: g0 same pid+cam, g1 junk -> g3, g4 (tie), g2, g5
-            [0.5, 0.4, 0.3, 0.2, 0.1, 0.0],
-        ],
-        np.float32,
-    )
-    path = str(tmp_path / "sub" / "ranks.png")
-    img = save_rank_lists(path, distmat, queries, gallery, [0, 1], topk=3, image_size=(16, 8), border=2)
-    h, w, b = 16, 8, 2
-    row_h = h + 2 * b
-    assert img.shape == (2 * row_h + b, 4 * (w + 2 * b) + 6 * b, 3)
-    # query 0: g3 (miss), g4 (distractor, miss), g2 (match)
-    for t, (j, color) in enumerate([(3, MISS_COLOR), (4, MISS_COLOR), (2, MATCH_COLOR)], start=1):
-        x = _cell_x(t, w, b)
-        np.testing.assert_array_equal(img[0, x], color)
-        np.testing.assert_array_equal(img[b + 5, x + b + 3], [10 * j] * 3)
-    # query 1 (pid 2, cam 1): g5 (pid 2, cam 0) is a match at rank 1
-    y1 = row_h + b
-    np.testing.assert_array_equal(img[y1, _cell_x(1, w, b)], MATCH_COLOR)
-    np.testing.assert_array_equal(img[y1 + b + 5, _cell_x(1, w, b) + b + 3], [50] * 3)
-    np.testing.assert_array_equal(img[y1 + b + 5, b + 3], [201] * 3)
-    written = tf.io.decode_png(tf.io.read_file(path)).numpy()
-    np.testing.assert_array_equal(written, img)
 
 
 def test_save_rank_lists_errors(tmp_path):

@@ -287,7 +287,7 @@ def test_tensorboard_has_scalars_and_images(trained_run):
         "stage2/rank1",
         "stage2_rerank/mAP",
         "untrained/mAP",
-        "attention/stage4_5_6",
+        "attention/stage4_stage5_stage6",
         "stage2/rank_lists",
     ):
         assert tag in tags, (tag, sorted(tags))

@@ -20,10 +20,14 @@ EXPECTED = (
 )
 
 
-def _read_split(folder, filename):
-    csv_path = os.path.join(folder, filename)
+def read_csv(csv_path, require_files=True):
+    """`Record`s of one CSV in the custom layout (`path,person_id,camera_id`; paths relative to it).
+
+    With `require_files=False` rows whose image is missing are kept (the embed command reports them).
+    """
     if not os.path.isfile(csv_path):
         raise FileNotFoundError(f"Missing {csv_path!r}: expected {EXPECTED}.")
+    folder = os.path.dirname(os.path.abspath(csv_path))
     records = []
     with open(csv_path, newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
@@ -36,33 +40,35 @@ def _read_split(folder, filename):
             )
         reader.fieldnames = header
         for row in reader:
-            line = reader.line_num
             values = [(row.get(c) or "").strip() for c in COLUMNS]
-            if not any(values):
-                continue  # blank line
-            rel_path, pid_text, cam_text = values
-            try:
-                pid, camid = int(pid_text), int(cam_text)
-            except ValueError:
-                raise ValueError(
-                    f"{csv_path!r} line {line}: person_id={pid_text!r} and camera_id={cam_text!r} must be integers."
-                ) from None
-            if pid < records_lib.JUNK_PID or camid < 0:
-                raise ValueError(
-                    f"{csv_path!r} line {line}: expected person_id >= -1 and camera_id >= 0, got {pid} and {camid}."
-                )
-            if not rel_path:
-                raise ValueError(f"{csv_path!r} line {line}: empty path.")
-            path = os.path.join(folder, rel_path)
-            if not os.path.isfile(path):
-                raise FileNotFoundError(
-                    f"{csv_path!r} line {line}: image {rel_path!r} does not exist "
-                    f"(looked for {path!r}; paths are relative to the CSV's folder)."
-                )
-            records.append(records_lib.Record(path, pid, camid))
+            if any(values):  # blank lines are skipped
+                records.append(_record(csv_path, reader.line_num, folder, values, require_files))
     if not records:
         raise ValueError(f"{csv_path!r} lists no images: expected rows 'path,person_id,camera_id'.")
     return records
+
+
+def _record(csv_path, line, folder, values, require_file):
+    rel_path, pid_text, cam_text = values
+    try:
+        pid, camid = int(pid_text), int(cam_text)
+    except ValueError:
+        raise ValueError(
+            f"{csv_path!r} line {line}: person_id={pid_text!r} and camera_id={cam_text!r} must be integers."
+        ) from None
+    if pid < records_lib.JUNK_PID or camid < 0:
+        raise ValueError(
+            f"{csv_path!r} line {line}: expected person_id >= -1 and camera_id >= 0, got {pid} and {camid}."
+        )
+    if not rel_path:
+        raise ValueError(f"{csv_path!r} line {line}: empty path.")
+    path = os.path.join(folder, rel_path)
+    if require_file and not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"{csv_path!r} line {line}: image {rel_path!r} does not exist "
+            f"(looked for {path!r}; paths are relative to the CSV's folder)."
+        )
+    return records_lib.Record(path, pid, camid)
 
 
 def load_custom(root, verbose=True):
@@ -74,7 +80,7 @@ def load_custom(root, verbose=True):
     root = os.path.abspath(os.path.expanduser(root))
     if not os.path.isdir(root):
         raise FileNotFoundError(f"Custom dataset folder {root!r} does not exist: expected {EXPECTED}.")
-    train, query, gallery = (_read_split(root, f) for f in SPLIT_FILES)
+    train, query, gallery = (read_csv(os.path.join(root, f)) for f in SPLIT_FILES)
     kept = [r for r in train if r.pid != records_lib.JUNK_PID]
     if not kept:
         raise ValueError(f"{os.path.join(root, 'train.csv')!r} has only junk rows (person_id -1).")

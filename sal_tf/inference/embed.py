@@ -17,13 +17,14 @@ a file that fails is dropped by `ignore_errors` and listed, never a crash.
 import dataclasses
 import io
 import os
+import sys
 
 import numpy as np
 import tensorflow as tf
 
 from sal_tf.data import pipelines
-from sal_tf.inference.progress import Progress
 from sal_tf.utils import write_atomically
+from sal_tf.utils.progress import Progress
 
 
 @dataclasses.dataclass
@@ -60,14 +61,14 @@ def embed_paths(embedder, paths, batch_size=32, flip=False, progress=True):
     if batch_size < 1:
         raise ValueError(f"--batch_size must be >= 1. Received: {batch_size}")
     paths = [os.fspath(p) for p in paths]
-    bar = Progress(len(paths), "images", enabled=progress)
+    bar = Progress(len(paths), "Embedding", verbose=progress, unit="image", stream=sys.stderr, log_every=10)
     chunks, kept = [], []
     for index, images in image_dataset(paths, embedder.image_size, batch_size):
         chunks.append(embedder.embed_batch(images, flip))
         kept.append(index.numpy())
         bar.update(int(kept[-1][-1]) + 1)
     bar.update(len(paths))
-    bar.close()
+    bar.finish()
     kept = np.concatenate(kept) if kept else np.zeros([0], np.int64)
     missing = np.ones(len(paths), bool)
     missing[kept] = False

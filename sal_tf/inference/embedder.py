@@ -76,7 +76,10 @@ class Embedder:
         return tf.math.l2_normalize(self.raw_embeddings(images), axis=-1).numpy()
 
     def raw_embeddings(self, images):
-        """float32 tf images [b, H, W, 3] at `image_size` → tf [b, D] before L2 normalisation (traceable)."""
+        """float32 tf images [b, H, W, 3] at `image_size` → tf [b, D], not yet normalised by us (traceable).
+
+        Keras forms: the raw embedding layer output; a SavedModel: its (already unit-length) output.
+        """
         raise NotImplementedError
 
     def attention(self, images):

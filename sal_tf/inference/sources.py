@@ -11,7 +11,6 @@ For folders and globs, `person_id` / `camera_id` come from Market-1501 / DukeMTM
 name, 0-based in the ids, as the dataset parsers do).
 """
 
-import csv
 import dataclasses
 import glob
 import os
@@ -62,29 +61,8 @@ def _folder_images(folder):
 
 def read_csv(csv_path):
     """`ImageList` of a CSV in the custom-dataset layout (missing files are kept: embed reports them)."""
-    paths, pids, camids = [], [], []
-    folder = os.path.dirname(os.path.abspath(csv_path))
-    with open(csv_path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        header = [c.strip() for c in (reader.fieldnames or [])]
-        if any(c not in header for c in custom.COLUMNS):
-            raise ValueError(f"{csv_path!r}: header {header}; expected the columns 'path,person_id,camera_id'.")
-        reader.fieldnames = header
-        for row in reader:
-            rel, pid, cam = ((row.get(c) or "").strip() for c in custom.COLUMNS)
-            if not (rel or pid or cam):
-                continue
-            try:
-                pids.append(int(pid))
-                camids.append(int(cam))
-            except ValueError:
-                raise ValueError(
-                    f"{csv_path!r} line {reader.line_num}: person_id={pid!r} and camera_id={cam!r} must be integers."
-                ) from None
-            if not rel:
-                raise ValueError(f"{csv_path!r} line {reader.line_num}: empty path.")
-            paths.append(os.path.join(folder, rel))
-    return ImageList(paths, pids, camids, "csv")
+    records = custom.read_csv(csv_path, require_files=False)
+    return ImageList([r.path for r in records], [r.pid for r in records], [r.camid for r in records], "csv")
 
 
 def with_name_ids(paths):

@@ -2,9 +2,9 @@
 
 import tensorflow as tf
 
+from sal_tf.evaluation.visualize import attention_figure
 from sal_tf.losses import SALObjective
 from sal_tf.models import build_model
-from sal_tf.training.summaries import attention_overlays
 
 NUM_ATTENTION_IMAGES = 6
 
@@ -44,11 +44,11 @@ class Task:
         raise NotImplementedError
 
     def write_pictures(self, model, writer, step, count=NUM_ATTENTION_IMAGES):
-        """TensorBoard `attention/stages` panels of fixed images (paper Fig. 3)."""
+        """TensorBoard `attention/<stages>`: fixed images and their attention maps (paper Fig. 3)."""
         images = self.attention_images(count) if writer else None
         if images is None:
             return
         attention = model(images, training=False)["attention"].numpy()
-        panels = attention_overlays(images, attention, model.attention_map_size)
+        picture = attention_figure(images, attention, model.attention_map_size, stage_names=model.attention_stages)
         with writer.as_default(step=step):
-            tf.summary.image("attention/stage4_5_6", panels, max_outputs=count)
+            tf.summary.image("attention/" + "_".join(model.attention_stages), picture[None])
