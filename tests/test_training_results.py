@@ -70,9 +70,11 @@ def test_reranked_scores_use_the_junk_free_gallery():
     centres = rng.normal(size=(10, 16))
     q_pid = np.repeat(np.arange(10), 2)
     g_pid = np.concatenate([np.repeat(np.arange(10), 4), np.full(30, -1)])  # 30 junk images near the ids
-    noisy = lambda pids: centres[np.where(pids < 0, rng.integers(0, 10, len(pids)), pids)] + rng.normal(  # noqa: E731
-        scale=1.6, size=(len(pids), 16)
-    )
+
+    def noisy(pids):
+        ids = np.where(pids < 0, rng.integers(0, 10, len(pids)), pids)
+        return centres[ids] + rng.normal(scale=1.6, size=(len(pids), 16))
+
     unit = lambda x: (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)  # noqa: E731
     qf, gf = unit(noisy(q_pid)), unit(noisy(g_pid))
     q_cam, g_cam = np.zeros(len(q_pid), int), np.ones(len(g_pid), int)
