@@ -112,3 +112,16 @@ def test_random_epoch_is_a_shuffled_prefix_without_repeats(n, batch, seed, epoch
     np.testing.assert_array_equal(order, random_epoch_indices(n, batch, seed, epoch))
     if n >= 20:
         assert not np.array_equal(order, random_epoch_indices(n, batch, seed, epoch + 1))
+
+
+def test_pk_cycles_stay_balanced_when_k_does_not_divide_an_ids_images():
+    """Hypothesis found it: 3 images, K = 2 — the next cycle used to start with an image just used."""
+    labels = np.array([1, -2, 1, -2, 0, -1, -2, 2, -2, -2, -2, -2, -2, -2, 1])
+    for seed in range(20):
+        batches = pk_epoch_indices(labels, 4, 2, seed, 0)
+        uses = collections.Counter(batches.ravel().tolist())
+        for pid in np.unique(labels):
+            members = np.flatnonzero(labels == pid)
+            counts = np.array([uses.get(i, 0) for i in members])
+            if len(members) >= 2:
+                assert counts.max() - counts.min() <= 1, (seed, pid, counts)

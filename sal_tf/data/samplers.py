@@ -83,9 +83,12 @@ def pk_epoch_indices(labels, batch_size, num_instances=4, seed=0, epoch=0, num_r
         m = members[i]
         if len(m) < k:  # every image once, the rest with replacement
             return rng.permutation(np.concatenate([m, rng.choice(m, k - len(m))]))
-        if len(pending[i]) < k:  # start a new cycle, keeping the leftovers first (no duplicates)
-            fresh = rng.permutation(np.setdiff1d(m, pending[i], assume_unique=True))
-            pending[i] = np.concatenate([pending[i], fresh])
+        if len(pending[i]) < k:
+            # Finish the cycle with its leftovers, then start the next one: every image once,
+            # the leftovers last (they are used now), so no batch repeats an image and no image
+            # runs more than one use ahead of another.
+            others = rng.permutation(np.setdiff1d(m, pending[i], assume_unique=True))
+            pending[i] = np.concatenate([pending[i], others, rng.permutation(pending[i])])
         chunk, pending[i] = pending[i][:k], pending[i][k:]
         return chunk
 
