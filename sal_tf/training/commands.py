@@ -1,6 +1,7 @@
 """What the training entry points call once their flags are a config: load data, run, report."""
 
 from sal_tf.evaluation.reid import format_results
+from sal_tf.training import distribute
 from sal_tf.training.experiment import Experiment
 from sal_tf.training.tasks import CifarTask, ReIDTask
 from sal_tf.training.tasks.cifar import table4_summary
@@ -21,7 +22,10 @@ def load_reid_data(config, demo_cache_dir=None):
 
 def train_reid(config, demo_cache_dir=None):
     """`python -m trainers.market|duke`: trains the stages of `config` and prints the results."""
-    experiment = Experiment(config, ReIDTask(config, load_reid_data(config, demo_cache_dir)))
+    # The strategy first: a multi-worker one must configure collective ops before any TF op runs
+    # (the image check does run some).
+    strategy = distribute.build_strategy(config.strategy)
+    experiment = Experiment(config, ReIDTask(config, load_reid_data(config, demo_cache_dir)), strategy=strategy)
     results = experiment.run()
     if config.verbose and experiment.chief:
         print(f"\nResults ({experiment.results_path}):")
@@ -58,4 +62,5 @@ def run_table1(base, settings, demo_cache_dir=None):
     """`python -m trainers.ablation`: the Table 1 settings on one dataset."""
     from sal_tf.training.ablation import run_ablation
 
-    return run_ablation(base, load_reid_data(base, demo_cache_dir), settings)
+    strategy = distribute.build_strategy(base.strategy)  # before the image check (see train_reid)
+    return run_ablation(base, load_reid_data(base, demo_cache_dir), settings, strategy=strategy)

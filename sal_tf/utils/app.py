@@ -84,7 +84,10 @@ def quiet_tensorflow_import(argv=None):
     with filtered_native_stderr():
         import tensorflow as tf
 
-        tf.config.list_physical_devices()
+        # Initialising the devices here also catches the cuInit lines, but a multi-worker run must
+        # configure its collective ops first (MultiWorkerMirroredStrategy reads TF_CONFIG).
+        if "TF_CONFIG" not in os.environ:
+            tf.config.list_physical_devices()
 
 
 def report_error(error):
