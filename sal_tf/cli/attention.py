@@ -19,11 +19,8 @@ flags.DEFINE_float("alpha", 0.5, "Opacity of the heat maps.")
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise sal_app.UserError(f"Unexpected arguments: {argv[1:]}")
-    for name in ("model", "images", "output"):
-        if not FLAGS[name].value:
-            raise sal_app.UserError(f"--{name} is required.")
+    sal_app.no_arguments(argv)
+    sal_app.require_flags("model", "images", "output")
     if FLAGS.count < 1:
         raise sal_app.UserError(f"--count must be >= 1. Received: {FLAGS.count}")
     from sal_tf.inference import loading, pictures, sources

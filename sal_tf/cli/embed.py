@@ -24,17 +24,9 @@ flags.DEFINE_bool("progress", True, "Show a progress bar on stderr.")
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise sal_app.UserError(f"Unexpected arguments: {argv[1:]}")
-    for name in ("model", "images", "output"):
-        if not FLAGS[name].value:
-            raise sal_app.UserError(f"--{name} is required.")
-    if not FLAGS.output.endswith(".npz"):
-        raise sal_app.UserError(f"--output must end with .npz. Received: {FLAGS.output!r}")
-    import os
-
-    if os.path.exists(FLAGS.output) and not FLAGS.overwrite:
-        raise FileExistsError(f"--output {FLAGS.output!r} exists; pass --overwrite to replace it.")
+    sal_app.no_arguments(argv)
+    sal_app.require_flags("model", "images", "output")
+    sal_app.check_new_output("output", ".npz", FLAGS.overwrite)
     from sal_tf.inference import embed, loading, sources
 
     images = sources.list_images(FLAGS.images)

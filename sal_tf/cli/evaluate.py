@@ -35,15 +35,10 @@ DATASETS = {"market": "market1501", "duke": "dukemtmc"}
 
 def main(argv):
     sal_app.no_arguments(argv)
-    for name in ("model", "data_dir", "output"):
-        if not FLAGS[name].value:
-            raise sal_app.UserError(f"--{name} is required (see --help).")
+    sal_app.require_flags("model", "data_dir", "output")
+    sal_app.check_new_output("output", ".json", FLAGS.overwrite)
     import os
 
-    if not FLAGS.output.endswith(".json"):
-        raise sal_app.UserError(f"--output must end with .json. Received: {FLAGS.output!r}")
-    if os.path.exists(FLAGS.output) and not FLAGS.overwrite:
-        raise FileExistsError(f"--output {FLAGS.output!r} exists; pass --overwrite to replace it.")
     from sal_tf.data import load_dataset
     from sal_tf.evaluation.reid import format_results
     from sal_tf.inference.evaluate import evaluate_dataset, select_queries

@@ -7,7 +7,7 @@ in `max_memory`. An MSMT17-sized case (11,659 × 82,161, 3.8 GB of float32 dista
 thus runs in a few hundred MB besides the features.
 """
 
-from sal_tf.evaluation.distance import as_features, check_metric, distance_block, prepare
+from sal_tf.evaluation.distance import as_feature_pair, check_metric, distance_block, prepare
 from sal_tf.evaluation.rank import HitBlocks, check_labels, check_options
 
 _SORT_BLOCK = 4 << 20  # distances per block for method="sort" (its masks and keys take ~6× the block)
@@ -70,13 +70,7 @@ def evaluate_features(
     check_metric(metric)
     if max_memory is not None and (isinstance(max_memory, bool) or int(max_memory) < 1):
         raise ValueError(f"`max_memory` must be a positive number of bytes. Received: max_memory={max_memory!r}")
-    q = as_features(q_feats, "q_feats")
-    g = as_features(g_feats, "g_feats")
-    if q.shape[1] != g.shape[1]:
-        raise ValueError(
-            "`q_feats` and `g_feats` must have the same feature dimension. "
-            f"Received: q_feats.shape={q.shape}, g_feats.shape={g.shape}"
-        )
+    q, g = as_feature_pair(q_feats, g_feats)
     nq, ng = len(q), len(g)
     if nq == 0 or ng == 0:
         raise ValueError(f"Empty query or gallery: q_feats.shape={q.shape}, g_feats.shape={g.shape}")

@@ -38,6 +38,17 @@ def as_features(x, name):
     return x
 
 
+def as_feature_pair(q_feats, g_feats):
+    """`as_features` of both, checked to share their feature dimension."""
+    q, g = as_features(q_feats, "q_feats"), as_features(g_feats, "g_feats")
+    if q.shape[1] != g.shape[1]:
+        raise ValueError(
+            "`q_feats` and `g_feats` must have the same feature dimension. "
+            f"Received: q_feats.shape={q.shape}, g_feats.shape={g.shape}"
+        )
+    return q, g
+
+
 def prepare(x, metric):
     """Per-row data the block functions need: (rows, squared norms or None)."""
     if metric == "cosine":

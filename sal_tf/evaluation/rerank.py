@@ -37,7 +37,7 @@ where the time goes; `re_rank_features(knn_mode=...)` picks how it finds neighbo
 import numpy as np
 
 from sal_tf.evaluation import knn
-from sal_tf.evaluation.distance import as_features, check_metric, pair_distances, prepare
+from sal_tf.evaluation.distance import as_feature_pair, check_metric, pair_distances, prepare
 
 _ROW_BUDGET = 8 << 20  # distances held per block in pass 1 (32 MiB of float32)
 _PAIR_CHUNK = 1 << 15  # feature pairs gathered at once for the weights
@@ -412,13 +412,7 @@ def re_rank_features(
     check_metric(metric)
     if knn_mode not in knn.KNN_MODES:
         raise ValueError(f"`knn_mode` must be one of {knn.KNN_MODES}. Received: knn_mode={knn_mode!r}")
-    q = as_features(q_feats, "q_feats")
-    g = as_features(g_feats, "g_feats")
-    if q.shape[1] != g.shape[1]:
-        raise ValueError(
-            "`q_feats` and `g_feats` must have the same feature dimension. "
-            f"Received: q_feats.shape={q.shape}, g_feats.shape={g.shape}"
-        )
+    q, g = as_feature_pair(q_feats, g_feats)
     if len(q) == 0 or len(g) == 0:
         raise ValueError(f"Empty query or gallery: q_feats.shape={q.shape}, g_feats.shape={g.shape}")
     feats = np.concatenate([q, g])

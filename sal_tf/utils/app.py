@@ -137,6 +137,27 @@ def run(main, argv=None, help_module=None):
     app.run(guarded, argv=argv)
 
 
+def require_flags(*names):
+    """Refuses a run where any of the flags `names` is empty: `--name is required (see --help).`"""
+    from absl import flags
+
+    for name in names:
+        if not flags.FLAGS[name].value:
+            raise UserError(f"--{name} is required (see --help).")
+
+
+def check_new_output(flag, suffix, overwrite):
+    """The path of output flag `flag`: it must end with `suffix` and, unless `overwrite`, not exist yet."""
+    from absl import flags
+
+    path = flags.FLAGS[flag].value
+    if not path.endswith(suffix):
+        raise UserError(f"--{flag} must end with {suffix}. Received: {path!r}")
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(f"--{flag} {path!r} exists; pass --overwrite to replace it.")
+    return path
+
+
 def no_arguments(argv):
     """Refuses positional arguments (absl passes them through): a typo such as `--stage 2` shows up here."""
     if len(argv) > 1:
