@@ -15,7 +15,7 @@ import os
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-from absl import app, flags, logging
+from absl import flags
 
 from sal_tf.utils import app as sal_app
 
@@ -48,12 +48,8 @@ flags.DEFINE_string(
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    if not FLAGS.export_dir:
-        raise app.UsageError("--export_dir is required.")
-    if not FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.WARNING)  # TF's INFO lines would bury the result
+    sal_app.no_arguments(argv)
+    sal_app.require_flags("export_dir")
     from export import export_lib
 
     path = export_lib.find_model_file(FLAGS.model_dir, FLAGS.model)

@@ -202,6 +202,11 @@ def build_train_dataset(
     return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
+def build_query_gallery_datasets(dataset, image_size, batch_size=64):
+    """(query, gallery) `build_eval_dataset`s of a `ReIDDataset`, in record order."""
+    return tuple(build_eval_dataset(records, image_size, batch_size) for records in (dataset.query, dataset.gallery))
+
+
 def build_eval_dataset(records, image_size=(256, 128), batch_size=64):
     """Images of `records` in order, float32 [b, H, W, 3] RGB 0..255, no augmentation.
 

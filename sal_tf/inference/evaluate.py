@@ -52,11 +52,11 @@ def evaluate_dataset(embedder, dataset, rerank=True, flip=False, batch_size=128,
     """CMC / mAP / mINP of `embedder` (`sal_tf.load_model`) on a `ReIDDataset`'s query / gallery splits."""
     if not dataset.query or not dataset.gallery:
         raise ValueError(f"{dataset.name} at {dataset.root} has an empty query or gallery split.")
-    make = lambda records: pipelines.build_eval_dataset(records, embedder.image_size, batch_size)  # noqa: E731
+    query_images, gallery_images = pipelines.build_query_gallery_datasets(dataset, embedder.image_size, batch_size)
     return evaluate_model(
         feature_model(embedder),
-        make(dataset.query),
-        make(dataset.gallery),
+        query_images,
+        gallery_images,
         dataset.query,
         dataset.gallery,
         rerank=rerank,

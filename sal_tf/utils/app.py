@@ -121,9 +121,9 @@ def run(main, argv=None, help_module=None):
     quiet_tensorflow_import(argv)
 
     def guarded(args):
-        from absl import logging
+        from absl import flags, logging
 
-        if not native_logs_wanted():
+        if not native_logs_wanted() and not flags.FLAGS["verbosity"].present:
             logging.set_verbosity(logging.WARNING)  # TF's Python INFO lines (checkpoint sharding, ...)
         try:
             main(args)

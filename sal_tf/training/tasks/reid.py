@@ -60,8 +60,7 @@ class ReIDTask(Task):
 
     def eval_datasets(self):
         """(query, gallery) `tf.data` image batches in record order."""
-        make = lambda records: pipelines.build_eval_dataset(records, self.image_size, self.cfg.eval_batch_size)  # noqa: E731
-        return make(self.data.query), make(self.data.gallery)
+        return pipelines.build_query_gallery_datasets(self.data, self.image_size, self.cfg.eval_batch_size)
 
     def evaluate(self, model, tag, out_dir=None):
         """Market-protocol CMC / mAP / mINP (+ re-ranked); rank lists to `<out_dir>/rank_lists/<tag>.png`."""
