@@ -1,9 +1,7 @@
-"""Export and serving of SAL models (BUILD.md "Export and serving").
+"""`python -m export` and its sub-commands: thin entry points of the repository checkout.
 
-* `python -m export`: SavedModel for TF Serving (+ `models.config`, TFLite and ONNX files);
-  library entry `export.export_lib.export`.
-* `python -m export.verify <dir | .onnx>`: checks an export in a TensorFlow-only (or, for ONNX, TensorFlow-free) process.
-* `python -m export.client`: REST / gRPC client of TF Serving.
-
-This package imports nothing on purpose: `export.verify` must load without Keras.
+The export library is `sal_tf.export` (installed with the package); these modules only call it,
+so the documented commands work from a clone: `python -m export`, `python -m export.verify`,
+`python -m export.client`. Installed, the same commands are `sal-export`, `python -m
+sal_tf.export.verify` and `python -m sal_tf.export.client`.
 """

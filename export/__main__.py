@@ -1,80 +1,9 @@
-"""Exports a trained SAL model for TF Serving (and TFLite, ONNX).
+"""`python -m export --model_dir=runs/market --export_dir=exports --name=sal [--tflite] [--onnx]`.
 
-    python -m export --model_dir=runs/market --export_dir=exports --name=sal [--tflite] [--onnx]
-    python -m export --model=runs/market/stage2.keras --export_dir=exports --name=sal
-
-Writes `<export_dir>/<name>/<version>/` (next free version; verified in a fresh
-TensorFlow-only process before it is renamed into place), updates
-`<export_dir>/models.config`, and with --tflite writes checked TFLite files to
-`<export_dir>/tflite/<name>/<version>/`, and with --onnx a checked
-`<export_dir>/onnx/<name>/<version>/model.onnx`. Prints what it wrote as JSON.
+Thin entry point of `sal_tf.cli.export` (console script `sal-export`); see `--help`.
 """
 
-import json
-import os
-
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-
-from absl import flags
-
-from sal_tf.utils import app as sal_app
-
-FLAGS = flags.FLAGS
-flags.DEFINE_string("model_dir", None, "Training folder: exports its highest stage<N>.keras.")
-flags.DEFINE_string("model", None, "A .keras file to export instead of --model_dir.")
-flags.DEFINE_string("export_dir", None, "Root folder of the exports (holds models.config).")
-flags.DEFINE_string("name", "sal", "Model name: TF Serving name and folder <export_dir>/<name>.")
-flags.DEFINE_integer("version", None, "Write exactly this version (error if it exists); default: next one.")
-flags.DEFINE_bool(
-    "verify",
-    True,
-    "Before publishing, run `python -m export.verify` on the new version in a fresh TensorFlow-only "
-    "process (what TF Serving does); a failure publishes nothing.",
-)
-flags.DEFINE_bool("tflite", False, "Also write float32, float16 and int8 TFLite files, each parity-checked.")
-flags.DEFINE_bool(
-    "onnx",
-    False,
-    "Also write <export_dir>/onnx/<name>/<version>/model.onnx (tf2onnx), checked with ONNX Runtime against Keras.",
-)
-flags.DEFINE_string("sample_images", None, "Folder of real images for the parity checks (default: synthetic).")
-flags.DEFINE_integer("num_samples", 8, "Images taken from --sample_images.")
-flags.DEFINE_string(
-    "serving_base_path",
-    None,
-    "Base path written to models.config as the server sees it (e.g. /models/sal in docker); "
-    "default: the absolute local path.",
-)
-
-
-def main(argv):
-    sal_app.no_arguments(argv)
-    sal_app.require_flags("export_dir")
-    from export import export_lib
-
-    path = export_lib.find_model_file(FLAGS.model_dir, FLAGS.model)
-    model = export_lib.load_keras_model(path)
-    result = export_lib.export(
-        model,
-        FLAGS.export_dir,
-        FLAGS.name,
-        version=FLAGS.version,
-        sample_images=FLAGS.sample_images,
-        num_samples=FLAGS.num_samples,
-        tflite_files=FLAGS.tflite,
-        onnx_file=FLAGS.onnx,
-        serving_base_path=FLAGS.serving_base_path,
-        source=os.path.abspath(path),
-        verify=FLAGS.verify,
-    )
-    result["source"] = os.path.abspath(path)
-    print(json.dumps(result, indent=2))
-
-
-def run():
-    """Console-script entry point (`python -m export`)."""
-    sal_app.run(main)
-
+from sal_tf.cli.export import run
 
 if __name__ == "__main__":
     run()

@@ -87,7 +87,7 @@ def test_select_queries_by_index_and_name():
 
 def test_evaluate_a_savedmodel_equals_the_keras_model(trained_run, data, tmp_path):
     """The exported SavedModel scores the same mAP as its .keras source (the evaluation code path is shared)."""
-    from export import export_lib
+    from sal_tf.export import export_lib
     from sal_tf.inference.evaluate import evaluate_dataset
     from sal_tf.inference.loading import load_keras_model, load_model
 

@@ -24,9 +24,9 @@ from google.protobuf import text_format
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 from tensorflow_serving.config import model_server_config_pb2
 
-from export import client, export_lib, serving_config, tflite, versioning
-from export import saved_model as sm
-from export import signatures as sig
+from sal_tf.export import client, export_lib, serving_config, tflite, versioning
+from sal_tf.export import saved_model as sm
+from sal_tf.export import signatures as sig
 from sal_tf.models import build_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -267,7 +267,7 @@ def test_empty_batch_gives_empty_result(loaded):
 def test_verify_fails_on_a_tampered_reference(exported, tmp_path):
     import shutil
 
-    from export import verify
+    from sal_tf.export import verify
 
     copy = str(tmp_path / "1")
     shutil.copytree(exported["saved_model"], copy)
@@ -285,7 +285,7 @@ def test_verify_fails_on_a_tampered_reference(exported, tmp_path):
 
 
 def test_second_export_by_cli_is_verified_in_a_fresh_process_and_keeps_version_1(exported, capsys):
-    from export import __main__ as cli
+    from sal_tf.export import __main__ as cli
 
     export_dir = exported["export_dir"]
     before = _tree_digest(exported["saved_model"])
@@ -344,7 +344,7 @@ def test_killed_writer_leaves_no_visible_version(tmp_path):
         f"""
         import os, sys, time
         sys.path.insert(0, {REPO!r})
-        from export import versioning
+        from sal_tf.export import versioning
 
         def build(tmp):
             with open(os.path.join(tmp, "saved_model.pb"), "wb") as f:
@@ -612,7 +612,7 @@ def test_client_top_matches_against_a_gallery(servers, samples, tmp_path, capsys
     assert list(order[0]) == brute
 
     if "server" not in flags.FLAGS:
-        client._define_flags()
+        client.define_flags()
     argv = [
         "client",
         f"--server={servers['rest']}",

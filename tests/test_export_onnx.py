@@ -11,8 +11,8 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from export import export_lib, onnx_export, versioning
-from export import saved_model as sm
+from sal_tf.export import export_lib, onnx_export, versioning
+from sal_tf.export import saved_model as sm
 from sal_tf.models import build_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

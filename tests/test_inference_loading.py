@@ -10,8 +10,8 @@ import pytest
 import tensorflow as tf
 
 import sal_tf
-from export import export_lib
 from sal_tf.evaluation import extract_features
+from sal_tf.export import export_lib
 from sal_tf.inference import loading
 from sal_tf.inference.embedder import as_image_batch
 from sal_tf.models import build_model

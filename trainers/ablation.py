@@ -7,30 +7,11 @@
 
 Every trainer flag applies to all settings (see --help); each setting trains in
 <model_dir>/setting_<id>/ and a finished setting is not rerun.
+
+Thin entry point of `sal_tf.cli.train.ablation` (console script `sal-train-ablation`); `--help` lists every flag.
 """
 
-from absl import flags
-
-from sal_tf.training import cli_flags
-from sal_tf.utils import app
-
-cli_flags.define_ablation_flags()
-flags.adopt_module_key_flags(cli_flags)  # `--help` lists the trainer's flags
-
-
-def main(argv):
-    from sal_tf.training.ablation import parse_settings
-    from sal_tf.training.commands import run_table1
-
-    app.no_arguments(argv)
-    settings = parse_settings(flags.FLAGS.settings)
-    run_table1(cli_flags.ablation_config_from_flags(), settings, demo_cache_dir=flags.FLAGS.demo_cache_dir)
-
-
-def run():
-    """Console script `sal-train-ablation`."""
-    app.run(main)
-
+from sal_tf.cli.train import ablation
 
 if __name__ == "__main__":
-    run()
+    ablation()

@@ -10,28 +10,11 @@
 
 With no --data_dir the keras.datasets.cifar100 cache is used if it already holds the data.
 Exit status: 0 done, 2 bad flags/data/model_dir, 3 the loss diverged.
+
+Thin entry point of `sal_tf.cli.train.cifar100` (console script `sal-train-cifar100`); `--help` lists every flag.
 """
 
-from absl import flags
-
-from sal_tf.training import cli_flags
-from sal_tf.utils import app
-
-cli_flags.define_cifar_flags()
-flags.adopt_module_key_flags(cli_flags)  # `--help` lists them
-
-
-def main(argv):
-    from sal_tf.training.commands import train_cifar
-
-    app.no_arguments(argv)
-    train_cifar(cli_flags.cifar_config_from_flags())
-
-
-def run():
-    """Console script `sal-train-cifar100`."""
-    app.run(main)
-
+from sal_tf.cli.train import cifar100
 
 if __name__ == "__main__":
-    run()
+    cifar100()

@@ -2,22 +2,10 @@
 
     python -m trainers.duke --data_dir=/data/DukeMTMC-reID --stage=all
 
-Console script: `sal-train-duke`.
+Thin entry point of `sal_tf.cli.train.duke` (console script `sal-train-duke`); `--help` lists every flag.
 """
 
-from absl import flags
-
-from sal_tf.training import cli_flags
-from trainers import reid_entry
-
-reid_entry.define(default_dataset="dukemtmc")
-flags.adopt_module_key_flags(cli_flags)  # `--help` lists the training flags
-
-
-def run():
-    """Console-script entry point."""
-    reid_entry.run(help_module=__name__)
-
+from sal_tf.cli.train import duke
 
 if __name__ == "__main__":
-    run()
+    duke()

@@ -4,22 +4,10 @@
     python -m trainers.market --data_dir=/data/Market-1501-v15.09.15 --stage=1
     python -m trainers.market --data_dir=/data/Market-1501-v15.09.15 --stage=2
 
-Console script: `sal-train-market`.
+Thin entry point of `sal_tf.cli.train.market` (console script `sal-train-market`); `--help` lists every flag.
 """
 
-from absl import flags
-
-from sal_tf.training import cli_flags
-from trainers import reid_entry
-
-reid_entry.define(default_dataset="market1501")
-flags.adopt_module_key_flags(cli_flags)  # `--help` lists the training flags
-
-
-def run():
-    """Console-script entry point."""
-    reid_entry.run(help_module=__name__)
-
+from sal_tf.cli.train import market
 
 if __name__ == "__main__":
-    run()
+    market()

@@ -11,11 +11,15 @@ from absl import flags
 from sal_tf.utils import app as sal_app
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model", None, "A training --model_dir or a .keras file.")
-flags.DEFINE_string("images", None, "Images to draw: a folder, a glob pattern, a CSV or one image file.")
-flags.DEFINE_string("output", None, "The PNG to write.")
-flags.DEFINE_integer("count", 4, "How many of the images to draw (the first ones, in path order).")
-flags.DEFINE_float("alpha", 0.5, "Opacity of the heat maps.")
+
+
+def define_flags():
+    """Defines this command's flags (called by `run`, never at import)."""
+    flags.DEFINE_string("model", None, "A training --model_dir or a .keras file.")
+    flags.DEFINE_string("images", None, "Images to draw: a folder, a glob pattern, a CSV or one image file.")
+    flags.DEFINE_string("output", None, "The PNG to write.")
+    flags.DEFINE_integer("count", 4, "How many of the images to draw (the first ones, in path order).")
+    flags.DEFINE_float("alpha", 0.5, "Opacity of the heat maps.")
 
 
 def main(argv):
@@ -36,6 +40,7 @@ def main(argv):
 
 def run():
     """Console-script entry point."""
+    define_flags()
     sal_app.run(main)
 
 

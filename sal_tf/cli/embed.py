@@ -14,13 +14,17 @@ from absl import flags
 from sal_tf.utils import app as sal_app
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model", None, "A training --model_dir, a .keras file or an exported SavedModel folder.")
-flags.DEFINE_string("images", None, "A folder (recursive), a glob pattern, or a CSV (path,person_id,camera_id).")
-flags.DEFINE_string("output", None, "The .npz to write (embeddings, paths, pids/camids, skipped).")
-flags.DEFINE_integer("batch_size", 32, "Images per model call.")
-flags.DEFINE_bool("flip", False, "Average each image's embedding with its mirror's (as --flip_eval).")
-flags.DEFINE_bool("overwrite", False, "Replace an existing --output.")
-flags.DEFINE_bool("progress", True, "Show a progress bar on stderr.")
+
+
+def define_flags():
+    """Defines this command's flags (called by `run`, never at import)."""
+    flags.DEFINE_string("model", None, "A training --model_dir, a .keras file or an exported SavedModel folder.")
+    flags.DEFINE_string("images", None, "A folder (recursive), a glob pattern, or a CSV (path,person_id,camera_id).")
+    flags.DEFINE_string("output", None, "The .npz to write (embeddings, paths, pids/camids, skipped).")
+    flags.DEFINE_integer("batch_size", 32, "Images per model call.")
+    flags.DEFINE_bool("flip", False, "Average each image's embedding with its mirror's (as --flip_eval).")
+    flags.DEFINE_bool("overwrite", False, "Replace an existing --output.")
+    flags.DEFINE_bool("progress", True, "Show a progress bar on stderr.")
 
 
 def main(argv):
@@ -46,6 +50,7 @@ def main(argv):
 
 def run():
     """Console-script entry point."""
+    define_flags()
     sal_app.run(main)
 
 

@@ -15,20 +15,25 @@ from absl import flags
 from sal_tf.utils import app as sal_app
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model", None, "A training --model_dir, a .keras file or an exported SavedModel folder.")
-flags.DEFINE_enum("dataset", "market1501", ["market1501", "market", "dukemtmc", "duke", "custom"],
-                  "Layout of --data_dir (custom: train.csv / query.csv / gallery.csv).")  # fmt: skip
-flags.DEFINE_string("data_dir", None, "Dataset root (Market-1501 / DukeMTMC-reID folders, or the custom CSVs).")
-flags.DEFINE_string("output", None, "Where the results JSON goes (e.g. eval/market.json).")
-flags.DEFINE_bool("rerank", True, "Also report k-reciprocal re-ranked results (on the junk-free gallery).")
-flags.DEFINE_bool("flip", False, "Average each image's embedding with its mirror's.")
-flags.DEFINE_string("queries", "", "Rank lists for these queries: comma-separated indices or file names "
-                    "(default: 4 spread over the query list; 'none': no picture).")  # fmt: skip
-flags.DEFINE_integer("batch_size", 128, "Images per model call.")
-flags.DEFINE_bool("drop_bad_eval_images", False, "Leave undecodable query/gallery images out (counted) "
-                  "instead of stopping.")  # fmt: skip
-flags.DEFINE_bool("overwrite", False, "Replace an existing --output.")
-flags.DEFINE_integer("verbose", 1, "0: quiet, 1: progress and the table, 2: also TensorFlow's start-up logs.")
+
+
+def define_flags():
+    """Defines this command's flags (called by `run`, never at import)."""
+    flags.DEFINE_string("model", None, "A training --model_dir, a .keras file or an exported SavedModel folder.")
+    flags.DEFINE_enum("dataset", "market1501", ["market1501", "market", "dukemtmc", "duke", "custom"],
+                      "Layout of --data_dir (custom: train.csv / query.csv / gallery.csv).")  # fmt: skip
+    flags.DEFINE_string("data_dir", None, "Dataset root (Market-1501 / DukeMTMC-reID folders, or the custom CSVs).")
+    flags.DEFINE_string("output", None, "Where the results JSON goes (e.g. eval/market.json).")
+    flags.DEFINE_bool("rerank", True, "Also report k-reciprocal re-ranked results (on the junk-free gallery).")
+    flags.DEFINE_bool("flip", False, "Average each image's embedding with its mirror's.")
+    flags.DEFINE_string("queries", "", "Rank lists for these queries: comma-separated indices or file names "
+                        "(default: 4 spread over the query list; 'none': no picture).")  # fmt: skip
+    flags.DEFINE_integer("batch_size", 128, "Images per model call.")
+    flags.DEFINE_bool("drop_bad_eval_images", False, "Leave undecodable query/gallery images out (counted) "
+                      "instead of stopping.")  # fmt: skip
+    flags.DEFINE_bool("overwrite", False, "Replace an existing --output.")
+    flags.DEFINE_integer("verbose", 1, "0: quiet, 1: progress and the table, 2: also TensorFlow's start-up logs.")
+
 
 DATASETS = {"market": "market1501", "duke": "dukemtmc"}
 
@@ -65,6 +70,7 @@ def main(argv):
 
 def run():
     """Console script `sal-evaluate`."""
+    define_flags()
     sal_app.run(main)
 
 

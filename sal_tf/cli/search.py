@@ -19,32 +19,38 @@ from sal_tf.utils import app as sal_app
 
 COMMANDS = ("index", "query")
 FLAGS = flags.FLAGS
-flags.DEFINE_string("index_dir", None, "Folder of the index (index.faiss, gallery.npz, index.json).")
-flags.DEFINE_string("embeddings", None, "index: the gallery's embeddings .npz (from sal_tf.cli.embed).")
-flags.DEFINE_string("images", None, "index: gallery images (folder, glob or CSV) to embed with --model.")
-flags.DEFINE_string("queries", None, "query: an embeddings .npz, or images (folder, glob, CSV) to embed.")
-flags.DEFINE_string("model", None, "Model for images (model_dir, .keras or SavedModel); query default: the index's.")
-flags.DEFINE_enum(
-    "index",
-    "flat",
-    ["flat", "ivf", "ivf_flat"],
-    "index: flat = exact inner product; ivf = approximate (IVF cells, PQ fast-scan, exact re-scoring) for "
-    "galleries past a million; ivf_flat = IVF cells scanned as float vectors.",
-)
-flags.DEFINE_integer("nlist", None, "index --index=ivf*: number of cells (default ~sqrt(gallery size)).")
-flags.DEFINE_integer("nprobe", None, "IVF cells scanned per query (index default 64; query overrides).")
-flags.DEFINE_enum("distance", "euclidean", ["euclidean", "cosine"], "index: reported distance convention.")
-flags.DEFINE_integer("k", 10, "query: matches per query.")
-flags.DEFINE_bool("rerank", False, "query: k-reciprocal re-ranking (k1=20, k2=6, lambda=0.3).")
-flags.DEFINE_integer("max_rerank", 20000, "query: refuse --rerank above this many queries + gallery items.")
-flags.DEFINE_enum("format", "table", ["table", "jsonl"], "query: printed output.")
-flags.DEFINE_string("output", None, "query: also write the results as JSON lines to this file.")
-flags.DEFINE_string("picture", None, "query: write the rank lists of the first queries to this PNG.")
-flags.DEFINE_integer("picture_queries", 4, "query: queries drawn in --picture.")
-flags.DEFINE_integer("batch_size", 32, "Images per model call when embedding.")
-flags.DEFINE_bool("flip", False, "Flip-average when embedding images.")
-flags.DEFINE_bool("overwrite", False, "index: replace an existing index in --index_dir.")
-flags.DEFINE_bool("progress", True, "Show a progress bar while embedding.")
+
+
+def define_flags():
+    """Defines this command's flags (called by `run`, never at import)."""
+    flags.DEFINE_string("index_dir", None, "Folder of the index (index.faiss, gallery.npz, index.json).")
+    flags.DEFINE_string("embeddings", None, "index: the gallery's embeddings .npz (from sal_tf.cli.embed).")
+    flags.DEFINE_string("images", None, "index: gallery images (folder, glob or CSV) to embed with --model.")
+    flags.DEFINE_string("queries", None, "query: an embeddings .npz, or images (folder, glob, CSV) to embed.")
+    flags.DEFINE_string(
+        "model", None, "Model for images (model_dir, .keras or SavedModel); query default: the index's."
+    )
+    flags.DEFINE_enum(
+        "index",
+        "flat",
+        ["flat", "ivf", "ivf_flat"],
+        "index: flat = exact inner product; ivf = approximate (IVF cells, PQ fast-scan, exact re-scoring) for "
+        "galleries past a million; ivf_flat = IVF cells scanned as float vectors.",
+    )
+    flags.DEFINE_integer("nlist", None, "index --index=ivf*: number of cells (default ~sqrt(gallery size)).")
+    flags.DEFINE_integer("nprobe", None, "IVF cells scanned per query (index default 64; query overrides).")
+    flags.DEFINE_enum("distance", "euclidean", ["euclidean", "cosine"], "index: reported distance convention.")
+    flags.DEFINE_integer("k", 10, "query: matches per query.")
+    flags.DEFINE_bool("rerank", False, "query: k-reciprocal re-ranking (k1=20, k2=6, lambda=0.3).")
+    flags.DEFINE_integer("max_rerank", 20000, "query: refuse --rerank above this many queries + gallery items.")
+    flags.DEFINE_enum("format", "table", ["table", "jsonl"], "query: printed output.")
+    flags.DEFINE_string("output", None, "query: also write the results as JSON lines to this file.")
+    flags.DEFINE_string("picture", None, "query: write the rank lists of the first queries to this PNG.")
+    flags.DEFINE_integer("picture_queries", 4, "query: queries drawn in --picture.")
+    flags.DEFINE_integer("batch_size", 32, "Images per model call when embedding.")
+    flags.DEFINE_bool("flip", False, "Flip-average when embedding images.")
+    flags.DEFINE_bool("overwrite", False, "index: replace an existing index in --index_dir.")
+    flags.DEFINE_bool("progress", True, "Show a progress bar while embedding.")
 
 
 def _embeddings(spec, model, what):
@@ -123,6 +129,7 @@ def main(argv):
 
 def run():
     """Console-script entry point."""
+    define_flags()
     sal_app.run(main)
 
 

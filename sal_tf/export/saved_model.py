@@ -12,7 +12,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from export import signatures as sig
+from sal_tf.export import signatures as sig
 
 
 class EmbeddingServingModule(tf.Module):

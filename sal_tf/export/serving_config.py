@@ -16,7 +16,7 @@ from google.protobuf import text_format
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
-from export import signatures as sig
+from sal_tf.export import signatures as sig
 from sal_tf.utils import write_atomically
 
 CONFIG_FILE = "models.config"

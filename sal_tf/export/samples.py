@@ -11,7 +11,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from export import signatures as sig
+from sal_tf.export import signatures as sig
 from sal_tf.utils import IMAGE_EXTENSIONS, is_image_file
 
 # Several share 128×64 (Market-1501 size) so batched checks see more than one image.

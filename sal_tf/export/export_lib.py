@@ -28,10 +28,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from export import onnx_export, serving_config, tflite, versioning
-from export import samples as smp
-from export import saved_model as sm
-from export import signatures as sig
+from sal_tf.export import onnx_export, serving_config, tflite, versioning
+from sal_tf.export import samples as smp
+from sal_tf.export import saved_model as sm
+from sal_tf.export import signatures as sig
 from sal_tf.inference.loading import find_model_file, load_keras_model  # noqa: F401  (public API of export)
 from sal_tf.models.embedding import embedding_model_of
 
@@ -234,7 +234,7 @@ def verify_in_fresh_process(version_dir, timeout=600):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     run = subprocess.run(
-        [sys.executable, "-m", "export.verify", version_dir],
+        [sys.executable, "-m", "sal_tf.export.verify", version_dir],
         capture_output=True,
         text=True,
         timeout=timeout,
