@@ -197,7 +197,7 @@ def embed_case(args):
     import tensorflow as tf
 
     import sal_tf
-    from sal_tf.inference import embed, embedder
+    from sal_tf.inference import embedder, embedding_files
     from sal_tf.models import build_model
 
     preset, batch = args.preset, 32
@@ -209,7 +209,7 @@ def embed_case(args):
         path = os.path.join(args.tmp, "tiny.keras")
         model.save(path)
         runtimes = {"keras": sal_tf.load_model(path)}
-        from export import export_lib
+        from sal_tf.export import export_lib
 
         exported = export_lib.export(model, os.path.join(args.tmp, "exports"), "tiny", verify=False)
         runtimes["saved_model"] = sal_tf.load_model(exported["saved_model"])
@@ -221,7 +221,9 @@ def embed_case(args):
     if preset == "tiny":
         files = _jpeg_files(os.path.join(args.tmp, "jpegs"), 256)
         median, best = _throughput(
-            lambda: embed.embed_paths(runtimes["keras"], files, batch_size=batch, progress=False), 2, len(files)
+            lambda: embedding_files.embed_paths(runtimes["keras"], files, batch_size=batch, progress=False),
+            2,
+            len(files),
         )
         lines.append({"runtime": "files", "images_per_s": median, "images_per_s_best": best, "files": len(files)})
     for line in lines:

@@ -78,7 +78,7 @@ def interleaved(cases, rounds, min_seconds):
 
 def onnx_cases(path, floats, threads, variants):
     """{runtime: (callable, threads)} of ONNX Runtime sessions of `path` on `floats`."""
-    from export import onnx_export
+    from sal_tf.export import onnx_export
 
     settings = {"onnxruntime": ("all", threads, True)}
     if variants:
@@ -98,8 +98,8 @@ def run_preset(preset, batches, rounds, min_seconds, threads, onnx_variants=True
     import numpy as np
     import tensorflow as tf
 
-    from export import export_lib, tflite
-    from export import signatures as sig
+    from sal_tf.export import export_lib, tflite
+    from sal_tf.export import signatures as sig
     from sal_tf.models import build_model
 
     model = build_model(preset, num_classes=751, verbose=False)

@@ -1,24 +1,27 @@
 """SAL-TF: Self-attention Learning for Person Re-identification (Jiang et al., BMVC 2018) in Keras 3.
 
     import sal_tf
-    embedder = sal_tf.load_model("runs/market")   # a model_dir, a .keras file or a SavedModel folder
-    embeddings = embedder(images)                 # RGB [B, H, W, 3] 0..255 → float32 [B, D], unit rows
+    embedder = sal_tf.load_embedder("runs/market")   # a model_dir, a .keras file or a SavedModel folder
+    embeddings = embedder(images)                    # RGB [B, H, W, 3] 0..255 → float32 [B, D], unit rows
+    model = sal_tf.models.load_model("runs/market")  # the Keras SALModel itself
 
-`import sal_tf` imports neither TensorFlow nor Keras: `load_model` is resolved on first use, so a
-command line can quiet TensorFlow's start-up before anything imports it.
+`import sal_tf` imports neither TensorFlow nor Keras: `load_embedder` is resolved on first use, so a
+command line can quiet TensorFlow's start-up before anything imports it. `sal_tf.load_model` is the
+old name of `load_embedder` (deprecated: it returns an embedder, not a Keras model).
 """
 
-__version__ = "0.1.0"
-__all__ = ["__version__", "load_model"]
+__version__ = "0.2.0"
+_LAZY = {"load_embedder": "sal_tf.inference.loading", "load_model": "sal_tf.inference.loading"}
+__all__ = ["__version__", "load_embedder"]
 
 
 def __getattr__(name):
-    if name == "load_model":
-        from sal_tf.inference.loading import load_model
+    if name in _LAZY:
+        import importlib
 
-        return load_model
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'sal_tf' has no attribute {name!r}")
 
 
 def __dir__():
-    return sorted(list(globals()) + ["load_model"])
+    return sorted(list(globals()) + list(_LAZY))

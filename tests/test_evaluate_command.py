@@ -33,7 +33,7 @@ def duke_root(data_root, tmp_path_factory):
 def test_evaluate_a_market_model_on_duke(trained_run, duke_root, tmp_path):
     from sal_tf.data import load_dataset
     from sal_tf.evaluation.reid import evaluate_model
-    from sal_tf.inference.loading import load_keras_model
+    from sal_tf.models import load_model as load_keras_model
 
     run_dir = trained_run["run_dir"]
     config_before = (run_dir / "config.json").read_text()
@@ -89,17 +89,18 @@ def test_evaluate_a_savedmodel_equals_the_keras_model(trained_run, data, tmp_pat
     """The exported SavedModel scores the same mAP as its .keras source (the evaluation code path is shared)."""
     from sal_tf.export import export_lib
     from sal_tf.inference.evaluate import evaluate_dataset
-    from sal_tf.inference.loading import load_keras_model, load_model
+    from sal_tf.inference.loading import load_embedder
+    from sal_tf.models import load_model as load_keras_model
 
     keras_file = str(trained_run["run_dir"] / "stage2.keras")
     export_lib.export(load_keras_model(keras_file), str(tmp_path / "exports"), "sal", verify=False)
-    saved = load_model(str(tmp_path / "exports" / "sal" / "1"))
+    saved = load_embedder(str(tmp_path / "exports" / "sal" / "1"))
     assert saved.kind == "saved_model"
     from sal_tf.data import pipelines
     from sal_tf.evaluation import extract_features
     from sal_tf.inference.evaluate import feature_model
 
-    keras_form = load_model(keras_file)
+    keras_form = load_embedder(keras_file)
     images = pipelines.build_eval_dataset(data.gallery, keras_form.image_size, 64)
     fa, fb = (extract_features(feature_model(e), images, verbose=False) for e in (keras_form, saved))
     np.testing.assert_allclose(fa, fb, atol=1e-5)  # graph-level float differences only

@@ -27,7 +27,9 @@ from tensorflow_serving.config import model_server_config_pb2
 from sal_tf.export import client, export_lib, serving_config, tflite, versioning
 from sal_tf.export import saved_model as sm
 from sal_tf.export import signatures as sig
+from sal_tf.inference.loading import find_model_file
 from sal_tf.models import build_model
+from sal_tf.models import load_model as load_keras_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NAME = "sal"
@@ -79,8 +81,8 @@ def exported(trained, tmp_path_factory):
     export_dir = str(tmp_path_factory.mktemp("exports"))
     with open(os.path.join(export_dir, "models.config"), "w") as f:
         f.write(OTHER_CONFIG)
-    path = export_lib.find_model_file(model_dir=model_dir)
-    result = export_lib.export(export_lib.load_keras_model(path), export_dir, NAME, tflite_files=True, source=path)
+    path = find_model_file(model_dir=model_dir)
+    result = export_lib.export(load_keras_model(path), export_dir, NAME, tflite_files=True, source=path)
     return dict(result, export_dir=export_dir, model=model, model_dir=model_dir)
 
 
@@ -104,21 +106,21 @@ def loaded(exported):
 
 def test_find_model_file_takes_highest_stage(trained, tmp_path):
     _, model_dir = trained
-    assert export_lib.find_model_file(model_dir=model_dir) == os.path.join(model_dir, "stage2.keras")
+    assert find_model_file(model_dir=model_dir) == os.path.join(model_dir, "stage2.keras")
     with pytest.raises(FileNotFoundError, match="stage1.keras"):
-        export_lib.find_model_file(model_dir=str(tmp_path))
+        find_model_file(model_dir=str(tmp_path))
     with pytest.raises(FileNotFoundError, match="--model_dir"):
-        export_lib.find_model_file(model_dir=str(tmp_path / "missing"))
+        find_model_file(model_dir=str(tmp_path / "missing"))
     with pytest.raises(ValueError, match="exactly one"):
-        export_lib.find_model_file(model_dir=model_dir, model=os.path.join(model_dir, "stage1.keras"))
+        find_model_file(model_dir=model_dir, model=os.path.join(model_dir, "stage1.keras"))
     (tmp_path / "weights.h5").write_bytes(b"x")
     with pytest.raises(ValueError, match=r"\.keras"):
-        export_lib.find_model_file(model=str(tmp_path / "weights.h5"))
+        find_model_file(model=str(tmp_path / "weights.h5"))
 
 
 def test_exports_stage2_weights(exported, trained):
     model, model_dir = trained
-    stage1 = export_lib.load_keras_model(os.path.join(model_dir, "stage1.keras"))
+    stage1 = load_keras_model(os.path.join(model_dir, "stage1.keras"))
     meta_dir = os.path.join(exported["saved_model"], "assets.extra")
     reference = np.load(os.path.join(meta_dir, "samples", "reference_embeddings.npy"))
     with open(os.path.join(meta_dir, "sal_tf_export.json")) as f:

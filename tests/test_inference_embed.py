@@ -10,7 +10,7 @@ from PIL import Image
 
 import sal_tf
 from sal_tf.data import pipelines
-from sal_tf.inference import embed, sources
+from sal_tf.inference import embedding_files, sources
 from sal_tf.models import build_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -39,7 +39,7 @@ def setup(tmp_path_factory):
     build_model("tiny", num_classes=10, verbose=False).save(model_file)
     images = base / "images"
     _write_tree(images)
-    return {"model": model_file, "embedder": sal_tf.load_model(model_file), "images": images, "base": base}
+    return {"model": model_file, "embedder": sal_tf.load_embedder(model_file), "images": images, "base": base}
 
 
 def test_parse_ids_follows_the_dataset_parsers():
@@ -74,7 +74,7 @@ def test_sources_folder_glob_csv(tmp_path):
 def test_embed_skips_a_corrupt_file_and_matches_the_embedder(setup, tmp_path, capsys):
     embedder, root = setup["embedder"], setup["images"]
     images = sources.list_images(str(root))
-    result = embed.embed_images(embedder, images, batch_size=2)
+    result = embedding_files.embed_images(embedder, images, batch_size=2)
     good = sorted(str(root / n) for n in GOOD)
     assert result.paths == good and result.skipped == [str(root / CORRUPT)]
     assert result.embeddings.shape == (3, 128) and result.embeddings.dtype == np.float32
@@ -84,13 +84,13 @@ def test_embed_skips_a_corrupt_file_and_matches_the_embedder(setup, tmp_path, ca
     np.testing.assert_array_equal(result.camids, [0, 1, 2])
     assert "3/4 images" not in capsys.readouterr().err  # the bar ends at the total
     out = str(tmp_path / "e.npz")
-    embed.save_npz(out, result)
-    back = embed.load_npz(out)
+    embedding_files.save_npz(out, result)
+    back = embedding_files.load_npz(out)
     np.testing.assert_array_equal(back.embeddings, result.embeddings)
     assert back.paths == good and back.skipped == result.skipped and back.model == setup["model"]
     np.testing.assert_array_equal(back.pids, result.pids)
     with pytest.raises(FileExistsError, match="--overwrite"):
-        embed.save_npz(out, result)
+        embedding_files.save_npz(out, result)
 
 
 def _cli(args, cwd):

@@ -31,7 +31,7 @@ def forms(tmp_path_factory):
     shutil.copy(keras_file, model_dir / "stage1.keras")
     exported = export_lib.export(model, str(base / "exports"), "sal", verify=False)
     paths = {"keras": keras_file, "model_dir": str(model_dir), "saved_model": exported["saved_model"]}
-    embedders = {form: sal_tf.load_model(path) for form, path in paths.items()}
+    embedders = {form: sal_tf.load_embedder(path) for form, path in paths.items()}
     return {"model": model, "paths": paths, "embedders": embedders}
 
 
@@ -119,7 +119,7 @@ def test_bad_model_paths_name_the_path_and_the_three_forms(tmp_path, kind):
     if kind == "text_file":
         path.write_text("x")
     with pytest.raises((ValueError, FileNotFoundError)) as info:
-        sal_tf.load_model(str(path))
+        sal_tf.load_embedder(str(path))
     message = str(info.value)
     assert str(path) in message
     for form in ("--model_dir", ".keras file", "SavedModel"):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from sal_tf.evaluation import distance_matrix, re_rank_features
-from sal_tf.inference import embed
+from sal_tf.inference import embedding_files
 from sal_tf.inference.search import GalleryIndex, default_nlist, format_table, pq_subquantizers, to_distance
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -151,9 +151,9 @@ def _cli(*args, cwd):
 @pytest.mark.slow  # two fresh processes import TensorFlow and faiss (~20 s on 2 loaded cores)
 def test_cli_index_and_query(tmp_path, data):
     gallery, queries, paths, pids, camids = data
-    g = embed.Embeddings(gallery, paths, pids, camids, model="m.keras")
-    embed.save_npz(str(tmp_path / "g.npz"), g)
-    embed.save_npz(str(tmp_path / "q.npz"), embed.Embeddings(queries[:2], ["q0.jpg", "q1.jpg"]))
+    g = embedding_files.Embeddings(gallery, paths, pids, camids, model="m.keras")
+    embedding_files.save_npz(str(tmp_path / "g.npz"), g)
+    embedding_files.save_npz(str(tmp_path / "q.npz"), embedding_files.Embeddings(queries[:2], ["q0.jpg", "q1.jpg"]))
     out = _cli("index", "--embeddings=g.npz", "--index_dir=idx", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     out = _cli("query", "--index_dir=idx", "--queries=q.npz", "--k=4", "--format=jsonl", cwd=tmp_path)

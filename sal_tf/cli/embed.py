@@ -1,4 +1,4 @@
-"""Embeds images with a trained model into one `.npz` (see `sal_tf.inference.embed`).
+"""Embeds images with a trained model into one `.npz` (see `sal_tf.inference.embedding_files`).
 
     python -m sal_tf.cli.embed --model=runs/market --images=photos/ --output=photos.npz
     python -m sal_tf.cli.embed --model=exports/sal/1 --images='cams/**/*.jpg' --output=cams.npz --flip
@@ -31,12 +31,12 @@ def main(argv):
     sal_app.no_arguments(argv)
     sal_app.require_flags("model", "images", "output")
     sal_app.check_new_output("output", ".npz", FLAGS.overwrite)
-    from sal_tf.inference import embed, loading, sources
+    from sal_tf.inference import embedding_files, loading, sources
 
     images = sources.list_images(FLAGS.images)
-    embedder = loading.load_model(FLAGS.model)
-    result = embed.embed_images(embedder, images, FLAGS.batch_size, FLAGS.flip, FLAGS.progress)
-    embed.save_npz(FLAGS.output, result, overwrite=FLAGS.overwrite)
+    embedder = loading.load_embedder(FLAGS.model)
+    result = embedding_files.embed_images(embedder, images, FLAGS.batch_size, FLAGS.flip, FLAGS.progress)
+    embedding_files.save_npz(FLAGS.output, result, overwrite=FLAGS.overwrite)
     ids = f"ids from {images.ids_from}" if result.pids is not None else "no ids (file names do not all parse)"
     print(
         f"Embedded {len(result.paths)} of {len(images.paths)} images with {embedder.source} "

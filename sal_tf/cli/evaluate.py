@@ -47,10 +47,10 @@ def main(argv):
     from sal_tf.data import load_dataset
     from sal_tf.evaluation.reid import format_results
     from sal_tf.inference.evaluate import evaluate_dataset, select_queries
-    from sal_tf.inference.loading import load_model
+    from sal_tf.inference.loading import load_embedder
     from sal_tf.utils import write_json
 
-    embedder = load_model(FLAGS.model)
+    embedder = load_embedder(FLAGS.model)
     name = DATASETS.get(FLAGS.dataset, FLAGS.dataset)
     verbose = FLAGS.verbose > 0
     data = load_dataset(name, FLAGS.data_dir, verbose=verbose, drop_bad_eval_images=FLAGS.drop_bad_eval_images)

@@ -53,9 +53,11 @@ def main(argv):
     sal_app.no_arguments(argv)
     sal_app.require_flags("export_dir")
     from sal_tf.export import export_lib
+    from sal_tf.inference.loading import find_model_file
+    from sal_tf.models import load_model
 
-    path = export_lib.find_model_file(FLAGS.model_dir, FLAGS.model)
-    model = export_lib.load_keras_model(path)
+    path = find_model_file(FLAGS.model_dir, FLAGS.model)
+    model = load_model(path)
     result = export_lib.export(
         model,
         FLAGS.export_dir,

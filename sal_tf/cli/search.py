@@ -55,14 +55,16 @@ def define_flags():
 
 def _embeddings(spec, model, what):
     """`Embeddings` of an .npz, or of images embedded with `model`."""
-    from sal_tf.inference import embed, loading, sources
+    from sal_tf.inference import embedding_files, loading, sources
 
     if spec.endswith(".npz"):
-        return embed.load_npz(spec)
+        return embedding_files.load_npz(spec)
     if not model:
         raise sal_app.UserError(f"{what} {spec!r} are images: pass --model to embed them (or give an .npz).")
     images = sources.list_images(spec, what)
-    result = embed.embed_images(loading.load_model(model), images, FLAGS.batch_size, FLAGS.flip, FLAGS.progress)
+    result = embedding_files.embed_images(
+        loading.load_embedder(model), images, FLAGS.batch_size, FLAGS.flip, FLAGS.progress
+    )
     if result.skipped:
         print(f"Skipped {len(result.skipped)} undecodable file(s): {', '.join(result.skipped[:10])}")
     return result

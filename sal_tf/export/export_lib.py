@@ -32,7 +32,6 @@ from sal_tf.export import onnx_export, serving_config, tflite, versioning
 from sal_tf.export import samples as smp
 from sal_tf.export import saved_model as sm
 from sal_tf.export import signatures as sig
-from sal_tf.inference.loading import find_model_file, load_keras_model  # noqa: F401  (public API of export)
 from sal_tf.models.embedding import embedding_model_of
 
 METADATA_FILE = "sal_tf_export.json"

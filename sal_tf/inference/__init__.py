@@ -1,8 +1,8 @@
 """Using a trained model: load any saved form, embed images, search a gallery.
 
-* `load_model(path)` (also `sal_tf.load_model`): a training `--model_dir`, a `.keras` file or an
+* `load_embedder(path)` (also `sal_tf.load_embedder`): a training `--model_dir`, a `.keras` file or an
   exported SavedModel version folder → an `Embedder` (images → L2-normalised embeddings).
-* `sal_tf.inference.embed`: files (folder / glob / CSV) → embeddings `.npz`.
+* `sal_tf.inference.embedding_files`: files (folder / glob / CSV) → embeddings `.npz`.
 * `sal_tf.inference.search`: a faiss index of a gallery's embeddings; top-k queries, re-ranking.
 
 Names are resolved lazily, so importing this package does not import TensorFlow or faiss.
@@ -11,6 +11,7 @@ Names are resolved lazily, so importing this package does not import TensorFlow 
 _LAZY = {
     "Embedder": "sal_tf.inference.embedder",
     "find_model_file": "sal_tf.inference.loading",
+    "load_embedder": "sal_tf.inference.loading",
     "load_model": "sal_tf.inference.loading",
     "resolve_model_path": "sal_tf.inference.loading",
     "GalleryIndex": "sal_tf.inference.search",

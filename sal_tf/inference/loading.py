@@ -1,37 +1,29 @@
-"""`load_model(path)`: the three saved forms of a SAL model → an `Embedder`.
+"""`load_embedder(path)`: the three saved forms of a SAL model → an `Embedder`.
 
 Accepted forms (`resolve_model_path` tells them apart):
 
 * a training `--model_dir`: its highest `stage<N>.keras` (written when stage N ends,
-  `sal_tf/training/trainer.py`), the one home of that rule (`find_model_file`);
+  `sal_tf/training/experiment.py`; the rule lives in `sal_tf.models.saving`);
 * a `.keras` file (`model.save(...)`);
-* an exported SavedModel version folder (`exports/sal/1/`, `export/saved_model.py`), or its
-  parent `exports/sal/` (the highest version).
+* an exported SavedModel version folder (`exports/sal/1/`, `sal_tf/export/saved_model.py`), or
+  its parent `exports/sal/` (the highest version).
 
-A bare `keras.saving.load_model("runs/demo/stage2.keras")` needs `import sal_tf.models` first:
-Keras 3 imports a config's module by itself only for the `keras*` packages
-(`keras/src/saving/serialization_lib.py`, `_retrieve_class_or_fn`); `load_model` does it.
+The Keras model itself (not an embedder) comes from `sal_tf.models.load_model`. `load_model` here
+is the old name of `load_embedder`, kept for one release with a `DeprecationWarning`.
 """
 
 import json
 import os
-import re
+import warnings
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+from sal_tf.models.saving import highest_stage_file
 
-STAGE_FILE = re.compile(r"^stage(\d+)\.keras$")
 SAVED_MODEL_FILE = "saved_model.pb"
-EXPORT_METADATA = os.path.join("assets.extra", "sal_tf_export.json")  # export/export_lib.py METADATA_FILE
+EXPORT_METADATA = os.path.join("assets.extra", "sal_tf_export.json")  # sal_tf/export/export_lib.py METADATA_FILE
 FORMS = (
     "a training --model_dir holding stage<N>.keras, a .keras file, or an exported SavedModel "
     "version folder holding saved_model.pb (e.g. exports/sal/1)"
 )
-
-
-def highest_stage_file(model_dir):
-    """Path of the highest `stage<N>.keras` in `model_dir`, or None when there is none."""
-    stages = sorted((int(m.group(1)), n) for n in os.listdir(model_dir) if (m := STAGE_FILE.match(n)))
-    return os.path.join(model_dir, stages[-1][1]) if stages else None
 
 
 def find_model_file(model_dir=None, model=None):
@@ -92,15 +84,6 @@ def resolve_model_path(path):
     raise ValueError(f"Model folder {path!r} holds no stage<N>.keras and no saved_model.pb; expected {FORMS}.")
 
 
-def load_keras_model(path):
-    """`keras.saving.load_model(path, compile=False)` with the `sal_tf` layers registered."""
-    import keras
-
-    import sal_tf.models  # noqa: F401  (registers SALModel and its layers with Keras)
-
-    return keras.saving.load_model(path, compile=False)
-
-
 def export_metadata(saved_model_dir):
     """The export's `assets.extra/sal_tf_export.json` as a dict ({} when absent)."""
     meta = os.path.join(saved_model_dir, EXPORT_METADATA)
@@ -110,8 +93,8 @@ def export_metadata(saved_model_dir):
         return json.load(f)
 
 
-def load_model(path):
-    """Loads a SAL model in any saved form; returns an `Embedder`.
+def load_embedder(path):
+    """Loads a SAL model in any saved form; returns an `Embedder` (images → embeddings).
 
     Args:
         path: a training `--model_dir` (its highest `stage<N>.keras`), a `.keras` file, or an
@@ -122,13 +105,30 @@ def load_model(path):
         float in 0..255; other sizes resized bilinearly as the serving signatures do) to
         L2-normalised float32 [B, D]; `.image_size`, `.embedding_dim`, `.source`, `.kind`.
     """
+    kind, resolved = resolve_model_path(path)
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")  # SavedModels and the embedders run on TensorFlow
     from sal_tf.inference import embedder
 
-    kind, resolved = resolve_model_path(path)
     if kind == "keras":
+        from sal_tf.models.saving import load_model as load_keras_model
+
         return embedder.KerasEmbedder(load_keras_model(resolved), source=resolved)
     import tensorflow as tf
 
     return embedder.SavedModelEmbedder(
         tf.saved_model.load(resolved), source=resolved, metadata=export_metadata(resolved)
     )
+
+
+def load_model(path):
+    """Deprecated name of `load_embedder` (it returns an `Embedder`, not a Keras model).
+
+    Kept for one release; `sal_tf.models.load_model` returns the Keras model.
+    """
+    warnings.warn(
+        "sal_tf.load_model / sal_tf.inference.loading.load_model is renamed load_embedder (it returns an "
+        "Embedder); the Keras model comes from sal_tf.models.load_model. The old name goes in the next release.",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return load_embedder(path)

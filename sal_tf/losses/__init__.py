@@ -8,7 +8,7 @@ from sal_tf.losses.attention_constraint import (
     SelfAttentionConstraint,
     self_attention_constraint_terms,
 )
-from sal_tf.losses.distances import batch_distances, safe_sqrt
+from sal_tf.losses.mining import batch_distances, safe_sqrt
 from sal_tf.losses.objective import SALObjective
 from sal_tf.losses.quadruplet import QuadrupletHardLoss, quadruplet_hard_terms
 from sal_tf.losses.triplet import TripletHardLoss, triplet_hard_terms

@@ -12,12 +12,12 @@ from each other; nothing is stopped).
 import keras
 from keras import ops
 
-from sal_tf.losses import distances
+from sal_tf.losses import mining
 
 
 def self_attention_constraint_terms(attention):
     """Per-sample constraint `[B]` from attention maps `[B, S, HW]`, S >= 2 stages in order."""
-    attention = distances.as_float(attention)
+    attention = mining.as_float(attention)
     if len(attention.shape) != 3 or attention.shape[1] is None or attention.shape[1] < 2:
         raise ValueError(
             "`attention` must have shape [B, S, HW] with S >= 2 stage maps (stage4, stage5[, stage6]). "

@@ -16,7 +16,7 @@ number of replicas itself. Inputs in float16/bfloat16 are computed in float32.
 import keras
 from keras import ops
 
-from sal_tf.losses import distances
+from sal_tf.losses import mining
 from sal_tf.losses.attention_constraint import self_attention_constraint_terms
 from sal_tf.losses.quadruplet import quadruplet_hard_terms
 from sal_tf.losses.triplet import check_margin, triplet_hard_terms
@@ -104,7 +104,7 @@ class SALObjective:
 
     def __call__(self, labels, outputs):
         """Returns the dict of float32 scalars described in the module docstring."""
-        labels = distances.as_labels(labels)
+        labels = mining.as_labels(labels)
         results = {}
         total = ops.zeros((), "float32")
 

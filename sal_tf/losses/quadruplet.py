@@ -12,7 +12,7 @@ not exist (no positive, no negative, no valid h) is 0 for that anchor.
 import keras
 from keras import ops
 
-from sal_tf.losses import distances
+from sal_tf.losses import mining
 from sal_tf.losses.triplet import check_margin
 
 
@@ -29,16 +29,16 @@ def quadruplet_hard_terms(labels, embeddings, margin1=0.5, margin2=0.2):
         term1 = [d_ij - d_ik + margin1]+ and term2 = [d_ij - d_kh + margin2]+, float32 (float64
         for float64 input).
     """
-    labels = distances.as_labels(labels)
-    distance = distances.batch_distances(embeddings)
-    positive, negative = distances.label_masks(labels)
-    d_ap, has_positive = distances.hardest_positive(distance, positive)
-    d_an, nearest, has_negative = distances.hardest_negative(distance, negative)
+    labels = mining.as_labels(labels)
+    distance = mining.batch_distances(embeddings)
+    positive, negative = mining.label_masks(labels)
+    d_ap, has_positive = mining.hardest_positive(distance, positive)
+    d_an, nearest, has_negative = mining.hardest_negative(distance, negative)
 
     # h: candidates are negatives of k (row k of `negative`) that are also negatives of i.
     valid_h = ops.logical_and(ops.take(negative, nearest, axis=0), negative)
     valid_h = ops.logical_and(valid_h, ops.expand_dims(has_negative, 1))
-    d_kh, has_h = distances.masked_min(ops.take(distance, nearest, axis=0), valid_h, axis=1)
+    d_kh, has_h = mining.masked_min(ops.take(distance, nearest, axis=0), valid_h, axis=1)
 
     zeros = ops.zeros_like(d_ap)
     term1 = ops.where(ops.logical_and(has_positive, has_negative), ops.relu(d_ap - d_an + margin1), zeros)

@@ -10,7 +10,7 @@ without a negative contributes 0 (fast-reid counts the anchor itself as a positi
 import keras
 from keras import ops
 
-from sal_tf.losses import distances
+from sal_tf.losses import mining
 
 
 def check_margin(value, name):
@@ -32,10 +32,10 @@ def triplet_hard_terms(labels, embeddings, margin=0.5):
         embeddings: `[B, D]`.
         margin: the margin (paper's epsilon_1).
     """
-    distance = distances.batch_distances(embeddings)
-    positive, negative = distances.label_masks(labels)
-    d_ap, has_positive = distances.hardest_positive(distance, positive)
-    d_an, _, has_negative = distances.hardest_negative(distance, negative)
+    distance = mining.batch_distances(embeddings)
+    positive, negative = mining.label_masks(labels)
+    d_ap, has_positive = mining.hardest_positive(distance, positive)
+    d_an, _, has_negative = mining.hardest_negative(distance, negative)
     hinge = ops.relu(d_ap - d_an + margin)
     return ops.where(ops.logical_and(has_positive, has_negative), hinge, ops.zeros_like(hinge))
 

@@ -1,4 +1,4 @@
-"""The images → embedding part of a model: what serving, export and `sal_tf.load_model` run."""
+"""The images → embedding part of a model: what serving, export and `sal_tf.load_embedder` run."""
 
 import keras
 
