@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from sal_tf.evaluation import RankResult, evaluate_rank, format_table
+from sal_tf.evaluation import RankResult, evaluate_rank, format_rank_table
 
 
 # --------------------------------------------------------------------------- reference
@@ -211,7 +211,7 @@ def test_result_dict_and_table():
     assert isinstance(r, RankResult)
     d = r.to_dict()
     assert d == {"mAP": 0.5, "mINP": 0.5, "rank1": 0.0, "rank5": 1.0, "rank10": 1.0, "num_valid_queries": 1}
-    table = format_table(r, name="market1501")
+    table = format_rank_table(r, name="market1501")
     lines = table.splitlines()
     assert len(lines) == 3
     assert [c.strip() for c in lines[0].strip("|").split("|")] == [

@@ -5,11 +5,17 @@
 * training imports those layers and never the entry points (`trainers`, `export`, `sal_tf.cli`);
 * inference (using a trained model) imports models / data / evaluation, never training;
 * export imports models (and evaluation / utils / inference helpers), never training;
-* nobody imports the entry points, and no module imports another module's private (`_x`) names.
+* the gallery store, the search service and the tracker build on inference, never on training;
+* nobody imports the entry points, and no module imports another module's private (`_x`) names;
+* importing a library module changes nothing global: no absl flags, no environment variables, no
+  library settings (read from the source, and checked by importing every module in one process).
 """
 
 import ast
+import json
 import pathlib
+import subprocess
+import sys
 
 import pytest
 
@@ -24,12 +30,37 @@ ALLOWED = {  # layer → sal_tf layers (and top-level packages) it may import
     "sal_tf.evaluation": BASE,
     "sal_tf.training": BASE | {"sal_tf.models", "sal_tf.losses", "sal_tf.data", "sal_tf.evaluation"},
     "sal_tf.inference": BASE | {"sal_tf.models", "sal_tf.data", "sal_tf.evaluation"},
-    "sal_tf.cli": BASE | {"sal_tf.models", "sal_tf.data", "sal_tf.evaluation", "sal_tf.inference"},
-    "sal_tf": BASE | {"sal_tf.inference"},  # sal_tf/__init__.py: the lazy load_model
-    "export": BASE | {"sal_tf.models", "sal_tf.evaluation", "sal_tf.inference", "export"},
-    "trainers": BASE | {"sal_tf.training"},
+    "sal_tf.export": BASE | {"sal_tf.models", "sal_tf.data", "sal_tf.evaluation", "sal_tf.inference"},
+    "sal_tf.gallery": BASE | {"sal_tf.data", "sal_tf.evaluation", "sal_tf.inference"},
+    "sal_tf.serve": BASE
+    | {
+        "sal_tf.models",
+        "sal_tf.data",
+        "sal_tf.evaluation",
+        "sal_tf.inference",
+        "sal_tf.gallery",
+        "sal_tf.export",
+    },  # fmt: skip
+    "sal_tf.tracking": BASE
+    | {"sal_tf.models", "sal_tf.data", "sal_tf.evaluation", "sal_tf.inference", "sal_tf.export"},
+    "sal_tf.cli": BASE
+    | {
+        "sal_tf.models",
+        "sal_tf.data",
+        "sal_tf.evaluation",
+        "sal_tf.inference",
+        "sal_tf.training",
+        "sal_tf.export",
+        "sal_tf.gallery",
+        "sal_tf.serve",
+        "sal_tf.tracking",
+    },  # fmt: skip
+    "sal_tf": BASE | {"sal_tf.inference"},  # sal_tf/__init__.py: the lazy load_embedder
+    "export": {"sal_tf.cli", "sal_tf.export"},  # thin `python -m export[.verify|.client]` shims
+    "trainers": {"sal_tf.cli"},  # thin `python -m trainers.<name>` shims
 }
-ENTRY_POINTS = ("trainers", "sal_tf.cli")
+ENTRY_POINTS = ("trainers", "export", "sal_tf.cli")
+LIBRARY = "sal_tf"  # every module of the installed package but the entry points (sal_tf.cli)
 
 
 def module_name(path):
@@ -81,8 +112,9 @@ def test_nothing_imports_an_entry_point():
         for target, _ in imports_of(path):
             for entry in ENTRY_POINTS:
                 inside = module == entry or module.startswith(entry + ".")
-                if (target == entry or target.startswith(entry + ".")) and not inside:
-                    problems.append(f"{module} imports the entry point {target}")
+                shim = layer_of(module) in ("trainers", "export")  # the shims call their command, nothing else
+            if (target == entry or target.startswith(entry + ".")) and not inside and not shim:
+                problems.append(f"{module} imports the entry point {target}")
     assert not problems, "\n".join(problems)
 
 
@@ -107,3 +139,85 @@ def test_the_checks_catch_a_violation(tmp_path, bad):
     is_layer_violation = layer_of(target) not in ALLOWED["sal_tf.models"]
     is_private = any(n.startswith("_") for n in names)
     assert is_layer_violation or is_private
+
+
+# Module-level calls that change process-wide state when a module is imported.
+GLOBAL_CALLS = ("flags.DEFINE", "os.environ.setdefault", "os.environ.update", "os.putenv", "set_global_policy",
+                "logging.set_verbosity", "tf.config.", "faiss.omp_set_num_threads", "keras.config.set")  # fmt: skip
+
+
+def _module_level_side_effects(path):
+    """Top-level statements (outside functions and classes) that define flags or set global state."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found = []
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            continue
+        if isinstance(node, ast.If) and "__main__" in ast.unparse(node.test):
+            continue
+        for sub in ast.walk(node):
+            if isinstance(sub, ast.Call) and any(c in ast.unparse(sub.func) for c in GLOBAL_CALLS):
+                found.append(f"line {sub.lineno}: {ast.unparse(sub)[:80]}")
+            targets = sub.targets if isinstance(sub, ast.Assign) else []
+            for t in targets:
+                text = ast.unparse(t)
+                if text.startswith(("os.environ[", "faiss.cvar.")):
+                    found.append(f"line {sub.lineno}: {text} = ...")
+    return found
+
+
+def test_library_modules_define_no_flags_and_set_nothing_global_at_import():
+    problems = []
+    for module, path in project_modules():
+        if layer_of(module) in ("sal_tf", "sal_tf.utils", "sal_tf.cli") or layer_of(module).startswith("sal_tf."):
+            problems += [f"{module} {p}" for p in _module_level_side_effects(path)]
+    assert not problems, "\n".join(problems)
+
+
+def test_the_side_effect_check_catches_a_flag_and_an_environment_write(tmp_path):
+    path = tmp_path / "m.py"
+    path.write_text(
+        "import os\nfrom absl import flags\nflags.DEFINE_string('x', None, 'x')\n"
+        "os.environ['KERAS_BACKEND'] = 'jax'\ndef f():\n    flags.DEFINE_string('y', None, 'y')\n"
+    )
+    found = _module_level_side_effects(path)
+    assert len(found) == 2 and "DEFINE_string('x'" in found[0] and "KERAS_BACKEND" in found[1]
+
+
+IMPORT_ALL = """
+import importlib, json, os, pkgutil, sys
+from absl import flags
+import sal_tf
+for third_party in sys.argv[1:]:  # their own import-time settings (TF, OpenCV, h5py) are not ours
+    try:
+        importlib.import_module(third_party)
+    except ImportError:
+        pass
+env = dict(os.environ)
+names = sorted(m.name for m in pkgutil.walk_packages(sal_tf.__path__, "sal_tf.") if not m.name.endswith("__main__"))
+failed = {}
+for name in names:
+    try:
+        importlib.import_module(name)
+    except ImportError as e:  # an optional extra that is not installed
+        failed[name] = str(e)
+changed = sorted(k for k in set(env) | set(os.environ) if env.get(k) != os.environ.get(k))
+ours = {m: [f.name for f in fs] for m, fs in flags.FLAGS.flags_by_module_dict().items() if m.startswith("sal_tf")}
+print(json.dumps({"modules": names, "failed": failed, "env": changed, "flags": ours}))
+"""
+
+
+@pytest.mark.slow
+def test_importing_every_module_in_one_process_changes_no_flag_and_no_environment_variable():
+    third_party = sorted(
+        {t.split(".")[0] for m, p in project_modules() if m.startswith("sal_tf") for t, _ in imports_of(p)}
+        - {"sal_tf", *sys.builtin_module_names}
+    )
+    cmd = [sys.executable, "-c", IMPORT_ALL, *third_party]
+    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert "sal_tf.cli.train" in report["modules"] and "sal_tf.cli.search" in report["modules"]
+    assert not report["failed"], report["failed"]
+    assert report["flags"] == {}, f"absl flags defined at import: {report['flags']}"
+    assert report["env"] == [], f"environment changed at import: {report['env']}"

@@ -48,13 +48,23 @@ def test_pip_install_into_a_fresh_venv_and_run_console_scripts(tmp_path):
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    where = subprocess.run([py, "-c", "import sal_tf, trainers, export; print(sal_tf.__file__, sal_tf.__version__)"],
+    where = subprocess.run([py, "-c", "import sal_tf; print(sal_tf.__file__, sal_tf.__version__)"],
                            cwd=elsewhere, env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert where.returncode == 0 and where.stdout.startswith(purelib), (where.stdout, where.stderr[-2000:])
-    for script, flag in (("sal-train-market", "--stage1_epochs"), ("sal-evaluate", "--data_dir")):
+    # Only sal_tf (and its dist-info) is installed: no generic top-level `export` / `trainers` packages.
+    installed = {n for n in os.listdir(purelib) if not n.endswith(".pth")}
+    assert "sal_tf" in installed and any(n.startswith("sal_tf-") and n.endswith(".dist-info") for n in installed)
+    assert not {"export", "trainers", "tests", "benchmarks"} & installed, sorted(installed)
+    with open(os.path.join(REPO, "pyproject.toml"), "rb") as f:
+        scripts = tomllib.load(f)["project"]["scripts"]
+    for script, target in scripts.items():
+        assert target.startswith("sal_tf."), (script, target)
         out = subprocess.run([venv / "bin" / script, "--help"], cwd=elsewhere, env=env, capture_output=True,
                              text=True, timeout=300)  # fmt: skip
-        assert flag in out.stdout, (script, out.stdout[-2000:], out.stderr[-2000:])
+        assert out.stdout.count("  --") >= 3 and not out.stderr, (script, out.stdout[-2000:], out.stderr[-2000:])
+    train_help = subprocess.run([venv / "bin" / "sal-train-market", "--help"], cwd=elsewhere, env=env,
+                                capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert "--stage1_epochs" in train_help.stdout
     bad = subprocess.run([venv / "bin" / "sal-evaluate", "--model=nowhere"], cwd=elsewhere, env=env,
                          capture_output=True, text=True, timeout=300)  # fmt: skip
     assert bad.returncode == 2 and bad.stderr.startswith("error: ") and "Traceback" not in bad.stderr

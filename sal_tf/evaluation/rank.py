@@ -92,8 +92,8 @@ class RankResult:
         return "\n".join([row(head), sep, row(cells)])
 
 
-def format_table(result, name=None, ranks=(1, 5, 10)):
-    """`result.format_table(...)` as a function."""
+def format_rank_table(result, name=None, ranks=(1, 5, 10)):
+    """`result.format_table(...)` as a function: one Markdown row of a `RankResult` in percent."""
     return result.format_table(name=name, ranks=ranks)
 
 

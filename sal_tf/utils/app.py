@@ -90,6 +90,12 @@ def quiet_tensorflow_import(argv=None):
             tf.config.list_physical_devices()
 
 
+def help_wanted(argv=None):
+    """True when the command line asks for absl's help (`--help`, `-h`, `--helpfull`, `--helpshort`)."""
+    argv = sys.argv if argv is None else argv
+    return any(a in ("--help", "-h", "-?", "--helpfull", "--helpshort", "--helpxml") for a in argv[1:])
+
+
 def report_error(error):
     """Prints `error: <message>` for a user error; returns the exit status."""
     print(f"error: {error}", file=sys.stderr)
@@ -118,7 +124,8 @@ def run(main, argv=None, help_module=None):
     from absl import app
 
     show_key_flags_in_help(help_module or main.__module__)
-    quiet_tensorflow_import(argv)
+    if not help_wanted(argv):  # `--help` needs no TensorFlow: answer it in a second, not ten
+        quiet_tensorflow_import(argv)
 
     def guarded(args):
         from absl import flags, logging
