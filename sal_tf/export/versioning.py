@@ -12,6 +12,8 @@ import shutil
 import socket
 import uuid
 
+from sal_tf.utils import fsync_folder
+
 TMP_PREFIX = ".tmp-"
 
 
@@ -72,7 +74,7 @@ def publish(base_dir, build, version=None):
                         f"{target} appeared while exporting; versions are never overwritten."
                     ) from None
                 v += 1
-        _fsync_dir(base_dir)
+        fsync_folder(base_dir)
         return v, target
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -118,12 +120,4 @@ def _fsync_tree(root):
                 os.fsync(fd)
             finally:
                 os.close(fd)
-        _fsync_dir(dirpath)
-
-
-def _fsync_dir(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        fsync_folder(dirpath)

@@ -13,10 +13,20 @@ def is_image_file(name):
     return name.lower().endswith(IMAGE_EXTENSIONS)
 
 
+def fsync_folder(folder):
+    """fsyncs a folder, so that the names created, renamed or removed in it survive a crash."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def write_atomically(path, data):
     """Writes `data` (str or bytes) to `path` through a temporary file, fsync and `os.replace`.
 
     A reader sees the old file or the new one, never a part; a failure leaves no temporary file.
+    The folder is fsynced after the rename, so a returned write survives a crash of the machine.
     """
     tmp = f"{path}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     mode = "wb" if isinstance(data, bytes) else "w"
@@ -26,6 +36,7 @@ def write_atomically(path, data):
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        fsync_folder(os.path.dirname(os.path.abspath(path)))
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
