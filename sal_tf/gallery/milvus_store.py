@@ -1,0 +1,335 @@
+"""The Milvus gallery store, through `pymilvus.MilvusClient`: Milvus Lite (a `*.db` path) or a server.
+
+The same code serves both: a local `*.db` path makes pymilvus start the embedded Milvus Lite in
+this process (a folder of that name holds its data); an `http(s)://host:19530` URI talks to a
+Milvus standalone or cluster.
+
+One collection (default `sal_gallery`) per store:
+
+    id          VARCHAR(1024) primary key
+    embedding   FLOAT_VECTOR(dim), index FLAT, metric IP (exact inner product of unit vectors)
+    camera      INT64, nullable        timestamp  DOUBLE, nullable
+    path        VARCHAR(4096), nullable   person_id  INT64, nullable
+
+"Unknown" is a null (Milvus 2.5+ and Milvus Lite support nullable scalar fields), so no sentinel
+value can collide with a real camera or time. The store's distance convention is kept in the
+collection's properties (`sal_tf_gallery`: JSON). The collection is created with consistency level Strong, and
+every request asks for it, so an acknowledged add is searchable at once.
+
+Filters are Milvus boolean expressions on the scalar fields (`camera != 3`, `camera in [1, 2]`,
+`timestamp >= t0 and timestamp <= t1`) evaluated inside Milvus; a comparison with a null is false,
+so an item of unknown camera / time never passes a camera / time filter, as in the embedded store.
+Milvus ranks by float32 inner product; the hits' distances are recomputed from their returned
+vectors in float64 (`base.exact_distances`), exactly as the embedded store does.
+
+Durability is Milvus's: Milvus Lite writes its write-ahead log before it answers (it survives the
+process being killed; `sync_mode` decides fsync), a server persists through its own log broker.
+"""
+
+import json
+import logging
+import os
+import threading
+import urllib.parse
+
+import numpy as np
+
+from sal_tf.gallery import base
+
+DEFAULT_COLLECTION = "sal_gallery"
+FIELDS = ("camera", "timestamp", "path", "person_id")
+DESCRIPTION_KEY = "sal_tf_gallery"
+UPSERT_FLOATS = 1 << 21  # floats per upsert request (8 MiB of vectors; gRPC caps a message at 64 MiB)
+
+logger = logging.getLogger(__name__)
+_lite_users = {}  # Milvus Lite data folder → open stores of this process using its in-process server
+_lite_lock = threading.Lock()
+
+
+def is_milvus_location(location):
+    text = os.fspath(location)
+    return text.endswith(".db") or urllib.parse.urlparse(text).scheme in ("http", "https", "tcp")
+
+
+def _import_pymilvus():
+    try:
+        import pymilvus
+    except ImportError as e:
+        raise ImportError(
+            "The Milvus gallery store needs pymilvus and milvus-lite: pip install 'sal-tf[serve]' "
+            "(or -r requirements-serve.txt)."
+        ) from e
+    return pymilvus
+
+
+def _float_literal(x):
+    text = repr(float(x))
+    return text if ("." in text or "e" in text) else text + ".0"
+
+
+def string_literal(text):
+    """`text` as a Milvus expression string literal (ids hold no control characters: `base.check_id`)."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def filter_expression(exclude_camera=None, cameras=None, time_range=None):
+    """The Milvus boolean expression of the search filters ("" for none); arguments already validated."""
+    parts = []
+    if exclude_camera is not None:
+        parts.append(f"camera != {int(exclude_camera)}")
+    if cameras is not None:
+        parts.append(f"camera in [{', '.join(str(int(c)) for c in cameras)}]")
+    if time_range is not None:
+        parts.append(f"timestamp >= {_float_literal(time_range[0])} and timestamp <= {_float_literal(time_range[1])}")
+    return " and ".join(f"({p})" for p in parts)
+
+
+def _stored_meta(info):
+    """The store's settings kept in a collection's properties, or None (not a sal_tf gallery)."""
+    text = (info.get("properties") or {}).get(DESCRIPTION_KEY)
+    try:
+        return json.loads(text) if text else None
+    except json.JSONDecodeError:
+        return None
+
+
+class MilvusStore(base.GalleryStore):
+    """A gallery in a Milvus collection (module docstring). Open it with `open_store` or `MilvusStore.open`."""
+
+    kind = "milvus"
+
+    def __init__(self, client, location, collection, dim, distance, lite_path=None):
+        self._client = client
+        self.location = location
+        self.collection = collection
+        self.dim = dim
+        self.distance = distance
+        self._lite_path = lite_path
+        self._lock = threading.Lock()
+        self._closed = False
+
+    @classmethod
+    def open(cls, location, dim=None, distance="euclidean", collection=DEFAULT_COLLECTION, token=None, db_name=None):
+        """Opens (or, given `dim`, creates) the store's collection at `location`.
+
+        Args:
+            location: a `*.db` path (Milvus Lite) or `http(s)://host:port` (a Milvus server).
+            dim: embedding width: creates the collection when missing; must match when present.
+            distance: a new store's convention; an existing one keeps its own.
+            collection: the collection's name; token / db_name: a server's credentials and database.
+        """
+        pymilvus = _import_pymilvus()
+        if dim is not None:
+            dim = base.check_dim(dim)
+        base.check_distance(distance)
+        location = os.fspath(location)
+        lite_path = None
+        if location.endswith(".db") and "://" not in location:
+            lite_path = os.path.abspath(os.path.expanduser(location))
+            if not os.path.exists(lite_path) and dim is None:
+                raise FileNotFoundError(
+                    f"No Milvus Lite store at {lite_path!r}; give the embedding width (dim) to create one."
+                )
+            os.makedirs(os.path.dirname(lite_path), exist_ok=True)
+            location = lite_path
+            cls._check_lite_lock(lite_path)
+        with _lite_lock:
+            try:
+                client = pymilvus.MilvusClient(uri=location, token=token or "", db_name=db_name or "")
+            except pymilvus.MilvusException as e:
+                raise ConnectionError(f"Cannot open the Milvus store {location!r}: {e}") from None
+            if lite_path:
+                _lite_users[lite_path] = _lite_users.get(lite_path, 0) + 1
+        store = cls(client, location, collection, dim or 0, distance, lite_path)
+        try:
+            store._open_collection(dim, distance)
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    @staticmethod
+    def _check_lite_lock(path):
+        """StoreLockedError when another process has Milvus Lite open on `path` (it holds `LOCK` there)."""
+        import fcntl
+
+        lock = os.path.join(path, "LOCK")
+        if not os.path.isfile(lock) or path in _lite_users:
+            return
+        fd = os.open(lock, os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        except OSError:
+            raise base.StoreLockedError(
+                f"Milvus Lite store {path!r} is open in another process; Milvus Lite serves one process. "
+                "Close it there, or run a Milvus server and use its http:// URI to share a gallery."
+            ) from None
+        finally:
+            os.close(fd)
+
+    def _open_collection(self, dim, distance):
+        from pymilvus import DataType, MilvusClient
+
+        c = self._client
+        if c.has_collection(self.collection):
+            info = c.describe_collection(self.collection)
+            fields = {f["name"]: f for f in info["fields"]}
+            meta = _stored_meta(info)
+            if meta is None or "embedding" not in fields:
+                raise ValueError(
+                    f"Collection {self.collection!r} at {self.location!r} was not made by sal_tf.gallery "
+                    "(pass another `collection`)."
+                )
+            self.dim = int(fields["embedding"]["params"]["dim"])
+            self.distance = meta.get("distance", "euclidean")
+            if dim is not None and dim != self.dim:
+                raise ValueError(
+                    f"Gallery store {self.location!r} holds {self.dim}-d embeddings; `dim`={dim} was given."
+                )
+            c.load_collection(self.collection)
+            return
+        if dim is None:
+            raise FileNotFoundError(
+                f"No gallery collection {self.collection!r} at {self.location!r}; give the embedding width (dim) "
+                "to create one."
+            )
+        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=base.MAX_ID_BYTES)
+        schema.add_field("embedding", DataType.FLOAT_VECTOR, dim=dim)
+        schema.add_field("camera", DataType.INT64, nullable=True)
+        schema.add_field("timestamp", DataType.DOUBLE, nullable=True)
+        schema.add_field("path", DataType.VARCHAR, max_length=base.MAX_PATH_BYTES, nullable=True)
+        schema.add_field("person_id", DataType.INT64, nullable=True)
+        index = c.prepare_index_params()
+        index.add_index(field_name="embedding", index_type="FLAT", metric_type="IP")
+        meta = json.dumps({"distance": distance, "version": 1})
+        c.create_collection(
+            self.collection,
+            schema=schema,
+            index_params=index,
+            consistency_level="Strong",
+            description=f"sal_tf.gallery store {meta}",
+        )
+        c.alter_collection_properties(self.collection, properties={DESCRIPTION_KEY: meta})
+        c.load_collection(self.collection)
+        self.dim, self.distance = dim, distance
+
+    def _check_open(self):
+        if self._closed:
+            raise RuntimeError(f"Gallery store {self.location!r} is closed.")
+
+    @staticmethod
+    def _item(entity, item_id):
+        return base.Item(item_id, *(entity.get(f) for f in FIELDS))
+
+    def add(self, embeddings, items):
+        self._check_open()
+        vectors, items = base.check_batch(embeddings, items, self.dim)
+        step = max(1, UPSERT_FLOATS // self.dim)
+        for start in range(0, len(items), step):
+            rows = [
+                {
+                    "id": item.id,
+                    "embedding": vector,
+                    "camera": item.camera,
+                    "timestamp": item.timestamp,
+                    "path": item.path,
+                    "person_id": item.person_id,
+                }
+                for vector, item in zip(vectors[start : start + step], items[start : start + step])
+            ]
+            self._client.upsert(self.collection, rows)
+        return [item.id for item in items]
+
+    def delete(self, id):
+        self._check_open()
+        base.check_id(id)
+        with self._lock:
+            if self.get(id) is None:
+                return False
+            self._client.delete(self.collection, filter=f"id == {string_literal(id)}")
+        return True
+
+    def get(self, id):
+        self._check_open()
+        base.check_id(id)
+        # `ids=` would build the expression without escaping quotes or backslashes; ours escapes them
+        rows = self._client.query(
+            self.collection,
+            filter=f"id == {string_literal(id)}",
+            output_fields=["id", *FIELDS],
+            consistency_level="Strong",
+        )
+        return self._item(rows[0], rows[0]["id"]) if rows else None
+
+    def search(self, queries, k, exclude_camera=None, cameras=None, time_range=None):
+        self._check_open()
+        q, k, exclude_camera, cameras, time_range = base.check_search(
+            queries, k, exclude_camera, cameras, time_range, self.dim
+        )
+        answers = self._client.search(
+            self.collection,
+            data=list(q),
+            limit=k,
+            filter=filter_expression(exclude_camera, cameras, time_range),
+            output_fields=[*FIELDS, "embedding"],
+            search_params={"metric_type": "IP"},
+            anns_field="embedding",
+            consistency_level="Strong",
+        )
+        results = []
+        for query, hits in zip(q, answers):
+            if not len(hits):
+                results.append([])
+                continue
+            vectors = np.asarray([h["entity"]["embedding"] for h in hits], np.float32)
+            dist = base.exact_distances(query[None], vectors[None], self.distance)[0]
+            order = np.argsort(dist, kind="stable")
+            results.append([base.Hit.of(self._item(hits[j]["entity"], hits[j]["id"]), dist[j]) for j in order])
+        return results
+
+    def count(self):
+        self._check_open()
+        rows = self._client.query(self.collection, filter="", output_fields=["count(*)"], consistency_level="Strong")
+        return int(rows[0]["count(*)"])
+
+    def stats(self):
+        import pymilvus
+
+        out = {
+            "kind": self.kind,
+            "count": self.count(),
+            "dim": self.dim,
+            "distance": self.distance,
+            "location": self.location,
+            "collection": self.collection,
+            "server": "milvus-lite (in process)" if self._lite_path else "milvus server",
+            "index": "FLAT, metric IP (exact)",
+            "consistency_level": "Strong",
+            "pymilvus": pymilvus.__version__,
+        }
+        if self._lite_path:
+            import milvus_lite
+
+            out["milvus_lite"] = milvus_lite.__version__
+        return out
+
+    def close(self):
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        try:
+            self._client.close()
+        finally:
+            if self._lite_path:
+                with _lite_lock:
+                    left = _lite_users.get(self._lite_path, 1) - 1
+                    if left > 0:
+                        _lite_users[self._lite_path] = left
+                    else:
+                        _lite_users.pop(self._lite_path, None)
+                        from milvus_lite.server_manager import server_manager_instance
+
+                        server_manager_instance.release_server(self._lite_path)  # frees its LOCK
