@@ -47,6 +47,7 @@ import zlib
 import numpy as np
 
 from sal_tf.gallery import base
+from sal_tf.utils import fsync_folder, write_atomically
 
 FORMAT = "sal_tf.gallery.faiss"
 VERSION = 1
@@ -104,14 +105,6 @@ class _ReadWriteLock:
             with self._cond:
                 self._writer = False
                 self._cond.notify_all()
-
-
-def _fsync_dir(folder):
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _log_name(generation):
@@ -180,6 +173,11 @@ class FaissStore(base.GalleryStore):
         base.check_distance(distance)
         if os.path.exists(folder) and not os.path.isdir(folder):
             raise ValueError(f"Gallery store {folder!r} is a file; expected a store folder (or a new path).")
+        if is_store_folder(folder) and dim is not None:
+            with open(os.path.join(folder, META_FILE)) as f:
+                stored = int(json.load(f).get("dim", 0))
+            if stored != dim:
+                raise ValueError(f"Gallery store {folder!r} holds {stored}-d embeddings; `dim`={dim} was given.")
         if not is_store_folder(folder):
             if dim is None:
                 raise FileNotFoundError(
@@ -223,10 +221,7 @@ class FaissStore(base.GalleryStore):
         if not os.path.isfile(meta_path):
             created = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
             meta = {"format": FORMAT, "version": VERSION, "dim": dim, "distance": distance, "created": created}
-            from sal_tf.utils import write_atomically
-
-            write_atomically(meta_path, json.dumps(meta, indent=2, sort_keys=True) + "\n")
-            _fsync_dir(self.location)
+            write_atomically(meta_path, json.dumps(meta, indent=2, sort_keys=True) + "\n")  # fsyncs the folder
         with open(meta_path) as f:
             meta = json.load(f)
         if meta.get("format") != FORMAT or meta.get("version") != VERSION:
@@ -332,7 +327,7 @@ class FaissStore(base.GalleryStore):
         if fresh:
             os.write(self._log_fd, LOG_MAGIC)
             os.fsync(self._log_fd)
-            _fsync_dir(self.location)
+            fsync_folder(self.location)
             self._log_bytes = len(LOG_MAGIC)
 
     # --- changes ----------------------------------------------------------------------------
@@ -496,7 +491,7 @@ class FaissStore(base.GalleryStore):
                 with contextlib.suppress(OSError):
                     os.remove(tmp)
                 raise
-        _fsync_dir(self.location)
+        fsync_folder(self.location)
         old_fd, old_path = self._log_fd, self._log_path()
         self._generation = generation
         self._snapshot_bytes = os.path.getsize(final)
