@@ -1,4 +1,4 @@
-"""k-reciprocal re-ranking against a dense transliteration of the classic algorithm."""
+"""k-reciprocal re-ranking against the dense classic algorithm (`rerank_classic`)."""
 
 import tracemalloc
 
@@ -6,45 +6,7 @@ import numpy as np
 import pytest
 
 from sal_tf.evaluation import distance_matrix, re_rank_distances, re_rank_features
-
-
-# --------------------------------------------------------------------------- reference
-def classic_re_ranking(q_g, q_q, g_g, k1=20, k2=6, lambda_value=0.3):
-    """Dense N×N transliteration of Zhong et al.'s code (torchreid `utils/rerank.py`),
-    with a stable argsort so that ties go to the lower index."""
-    dist = np.concatenate([np.concatenate([q_q, q_g], 1), np.concatenate([q_g.T, g_g], 1)], 0)
-    dist = np.power(dist, 2).astype(np.float32)
-    dist = np.transpose(1.0 * dist / np.max(dist, axis=0))
-    n, nq = dist.shape[0], q_g.shape[0]
-    V = np.zeros_like(dist, dtype=np.float32)
-    rank = np.argsort(dist, axis=1, kind="stable").astype(np.int32)
-    k_half = int(np.around(k1 / 2.0))
-    for i in range(n):
-        forward = rank[i, : k1 + 1]
-        backward = rank[forward, : k1 + 1]
-        recip = forward[np.where(backward == i)[0]]
-        expanded = recip
-        for c in recip:
-            c_forward = rank[c, : k_half + 1]
-            c_backward = rank[c_forward, : k_half + 1]
-            c_recip = c_forward[np.where(c_backward == c)[0]]
-            if len(np.intersect1d(c_recip, recip)) > 2.0 / 3 * len(c_recip):
-                expanded = np.append(expanded, c_recip)
-        expanded = np.unique(expanded)
-        weight = np.exp(-dist[i, expanded])
-        V[i, expanded] = weight / np.sum(weight)
-    dist = dist[:nq]
-    if k2 != 1:
-        V = np.stack([np.mean(V[rank[i, :k2]], axis=0) for i in range(n)]).astype(np.float32)
-    inv_index = [np.where(V[:, j] != 0)[0] for j in range(n)]
-    jaccard = np.zeros_like(dist, dtype=np.float32)
-    for i in range(nq):
-        t_min = np.zeros(n, dtype=np.float32)
-        for j in np.where(V[i] != 0)[0]:
-            t_min[inv_index[j]] += np.minimum(V[i, j], V[inv_index[j], j])
-        jaccard[i] = 1 - t_min / (2.0 - t_min)
-    final = jaccard * (1 - lambda_value) + dist * lambda_value
-    return final[:, nq:]
+from sal_tf.evaluation.rerank_classic import classic_re_ranking
 
 
 def _dists(q, g, metric):
@@ -204,13 +166,103 @@ def test_approximate_ivf_keeps_the_scores_on_a_clustered_case():
     assert ivf.mAP > base.mAP  # still a re-ranking gain
 
 
-def test_auto_mode_switches_to_ivf_above_the_dense_limit(monkeypatch):
-    from sal_tf.evaluation import rerank
-
+def test_auto_mode_is_exact_and_ivf_only_on_request():
     q, g, _ = _clustered(2, n=300, nq=40)
-    np.testing.assert_array_equal(re_rank_features(q, g), re_rank_features(q, g, knn_mode="dense"))
-    monkeypatch.setattr(rerank, "DENSE_MAX_ITEMS", 100)
-    np.testing.assert_array_equal(re_rank_features(q, g), re_rank_features(q, g, knn_mode="ivf"))
+    auto = re_rank_features(q, g)
+    np.testing.assert_array_equal(auto, re_rank_features(q, g, knn_mode="exact"))
+    np.testing.assert_allclose(auto, re_rank_features(q, g, knn_mode="dense"), rtol=0, atol=1e-5)
+    # few lists probed: approximate, so not what "auto" gives
+    assert not np.array_equal(auto, re_rank_features(q, g, knn_mode="ivf", nlist=8, nprobe=1))
+
+
+# --------------------------------------------------------- exact k-NN in strips (knn_mode="exact")
+def _tie_features(metric, n, seed):
+    """Features whose distances are computed exactly in float32 (any order), with many ties."""
+    rng = np.random.default_rng(seed)
+    if metric == "cosine":  # four ones in eight dims: normalised entries 0.5, exact cosines
+        return np.stack([rng.permutation(8) < 4 for _ in range(n)]).astype(np.float32)
+    return rng.integers(0, 3, size=(n, 4)).astype(np.float32) + 0.5
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "sqeuclidean", "cosine"])
+@pytest.mark.parametrize("block_size", [1, 7, 64, None])
+def test_exact_neighbours_are_the_sorted_rows(metric, block_size):
+    # top k by (D², index) and the row maxima, against a stable sort of the full N×N matrix;
+    # strips of 1, 7 and 64 rows (and one strip) put the diagonal and block edges everywhere.
+    from sal_tf.evaluation import knn
+    from sal_tf.evaluation.distance import distance_block, prepare
+
+    x, sq = prepare(_tie_features(metric, 300, 0), metric)
+    full = distance_block(x, sq, x, sq, metric) ** 2
+    k = 25
+    idx, d2, row_max = knn.exact_neighbours(x, sq, metric, k, block_size=block_size)
+    want = np.argsort(full, axis=1, kind="stable")[:, :k]
+    np.testing.assert_array_equal(idx, want)
+    np.testing.assert_array_equal(d2, np.take_along_axis(full, want, axis=1))
+    np.testing.assert_array_equal(row_max, full.max(axis=1))
+    # the strips handed out are the upper triangle of the same matrix
+    seen = np.full_like(full, np.nan)
+    knn.exact_neighbours(
+        x, sq, metric, k, block_size, on_strip=lambda s, e, m: seen.__setitem__((slice(s, e), slice(s, None)), m)
+    )
+    upper = np.triu(np.ones_like(full, dtype=bool))
+    np.testing.assert_array_equal(seen[upper], full[upper])
+
+
+def test_exact_neighbours_on_float_features_and_bad_k():
+    from sal_tf.evaluation import knn
+    from sal_tf.evaluation.distance import distance_block, prepare
+
+    rng = np.random.default_rng(5)
+    x, sq = prepare(rng.standard_normal((257, 32)).astype(np.float32), "euclidean")
+    full = distance_block(x, sq, x, sq, "euclidean") ** 2
+    idx, d2, row_max = knn.exact_neighbours(x, sq, "euclidean", 257, block_size=50)  # k = n: whole rows
+    np.testing.assert_array_equal(idx, np.argsort(full, axis=1, kind="stable"))
+    np.testing.assert_allclose(row_max, full.max(axis=1), rtol=1e-5)
+    np.testing.assert_allclose(d2, np.sort(full, axis=1), rtol=1e-5, atol=1e-3)  # self: cancellation
+    for k in (0, 258, 2.0):
+        with pytest.raises(ValueError, match="`k`"):
+            knn.exact_neighbours(x, sq, "euclidean", k)
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+@pytest.mark.parametrize("k1,k2,lam", [(20, 6, 0.3), (7, 3, 0.5)])
+def test_exact_mode_equals_dense_and_classic_with_ties(metric, k1, k2, lam):
+    feats = _tie_features(metric, 320, 1)
+    q, g = feats[:50], feats[50:]
+    ref = classic_re_ranking(*_dists(q, g, metric), k1, k2, lam)
+    dense = re_rank_features(q, g, metric=metric, k1=k1, k2=k2, lambda_value=lam, knn_mode="dense")
+    for block_size in (1, 13, 64, None):  # strips that straddle the query/gallery edge (50) and not
+        got = re_rank_features(q, g, metric, k1, k2, lam, block_size=block_size, knn_mode="exact")
+        np.testing.assert_array_equal(got, dense)  # same neighbours, maxima and q×g od, bit for bit
+        np.testing.assert_allclose(got, ref, rtol=0, atol=1e-5)
+
+
+def test_division_ties_flag_every_row_whose_top_k_could_change():
+    # od = D² / max can merge distinct D²: where the kept k + 1 (by D², index) do not give the
+    # top k by (od, index) of the whole row, the row must be flagged; most rows are not.
+    from sal_tf.evaluation.rerank import _division_ties
+
+    rng = np.random.default_rng(0)
+    values = [np.float32(0.99)]
+    for _ in range(7):  # eight adjacent floats; dividing by ~1.9 merges neighbours
+        values.append(np.nextafter(values[-1], np.float32(2)))
+    values = np.array(values, np.float32)
+    rows, n, k = 4000, 30, 5
+    full = rng.choice(values, size=(rows, n))
+    row_max = rng.choice(np.array([1.9, 1.7, 1.0], np.float32), size=rows)
+    row_max = np.maximum(row_max, full.max(axis=1))
+    assert len(np.unique(values / np.float32(1.9))) < len(values)
+    order = np.lexsort((np.broadcast_to(np.arange(n), full.shape), full))[:, : k + 1]
+    d2 = np.take_along_axis(full, order, axis=1)
+    od_full = full / row_max[:, None]
+    truth = np.lexsort((np.broadcast_to(np.arange(n), full.shape), od_full))[:, :k]
+    near = d2 / row_max[:, None]
+    kept = np.take_along_axis(order, np.lexsort((order, near))[:, :k], axis=1)
+    wrong = (kept != truth).any(axis=1)
+    flagged = _division_ties(d2, near, row_max)
+    assert wrong.any() and not (wrong & ~flagged).any()
+    assert flagged.mean() < 0.9
 
 
 def test_knn_helpers_find_true_nearest_and_farthest():

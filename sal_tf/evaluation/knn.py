@@ -1,29 +1,41 @@
-"""Nearest and farthest neighbours for re-ranking large sets (`rerank`), with faiss.
+"""Nearest and farthest neighbours for k-reciprocal re-ranking (`rerank`).
 
 k-reciprocal re-ranking (Zhong et al. 2017) needs, per item, its k nearest neighbours
 and its largest distance (each column of the classic code's distance matrix is divided
-by its maximum). Both are found in L2 on the prepared rows (`distance.prepare`: raw rows
-for the Euclidean metrics, L2-normalised rows for cosine, so L2 order = metric order):
+by its maximum). Found here on the prepared rows (`distance.prepare`: raw rows for the
+Euclidean metrics, L2-normalised rows for cosine):
 
-* exact: faiss `IndexFlatL2` (nearest) and `IndexFlatIP` over [−2 x_r, |x_r|²] queried
-  with [x_i, 1] (farthest: |x_i − x_r|² = |x_i|² + max_r (|x_r|² − 2 x_i·x_r));
-* inverted lists: faiss k-means puts the rows into `nlist` lists; the rows of one list
-  are searched together, with one BLAS product, against the `nprobe` lists whose
-  centroids are nearest to their own list's centroid (farthest: the nprobe/4 lists whose
-  centroids are farthest). Exhaustive, hence exact, when nprobe = nlist. faiss's own `IndexIVFFlat` scans a
-  list per query and was ~50× slower on 1024-d features here (memory-bound: 82k queries
-  × 19 lists read ~2 TB), which the grouped product avoids.
+* `exact_neighbours` (exact, the default of `re_rank_features`): the N×N squared
+  distances a block of rows at a time, never held whole. D is symmetric, so block
+  [s, e) is one BLAS product x[s:e] @ x[s:].T with the items from s on (the upper
+  triangle: N²·dim/2 multiply-adds in all), in the arithmetic of
+  `distance.distance_block`; a numba kernel (`knn_kernel`) squares it and merges each
+  entry into the k-best lists of its row and, right of the diagonal, of its column's item,
+  sorted by (d², index) so ties go to the lower index, and keeps the maxima. Memory: the
+  strip (from a budget) and the [N, k] lists;
+* faiss flat indexes: `IndexFlatL2` (nearest) and `IndexFlatIP` over [−2 x_r, |x_r|²]
+  queried with [x_i, 1] (farthest: |x_i − x_r|² = |x_i|² + max_r (|x_r|² − 2 x_i·x_r)),
+  in L2 order (= metric order on the prepared rows);
+* inverted lists (approximate): faiss k-means puts the rows into `nlist` lists; the rows
+  of one list are searched together, with one BLAS product, against the `nprobe` lists
+  whose centroids are nearest to their own list's centroid (farthest: the nprobe/4 lists
+  whose centroids are farthest). Exhaustive, hence exact, when nprobe = nlist. faiss's
+  own `IndexIVFFlat` scans a list per query and was ~50× slower on 1024-d features here
+  (memory-bound: 82k queries × 19 lists read ~2 TB), which the grouped product avoids.
 
 faiss and BLAS use one thread per core. Distances come with the indices, in the
 arithmetic of `distance_matrix`.
 """
+
+import concurrent.futures
 
 import numpy as np
 
 from sal_tf.evaluation.distance import distance_block, pair_distances
 from sal_tf.evaluation.rank_count import num_threads
 
-KNN_MODES = ("auto", "dense", "flat", "ivf")
+KNN_MODES = ("auto", "dense", "exact", "flat", "ivf")
+STRIP_BUDGET = 128 << 20  # bytes of one strip of products in `exact_neighbours`
 
 
 def ivf_sizes(n, nlist=None, nprobe=None):
@@ -136,3 +148,54 @@ class NeighbourIndex:
         idx = index.search(np.ascontiguousarray(q), 1)[1][:, 0]
         idx = np.where(idx < 0, rows, idx)
         return idx, self._pairs(rows, idx)
+
+
+def exact_neighbours(x, x_sq, metric, k, block_size=None, on_strip=None, budget=STRIP_BUDGET):
+    """Exact k nearest items (self included) and largest squared distance of every row of `x`.
+
+    Args:
+        x: float32 [n, dim] rows prepared for `metric` (`distance.prepare`).
+        x_sq: their squared norms (None for cosine).
+        metric: "euclidean", "sqeuclidean" or "cosine" (`distance.distance_block` arithmetic).
+        k: neighbours kept per row, 1..n.
+        block_size: rows per strip (default: as many as fit `budget` bytes of products).
+        on_strip: called as on_strip(s, e, d2) with d2 = float32 [e − s, n − s], the squared
+            distances of rows s..e to items s.. (valid during the call only), in order of s.
+        budget: bytes of one strip when `block_size` is None (two are alive at a time).
+
+    Returns:
+        (int32 indices, float32 squared distances) [n, k], ascending by (d², index), and the
+        float32 [n] maxima of the squared distances.
+    """
+    from sal_tf.evaluation import knn_kernel
+
+    n = len(x)
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= n:
+        raise ValueError(f"`k` must be an integer in [1, {n}] (the number of rows). Received: k={k!r}")
+    if n >= 1 << 32:
+        raise ValueError(f"`x` must have fewer than 2**32 rows. Received: {n}")
+    sq = np.zeros(n, np.float32) if x_sq is None else np.asarray(x_sq, np.float32)
+    code = knn_kernel.METRIC_CODES[metric]
+    heaps = np.full((n, int(k)), knn_kernel.EMPTY, np.uint64)
+    row_max = np.zeros(n, np.float32)
+
+    def merge(s, e, m):
+        knn_kernel.add_strip(m, sq, s, code, heaps, row_max)
+        if on_strip is not None:
+            on_strip(s, e, m)
+
+    # the kernel (one thread, no GIL) on strip t while BLAS computes strip t + 1
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        pending, s = None, 0
+        while s < n:
+            e = min(n, s + (block_size or max(1, budget // (4 * (n - s)))))
+            m = x[s:e] @ x[s:].T
+            if pending is not None:
+                pending.result()
+            pending, s = pool.submit(merge, s, e, m), e
+            del m
+        pending.result()
+    keys = np.sort(heaps, axis=1)
+    idx = (keys & np.uint64(0xFFFFFFFF)).astype(np.int32)
+    d2 = (keys >> np.uint64(32)).astype(np.uint32).view(np.float32)
+    return idx, d2, row_max

@@ -1,15 +1,14 @@
 """k-reciprocal re-ranking (Zhong et al., CVPR 2017), blockwise and sparse.
 
 Gives the output of the classic implementation (person-re-ranking, as shipped in
-torchreid `utils/rerank.py` and fast-reid) with ties broken by the lower index,
-without ever holding an N×N matrix (N = num_query + num_gallery):
+torchreid `utils/rerank.py` and fast-reid; transliterated in `rerank_classic`) with ties
+broken by the lower index, without ever holding an N×N matrix (N = num_query + num_gallery):
 
 1. D is the N×N distance matrix [[q_q, q_g], [q_gᵀ, g_g]]; like the classic code we
    square it and divide each column by its maximum, so row i of the result is
    od[i, :] = D[:, i]² / max_r D[r, i]². Pass 1 computes od a block of rows at a
-   time (from features: a matrix product and a top-k in TensorFlow) and keeps each
-   row's maximum, its 3·(k1+1) nearest neighbours with their od values, and the
-   query×gallery part (the output buffer).
+   time and keeps each row's maximum, its 3·(k1+1) nearest neighbours with their od
+   values, and the query×gallery part (the output buffer).
 2. k-reciprocal sets R(i) over the top k1+1 (self included); each member c whose own
    k-reciprocal set over the top round(k1/2)+1 overlaps R(i) by more than 2/3 of its
    size adds that set; V[i, j] = exp(−od[i, j]) over the expanded set, normalised to
@@ -23,27 +22,31 @@ without ever holding an N×N matrix (N = num_query + num_gallery):
 Memory is the q×g output plus O(N·k1) for the neighbour lists and V. Pass 1 is
 where the time goes; `re_rank_features(knn_mode=...)` picks how it finds neighbours:
 
-* "dense": every row of od as above, N²·dim multiply-adds (exact);
-* "flat" / "ivf": query rows as above (exact: they give the output, their maxima and
-  the gallery items' maxima over the queries); gallery rows from `knn`: faiss exact
-  search, or inverted lists (faiss k-means, a list searched at a time with one BLAS
-  product; ~nprobe/nlist of the N² work), their k + margin candidates re-ranked with
-  this module's own distances. A gallery item's maximum is the largest of its distance
-  to the queries, to its candidates and to its farthest item found in the lists.
-  "flat" and an exhaustive "ivf" (nprobe = nlist) equal "dense" up to float rounding;
-* "auto": dense up to `DENSE_MAX_ITEMS` (30,000) items, ivf beyond (MSMT17: 93,820).
+* "exact" (and "auto", at every size): `knn.exact_neighbours`, the upper triangle of D
+  a strip of rows at a time (one BLAS product per strip, `distance_block` arithmetic,
+  N²·dim/2 multiply-adds) with the k-best lists and maxima kept by a numba kernel; no
+  TensorFlow;
+* "dense": every row of od in TensorFlow (matrix product and top-k, N²·dim multiply-adds);
+  exact too, kept as a second implementation;
+* "flat" / "ivf": query rows as "dense" (they give the output, their maxima and the
+  gallery items' maxima over the queries); gallery rows from `knn`: faiss exact search, or
+  inverted lists (faiss k-means, a list searched at a time with one BLAS product;
+  ~nprobe/nlist of the N² work), their k + margin candidates re-ranked with this module's
+  own distances. A gallery item's maximum is the largest of its distance to the queries,
+  to its candidates and to its farthest item found in the lists. "flat" and an exhaustive
+  "ivf" (nprobe = nlist) equal "dense" up to float rounding; "ivf" with the default
+  probing is approximate (it misses true neighbours), so it is only used when asked for.
 """
 
 import numpy as np
 
 from sal_tf.evaluation import knn
-from sal_tf.evaluation.distance import as_feature_pair, check_metric, pair_distances, prepare
+from sal_tf.evaluation.distance import as_feature_pair, check_metric, distance_block, pair_distances, prepare
 
 _ROW_BUDGET = 8 << 20  # distances held per block in pass 1 (32 MiB of float32)
 _PAIR_CHUNK = 1 << 15  # feature pairs gathered at once for the weights
 _KEEP_FACTOR = 3  # neighbours kept per item with their od values: 3 (k1 + 1)
 _TERM_BUDGET = 1 << 20  # (query, gallery, column) terms per Jaccard block (~50 MiB)
-DENSE_MAX_ITEMS = 30_000  # knn="auto": dense N×N blocks up to this N, faiss IVF beyond
 
 
 # --------------------------------------------------------------------- rows of od
@@ -147,6 +150,61 @@ class _KnnRows(_FeatureRows):
         self._far_d2 = np.square(index.farthest(g)[1])
 
 
+class _ExactRows(_FeatureRows):
+    """`_FeatureRows` whose pass 1 is `knn.exact_neighbours`: exact, without TensorFlow.
+
+    The search keeps k + 1 neighbours by (D², index), re-sorted here by (od, index). Dividing by
+    the row maximum can merge distinct D² into one od; where that may let an item beyond the
+    kept ones tie the k-th and precede it (`_division_ties`), the row is recomputed whole.
+    """
+
+    def neighbours(self, nq, k, block_size):
+        """(rank, near, row_max, out) as `_first_pass` returns them."""
+        n = self.n
+        out = np.empty((nq, n - nq), dtype=np.float32)
+
+        def keep_query_rows(s, e, d2):  # d2: rows s..e to items s..
+            if s < nq:
+                out[s : min(e, nq)] = d2[: min(e, nq) - s, nq - s :]
+
+        kk = min(k + 1, n)
+        rank, d2, row_max = knn.exact_neighbours(self.x, self.x_sq, self.metric, kk, block_size, keep_query_rows)
+        _check_row_max(row_max, 0)
+        near = d2 / row_max[:, None]
+        unsafe = _division_ties(d2, near, row_max) if kk > k else np.zeros(n, bool)
+        order = np.lexsort((rank, near))
+        rank, near = np.take_along_axis(rank, order, axis=1), np.take_along_axis(near, order, axis=1)
+        for i in np.flatnonzero(unsafe):
+            rank[i, :k], near[i, :k] = self._whole_row(i, row_max[i], k)
+        for s, e in _blocks(nq, max(1, _ROW_BUDGET // max(1, n - nq))):
+            out[s:e] /= row_max[s:e, None]
+        return rank[:, :k], near[:, :k], row_max, out
+
+    def _whole_row(self, i, mx, k):
+        """(top-k indices, od) of row i from its n distances, ties by the lower index."""
+        sq = None if self.x_sq is None else self.x_sq[i : i + 1]
+        d = distance_block(self.x[i : i + 1], sq, self.x, self.x_sq, self.metric)[0]
+        od = d * d / mx
+        top = np.argsort(od, kind="stable")[:k]
+        return top, od[top]
+
+
+def _division_ties(d2, od, row_max):
+    """Rows whose top k = d2.shape[1] − 1 by (od, index) may differ from the kept ones by (D², index).
+
+    Rows of `d2` are ascending by (D², index), od = d2 / row_max. An item not kept has D² >= the
+    last kept one, so od >= the largest kept od W. It can only enter the top k if the k-th od is W
+    and either a kept item of od W has a smaller D² than the last (the division merged them) or the
+    next float above the last D² also divides to W (an unkept larger D² could too).
+    """
+    k = d2.shape[1] - 1
+    last_d2, w = d2[:, -1], od[:, -1]
+    kth = np.sort(od, axis=1)[:, k - 1]
+    merged = ((od == w[:, None]) & (d2 != last_d2[:, None])).any(axis=1)
+    next_same = np.nextafter(last_d2, np.float32(np.inf)) / row_max == w
+    return (kth == w) & (merged | next_same)
+
+
 class _MatrixRows:
     """Squared distances from q_g, q_q, g_g: row i of od is column i of D."""
 
@@ -208,6 +266,16 @@ def _topk(od, k):
     return tf.math.top_k(tf.negative(tf.convert_to_tensor(od)), k=k, sorted=True).indices.numpy()
 
 
+def _check_row_max(mx, offset):
+    """Raises unless every item's maximum squared distance (`mx`, items offset..) is finite and positive."""
+    bad = ~(np.isfinite(mx) & (mx > 0))
+    if bad.any():
+        raise ValueError(
+            f"Re-ranking needs finite distances with a positive maximum per item; item "
+            f"{offset + int(np.nonzero(bad)[0][0])} has max squared distance {mx[bad][0]}."
+        )
+
+
 def _expand_ranges(starts, lens):
     """Concatenation of range(starts[t], starts[t] + lens[t]) for all t."""
     total = int(lens.sum())
@@ -238,7 +306,10 @@ def _k_reciprocal(rows, nq, ng, k1, k2, lambda_value, block_size):
     k_half = min(int(np.around(k1 / 2.0)) + 1, n)
     k_qe = min(k2, n)
     k_keep = min(n, max(k_fw, k_qe, _KEEP_FACTOR * k_fw))
-    rank, near, row_max, out = _first_pass(rows, nq, n, k_keep, block_size or max(1, _ROW_BUDGET // n))
+    if isinstance(rows, _ExactRows):
+        rank, near, row_max, out = rows.neighbours(nq, k_keep, block_size)
+    else:
+        rank, near, row_max, out = _first_pass(rows, nq, n, k_keep, block_size or max(1, _ROW_BUDGET // n))
     step = block_size or 2048
     indptr, v_cols, v_vals = _expanded_sets(rows, rank, near, row_max, n, k_fw, k_half, step)
     if k2 != 1:
@@ -255,12 +326,7 @@ def _first_pass(rows, nq, n, k_keep, step):
     out = np.empty((nq, ng), dtype=np.float32)
     for s, e in _blocks(n, step, split=nq):
         mx, near[s:e], top, od = rows.first_pass(s, e, k_keep)
-        bad = ~(np.isfinite(mx) & (mx > 0))
-        if bad.any():
-            raise ValueError(
-                f"Re-ranking needs finite distances with a positive maximum per item; item "
-                f"{s + int(np.nonzero(bad)[0][0])} has max squared distance {mx[bad][0]}."
-            )
+        _check_row_max(mx, s)
         row_max[s:e] = mx
         rank[s:e] = top
         if od is not None and e <= nq:
@@ -389,12 +455,12 @@ def re_rank_features(
 ):
     """k-reciprocal re-ranking from embeddings.
 
-    With `knn_mode="dense"` this equals `re_rank_distances(distance_matrix(q, g, metric),
-    distance_matrix(q, q, metric), distance_matrix(g, g, metric), ...)` without building the
-    N×N matrices; "flat" (faiss exact search) gives the same up to float rounding; "ivf"
-    takes the gallery items' neighbours and farthest items from a faiss IVF index (`knn`),
-    approximate unless nprobe = nlist, so no N×N distances are computed at all (only the
-    query rows, dense).
+    With the default `knn_mode` ("auto" = "exact") or "dense" this equals
+    `re_rank_distances(distance_matrix(q, g, metric), distance_matrix(q, q, metric),
+    distance_matrix(g, g, metric), ...)` up to float rounding of the products, without
+    building the N×N matrices; "flat" (faiss exact search) gives the same; "ivf" takes the
+    gallery items' neighbours and farthest items from a faiss IVF index (`knn`), approximate
+    unless nprobe = nlist.
 
     Args:
         q_feats: float [num_query, dim].
@@ -402,8 +468,10 @@ def re_rank_features(
         metric: "euclidean", "sqeuclidean" or "cosine"; like the classic code the
             distances are squared before use.
         k1, k2, lambda_value: the paper's parameters (20, 6, 0.3).
-        block_size: rows per block (default: from a ~32 MiB budget).
-        knn_mode: "dense", "flat", "ivf" or "auto" (dense up to `DENSE_MAX_ITEMS` items, ivf beyond).
+        block_size: rows per block (default: from a memory budget: 2 × 128 MiB of products
+            for "exact", ~32 MiB for the others).
+        knn_mode: "auto" or "exact" (exact k-NN in strips, every size), "dense" (exact, in
+            TensorFlow), "flat" (faiss exact) or "ivf" (faiss inverted lists, approximate).
         nlist, nprobe: IVF lists and lists probed (default: `knn.ivf_sizes`, 4√N and nlist / 16).
 
     Returns:
@@ -416,10 +484,10 @@ def re_rank_features(
     if len(q) == 0 or len(g) == 0:
         raise ValueError(f"Empty query or gallery: q_feats.shape={q.shape}, g_feats.shape={g.shape}")
     feats = np.concatenate([q, g])
-    if knn_mode == "auto":
-        knn_mode = "dense" if len(feats) <= DENSE_MAX_ITEMS else "ivf"
     if knn_mode == "dense":
         rows = _FeatureRows(feats, metric)
+    elif knn_mode in ("auto", "exact"):
+        rows = _ExactRows(feats, metric)
     else:
         rows = _KnnRows(feats, metric, len(q), exact=knn_mode == "flat", nlist=nlist, nprobe=nprobe)
     return _k_reciprocal(rows, len(q), len(g), k1, k2, lambda_value, block_size)
