@@ -2,12 +2,10 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
-from tests.conftest import REPO, make_config
+from tests.conftest import make_config
 
 
 def base_config(model_dir, **overrides):
@@ -101,38 +99,21 @@ def test_pending_rows_and_no_paper_column_for_duke(tmp_path):
 
 
 def test_cli_demo_defaults_and_help_listing():
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": REPO}
-    code = (
-        "import sys, trainers.ablation; from absl import flags; from sal_tf.training import cli_flags; "
-        "flags.FLAGS(sys.argv); print(cli_flags.ablation_config_from_flags().to_json()); "
-        "print(flags.FLAGS.module_help('trainers.ablation'), file=sys.stderr)"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code, "--dataset=duke", "--verbose=0"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert out.returncode == 0, out.stderr
-    cfg = json.loads(out.stdout)
-    assert (
-        cfg["dataset"] == "demo"
-        and cfg["preset"] == "tiny"
-        and cfg["model_dir"] == os.path.join("runs", "ablation_demo")
-    )
-    assert cfg["stage1"]["epochs"] == 12 and cfg["stage2"]["epochs"] == 5 and cfg["eval_untrained"] is False
+    from absl import flags
+
+    from sal_tf.training import cli_flags
+
+    def config_and_help(*argv):
+        flag_values = flags.FlagValues()
+        cli_flags.define_ablation_flags(flag_values=flag_values)
+        flag_values(["trainers.ablation", *argv])
+        return cli_flags.ablation_config_from_flags(flag_values), flag_values.module_help(cli_flags.__name__)
+
+    cfg, help_text = config_and_help("--dataset=duke", "--verbose=0")
+    assert cfg.dataset == "demo" and cfg.preset == "tiny" and cfg.model_dir == os.path.join("runs", "ablation_demo")
+    assert cfg.stage1.epochs == 12 and cfg.stage2.epochs == 5 and cfg.eval_untrained is False
     for flag in ("--settings", "--stage1_epochs", "--max_steps_per_epoch", "market"):  # what --help lists
-        assert flag in out.stderr, flag
-    out = subprocess.run(
-        [sys.executable, "-c", code, "--dataset=duke", "--data_dir=/x", "--stage1_epochs=3"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    cfg = json.loads(out.stdout)
-    assert cfg["dataset"] == "dukemtmc" and cfg["preset"] == "paper" and cfg["stage1"]["epochs"] == 3
-    assert cfg["model_dir"] == os.path.join("runs", "ablation_dukemtmc")
+        assert flag in help_text, flag
+    cfg, _ = config_and_help("--dataset=duke", "--data_dir=/x", "--stage1_epochs=3")
+    assert cfg.dataset == "dukemtmc" and cfg.preset == "paper" and cfg.stage1.epochs == 3
+    assert cfg.model_dir == os.path.join("runs", "ablation_dukemtmc")

@@ -89,7 +89,7 @@ def test_imagenet_without_network_names_file_and_flag(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError) as err:
         load_backbone_weights(model, "imagenet")
     msg = str(err.value)
-    assert weights.WEIGHTS_FILE in msg and "--backbone_weights" in msg and str(tmp_path) in msg
+    assert weights.imagenet_weights_file(50) in msg and "--backbone_weights" in msg and str(tmp_path) in msg
 
 
 def test_tiny_width_mismatch_is_clear(keras_resnet_h5):

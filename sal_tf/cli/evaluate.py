@@ -19,8 +19,10 @@ FLAGS = flags.FLAGS
 
 def define_flags():
     """Defines this command's flags (called by `run`, never at import)."""
+    from sal_tf.data import LAYOUTS
+
     flags.DEFINE_string("model", None, "A training --model_dir, a .keras file or an exported SavedModel folder.")
-    flags.DEFINE_enum("dataset", "market1501", ["market1501", "market", "dukemtmc", "duke", "custom"],
+    flags.DEFINE_enum("dataset", "market1501", list(LAYOUTS),
                       "Layout of --data_dir (custom: train.csv / query.csv / gallery.csv).")  # fmt: skip
     flags.DEFINE_string("data_dir", None, "Dataset root (Market-1501 / DukeMTMC-reID folders, or the custom CSVs).")
     flags.DEFINE_string("output", None, "Where the results JSON goes (e.g. eval/market.json).")
@@ -35,23 +37,20 @@ def define_flags():
     flags.DEFINE_integer("verbose", 1, "0: quiet, 1: progress and the table, 2: also TensorFlow's start-up logs.")
 
 
-DATASETS = {"market": "market1501", "duke": "dukemtmc"}
-
-
 def main(argv):
     sal_app.no_arguments(argv)
     sal_app.require_flags("model", "data_dir", "output")
     sal_app.check_new_output("output", ".json", FLAGS.overwrite)
     import os
 
-    from sal_tf.data import load_dataset
+    from sal_tf.data import dataset_name, load_dataset
     from sal_tf.evaluation.reid import format_results
     from sal_tf.inference.evaluate import evaluate_dataset, select_queries
     from sal_tf.inference.loading import load_embedder
     from sal_tf.utils import write_json
 
     embedder = load_embedder(FLAGS.model)
-    name = DATASETS.get(FLAGS.dataset, FLAGS.dataset)
+    name = dataset_name(FLAGS.dataset)
     verbose = FLAGS.verbose > 0
     data = load_dataset(name, FLAGS.data_dir, verbose=verbose, drop_bad_eval_images=FLAGS.drop_bad_eval_images)
     queries = select_queries(FLAGS.queries, data.query)

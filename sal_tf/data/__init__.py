@@ -1,13 +1,19 @@
-"""Re-ID data: dataset parsers, the synthetic demo dataset, the image check and `tf.data` pipelines."""
+"""Re-ID data: dataset parsers, the synthetic demo dataset, the image check and `tf.data` pipelines.
+
+* Parsers (TF-free, imported with the package): `load_dataset`, `load_market1501`, `load_dukemtmc`,
+  `load_custom` → `ReIDDataset` of `Record`s; `DATASETS`, `DATASET_ALIASES`, `dataset_name`.
+* Resolved on first use, so `import sal_tf.data` imports neither TensorFlow nor numpy:
+  the re-ID pipelines (`build_train_dataset`, `build_query_gallery_datasets`, `build_eval_dataset`,
+  `steps_per_epoch`; `sal_tf/data/pipelines.py`), the epoch samplers (`SAMPLINGS`, ...), the demo
+  dataset, the image check and CIFAR-100 (`load_cifar100`; its pipelines: `sal_tf.data.cifar100_pipelines`).
+"""
 
 import os
 
 from sal_tf.data.custom import load_custom
 from sal_tf.data.dukemtmc import load_dukemtmc
 from sal_tf.data.market1501 import load_market1501
-from sal_tf.data.records import Record, ReIDDataset
-
-__all__ = ["DATASETS", "LOADERS", "Record", "ReIDDataset", "demo_cache_dir", "load_dataset"]
+from sal_tf.data.records import DISTRACTOR_PID, JUNK_PID, Record, ReIDDataset
 
 LOADERS = {
     "market1501": load_market1501,
@@ -15,6 +21,60 @@ LOADERS = {
     "custom": load_custom,
 }
 DATASETS = (*LOADERS, "demo")
+DATASET_ALIASES = {"market": "market1501", "duke": "dukemtmc"}  # short names the command lines accept
+LAYOUTS = (*LOADERS, *DATASET_ALIASES)  # what a --data_dir can hold, by name or alias
+
+_LAZY = {
+    "build_eval_dataset": "sal_tf.data.pipelines",
+    "build_query_gallery_datasets": "sal_tf.data.pipelines",
+    "build_train_dataset": "sal_tf.data.pipelines",
+    "steps_per_epoch": "sal_tf.data.pipelines",
+    "SAMPLINGS": "sal_tf.data.samplers",
+    "pk_epoch_indices": "sal_tf.data.samplers",
+    "random_epoch_indices": "sal_tf.data.samplers",
+    "ensure_demo_dataset": "sal_tf.data.demo",
+    "generate_demo_dataset": "sal_tf.data.demo",
+    "check_dataset": "sal_tf.data.image_check",
+    "Cifar100Data": "sal_tf.data.cifar100",
+    "load_cifar100": "sal_tf.data.cifar100",
+}
+
+__all__ = sorted(
+    [
+        "DATASETS",
+        "DATASET_ALIASES",
+        "DISTRACTOR_PID",
+        "JUNK_PID",
+        "LAYOUTS",
+        "LOADERS",
+        "Record",
+        "ReIDDataset",
+        "dataset_name",
+        "demo_cache_dir",
+        "load_custom",
+        "load_dataset",
+        "load_dukemtmc",
+        "load_market1501",
+        *_LAZY,
+    ]
+)
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'sal_tf.data' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_LAZY))
+
+
+def dataset_name(name):
+    """The dataset a name or alias (`DATASET_ALIASES`) means: "duke" → "dukemtmc"."""
+    return DATASET_ALIASES.get(name, name)
 
 
 def demo_cache_dir(cache_dir=None):

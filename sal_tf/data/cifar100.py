@@ -25,7 +25,6 @@ import pickle
 import numpy as np
 
 NUM_CLASSES = 100
-IMAGE_SIZE = (32, 32)
 SPLIT_FILES = ("train", "test")
 DOWNLOAD_URL = "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"
 
@@ -175,15 +174,3 @@ def load_cifar100(data_dir=None, verbose=True):
         print(data.summary())
     return data
 
-
-def write_cifar_pickle(path, images, labels, extra=None):
-    """Writes images uint8 [N, 32, 32, 3] RGB + fine labels in the official format (tests, subsets)."""
-    images = np.asarray(images, np.uint8)
-    d = {
-        b"data": images.transpose(0, 3, 1, 2).reshape(len(images), -1),
-        b"fine_labels": [int(v) for v in labels],
-        b"coarse_labels": [int(v) // 5 for v in labels],
-    }
-    d.update(extra or {})
-    with open(path, "wb") as f:
-        pickle.dump(d, f, protocol=2)

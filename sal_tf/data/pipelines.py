@@ -24,7 +24,7 @@ records given here are expected to decode.
 import numpy as np
 import tensorflow as tf
 
-from sal_tf.data.samplers import pk_epoch_indices, pk_steps_per_epoch, random_epoch_indices
+from sal_tf.data.samplers import SAMPLINGS, pk_epoch_indices, pk_steps_per_epoch, random_epoch_indices
 
 # Random erasing (Zhong et al.): probability, area range, aspect-ratio bound, fill (ImageNet mean pixel).
 ERASING_PROBABILITY = 0.5
@@ -32,8 +32,6 @@ ERASING_AREA = (0.02, 0.4)
 ERASING_MIN_ASPECT = 0.3
 ERASING_FILL = (123.675, 116.28, 103.53)
 _ERASING_ATTEMPTS = 10
-
-SAMPLINGS = ("random", "pk")
 
 
 def steps_per_epoch(records, batch_size, sampling="random", num_instances=4, num_replicas=1):

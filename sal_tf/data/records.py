@@ -16,11 +16,7 @@ import os
 import re
 
 from sal_tf.utils import is_image_file
-
-# File extensions treated as images (compared case-insensitively).
-
-JUNK_PID = -1
-DISTRACTOR_PID = 0
+from sal_tf.utils.person_ids import DISTRACTOR_PID, JUNK_PID
 
 
 @dataclasses.dataclass(frozen=True)

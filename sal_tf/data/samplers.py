@@ -16,6 +16,8 @@ Both are deterministic functions of (records, seed, epoch); the epoch's generato
 
 import numpy as np
 
+SAMPLINGS = ("random", "pk")  # shuffled full batches | P×K identity batches
+
 
 def _epoch_rng(seed, epoch):
     if int(seed) < 0 or int(epoch) < 0:

@@ -19,19 +19,10 @@ from keras import ops
 from sal_tf.losses import mining
 from sal_tf.losses.attention_constraint import self_attention_constraint_terms
 from sal_tf.losses.quadruplet import quadruplet_hard_terms
-from sal_tf.losses.triplet import check_margin, triplet_hard_terms
+from sal_tf.losses.triplet import triplet_hard_terms
+from sal_tf.utils.checks import check_non_negative
 
 METRIC_LOSSES = ("quadruplet", "triplet")
-
-
-def _check_weight(value, name):
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"`{name}` must be a number >= 0. Received: {name}={value!r}") from None
-    if not 0 <= value < float("inf"):
-        raise ValueError(f"`{name}` must be a finite number >= 0. Received: {name}={value}")
-    return value
 
 
 def _fraction_positive(values):
@@ -80,12 +71,12 @@ class SALObjective:
                 "SALObjective needs at least one term: pass softmax=True, metric='quadruplet' or "
                 "'triplet', or sac=True. Received: softmax=False, metric=None, sac=False"
             )
-        self.softmax_weight = _check_weight(softmax_weight, "softmax_weight")
-        self.metric_weight = _check_weight(metric_weight, "metric_weight")
-        self.sac_weight = _check_weight(sac_weight, "sac_weight")
-        self.margin1 = check_margin(margin1, "margin1")
-        self.margin2 = check_margin(margin2, "margin2")
-        self.triplet_margin = check_margin(triplet_margin, "triplet_margin")
+        self.softmax_weight = check_non_negative(softmax_weight, "softmax_weight")
+        self.metric_weight = check_non_negative(metric_weight, "metric_weight")
+        self.sac_weight = check_non_negative(sac_weight, "sac_weight")
+        self.margin1 = check_non_negative(margin1, "margin1")
+        self.margin2 = check_non_negative(margin2, "margin2")
+        self.triplet_margin = check_non_negative(triplet_margin, "triplet_margin")
 
     @property
     def terms(self):

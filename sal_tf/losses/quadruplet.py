@@ -13,7 +13,7 @@ import keras
 from keras import ops
 
 from sal_tf.losses import mining
-from sal_tf.losses.triplet import check_margin
+from sal_tf.utils.checks import check_non_negative
 
 
 def quadruplet_hard_terms(labels, embeddings, margin1=0.5, margin2=0.2):
@@ -72,8 +72,8 @@ class QuadrupletHardLoss(keras.losses.Loss):
         dtype=None,
     ):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
-        self.margin1 = check_margin(margin1, "margin1")
-        self.margin2 = check_margin(margin2, "margin2")
+        self.margin1 = check_non_negative(margin1, "margin1")
+        self.margin2 = check_non_negative(margin2, "margin2")
 
     def call(self, y_true, y_pred):
         term1, term2 = quadruplet_hard_terms(y_true, y_pred, self.margin1, self.margin2)

@@ -11,17 +11,7 @@ import keras
 from keras import ops
 
 from sal_tf.losses import mining
-
-
-def check_margin(value, name):
-    """Margins are finite numbers >= 0."""
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"`{name}` must be a number >= 0. Received: {name}={value!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise ValueError(f"`{name}` must be a finite number >= 0. Received: {name}={value}")
-    return value
+from sal_tf.utils.checks import check_non_negative
 
 
 def triplet_hard_terms(labels, embeddings, margin=0.5):
@@ -57,7 +47,7 @@ class TripletHardLoss(keras.losses.Loss):
 
     def __init__(self, margin=0.5, name="triplet_hard_loss", reduction="sum_over_batch_size", dtype=None):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
-        self.margin = check_margin(margin, "margin")
+        self.margin = check_non_negative(margin, "margin")
 
     def call(self, y_true, y_pred):
         return triplet_hard_terms(y_true, y_pred, self.margin)

@@ -1,24 +1,36 @@
-"""SAL model: backbone, presets, preprocessing, weight loading; `build_model` and `load_model` (Keras models)."""
+"""SAL model: backbone, presets, preprocessing, weight loading; `build_model` and `load_model` (Keras models).
 
-from sal_tf.models.factory import build_model
-from sal_tf.models.layers import AttentionMap, StackAttention
-from sal_tf.models.preprocessing import CaffePreprocessing, caffe_preprocess
-from sal_tf.models.presets import PRESETS, get_preset
-from sal_tf.models.sal_model import SALModel, apply_bottleneck_block, total_stride
-from sal_tf.models.saving import load_model
-from sal_tf.models.weights import load_backbone_weights
+Names are resolved on first use, so `import sal_tf.models` imports neither TensorFlow nor Keras and
+the TF-free modules (`presets`, `architecture`) serve configs and command lines before Keras starts.
+Using any Keras name here (`SALModel`, `build_model`, `load_model`, ...) registers the `sal_tf` layers
+with Keras; a bare `keras.saving.load_model` needs that first (`sal_tf/models/saving.py`).
+"""
 
-__all__ = [
-    "AttentionMap",
-    "CaffePreprocessing",
-    "PRESETS",
-    "SALModel",
-    "StackAttention",
-    "apply_bottleneck_block",
-    "build_model",
-    "caffe_preprocess",
-    "get_preset",
-    "load_model",
-    "load_backbone_weights",
-    "total_stride",
-]
+_LAZY = {
+    "AttentionMap": "sal_tf.models.layers",
+    "CaffePreprocessing": "sal_tf.models.preprocessing",
+    "PRESETS": "sal_tf.models.presets",
+    "SALModel": "sal_tf.models.sal_model",
+    "StackAttention": "sal_tf.models.layers",
+    "apply_bottleneck_block": "sal_tf.models.sal_model",
+    "build_model": "sal_tf.models.factory",
+    "caffe_preprocess": "sal_tf.models.preprocessing",
+    "get_preset": "sal_tf.models.presets",
+    "load_model": "sal_tf.models.saving",
+    "load_backbone_weights": "sal_tf.models.weights",
+    "total_stride": "sal_tf.models.sal_model",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'sal_tf.models' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_LAZY))

@@ -9,14 +9,12 @@ Paper §3.1–3.2. Layer names follow `keras.applications.ResNet50` / `ResNet101
 import keras
 from keras import layers
 
+from sal_tf.models.architecture import DEPTHS, STAGE_BLOCKS, check_width_divisor
 from sal_tf.models.layers import AttentionMap, StackAttention
 from sal_tf.models.preprocessing import CaffePreprocessing
 
 BN_EPSILON = 1.001e-5  # as keras.applications.ResNet50
 STEMS = ("imagenet", "cifar")
-# Bottleneck blocks of conv2..conv5, as keras.applications.ResNet50 / ResNet101.
-STAGE_BLOCKS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
-DEPTHS = tuple(STAGE_BLOCKS)
 
 
 def apply_bottleneck_block(x, filters, stride=1, dilation=1, conv_shortcut=True, name=None):
@@ -230,8 +228,7 @@ def _validate(num_classes, image_size, width_divisor, stem, stage6_dilation, emb
         raise ValueError(f"`depth` must be one of {DEPTHS} (ResNet50 / ResNet101). Received: depth={depth!r}")
     if len(image_size) != 2 or min(image_size) < 1:
         raise ValueError(f"`image_size` must be (height, width). Received: image_size={image_size!r}")
-    if width_divisor < 1 or 64 % width_divisor:
-        raise ValueError(f"`width_divisor` must divide 64 (1, 2, 4, 8, ...). Received: width_divisor={width_divisor!r}")
+    check_width_divisor(width_divisor)
     if stage6_dilation < 1 or embedding_dim < 1:
         raise ValueError(
             "`stage6_dilation` and `embedding_dim` must be ≥ 1. "

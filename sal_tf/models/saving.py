@@ -3,7 +3,7 @@
 A training `--model_dir` holds `stage<N>.keras` (written when stage N ends,
 `sal_tf/training/experiment.py`); `highest_stage_file` is the one home of that rule.
 
-A bare `keras.saving.load_model("runs/demo/stage2.keras")` needs `import sal_tf.models` first:
+A bare `keras.saving.load_model("runs/demo/stage2.keras")` needs `import sal_tf.models.sal_model` first:
 Keras 3 imports a config's module by itself only for the `keras*` packages
 (`keras/src/saving/serialization_lib.py`, `_retrieve_class_or_fn`); `load_model` does it.
 """
@@ -28,7 +28,7 @@ def load_model(path):
     """
     import keras
 
-    import sal_tf.models  # noqa: F401  (registers SALModel and its layers with Keras)
+    import sal_tf.models.sal_model  # noqa: F401  (registers SALModel and its layers with Keras)
 
     path = os.fspath(path)
     if os.path.isdir(path):

@@ -21,16 +21,11 @@ import h5py
 import keras
 import numpy as np
 
-from sal_tf.models.sal_model import STAGE_BLOCKS
+from sal_tf.models.architecture import DEPTHS, STAGE_BLOCKS
 
 BASE_URL = "https://storage.googleapis.com/tensorflow/keras-applications/resnet/"
-# depth → (notop file name, md5), as keras.applications.resnet.WEIGHTS_HASHES.
-IMAGENET_FILES = {
-    50: ("resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5", "4d473c1dd8becc155b73f8504c6f6626"),
-    101: ("resnet101_weights_tf_dim_ordering_tf_kernels_notop.h5", "88cf7a10940856eca736dc7b7e228a21"),
-}
-WEIGHTS_FILE, WEIGHTS_HASH = IMAGENET_FILES[50]
-WEIGHTS_URL = BASE_URL + WEIGHTS_FILE
+# md5 of Keras' official notop file of each depth (`architecture.DEPTHS`), as keras.applications.resnet.WEIGHTS_HASHES.
+IMAGENET_MD5 = {50: "4d473c1dd8becc155b73f8504c6f6626", 101: "88cf7a10940856eca736dc7b7e228a21"}
 BACKBONE_PREFIXES = ("conv1_", "conv2_", "conv3_", "conv4_", "conv5_")
 
 
@@ -42,9 +37,9 @@ def keras_cache_dir():
 
 def imagenet_weights_file(depth=50):
     """Name of Keras' official ImageNet notop file for ResNet`depth`."""
-    if depth not in IMAGENET_FILES:
-        raise ValueError(f"No ImageNet weights for depth={depth!r}; expected one of {sorted(IMAGENET_FILES)}.")
-    return IMAGENET_FILES[depth][0]
+    if depth not in DEPTHS:
+        raise ValueError(f"No ImageNet weights for depth={depth!r}; expected one of {list(DEPTHS)}.")
+    return f"resnet{depth}_weights_tf_dim_ordering_tf_kernels_notop.h5"
 
 
 def resolve_imagenet_weights(depth=50):
@@ -55,7 +50,7 @@ def resolve_imagenet_weights(depth=50):
     if os.path.isfile(cached):
         return cached
     try:
-        return keras.utils.get_file(name, url, cache_subdir="models", file_hash=IMAGENET_FILES[depth][1])
+        return keras.utils.get_file(name, url, cache_subdir="models", file_hash=IMAGENET_MD5[depth])
     except Exception as e:  # no network, proxy, TLS, ...
         raise FileNotFoundError(
             f"ImageNet weights '{name}' are not in the Keras cache ({cached}) and could not be "
@@ -74,7 +69,7 @@ def _h5_weight_groups(path):
             raise ValueError(
                 f"{path} is not a legacy Keras HDF5 weights file (no 'layer_names' attribute). "
                 "Expected the format of keras.applications' "
-                f"'{WEIGHTS_FILE}' or a model saved with model.save('x.h5')."
+                f"'{imagenet_weights_file()}' or a model saved with model.save('x.h5')."
             )
         for raw in root.attrs["layer_names"]:
             name = raw.decode("utf8") if isinstance(raw, bytes) else str(raw)

@@ -63,20 +63,14 @@ def finished_result(config):
     """The stored result of a setting run with `config`, or None when it has not finished.
 
     Raises:
-        ValueError: the stored result was produced with another configuration.
+        ConfigMismatch: the stored result was produced with another configuration.
     """
     path = os.path.join(config.model_dir, RESULT_FILE)
     if not os.path.exists(path):
         return None
     with open(path) as f:
         stored = json.load(f)
-    diffs = config.differences(stored.get("config", {}))
-    if diffs:
-        lines = "\n".join(f"  {k}: stored {a!r}, now {b!r}" for k, (a, b) in diffs.items())
-        raise ValueError(
-            f"{path} was produced with a different configuration:\n{lines}\n"
-            "Use another --model_dir, or rerun with the stored settings."
-        )
+    config.check_same_as(stored.get("config", {}), f"{path} was produced")
     return stored
 
 

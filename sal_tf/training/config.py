@@ -16,11 +16,34 @@
 
 import dataclasses
 import json
+import os
+
+from sal_tf.data.samplers import SAMPLINGS
+from sal_tf.models.architecture import DEPTHS, check_width_divisor
+from sal_tf.models.presets import PRESETS
 
 LOSSES = ("softmax", "quadruplet", "triplet", "softmax+quadruplet", "softmax+triplet")
 STRATEGIES = ("default", "mirrored", "multi_worker")
-SAMPLINGS = ("random", "pk")
+STAGES = ("1", "2", "all")
 WEIGHT_DECAY_MODES = ("coupled", "decoupled")
+# Fields with a fixed set of values → that set (`validate` checks them, the flags offer them).
+CHOICES = dict(
+    loss=LOSSES,
+    strategy=STRATEGIES,
+    stage=STAGES,
+    depth=DEPTHS,
+    preset=tuple(PRESETS),
+    sampling=SAMPLINGS,
+    weight_decay_mode=WEIGHT_DECAY_MODES,
+)
+
+RUNS_DIR = "runs"  # where a run's --model_dir goes by default: runs/<dataset>
+
+
+def run_folder(name):
+    """The default --model_dir of a run called `name` (a dataset, "demo", "ablation_<dataset>")."""
+    return os.path.join(RUNS_DIR, name)
+
 
 # Fields that may change between the runs that share a --model_dir (how the run executes or is
 # evaluated); every other field must match the stored config.json, or the run is refused.
@@ -40,6 +63,10 @@ RUNTIME_FIELDS = (
     "drop_bad_eval_images",
     "max_eval_images",
 )
+
+
+class ConfigMismatch(ValueError):
+    """A folder holds a run (or a result) made with another configuration."""
 
 
 @dataclasses.dataclass
@@ -133,7 +160,7 @@ DEMO = dict(
 class TrainConfig:
     """One re-ID training run (both stages). Defaults are the paper's values (§4.1)."""
 
-    model_dir: str = "runs/market1501"
+    model_dir: str = run_folder("market1501")
     dataset: str = "market1501"  # market1501 | dukemtmc | custom | demo
     data_dir: str = ""
     preset: str = "paper"
@@ -178,7 +205,7 @@ class TrainConfig:
         values = {k: v for k, v in DEMO.items() if k not in ("stage1", "stage2")}
         values["stage1"] = dataclasses.replace(_paper_stage1(), **DEMO["stage1"])
         values["stage2"] = dataclasses.replace(_paper_stage2(), **DEMO["stage2"])
-        return cls(**{"model_dir": "runs/demo", "dataset": "demo", **values, **changes})
+        return cls(**{"model_dir": run_folder("demo"), "dataset": "demo", **values, **changes})
 
     def __post_init__(self):
         for name in ("stage1", "stage2"):
@@ -187,9 +214,8 @@ class TrainConfig:
         self.validate()
 
     def validate(self):
-        choices = dict(loss=LOSSES, strategy=STRATEGIES, stage=("1", "2", "all"), depth=(50, 101))
-        for name, allowed in choices.items():
-            value = getattr(self, name)
+        for name in ("loss", "strategy", "stage", "depth", "preset"):
+            value, allowed = getattr(self, name), CHOICES[name]
             if (str(value) if name == "stage" else value) not in allowed:
                 expected = "|".join(str(a) for a in allowed)
                 raise ValueError(f"--{name} must be one of {expected}. Received: --{name}={value!r}")
@@ -252,11 +278,6 @@ class TrainConfig:
     def to_json(self):
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
-    @classmethod
-    def from_dict(cls, d):
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
-
     def differences(self, other):
         """{field: (stored, now)} of the non-runtime fields whose values differ from `other` (a dict)."""
         mine = self.to_dict()
@@ -266,6 +287,24 @@ class TrainConfig:
             if key not in RUNTIME_FIELDS and mine.get(key) != other.get(key)
         }
 
+    def check_same_as(self, stored, what):
+        """Raises `ConfigMismatch` listing the fields that differ from `stored` (a config dict).
+
+        `what` starts the message: "<what> with a different configuration: ...".
+        """
+        diffs = self.differences(stored)
+        if diffs:
+            lines = "\n".join(f"  {key}: stored {a!r}, now {b!r}" for key, (a, b) in diffs.items())
+            raise ConfigMismatch(
+                f"{what} with a different configuration:\n{lines}\n"
+                "Use another --model_dir, or rerun with the stored settings to resume."
+            )
+
+
+# The Table 1 runner on the demo data (no --data_dir): half of the single demo run's epochs per
+# setting (stage 1: 12, stage 2: 5; the stage-1 warm-up and lr-decay epochs scale alike), no
+# untrained evaluation (`sal_tf.training.cli_flags.ablation_config_from_flags`). Explicit flags win.
+ABLATION_DEMO_EPOCHS = dict(stage1=12, stage2=5)
 
 # CIFAR-100 (paper §4.5, Table 4). The paper gives no CIFAR schedule; these are the usual CIFAR
 # ResNet recipe in the paper's schedule form.
@@ -291,7 +330,7 @@ class CifarTrainConfig(TrainConfig):
     Extra field: `width_divisor` (model widths ÷ N; 1 = ResNet; smoke runs use 8).
     """
 
-    model_dir: str = "runs/cifar100"
+    model_dir: str = run_folder("cifar100")
     dataset: str = "cifar100"
     preset: str = "cifar"
     loss: str = "softmax"
@@ -310,8 +349,7 @@ class CifarTrainConfig(TrainConfig):
             raise ValueError(
                 f"CIFAR-100 trains stage 1 with loss=softmax (Table 4); got loss={self.loss!r}, stage={self.stage!r}."
             )
-        if self.width_divisor < 1 or 64 % self.width_divisor:
-            raise ValueError(f"--width_divisor must divide 64 (1, 2, 4, 8, ...). Received: {self.width_divisor}")
+        check_width_divisor(self.width_divisor, "--width_divisor")
         if self.max_eval_images < 0:
             raise ValueError(f"--max_eval_images must be >= 0. Received: {self.max_eval_images}")
 

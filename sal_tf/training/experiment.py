@@ -13,6 +13,7 @@ same evaluation settings (`TrainConfig.eval_settings`); otherwise — or when an
 after the model was saved — the stage's model is evaluated again.
 """
 
+import contextlib
 import json
 import os
 import time
@@ -21,17 +22,14 @@ import keras
 import tensorflow as tf
 
 from sal_tf.training import distribute
+from sal_tf.training.config import ConfigMismatch  # noqa: F401  (raised by check_model_dir; callers catch it here)
 from sal_tf.training.loop import LoopOptions, StageLoop
 from sal_tf.training.optimizer import build_optimizer
 from sal_tf.utils import write_atomically, write_json
 
 
-class ConfigMismatch(ValueError):
-    """`--model_dir` holds a run with another configuration."""
-
-
 def check_model_dir(config, chief=True):
-    """Refuses a model_dir whose config.json differs from `config` (listing only the differing fields)."""
+    """Refuses a model_dir whose config.json differs from `config` (`ConfigMismatch` listing the differing fields)."""
     path = os.path.join(config.model_dir, "config.json")
     if not os.path.exists(path):
         if chief:
@@ -39,21 +37,29 @@ def check_model_dir(config, chief=True):
             write_atomically(path, config.to_json())
         return
     with open(path) as f:
-        diffs = config.differences(json.load(f))
-    if diffs:
-        lines = "\n".join(f"  {key}: stored {a!r}, now {b!r}" for key, (a, b) in diffs.items())
-        raise ConfigMismatch(
-            f"--model_dir={config.model_dir} holds a run with a different configuration ({path}):\n{lines}\n"
-            "Use another --model_dir, or rerun with the stored settings to resume."
-        )
+        config.check_same_as(json.load(f), f"--model_dir={config.model_dir} holds a run ({path})")
 
 
 def set_up_runtime(config):
-    """Seeds, determinism and the precision policy of a run (before any model is built)."""
+    """Seeds and determinism of a run (before any model is built); the precision policy is `dtype_policy`'s."""
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(config.seed)
-    keras.mixed_precision.set_global_policy("mixed_float16" if config.mixed_precision else "float32")
+
+
+@contextlib.contextmanager
+def dtype_policy(mixed_precision):
+    """Keras' global dtype policy set to mixed_float16 (or float32) while a model is built, then restored.
+
+    Layers keep the policy they were built with, so a run's model computes in float16 without the
+    process-wide policy outliving the build (`Experiment` builds and loads its models inside it).
+    """
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16" if mixed_precision else "float32")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 class Experiment:
@@ -96,7 +102,7 @@ class Experiment:
             optimizer,
             os.path.join(self.model_dir, stage.name),
             self.writer(stage.name),
-            self._loop_options(),
+            LoopOptions.of(self.cfg),
             stage.name,
         )
         if loop.restored and self.cfg.verbose:
@@ -172,7 +178,7 @@ class Experiment:
                     f"exist. Train stage {stage.init_from} first (--stage={stage.init_from} with the same --model_dir "
                     "and other flags), or use --stage=all."
                 )
-        with self.strategy.scope():
+        with self.strategy.scope(), dtype_policy(self.cfg.mixed_precision):
             model = self.task.build_model(pretrained=init_from is None, verbose=self.cfg.verbose > 0 and self.chief)
         if init_from:
             model.set_weights(keras.saving.load_model(init_from, compile=False).get_weights())
@@ -191,10 +197,6 @@ class Experiment:
                 self.task.log_results(tag.split("_")[0], res)
         res = {k: v for k, v in res.items() if not k.startswith("_")}  # e.g. "_rank_list_image"
         return dict(res, eval_settings=self.cfg.eval_settings(), step=int(step))
-
-    def _loop_options(self):
-        c = self.cfg
-        return LoopOptions(c.checkpoint_every_steps, c.log_every_steps, c.jit_compile, c.mixed_precision, c.verbose)
 
     def writer(self, name):
         if not self.chief:

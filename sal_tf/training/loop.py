@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from sal_tf.training import distribute
 from sal_tf.training.checkpointing import StageCheckpoint
+from sal_tf.training.config import TrainConfig
 from sal_tf.training.optimizer import current_learning_rate
 from sal_tf.utils.progress import Progress
 
@@ -30,13 +31,18 @@ class TrainingDiverged(RuntimeError):
 
 @dataclasses.dataclass
 class LoopOptions:
-    """How the loop runs (runtime knobs of a `TrainConfig`)."""
+    """How the loop runs: the `TrainConfig` fields of the same names (and their defaults)."""
 
-    checkpoint_every_steps: int = 500
-    log_every_steps: int = 10
-    jit_compile: bool = False
-    mixed_precision: bool = False
-    verbose: int = 1
+    checkpoint_every_steps: int = TrainConfig.checkpoint_every_steps
+    log_every_steps: int = TrainConfig.log_every_steps
+    jit_compile: bool = TrainConfig.jit_compile
+    mixed_precision: bool = TrainConfig.mixed_precision
+    verbose: int = TrainConfig.verbose
+
+    @classmethod
+    def of(cls, config):
+        """The options of a `TrainConfig`."""
+        return cls(**{field.name: getattr(config, field.name) for field in dataclasses.fields(cls)})
 
 
 def make_train_step(strategy, model, objective, optimizer, options):

@@ -1,0 +1,18 @@
+"""The backbone choices of the SAL network, without Keras: ResNet depths and the width-divisor rule.
+
+`SALModel` (`sal_tf/models/sal_model.py`) builds from these; the training configs and command-line
+flags (`sal_tf/training/config.py`, `sal_tf/training/cli_flags.py`) offer and check the same values
+before Keras is imported (paper §3.1: ResNet50; Table 4: ResNet101).
+"""
+
+# Bottleneck blocks of conv2..conv5, as keras.applications.ResNet50 / ResNet101.
+STAGE_BLOCKS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
+DEPTHS = tuple(STAGE_BLOCKS)
+BASE_WIDTH = 64  # conv1's width; every other width is a multiple of it
+
+
+def check_width_divisor(value, name="`width_divisor`"):
+    """`value` divides every conv width (1 = ResNet, 8 = the `tiny` preset); raises ValueError naming `name`."""
+    if value < 1 or BASE_WIDTH % value:
+        raise ValueError(f"{name} must divide {BASE_WIDTH} (1, 2, 4, 8, ...). Received: {value!r}")
+    return value
