@@ -1,0 +1,84 @@
+"""sal_tf.losses.triplet against the brute-force float64 reference `ref_triplet`
+(`tests/loss_references.py`): random, clustered and property-based batches, gradients, config."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sal_tf.losses import TripletHardLoss, triplet_hard_terms
+from tests.loss_references import (
+    HYPOTHESIS,
+    assert_config_round_trip,
+    assert_triplet_matches,
+    clustered_batch,
+    distinct_id_batches,
+    exact_mean,
+    finite_difference,
+    grid_batches,
+    need_float64,
+    one_id_batches,
+    random_batch,
+    random_float_batch,
+    value_and_grad,
+)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_ref_random_batches(seed):
+    labels, x = random_batch(seed)
+    want = assert_triplet_matches(labels, x, check_loss_class=True)
+    assert want.max() > 0  # random ids: hinges are active, so the check is not vacuous
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_ref_clustered_batches(seed):
+    labels, x = clustered_batch(seed)
+    assert_triplet_matches(labels, x, margin=0.3, check_loss_class=True)
+
+
+@HYPOTHESIS
+@given(grid_batches())
+def test_ref_property_duplicates_and_ties(batch):
+    labels, x = batch
+    assert_triplet_matches(labels, x)
+
+
+@HYPOTHESIS
+@given(one_id_batches())
+def test_ref_property_one_id_only(batch):
+    labels, x = batch
+    want = assert_triplet_matches(labels, x)
+    assert not want.any()  # no negatives: all zero
+
+
+@HYPOTHESIS
+@given(distinct_id_batches())
+def test_ref_property_every_id_once(batch):
+    labels, x = batch
+    want = assert_triplet_matches(labels, x)
+    assert not want.any()  # no positives: all zero
+
+
+@HYPOTHESIS
+@given(st.integers(0, 2**31 - 1), st.integers(2, 8), st.integers(1, 4))
+def test_ref_property_random_floats(seed, size, num_ids):
+    assert_triplet_matches(*random_float_batch(seed, size, num_ids))
+
+
+def test_ref_gradients_match_finite_differences():
+    rng = np.random.default_rng(7)
+    labels = np.array([0, 0, 1, 1, 2, 2, 3, 3], np.int32)
+    x = rng.standard_normal((8, 5)) * 0.3  # float64, small spread: most hinges active
+    need_float64(x)
+
+    def loss(x):
+        return exact_mean(triplet_hard_terms(labels, x, 0.5))
+
+    value, grad = value_and_grad(loss, x)
+    assert value > 0 and np.abs(grad).max() > 0
+    np.testing.assert_allclose(grad, finite_difference(loss, x), atol=1e-6, rtol=1e-5)
+
+
+def test_get_config_round_trip():
+    assert_config_round_trip(TripletHardLoss(margin=0.3))
