@@ -1,4 +1,5 @@
-"""Rank-list and attention pictures (matplotlib): the protocol, frame colours, shapes, PNG files."""
+"""sal_tf.evaluation.visualize: rank-list and attention pictures (matplotlib): the protocol, frame colours,
+shapes, PNG files, argument checks."""
 
 import collections
 
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from sal_tf.evaluation import visualize
+from sal_tf.evaluation import rank_list_image, save_rank_lists, visualize  # the package's lazy names too
 from sal_tf.evaluation.visualize import MATCH_COLOR, MISS_COLOR, QUERY_COLOR, UNKNOWN_COLOR
 
 Record = collections.namedtuple("Record", "path pid camid")
@@ -85,3 +86,22 @@ def test_attention_figure_shapes_and_errors(tmp_path):
         visualize.attention_figure(images, attention, (4, 4))
     with pytest.raises(ValueError, match="stage_names"):
         visualize.attention_figure(images, attention, (8, 4), stage_names=["a"])
+
+
+def test_rank_list_image_rejects_mismatched_matches():
+    q = np.zeros((4, 4, 3), np.uint8)
+    with pytest.raises(ValueError, match="matches"):
+        rank_list_image(q, [q, q], [True])
+    with pytest.raises(ValueError, match="border"):
+        rank_list_image(q, [q], [True], border=0)
+
+
+def test_save_rank_lists_errors(tmp_path):
+    rec = [Record(str(tmp_path / "missing.png"), 1, 0)]
+    g = [Record(str(tmp_path / "missing.png"), 1, 1)]
+    with pytest.raises(FileNotFoundError, match="missing.png"):
+        save_rank_lists(str(tmp_path / "x.png"), np.zeros((1, 1)), rec, g, [0])
+    with pytest.raises(ValueError, match="distmat"):
+        save_rank_lists(str(tmp_path / "x.png"), np.zeros((2, 1)), rec, g, [0])
+    with pytest.raises(ValueError, match="q_indices"):
+        save_rank_lists(str(tmp_path / "x.png"), np.zeros((1, 1)), rec, g, [3])
