@@ -1,0 +1,125 @@
+"""`CropFolder`: the gallery's image crops on disk, durable before the store hears of them.
+
+Layout of the service's data folder:
+
+* `crops/<sha256 of the id>`: one file per item: a JSON header line `{"id", "content_type"}`, then
+  the image bytes as uploaded. Named by a hash, never by the id, so an id such as
+  `../../etc/passwd` is only ever a key: no file outside this folder is named after it.
+* `pending/<uuid>.json`: the ids of an add or delete in flight (written and fsynced first,
+  removed once the store has answered).
+
+Order of an add (`sal_tf/serve/service.py`): pending record → crops (each written to a temporary
+file, fsynced, renamed; then the folder fsynced) → `store.add` (durable when it returns) → pending
+record removed. A delete: pending record → `store.delete` → crop removed → record removed. After a
+crash, `recover` walks the pending records: a crop whose id the store does not hold is garbage
+and goes; so a store entry always has its crop, and a crop without a store entry does not survive
+a restart.
+"""
+
+import concurrent.futures
+import hashlib
+import json
+import os
+import uuid
+
+from sal_tf.utils import write_atomically
+
+FSYNC_THREADS = 8  # fsyncs of one batch overlap (one journal commit serves several)
+
+
+def crop_name(item_id):
+    """The file name of an id's crop: the hex SHA-256 of its UTF-8 bytes."""
+    return hashlib.sha256(item_id.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def fsync_folder(folder):
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class CropFolder:
+    """Image crops by gallery id, under `root/crops`, with the pending records under `root/pending`."""
+
+    def __init__(self, root):
+        self.root = os.path.abspath(os.path.expanduser(root))
+        self.crops = os.path.join(self.root, "crops")
+        self.pending = os.path.join(self.root, "pending")
+        for folder in (self.crops, self.pending):
+            os.makedirs(folder, exist_ok=True)
+        self._pool = concurrent.futures.ThreadPoolExecutor(FSYNC_THREADS, thread_name_prefix="crop-fsync")
+
+    def close(self):
+        self._pool.shutdown(wait=True)
+
+    def path_of(self, item_id):
+        return os.path.join(self.crops, crop_name(item_id))
+
+    def begin(self, ids, action):
+        """Records `action` ("add" / "delete") of `ids` durably; returns the record's path for `end`."""
+        path = os.path.join(self.pending, f"{uuid.uuid4().hex}.json")
+        write_atomically(path, json.dumps({"action": action, "ids": list(ids)}))
+        fsync_folder(self.pending)
+        return path
+
+    def end(self, record):
+        os.remove(record)
+
+    def write(self, ids, images, content_types):
+        """Writes the crops of `ids` (bytes `images`) durably: each file fsynced, then the folder."""
+
+        def one(args):
+            item_id, data, kind = args
+            header = json.dumps({"id": item_id, "content_type": kind}).encode("utf-8", "surrogatepass")
+            write_atomically(self.path_of(item_id), header + b"\n" + data)
+
+        list(self._pool.map(one, zip(ids, images, content_types)))
+        fsync_folder(self.crops)
+
+    def read(self, item_id):
+        """(bytes, content type) of an id's crop, or None."""
+        try:
+            with open(self.path_of(item_id), "rb") as f:
+                header = json.loads(f.readline())
+                data = f.read()
+        except FileNotFoundError:
+            return None
+        if header.get("id") != item_id:  # a SHA-256 collision: never serve another item's crop
+            return None
+        return data, header.get("content_type") or "application/octet-stream"
+
+    def remove(self, ids):
+        for item_id in ids:
+            try:
+                os.remove(self.path_of(item_id))
+            except FileNotFoundError:
+                pass
+
+    def settle(self, record, in_store):
+        """Removes the crops of `record`'s ids that the store does not hold, then the record.
+
+        `in_store(id) -> bool` tells whether the store holds an id. Returns the number removed.
+        """
+        with open(record) as f:
+            ids = json.load(f)["ids"]
+        garbage = [i for i in ids if os.path.exists(self.path_of(i)) and not in_store(i)]
+        self.remove(garbage)
+        os.remove(record)
+        return len(garbage)
+
+    def recover(self, in_store):
+        """Finishes what a crash interrupted (see the module docstring); returns the garbage crops removed."""
+        for name in sorted(os.listdir(self.crops)):
+            if ".tmp-" in name:  # a write that never reached its rename
+                os.remove(os.path.join(self.crops, name))
+        removed = 0
+        for name in sorted(os.listdir(self.pending)):
+            path = os.path.join(self.pending, name)
+            if ".tmp-" in name:
+                os.remove(path)
+            else:
+                removed += self.settle(path, in_store)
+        fsync_folder(self.crops)
+        return removed

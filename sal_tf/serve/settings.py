@@ -1,0 +1,86 @@
+"""`ServeSettings`: every setting of the search service and its default (the one home of both).
+
+`sal-serve` (`sal_tf/cli/serve.py`) fills it from flags; tests and benchmarks build it directly
+and pass it to `sal_tf.serve.create_app` or `sal_tf.serve.server.serve`.
+"""
+
+import dataclasses
+import os
+
+API_KEY_ENV = "SAL_SERVE_API_KEY"  # read by the command when --api_key is not given
+DEFAULT_DATA_DIR = "serve_data"
+
+
+@dataclasses.dataclass
+class ServeSettings:
+    """What the service serves and its limits.
+
+    Attributes:
+        model: a model in any form `sal_tf.load_embedder` takes (training folder, .keras, SavedModel).
+        tf_serving: instead of `model`, a TF Serving REST model URL
+            (`http://host:8501/v1/models/sal[/versions/N]`) serving the exported SavedModel.
+        store: the gallery store location (`sal_tf.gallery.open_store`): a folder (faiss), a `*.db`
+            file (Milvus Lite) or `http://host:19530` (a Milvus server).
+        data_dir: the service's own folder (the stored crops); default: `<store>.crops` for a folder
+            or file store, `serve_data` for a Milvus server.
+        distance: "euclidean" or "cosine" (a new store's metric; an existing store keeps its own).
+        index_images: a folder / glob / CSV indexed at start-up when the store is empty.
+        host, port: where to listen (loopback unless `host` says otherwise).
+        api_key: when set, every `/v1` route wants `Authorization: Bearer <api_key>`.
+        cors_origins: origins allowed by CORS (none: no CORS headers at all).
+        max_k: the largest `k` a search may ask for.
+        max_items: the most items one `POST /v1/gallery` may carry.
+        max_upload_mb: the largest request body (MiB); a larger one is answered 413 unread.
+        max_embedding_batch: images per model call when indexing at start-up.
+        tf_serving_timeout_s: seconds to wait for TF Serving.
+        progress: print indexing progress.
+    """
+
+    model: str = None
+    store: str = None
+    tf_serving: str = None
+    data_dir: str = None
+    distance: str = "euclidean"
+    index_images: str = None
+    host: str = "127.0.0.1"
+    port: int = 8080
+    api_key: str = None
+    cors_origins: tuple = ()
+    max_k: int = 100
+    max_items: int = 64
+    max_upload_mb: float = 16.0
+    max_embedding_batch: int = 64
+    tf_serving_timeout_s: float = 30.0
+    progress: bool = True
+
+    def __post_init__(self):
+        self.cors_origins = tuple(self.cors_origins or ())
+        self.check()
+
+    def check(self):
+        """Raises ValueError naming the setting (as its flag) that is missing or out of range."""
+        if (self.model is None) == (self.tf_serving is None):
+            raise ValueError("Give exactly one of --model (a model to load) or --tf_serving (a TF Serving model URL).")
+        if not self.store:
+            raise ValueError("--store is required: a folder (faiss), a *.db file (Milvus Lite) or http://host:19530.")
+        if self.distance not in ("euclidean", "cosine"):
+            raise ValueError(f"--distance must be 'euclidean' or 'cosine'. Received: {self.distance!r}")
+        for name in ("max_k", "max_items", "max_embedding_batch"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"--{name} must be >= 1. Received: {getattr(self, name)}")
+        if not self.max_upload_mb > 0:
+            raise ValueError(f"--max_upload_mb must be > 0. Received: {self.max_upload_mb}")
+        if not 0 <= int(self.port) < 65536:
+            raise ValueError(f"--port must be in 0..65535. Received: {self.port}")
+
+    @property
+    def max_body_bytes(self):
+        return int(self.max_upload_mb * 1024 * 1024)
+
+    def crops_dir(self):
+        """The folder of the stored crops (see `data_dir`)."""
+        if self.data_dir:
+            return os.path.expanduser(self.data_dir)
+        if "://" in self.store:
+            return DEFAULT_DATA_DIR
+        return os.path.expanduser(self.store).rstrip("/") + ".crops"

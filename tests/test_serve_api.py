@@ -1,0 +1,316 @@
+"""sal-serve over real HTTP: every route, the API key, bad input, path-like ids, TF Serving mode, CORS.
+
+One server per back end for the whole module, started as `python -m sal_tf.cli.serve` on
+127.0.0.1 and stopped by its fixture (`tests/serve_support.py`): `server` runs a small embedding
+model (random weights) in-process over the embedded faiss store, with an API key and small limits;
+`tf_server` gets the same model's embeddings from a TF Serving stand-in (an HTTP server loading
+its exported SavedModel) and keeps its gallery in Milvus Lite, with CORS for one origin. The
+attention route's PNG needs a SAL model: tests/test_serve_page.py checks it on the trained run.
+"""
+
+import glob
+import os
+import re
+import urllib.parse
+
+import numpy as np
+import pytest
+from serve_support import ServerProcess, TFServingStandIn, b64, call, multipart, small_embedding_model
+
+KEY = "test-key-5d41402abc4b2a76"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+ORIGIN = "http://page.example"
+MAX_ITEMS, MAX_K, MAX_UPLOAD_MB = 4, 20, 0.25
+DIM = 64  # small_embedding_model
+
+
+def quoted(item_id):
+    return urllib.parse.quote(item_id, safe="")
+
+
+@pytest.fixture(scope="module")
+def model_files(tmp_path_factory):
+    """A small embedding model (random weights) as a .keras file and as an exported SavedModel version."""
+    from sal_tf.export.export_lib import export
+
+    folder = tmp_path_factory.mktemp("serve_model")
+    model = small_embedding_model()
+    model.save(folder / "small.keras")
+    saved_model = export(model, str(folder / "exports"), "sal", verify=False)["saved_model"]
+    return {"keras": str(folder / "small.keras"), "saved_model": saved_model}
+
+
+@pytest.fixture(scope="module")
+def crops(data_root):
+    """Encoded JPEG crops of the demo gallery: {file name: bytes}."""
+    paths = sorted(glob.glob(os.path.join(data_root, "bounding_box_test", "*.jpg")))[:12]
+    return {os.path.basename(p): open(p, "rb").read() for p in paths}
+
+
+@pytest.fixture(scope="module")
+def server(model_files, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("serve_api")
+    args = [f"--model={model_files['keras']}", f"--store={folder / 'store'}", f"--api_key={KEY}"]
+    args += [f"--max_items={MAX_ITEMS}", f"--max_k={MAX_K}", f"--max_upload_mb={MAX_UPLOAD_MB}"]
+    process = ServerProcess(args, str(folder / "server.log"))
+    process.folder = folder
+    yield process
+    process.stop_cleanly()
+
+
+@pytest.fixture(scope="module")
+def tf_server(model_files, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("serve_tf")
+    stand_in = TFServingStandIn(model_files["saved_model"])
+    args = [f"--tf_serving={stand_in.url}", f"--store={folder / 'gallery.db'}", f"--cors_origins={ORIGIN}"]
+    process = ServerProcess(args, str(folder / "server.log"))
+    process.stand_in = stand_in
+    yield process
+    process.stop_cleanly()
+    stand_in.close()
+
+
+def count(url):
+    return call("GET", url + "/healthz").json()["count"]
+
+
+def add(url, items, headers=AUTH):
+    return call("POST", url + "/v1/gallery", {"items": items}, headers)
+
+
+def search(url, body, headers=AUTH):
+    return call("POST", url + "/v1/search", body, headers)
+
+
+def test_healthz_and_page_are_open_and_reveal_nothing_sensitive(server, model_files):
+    health = call("GET", server.url + "/healthz")
+    assert health.status == 200
+    body = health.json()
+    assert body["status"] == "ok" and body["store"] == "faiss" and body["model"] == "keras:small.keras"
+    assert isinstance(body["count"], int)
+    assert KEY not in health.body.decode() and os.path.dirname(model_files["keras"]) not in health.body.decode()
+    page = call("GET", server.url + "/")
+    assert page.status == 200 and page.headers["content-type"].startswith("text/html")
+    assert "Person search" in page.body.decode() and KEY not in page.body.decode()
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    script = call("GET", server.url + "/static/app.js")
+    assert script.status == 200 and b"/v1/search" in script.body
+    assert "access-control-allow-origin" not in call("GET", server.url + "/healthz", headers={"Origin": ORIGIN}).headers
+
+
+@pytest.mark.parametrize(
+    "method, path, body",
+    [
+        ("POST", "/v1/gallery", {"items": []}),
+        ("DELETE", "/v1/gallery/x", None),
+        ("GET", "/v1/gallery/x/image", None),
+        ("POST", "/v1/search", {"embedding": [0.0], "k": 1}),
+        ("POST", "/v1/attention", {"image_b64": ""}),
+    ],
+)
+def test_every_v1_route_wants_the_api_key(server, method, path, body):
+    for headers in ({}, {"Authorization": "Bearer wrong-key"}, {"Authorization": KEY}):
+        reply = call(method, server.url + path, body, headers)
+        assert reply.status == 401, (headers, reply)
+        assert reply.headers["www-authenticate"] == "Bearer" and "Authorization" in reply.json()["error"]
+    assert call(method, server.url + path, body, AUTH).status != 401
+
+
+def test_add_search_image_delete_round_trip(server, crops):
+    names = list(crops)[:3]
+    items = [
+        {"image_b64": b64(crops[n]), "camera": i + 1, "timestamp": 100.0 + i, "path": f"cam/{n}", "person_id": 7}
+        for i, n in enumerate(names)
+    ]
+    before = count(server.url)
+    added = add(server.url, items)
+    assert added.status == 200, added
+    ids = added.json()["ids"]
+    assert len(ids) == 3 and all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids) and added.json()["count"] == before + 3
+    found = search(server.url, {"image_b64": b64(crops[names[0]]), "k": 3})
+    assert found.status == 200 and found.json()["took_ms"] > 0
+    top = found.json()["results"][0]
+    assert top["id"] == ids[0] and top["distance"] < 1e-3
+    assert (top["camera"], top["timestamp"], top["path"], top["person_id"]) == (1, 100.0, f"cam/{names[0]}", 7)
+    image = call("GET", f"{server.url}/v1/gallery/{ids[1]}/image", headers=AUTH)
+    assert image.status == 200 and image.body == crops[names[1]] and image.headers["content-type"] == "image/jpeg"
+    deleted = call("DELETE", f"{server.url}/v1/gallery/{ids[1]}", headers=AUTH)
+    assert deleted.status == 200 and deleted.json()["deleted"] == ids[1] and count(server.url) == before + 2
+    assert call("DELETE", f"{server.url}/v1/gallery/{ids[1]}", headers=AUTH).status == 404
+    assert call("GET", f"{server.url}/v1/gallery/{ids[1]}/image", headers=AUTH).status == 404
+    assert ids[1] not in [
+        h["id"] for h in search(server.url, {"image_b64": b64(crops[names[1]]), "k": 5}).json()["results"]
+    ]
+
+
+def test_search_by_embedding_and_filters(server, crops):
+    names = list(crops)[3:7]
+    items = [
+        {"id": f"filter-{i}", "image_b64": b64(crops[n]), "camera": i, "timestamp": float(i)}
+        for i, n in enumerate(names)
+    ]
+    assert add(server.url, items).status == 200
+    query = search(server.url, {"image_b64": b64(crops[names[0]]), "k": 1}).json()["results"][0]
+    assert query["id"] == "filter-0"
+
+    def ids(**filters):
+        body = {"image_b64": b64(crops[names[0]]), "k": MAX_K, **filters}
+        reply = search(server.url, body)
+        assert reply.status == 200, reply
+        return {h["id"] for h in reply.json()["results"]} & {f"filter-{i}" for i in range(4)}
+
+    assert ids() == {"filter-0", "filter-1", "filter-2", "filter-3"}
+    assert ids(exclude_camera=0) == {"filter-1", "filter-2", "filter-3"}
+    assert ids(cameras=[1, 3]) == {"filter-1", "filter-3"}
+    assert ids(time_range=[1.5, 3.0]) == {"filter-2", "filter-3"}
+
+
+def test_search_by_embedding_width_of_the_model(server, crops):
+    rng = np.random.default_rng(0)
+    reply = search(server.url, {"embedding": rng.standard_normal(DIM).tolist(), "k": 5})
+    assert reply.status == 200 and len(reply.json()["results"]) == 5
+    distances = [h["distance"] for h in reply.json()["results"]]
+    assert distances == sorted(distances) and 0 <= distances[0] <= 2
+
+
+PATH_LIKE_IDS = ["../../etc/passwd", "a/b", "..", "x/../y/image", "50% off ü #?&"]
+
+
+def test_path_like_ids_are_only_keys(server, crops):
+    image = next(iter(crops.values()))
+    items = [{"id": i, "image_b64": b64(image)} for i in PATH_LIKE_IDS[:MAX_ITEMS]]
+    items2 = [{"id": i, "image_b64": b64(image)} for i in PATH_LIKE_IDS[MAX_ITEMS:]]
+    assert add(server.url, items).json()["ids"] == PATH_LIKE_IDS[:MAX_ITEMS]
+    assert add(server.url, items2).status == 200
+    crops_dir = server.folder / "store.crops" / "crops"
+    assert all(re.fullmatch(r"[0-9a-f]{64}", name) for name in os.listdir(crops_dir))
+    assert not (server.folder / "etc").exists() and not os.path.exists(crops_dir / ".." / ".." / "etc")
+    for item_id in PATH_LIKE_IDS:
+        got = call("GET", f"{server.url}/v1/gallery/{quoted(item_id)}/image", headers=AUTH)
+        assert got.status == 200 and got.body == image, item_id
+    hits = search(server.url, {"image_b64": b64(image), "k": MAX_K}).json()["results"]
+    assert set(PATH_LIKE_IDS) <= {h["id"] for h in hits}
+    for item_id in PATH_LIKE_IDS:
+        assert call("DELETE", f"{server.url}/v1/gallery/{quoted(item_id)}", headers=AUTH).status == 200, item_id
+        assert call("GET", f"{server.url}/v1/gallery/{quoted(item_id)}/image", headers=AUTH).status == 404
+    # a path that climbs out of /v1/gallery names an id, not a file
+    assert call("GET", f"{server.url}/v1/gallery/..%2F..%2F..%2Fetc%2Fpasswd/image", headers=AUTH).status == 404
+
+
+def test_multipart_upload_as_the_page_sends_it(server, crops):
+    names = list(crops)[7:9]
+    body, kind = multipart({"camera": "4", "timestamp": "12.5"}, [("files", n, crops[n]) for n in names])
+    reply = call("POST", server.url + "/v1/gallery", body, {**AUTH, "Content-Type": kind})
+    assert reply.status == 200, reply
+    hit = search(server.url, {"image_b64": b64(crops[names[1]]), "k": 1}).json()["results"][0]
+    assert hit["id"] == reply.json()["ids"][1] and (hit["camera"], hit["timestamp"], hit["path"]) == (4, 12.5, names[1])
+
+
+def test_attention_of_a_model_without_attention_maps_is_501(server, crops):
+    # the PNG itself: tests/test_serve_page.py (a SAL model)
+    reply = call("POST", server.url + "/v1/attention", {"image_b64": b64(next(iter(crops.values())))}, AUTH)
+    assert reply.status == 501 and "attention" in reply.json()["error"]
+
+
+def _bad_cases(jpeg):
+    big = b64(b"\xff\xd8\xff" + os.urandom(int(MAX_UPLOAD_MB * 1024 * 1024)))
+    good = {"image_b64": b64(jpeg)}
+    return {  # name: (path, body, status, field)
+        "not an image": ("/v1/gallery", {"items": [{"image_b64": b64(b"just some text")}]}, 422, "items[0].image_b64"),
+        "not base64": ("/v1/gallery", {"items": [{"image_b64": "@@@ not base64"}]}, 422, "items[0].image_b64"),
+        "corrupt jpeg after a good one": (
+            "/v1/gallery",
+            {"items": [good, {"image_b64": b64(jpeg[:120])}]},
+            422,
+            "items[1].image_b64",
+        ),
+        "non-numeric camera": ("/v1/gallery", {"items": [{**good, "camera": "north"}]}, 422, "items[0].camera"),
+        "non-numeric timestamp": ("/v1/gallery", {"items": [{**good, "timestamp": "noon"}]}, 422, "items[0].timestamp"),
+        "unknown field": ("/v1/gallery", {"items": [{**good, "colour": "red"}]}, 422, "items[0].colour"),
+        "no image": ("/v1/gallery", {"items": [{"camera": 1}]}, 422, "items[0].image_b64"),
+        "no items": ("/v1/gallery", {"items": []}, 422, "items"),
+        "too many items": ("/v1/gallery", {"items": [good] * (MAX_ITEMS + 1)}, 422, "items"),
+        "not JSON": ("/v1/gallery", b"{items: oops", 422, "body"),
+        "over the upload limit": ("/v1/gallery", {"items": [{"image_b64": big}]}, 413, "body"),
+        "wrong embedding width": ("/v1/search", {"embedding": [0.1] * 7, "k": 3}, 422, "embedding"),
+        "zero embedding": ("/v1/search", {"embedding": [0.0] * DIM, "k": 3}, 422, "embedding"),
+        "k zero": ("/v1/search", {"embedding": [0.1] * DIM, "k": 0}, 422, "k"),
+        "k over max_k": ("/v1/search", {"embedding": [0.1] * DIM, "k": MAX_K + 1}, 422, "k"),
+        "k not a number": ("/v1/search", {"embedding": [0.1] * DIM, "k": "5"}, 422, "k"),
+        "image and embedding": ("/v1/search", {**good, "embedding": [0.1] * DIM}, 422, "image_b64"),
+        "neither image nor embedding": ("/v1/search", {"k": 3}, 422, "image_b64"),
+        "search image not an image": ("/v1/search", {"image_b64": b64(b"GIF89a but broken"), "k": 3}, 422, "image_b64"),
+        "camera list of text": ("/v1/search", {"embedding": [0.1] * DIM, "cameras": ["a"]}, 422, "cameras[0]"),
+        "reversed time range": ("/v1/search", {"embedding": [0.1] * DIM, "time_range": [5.0, 1.0]}, 422, "time_range"),
+        "non-numeric exclude_camera": ("/v1/search", {**good, "exclude_camera": "c1"}, 422, "exclude_camera"),
+        "attention not an image": ("/v1/attention", {"image_b64": b64(b"<html>")}, 422, "image_b64"),
+    }
+
+
+BAD_CASE_NAMES = list(_bad_cases(b"\xff\xd8\xff").keys())
+
+
+@pytest.mark.parametrize("case", BAD_CASE_NAMES)
+def test_bad_input_is_a_4xx_naming_the_field_and_adds_nothing(server, crops, case):
+    path, body, status, field = _bad_cases(next(iter(crops.values())))[case]
+    before = count(server.url)
+    headers = dict(AUTH, **({"Content-Type": "application/json"} if isinstance(body, bytes) else {}))
+    reply = call("POST", server.url + path, body, headers)
+    assert reply.status == status, reply
+    error = reply.json()
+    assert error["field"] == field and field in error["error"], error
+    assert "Traceback" not in error["error"] and len(error["error"]) < 300
+    assert count(server.url) == before
+    assert call("GET", server.url + "/healthz").status == 200
+
+
+def test_bad_multipart_fields_name_the_field(server, crops):
+    name, data = next(iter(crops.items()))
+    before = count(server.url)
+    for fields, files, field in [
+        ({"camera": "north"}, [("files", name, data)], "camera"),
+        ({"camera": "1"}, [], "files"),
+        ({}, [("files", "notes.txt", b"hello")], "files[0]"),
+        ({}, [("files", name, data)] * (MAX_ITEMS + 1), "files"),
+    ]:
+        body, kind = multipart(fields, files)
+        reply = call("POST", server.url + "/v1/gallery", body, {**AUTH, "Content-Type": kind})
+        assert reply.status == 422 and reply.json()["field"] == field, reply
+    assert count(server.url) == before
+
+
+def test_tf_serving_mode_gives_the_in_process_models_numbers(server, tf_server, crops):
+    a, b = list(crops)[9:11]
+    items = [{"id": n, "image_b64": b64(crops[n])} for n in (a, b)]
+    assert add(tf_server.url, items, headers={}).status == 200
+    assert add(server.url, items).status == 200
+    assert tf_server.stand_in.requests >= 2  # the probe at start-up and the add
+    health = call("GET", tf_server.url + "/healthz").json()
+    assert (health["store"], health["model"]) == ("milvus", "tf_serving:sal") and health["count"] == 2
+
+    def distance_a_to_b(url, headers):
+        hits = search(url, {"image_b64": b64(crops[a]), "k": MAX_K}, headers).json()["results"]
+        assert hits[0]["id"] == a and hits[0]["distance"] < 1e-3
+        return next(h["distance"] for h in hits if h["id"] == b)
+
+    # the SavedModel behind TF Serving and the .keras file in-process: the same embeddings
+    assert distance_a_to_b(tf_server.url, {}) == pytest.approx(distance_a_to_b(server.url, AUTH), abs=1e-4)
+    image = call("GET", f"{tf_server.url}/v1/gallery/{quoted(a)}/image")
+    assert image.status == 200 and image.body == crops[a]
+    attention = call("POST", tf_server.url + "/v1/attention", {"image_b64": b64(crops[a])})
+    assert attention.status == 501 and "TF Serving" in attention.json()["error"]
+    bad = add(tf_server.url, [{"image_b64": b64(crops[a][:100])}], headers={})
+    assert bad.status == 422 and bad.json()["field"] == "items[0].image_b64" and count(tf_server.url) == 2
+
+
+def test_cors_only_for_the_given_origins(server, tf_server):
+    preflight = {
+        "Origin": ORIGIN,
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization",
+    }
+    allowed = call("OPTIONS", tf_server.url + "/v1/search", headers=preflight)
+    assert allowed.status == 200 and allowed.headers["access-control-allow-origin"] == ORIGIN
+    other = call("OPTIONS", tf_server.url + "/v1/search", headers={**preflight, "Origin": "http://evil.example"})
+    assert other.headers.get("access-control-allow-origin") != "http://evil.example"
+    assert "access-control-allow-origin" not in call("OPTIONS", server.url + "/v1/search", headers=preflight).headers
