@@ -13,13 +13,18 @@ from sal_tf.data import pipelines
 from sal_tf.evaluation import visualize
 
 
-def _id_label(pid, camid, path):
-    return os.path.basename(path) if pid is None else f"pid {pid} · cam {camid}"
+def id_label(pid, camera, path):
+    """ "pid 2 · c1" (the camera as the file name numbers it: `0002_c1s1_...` is c1), what of it is
+    known, else the file's name."""
+    parts = ([] if pid is None else [f"pid {pid}"]) + ([] if camera is None else [f"c{camera}"])
+    return " · ".join(parts) if parts else os.path.basename(path or "")
 
 
 def search_picture(results, path, image_size=(128, 64), max_queries=4, title=None):
-    """Rank lists of the first `max_queries` entries of `GalleryIndex.results`; writes a PNG.
+    """Rank lists of the first `max_queries` entries of search results; writes a PNG.
 
+    `results`: `GalleryIndex.results` or the search command's store results (hits with `path`,
+    `distance`, and `pid` / `camera` where known; cameras are drawn as the file names number them).
     Frames: green / red where both the query's and the match's pid are known, grey otherwise.
     Returns uint8 RGB [H, W, 3].
     """
@@ -27,15 +32,16 @@ def search_picture(results, path, image_size=(128, 64), max_queries=4, title=Non
     for entry in results[:max_queries]:
         if not entry.get("query"):
             raise ValueError("--picture needs query image files (the queries' paths are unknown).")
-        qpid = entry.get("query_pid")
         hits = entry["results"]
+        if any(not h.get("path") for h in hits):
+            raise ValueError("--picture needs the gallery items' image paths; some results have none.")
         labels = [
-            f"{h['rank']}: {_id_label(h.get('pid'), h.get('camid'), h['path'])}\nd={h['distance']:.3f}" for h in hits
+            f"{h['rank']}: {id_label(h.get('pid'), h.get('camera'), h['path'])}\nd={h['distance']:.3f}" for h in hits
         ]
         rows.append(
             visualize.RankRow(
                 visualize.load_image(entry["query"], image_size),
-                os.path.basename(entry["query"]) if qpid is None else f"pid {qpid}",
+                id_label(entry.get("query_pid"), entry.get("query_camera"), entry["query"]),
                 [visualize.load_image(h["path"], image_size) for h in hits],
                 labels,
                 [h.get("match") for h in hits],

@@ -15,7 +15,12 @@ Index kinds (`GalleryIndex.create` / `--index`):
 Why faiss (`faiss-cpu`): the exact BLAS search, the inverted-file indexes and their codes, and a
 file format for all of them in one library (`benchmarks/embed_search.py` measures them against
 numpy). The faiss-cpu 1.15 wheel only uses BLAS for exact search from 128,000 queries at once;
-`BLAS_THRESHOLD` below sets faiss's long-standing 20.
+`use_blas_for_batches` (called by `GalleryIndex.search`, not at import) sets faiss's
+long-standing 20.
+
+Filters. `search(..., keep=mask)` searches only the rows where the boolean mask is true, inside
+faiss (`IDSelectorBitmap` in the search parameters of every kind), so k results come back when
+k rows pass; `user_cameras` gives the cameras as the file names number them, to build masks from.
 
 Distances. Embeddings are unit vectors, so the inner product `ip` is the cosine and the index
 ranks by it; results are reported as distances in one of the conventions of
@@ -37,12 +42,11 @@ logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # its INFO lines li
 import faiss  # noqa: E402
 import numpy as np  # noqa: E402
 
+from sal_tf.utils import write_atomically, write_json  # noqa: E402
+
 # Exact search of more queries than this uses BLAS (sgemm) instead of faiss's per-query loop. The
 # faiss-cpu 1.15 wheel ships 128000, so a batch of 100 queries ran the loop (~15x slower on 2 cores).
 BLAS_THRESHOLD = 20
-faiss.cvar.distance_compute_blas_threshold = min(faiss.cvar.distance_compute_blas_threshold, BLAS_THRESHOLD)
-
-from sal_tf.utils import write_atomically, write_json  # noqa: E402
 
 INDEX_FILE = "index.faiss"
 GALLERY_FILE = "gallery.npz"
@@ -53,6 +57,12 @@ DEFAULT_NPROBE = 64
 K_FACTOR = 10  # ivf: candidates re-scored exactly per result (k·10)
 ADD_CHUNK = 1 << 16  # rows normalised and added at a time (bounds the temporary copy)
 MAX_RERANK_ITEMS = 20_000  # queries + gallery; re-ranking holds O(N·k1) lists and a q×g matrix
+
+
+def use_blas_for_batches():
+    """Lowers faiss's BLAS threshold to `BLAS_THRESHOLD` queries (a process-wide faiss setting; idempotent)."""
+    if faiss.cvar.distance_compute_blas_threshold > BLAS_THRESHOLD:
+        faiss.cvar.distance_compute_blas_threshold = BLAS_THRESHOLD
 
 
 def normalise(x, name="embeddings"):
@@ -244,18 +254,50 @@ class GalleryIndex:
             pids, camids = (g["pids"], g["camids"]) if "pids" in g else (None, None)
             return cls(index, g["paths"], pids, camids, info)
 
-    def search(self, queries, k=10, nprobe=None):
+    def search(self, queries, k=10, nprobe=None, keep=None):
         """Top-k gallery rows of each query: (float32 [nq, k'] distances ascending, int64 [nq, k'] rows).
 
         k' = min(k, gallery size). `nprobe` overrides the IVF cells scanned (ignored for flat).
+        `keep`: bool [N], search only those rows (inside faiss); where fewer than k' rows pass,
+        the missing results are row -1 at distance inf.
         """
         q = normalise(queries, "queries")
         if q.shape[1] != self.index.d:
             raise ValueError(f"Query embeddings are {q.shape[1]}-d but the index holds {self.index.d}-d vectors.")
-        if nprobe is not None and self.info.get("kind", "flat") != "flat":
-            faiss.extract_index_ivf(self.index).nprobe = int(nprobe)
-        ip, rows = self.index.search(q, int(min(k, len(self))))
-        return to_distance(ip, self.distance), rows.astype(np.int64)
+        use_blas_for_batches()
+        kind = self.info.get("kind", "flat")
+        ivf = faiss.extract_index_ivf(self.index) if kind != "flat" else None
+        if nprobe is not None and ivf is not None:
+            ivf.nprobe = int(nprobe)
+        k = int(min(k, len(self)))
+        if keep is None:
+            ip, rows = self.index.search(q, k)
+        else:
+            keep = np.asarray(keep, bool)
+            if keep.shape != (len(self),):
+                raise ValueError(f"`keep` must be a bool mask of the {len(self)} gallery rows. Received {keep.shape}")
+            bits = np.packbits(keep, bitorder="little")
+            selector = faiss.IDSelectorBitmap(len(self), faiss.swig_ptr(bits))
+            if kind == "flat":
+                params = faiss.SearchParameters(sel=selector)
+            elif kind == "ivf":
+                base = faiss.SearchParametersIVF(sel=selector, nprobe=ivf.nprobe)
+                params = faiss.IndexRefineSearchParameters(k_factor=self.index.k_factor, base_index_params=base)
+                params.sel = selector
+            else:
+                params = faiss.SearchParametersIVF(sel=selector, nprobe=ivf.nprobe)
+            ip, rows = self.index.search(q, k, params=params)
+        dist = to_distance(ip, self.distance)
+        dist[rows < 0] = np.inf
+        return dist, rows.astype(np.int64)
+
+    def user_cameras(self):
+        """int64 [N] cameras as a person numbers them (`sources.camera_number`; -1 unknown), or None."""
+        if self.camids is None:
+            return None
+        from sal_tf.inference.sources import camera_number
+
+        return np.array([camera_number(p, c) for p, c in zip(self.paths, self.camids)], np.int64)
 
     def vectors(self):
         """The indexed unit vectors, float32 [N, D] (for re-ranking)."""
@@ -283,37 +325,69 @@ class GalleryIndex:
         rows = np.argsort(dist, axis=1, kind="stable")[:, : min(k, len(self))]
         return np.take_along_axis(dist, rows, axis=1).astype(np.float32), rows.astype(np.int64)
 
-    def results(self, rows, distances, query_paths=None, query_pids=None):
-        """JSON-ready list of {query, query_pid, results: [{rank, path, distance, pid, camid, match}]}."""
+    def results(self, rows, distances, query_paths=None, query_pids=None, query_cameras=None):
+        """JSON-ready list of {query, query_pid, query_camera, results: [{rank, path, distance, pid,
+        camid, camera, match}]}.
+
+        `camid` is the stored (evaluation, 0-based for file names) id, `camera` the number a person
+        reads (`sources.camera_number`: `c1` → 1); rows -1 (fewer matches than k) are left out.
+        """
+        cameras = self.user_cameras()
         out = []
         for i, (row, dist) in enumerate(zip(rows, distances)):
             qpid = None if query_pids is None else int(query_pids[i])
             hits = []
-            for rank, (j, d) in enumerate(zip(row, dist), start=1):
-                hit = {"rank": rank, "path": self.paths[j], "distance": round(float(d), 6)}
+            for j, d in zip(row, dist):
+                if j < 0:
+                    continue
+                hit = {"rank": len(hits) + 1, "path": self.paths[j], "distance": round(float(d), 6)}
                 if self.pids is not None:
-                    hit.update(pid=int(self.pids[j]), camid=int(self.camids[j]))
+                    hit.update(pid=int(self.pids[j]), camid=int(self.camids[j]), camera=int(cameras[j]))
                     if qpid is not None:
                         hit["match"] = bool(self.pids[j] == qpid)
                 hits.append(hit)
             entry = {"query": None if query_paths is None else str(query_paths[i]), "results": hits}
             if qpid is not None:
                 entry["query_pid"] = qpid
+            if query_cameras is not None and query_cameras[i] is not None:
+                entry["query_camera"] = int(query_cameras[i])
             out.append(entry)
         return out
 
 
+def _time_text(timestamp):
+    if timestamp is None:
+        return "-"
+    return datetime.datetime.fromtimestamp(timestamp, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
 def format_table(results, distance="euclidean"):
-    """Plain-text table of `GalleryIndex.results` output: one block per query."""
+    """Plain-text table of search results (`GalleryIndex.results`, or the gallery store's): a block per query.
+
+    Cameras are shown as the file names number them (`c1`); a time column (UTC) appears when the
+    results carry timestamps (gallery stores).
+    """
     lines = []
     for entry in results:
-        pid = f" (pid {entry['query_pid']})" if "query_pid" in entry else ""
-        lines.append(f"query {entry['query']}{pid}")
-        lines.append(f"  {'rank':>4s}  {distance + ' dist':>14s}  {'pid':>6s}  {'match':5s}  path")
+        about = [f"pid {entry['query_pid']}"] if "query_pid" in entry else []
+        about += [f"c{entry['query_camera']}"] if entry.get("query_camera") is not None else []
+        lines.append(f"query {entry['query']}" + (f" ({', '.join(about)})" if about else ""))
+        timed = any("timestamp" in hit for hit in entry["results"])
+        time_head = f"  {'time (UTC)':19s}" if timed else ""
+        lines.append(
+            f"  {'rank':>4s}  {distance + ' dist':>14s}  {'pid':>6s}  {'cam':>4s}  {'match':5s}{time_head}  path"
+        )
         for hit in entry["results"]:
-            pid_text = str(hit.get("pid", "-"))
+            pid_text = "-" if hit.get("pid") is None else str(hit["pid"])
+            cam_text = "-" if hit.get("camera") is None else f"c{hit['camera']}"
             match = {True: "yes", False: "no"}.get(hit.get("match"), "-")
-            lines.append(f"  {hit['rank']:4d}  {hit['distance']:14.4f}  {pid_text:>6s}  {match:5s}  {hit['path']}")
+            time_text = f"  {_time_text(hit.get('timestamp')):19s}" if timed else ""
+            where = hit.get("path") or f"id {hit.get('id')}"
+            lines.append(
+                f"  {hit['rank']:4d}  {hit['distance']:14.4f}  {pid_text:>6s}  {cam_text:>4s}  {match:5s}{time_text}  {where}"
+            )
+        if not entry["results"]:
+            lines.append("  (no gallery item passes the filters)")
     return "\n".join(lines)
 
 

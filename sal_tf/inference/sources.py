@@ -8,7 +8,11 @@
 
 For folders and globs, `person_id` / `camera_id` come from Market-1501 / DukeMTMC-reID names
 (`0002_c1s1_000451_03.jpg`, `0005_c2_f0046985.jpg`: `<pid>_c<camera>`, camera 1-based in the
-name, 0-based in the ids, as the dataset parsers do).
+name, 0-based in the ids, as the dataset parsers and the evaluation protocol do).
+
+What a person reads is the camera as the file name (or the CSV) numbers it: `camera_number` turns
+a 0-based id parsed from a name back into the name's number (`c1` → 1), and leaves a CSV's camera
+as given; the search command's table and pictures and the gallery store's `Item.camera` use it.
 """
 
 import dataclasses
@@ -49,6 +53,24 @@ def parse_ids(name):
         if m:
             return int(m.group(1)), int(m.group(2)) - 1
     return None
+
+
+def parse_camera(name):
+    """The camera number written in a Market/Duke style file name (`0002_c1s1_...` → 1), or None."""
+    ids = parse_ids(name)
+    return None if ids is None else ids[1] + 1
+
+
+def camera_number(path, camid):
+    """The camera of `path` as a person numbers it, from its stored (evaluation, 0-based) `camid`.
+
+    For a file whose Market/Duke name gave that camid, the name's number (`c1` → 1); any other
+    camid (a CSV's own numbering) as given; None when `camid` is None.
+    """
+    if camid is None:
+        return None
+    ids = parse_ids(path) if path else None
+    return int(camid) + 1 if ids is not None and ids[1] == int(camid) else int(camid)
 
 
 def _folder_images(folder):
