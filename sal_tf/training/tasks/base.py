@@ -1,5 +1,7 @@
 """The task interface the experiment runner calls, and what every task shares (attention pictures)."""
 
+import abc
+
 import tensorflow as tf
 
 from sal_tf.evaluation.visualize import attention_figure
@@ -14,11 +16,12 @@ def backbone_weights_option(value):
     return None if value in (None, "", "none", "None") else value
 
 
-class Task:
-    """Base of `ReIDTask` / `CifarTask`.
+class Task(abc.ABC):
+    """Base of `ReIDTask` / `CifarTask` (the hooks of TF Model Garden's `official/core/base_task.Task`).
 
-    Subclasses set `data_name`, `num_classes` and implement `build_inputs`, `steps_per_epoch`,
-    `evaluate`, `format_results`, `log_results` and `attention_images`.
+    A subclass sets `data_name` and `num_classes` and implements the abstract hooks `build_inputs`,
+    `steps_per_epoch`, `evaluate`, `format_results` and `log_results`; a task missing one cannot be
+    instantiated. `build_model`, `build_losses`, `attention_images` and `write_pictures` have defaults.
     """
 
     data_name = ""
@@ -39,9 +42,29 @@ class Task:
         """The stage's objective (eq. 6 with the stage's terms)."""
         return SALObjective(**stage.losses)
 
+    @abc.abstractmethod
+    def build_inputs(self, stage, epoch, num_replicas=1):
+        """The stage's global batches of one epoch: a `tf.data.Dataset` of (images, labels), seeded by epoch."""
+
+    @abc.abstractmethod
+    def steps_per_epoch(self, stage, num_replicas=1):
+        """How many batches `build_inputs` yields per epoch."""
+
+    @abc.abstractmethod
+    def evaluate(self, model, tag, out_dir=None):
+        """The task's metrics of `model` (a dict; keys starting with "_" are not stored in results.json)."""
+
+    @abc.abstractmethod
+    def format_results(self, res):
+        """`evaluate`'s result as text for the console."""
+
+    @abc.abstractmethod
+    def log_results(self, prefix, res):
+        """`evaluate`'s result as TensorBoard summaries under `prefix` (inside a writer's default scope)."""
+
     def attention_images(self, count):
-        """float32 RGB [N, H, W, 3] images whose attention maps are drawn, or None."""
-        raise NotImplementedError
+        """float32 RGB [N, H, W, 3] images whose attention maps are drawn, or None (no pictures)."""
+        return None
 
     def write_pictures(self, model, writer, step, count=NUM_ATTENTION_IMAGES):
         """TensorBoard `attention/<stages>`: fixed images and their attention maps (paper Fig. 3)."""

@@ -1,0 +1,47 @@
+"""Public surfaces of `sal_tf.training`, `sal_tf.data` and `sal_tf.models`: importing them is cheap
+(no TensorFlow), and the names resolved on first use are the modules' own."""
+
+import json
+import subprocess
+import sys
+
+from tests.conftest import REPO
+
+CHEAP_IMPORTS = """
+import json, sys
+import sal_tf.training, sal_tf.data, sal_tf.models
+from sal_tf.training import TrainConfig, CifarTrainConfig, StageConfig, cli_flags
+from sal_tf.data import load_dataset, dataset_name, LAYOUTS
+from sal_tf.models.architecture import DEPTHS
+from sal_tf.models.presets import PRESETS
+heavy = sorted({"tensorflow", "keras", "matplotlib"} & set(sys.modules))
+print(json.dumps({"heavy": heavy, "numpy": "numpy" in sys.modules}))
+"""
+
+
+def test_importing_the_configs_data_parsers_and_flags_imports_no_tensorflow():
+    out = subprocess.run([sys.executable, "-c", CHEAP_IMPORTS], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout)["heavy"] == []
+
+
+def test_lazy_names_are_the_modules_own():
+    import sal_tf.data
+    import sal_tf.models
+    import sal_tf.training
+    from sal_tf.data import pipelines, samplers
+    from sal_tf.models import factory
+    from sal_tf.training import commands, experiment, loop
+
+    assert sal_tf.training.Experiment is experiment.Experiment and sal_tf.training.train_reid is commands.train_reid
+    assert (
+        sal_tf.training.run_table1 is commands.run_table1 and sal_tf.training.TrainingDiverged is loop.TrainingDiverged
+    )
+    assert sal_tf.data.build_train_dataset is pipelines.build_train_dataset
+    assert sal_tf.data.build_query_gallery_datasets is pipelines.build_query_gallery_datasets
+    assert sal_tf.data.SAMPLINGS is samplers.SAMPLINGS
+    assert sal_tf.models.build_model is factory.build_model
+    for package in (sal_tf.training, sal_tf.data, sal_tf.models):
+        for name in package.__all__:
+            assert getattr(package, name) is not None, (package.__name__, name)
+            assert name in dir(package)
