@@ -337,3 +337,24 @@ def test_imagenet_picks_the_file_of_the_depth(keras_resnet101_h5, keras_resnet_h
         load_backbone_weights(shallow, path101)
     with pytest.raises(ValueError, match=r"no weights in the file.*ResNet101.*23 blocks"):
         load_backbone_weights(deep, path50)
+
+
+def test_depth_choices_and_width_rule_have_one_home():
+    """`architecture.DEPTHS` is what the model builds, the ImageNet files exist for and the flags offer."""
+    import sal_tf.models.weights as weights
+    from sal_tf.models.architecture import DEPTHS, STAGE_BLOCKS, check_width_divisor
+    from sal_tf.training.config import CHOICES
+
+    assert set(weights.IMAGENET_MD5) == set(DEPTHS) == set(STAGE_BLOCKS) and CHOICES["depth"] == DEPTHS
+    assert [weights.imagenet_weights_file(d) for d in DEPTHS] == [
+        f"resnet{d}_weights_tf_dim_ordering_tf_kernels_notop.h5" for d in DEPTHS
+    ]
+    with pytest.raises(ValueError, match="No ImageNet weights for depth=34"):
+        weights.imagenet_weights_file(34)
+    with pytest.raises(ValueError, match="`depth` must be one of"):
+        SALModel(num_classes=3, image_size=(64, 32), width_divisor=8, depth=34)
+    for divisor in (0, 3, 128):
+        with pytest.raises(ValueError, match=r"`width_divisor` must divide 64"):
+            check_width_divisor(divisor)
+        with pytest.raises(ValueError, match=r"--width_divisor must divide 64"):
+            check_width_divisor(divisor, "--width_divisor")

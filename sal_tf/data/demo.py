@@ -4,7 +4,7 @@
 with Market names (`0002_c1s1_000451_01.jpg`, distractors `0000_…`, junk `-1_…`) as 128×64 JPEGs,
 drawn with numpy and encoded with `tf.io.encode_jpeg`. Same seed → byte-identical files.
 Default size (seed 0): 150 train ids / 1,786 images; 150 test ids with 446 queries and a
-1,647-image gallery (incl. 200 distractors, 150 junk); ~3,900 images in ~12 s on 2 cores.
+1,647-image gallery (incl. 200 distractors, 150 junk); ~3,900 images.
 
 Design (what makes it learnable but not trivial):
 
@@ -24,11 +24,8 @@ Design (what makes it learnable but not trivial):
   or a stranger badly framed) and junk (pid -1: fragments of test ids), as Market does.
 
 Raw pixels are therefore a weak feature (different camera, view and background for every true
-match) while a network that learns to look at the person's clothes separates the ids. Measured on
-the default dataset (Market protocol, query vs gallery): raw 32×16 pixels, Euclidean: mAP 0.087
-(random features: 0.009); PCA+LDA learned on the train split: mAP 0.77; an untrained `tiny`
-SAL model: mAP 0.02–0.06; the `tiny` model trained ~19 epochs (softmax, Adam) on a busy 2-core
-CPU (~3.5 min): mAP 0.41 and still rising.
+match) while a network that learns to look at the person's clothes separates the ids (BUILD.md
+"The demo dataset" gives the measured baselines).
 
 `ensure_demo_dataset(cache_dir)` generates once into a temporary folder and renames it, so an
 interrupted generation never looks complete. CLI: `python -m sal_tf.data.demo --out DIR`.

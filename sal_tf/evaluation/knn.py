@@ -20,8 +20,8 @@ Euclidean metrics, L2-normalised rows for cosine):
   of one list are searched together, with one BLAS product, against the `nprobe` lists
   whose centroids are nearest to their own list's centroid (farthest: the nprobe/4 lists
   whose centroids are farthest). Exhaustive, hence exact, when nprobe = nlist. faiss's
-  own `IndexIVFFlat` scans a list per query and was ~50× slower on 1024-d features here
-  (memory-bound: 82k queries × 19 lists read ~2 TB), which the grouped product avoids.
+  own `IndexIVFFlat` scans a list per query, memory-bound on 1024-d features (BUILD.md
+  "Evaluation" gives the figures), which the grouped product avoids.
 
 faiss and BLAS use one thread per core. Distances come with the indices, in the
 arithmetic of `distance_matrix`.

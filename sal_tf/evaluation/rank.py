@@ -29,6 +29,8 @@ import dataclasses
 import numpy as np
 
 from sal_tf.evaluation.rank_count import HitCounter, numba_available
+from sal_tf.utils.checks import check_int
+from sal_tf.utils.person_ids import JUNK_PID
 
 AP_MODES = ("noninterpolated", "official")
 RANK_METHODS = ("auto", "count", "sort")
@@ -154,7 +156,7 @@ def sorted_block_hits(d, q_pids, g_pids, q_camids, g_camids):
         return None, None, int(np.nonzero(np.isnan(d).any(axis=1))[0][0])
     same_pid = g_pids[None, :] == q_pids[:, None]
     same_cam = g_camids[None, :] == q_camids[:, None]
-    keep = ~(same_pid & same_cam) & (g_pids != -1)[None, :]
+    keep = ~(same_pid & same_cam) & (g_pids != JUNK_PID)[None, :]
     hit = same_pid & keep
     r, pos = _hit_positions(d, hit, keep)
     return r, pos, -1
@@ -164,8 +166,7 @@ def check_options(max_rank, ap, method):
     """Validates the options shared by `evaluate_rank` and `evaluate_features`."""
     if ap not in AP_MODES:
         raise ValueError(f"`ap` must be one of {AP_MODES}. Received: ap={ap!r}")
-    if isinstance(max_rank, bool) or not isinstance(max_rank, (int, np.integer)) or max_rank < 1:
-        raise ValueError(f"`max_rank` must be an integer >= 1. Received: max_rank={max_rank!r}")
+    check_int(max_rank, "max_rank")
     if method not in RANK_METHODS:
         raise ValueError(f"`method` must be one of {RANK_METHODS}. Received: method={method!r}")
     if method == "auto":

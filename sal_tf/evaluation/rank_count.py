@@ -24,6 +24,8 @@ import os
 
 import numpy as np
 
+from sal_tf.utils.person_ids import JUNK_PID
+
 
 def numba_available():
     """Whether numba can be imported (the counting path needs it)."""
@@ -64,7 +66,7 @@ class HitCounter:
             raise ImportError("The sort-free ranking (method='count') needs numba: pip install numba")
         self.g_pids = np.ascontiguousarray(g_pids, np.int64)
         self.g_cams = np.ascontiguousarray(g_camids, np.int64)
-        self.g_ok = (self.g_pids != -1).astype(np.uint8)
+        self.g_ok = (self.g_pids != JUNK_PID).astype(np.uint8)
         self.threads = int(threads or num_threads())
         from sal_tf.evaluation.rank_count_kernel import count_rows
 

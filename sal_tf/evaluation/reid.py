@@ -18,8 +18,8 @@ from sal_tf.evaluation.features import extract_features
 from sal_tf.evaluation.rank import evaluate_rank
 from sal_tf.evaluation.rerank import re_rank_features
 from sal_tf.evaluation.visualize import save_rank_lists
+from sal_tf.utils.person_ids import JUNK_PID
 
-JUNK_PID = -1
 SUMMARY_KEYS = ("mAP", "mINP", "rank1", "rank5", "rank10")
 
 

@@ -42,6 +42,7 @@ import numpy as np
 
 from sal_tf.evaluation import knn
 from sal_tf.evaluation.distance import as_feature_pair, check_metric, distance_block, pair_distances, prepare
+from sal_tf.utils.checks import check_int
 
 _ROW_BUDGET = 8 << 20  # distances held per block in pass 1 (32 MiB of float32)
 _PAIR_CHUNK = 1 << 15  # feature pairs gathered at once for the weights
@@ -283,19 +284,13 @@ def _expand_ranges(starts, lens):
     return np.repeat(starts - offs, lens) + np.arange(total, dtype=np.int64)
 
 
-def _check_int(name, v, lo):
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-        raise ValueError(f"`{name}` must be an integer >= {lo}. Received: {name}={v!r}")
-    return int(v)
-
-
 # ---------------------------------------------------------------------- algorithm
 def _check_params(k1, k2, lambda_value, block_size):
     lam = float(lambda_value)
     if not 0.0 <= lam <= 1.0:
         raise ValueError(f"`lambda_value` must be in [0, 1]. Received: lambda_value={lambda_value!r}")
-    block_size = None if block_size is None else _check_int("block_size", block_size, 1)
-    return _check_int("k1", k1, 1), _check_int("k2", k2, 1), lam, block_size
+    block_size = None if block_size is None else check_int(block_size, "block_size")
+    return check_int(k1, "k1"), check_int(k2, "k2"), lam, block_size
 
 
 def _k_reciprocal(rows, nq, ng, k1, k2, lambda_value, block_size):

@@ -23,6 +23,9 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from sal_tf.utils.checks import check_int
+from sal_tf.utils.person_ids import JUNK_PID
+
 MATCH_COLOR = (26, 152, 80)  # green: same identity
 MISS_COLOR = (215, 48, 39)  # red: another identity
 UNKNOWN_COLOR = (150, 150, 150)  # grey: identity unknown
@@ -175,7 +178,7 @@ def rank_list_image(
         distances: one number per gallery image, appended as "d=…".
         border: frame width in points (>= 1).
     """
-    _check_positive_int(border, "border")
+    check_int(border, "border")
     query = to_uint8_image(query_image, "query_image")
     n = len(gallery_images)
     matches = [None] * n if matches is None else [None if m is None else bool(m) for m in matches]
@@ -190,16 +193,11 @@ def rank_list_image(
     return _finish(rank_list_figure([row], image_size or query.shape[:2], title, linewidth=border), path)
 
 
-def _check_positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"`{name}` must be an integer >= 1. Received: {name}={value!r}")
-
-
 def protocol_order(distances, pid, camid, g_pids, g_camids, topk):
     """Gallery rows shown for one query: ascending distance (ties: lower row), without junk
     (pid −1) and without the query's pid seen by the query's camera (the evaluation protocol)."""
     g_pids, g_camids = np.asarray(g_pids), np.asarray(g_camids)
-    keep = (g_pids != -1) & ~((g_pids == pid) & (g_camids == camid))
+    keep = (g_pids != JUNK_PID) & ~((g_pids == pid) & (g_camids == camid))
     order = np.argsort(np.asarray(distances), kind="stable")
     return order[keep[order]][:topk]
 
@@ -231,8 +229,8 @@ def save_rank_lists(
             f"`distmat` must have shape (len(query_records), len(gallery_records)) = "
             f"({len(query_records)}, {len(gallery_records)}). Received shape: {distmat.shape}"
         )
-    _check_positive_int(topk, "topk")
-    _check_positive_int(border, "border")
+    check_int(topk, "topk")
+    check_int(border, "border")
     q_indices = [int(i) for i in np.asarray(q_indices).reshape(-1)]
     if not q_indices:
         raise ValueError("`q_indices` is empty: name at least one query row to draw.")

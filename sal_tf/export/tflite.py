@@ -10,7 +10,8 @@ Files (float32 RGB [B, H, W, 3] in [0, 255] at the model size → L2-normalised
 The converter is fed `EmbeddingServingModule.serve_float` with its variables
 frozen into constants first (`freeze`), so it cannot lose the weights (a wrapper
 that does not track them makes the converter silently emit a tiny model that
-outputs NaN), and it skips the converter's own SavedModel round trip (2× faster).
+outputs NaN), and it skips the converter's own SavedModel round trip (faster; BUILD.md
+"Export and serving").
 Every file is then run by the LiteRT interpreter on the sample images at batch 1
 and batch N and compared with the Keras model (cosine per image, finite values);
 a file below its threshold is deleted and reported as an error.

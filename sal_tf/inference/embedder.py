@@ -1,6 +1,6 @@
 """`Embedder`: a loaded SAL model as images → L2-normalised embeddings.
 
-Input convention (that of training, evaluation and the serving signatures, `export/signatures.py`):
+Input convention (that of training, evaluation and the serving signatures, `sal_tf/export/signatures.py`):
 RGB [B, H, W, 3], uint8 or float in 0..255; images of another size than the model's are resized
 with bilinear `tf.image.resize` (no aspect-ratio padding); the model's first layer normalises.
 Output: float32 [B, D] with unit rows, the numbers `sal_tf.evaluation.extract_features` (Keras)
@@ -130,7 +130,8 @@ class KerasEmbedder(Embedder):
 
 
 def _signature_with_input(loaded, dtype, rank):
-    """(name, function, input key, output key) of the first signature with one such input."""
+    """(name, function, input key, output key, output `TensorSpec`) of the first signature with one
+    input of `dtype` and `rank` and one output, or None."""
     for name, fn in sorted(loaded.signatures.items()):
         inputs = fn.structured_input_signature[1]
         outputs = fn.structured_outputs
@@ -142,7 +143,7 @@ def _signature_with_input(loaded, dtype, rank):
 
 
 class SavedModelEmbedder(Embedder):
-    """An `Embedder` over an exported SavedModel (`export/saved_model.py`).
+    """An `Embedder` over an exported SavedModel (`sal_tf/export/saved_model.py`).
 
     Float images at the model size go through the exported `serve_float` function (the model and
     the normalisation, as `serving_images` after its resize); without it, through `serving_images`

@@ -13,6 +13,8 @@ import os
 
 import tensorflow as tf
 
+from sal_tf.training.config import STRATEGIES
+
 
 def build_strategy(name):
     """Returns the strategy for `--strategy=default|mirrored|multi_worker`."""
@@ -28,7 +30,7 @@ def build_strategy(name):
                 '"task": {"type": "worker", "index": 0}}).'
             )
         return tf.distribute.MultiWorkerMirroredStrategy()
-    raise ValueError(f"--strategy must be default|mirrored|multi_worker. Received: {name!r}")
+    raise ValueError(f"--strategy must be one of {'|'.join(STRATEGIES)}. Received: {name!r}")
 
 
 def is_chief(strategy):
