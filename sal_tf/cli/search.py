@@ -190,7 +190,6 @@ def _query_cameras(queries):
 
 
 def _print_results(results, distance):
-    from sal_tf.inference import pictures
     from sal_tf.inference import search as search_lib
 
     if FLAGS.format == "jsonl":
@@ -201,6 +200,8 @@ def _print_results(results, distance):
     if FLAGS.output:
         search_lib.write_jsonl(FLAGS.output, results)
     if FLAGS.picture:
+        from sal_tf.inference import pictures
+
         pictures.search_picture(results, FLAGS.picture, max_queries=FLAGS.picture_queries)
         print(f"Wrote the rank lists of {min(len(results), FLAGS.picture_queries)} queries to {FLAGS.picture}")
 
@@ -456,10 +457,21 @@ def main(argv):
     run_queries()
 
 
+def needs_tensorflow(argv):
+    """Whether a command line embeds images or draws a picture (else it starts without TensorFlow)."""
+    values = {}
+    for i, arg in enumerate(argv):
+        name, eq, value = arg.partition("=")
+        if name in ("--images", "--queries", "--picture"):
+            values[name] = value if eq else (argv[i + 1] if i + 1 < len(argv) else "")
+    queries = values.get("--queries")
+    return "--images" in values or "--picture" in values or (queries is not None and not queries.endswith(".npz"))
+
+
 def run():
     """Console-script entry point."""
     define_flags()
-    sal_app.run(main)
+    sal_app.run(main, needs_tensorflow=needs_tensorflow)
 
 
 if __name__ == "__main__":

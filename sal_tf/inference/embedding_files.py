@@ -11,7 +11,8 @@ The `.npz` holds:
 
 Files are read, decoded (`tf.io.decode_image`, first GIF frame) and resized bilinearly to the
 model size by `sal_tf.data.pipelines.load_image`, as in evaluation, batched through `tf.data`;
-a file that fails is dropped by `ignore_errors` and listed, never a crash.
+a file that fails is dropped by `ignore_errors` and listed, never a crash. Only embedding
+imports TensorFlow: commands that just read an `.npz` start without it.
 """
 
 import dataclasses
@@ -20,9 +21,7 @@ import os
 import sys
 
 import numpy as np
-import tensorflow as tf
 
-from sal_tf.data import pipelines
 from sal_tf.utils import write_atomically
 from sal_tf.utils.progress import Progress
 
@@ -42,6 +41,10 @@ class Embeddings:
 
 def image_dataset(paths, image_size, batch_size):
     """`tf.data` of (index int64 [b], float32 [b, H, W, 3]) batches; undecodable files are dropped."""
+    import tensorflow as tf  # here, not at import: reading and writing .npz files needs no TensorFlow
+
+    from sal_tf.data import pipelines
+
     ds = tf.data.Dataset.from_tensor_slices((tf.range(len(paths), dtype=tf.int64), tf.constant(paths, tf.string)))
     ds = ds.map(
         lambda i, p: (i, pipelines.load_image(p, image_size)),

@@ -116,15 +116,18 @@ def show_key_flags_in_help(module_name):
             flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
 
 
-def run(main, argv=None, help_module=None):
+def run(main, argv=None, help_module=None, needs_tensorflow=None):
     """`absl.app.run(main)` with the user-error handler and a quiet TensorFlow import.
 
     `help_module`: the module whose key flags `--help` lists (default: the module of `main`).
+    `needs_tensorflow`: a function of the command line (`sys.argv` list) saying whether this run
+    uses TensorFlow (default: always); a run that does not starts without importing it.
     """
     from absl import app
 
     show_key_flags_in_help(help_module or main.__module__)
-    if not help_wanted(argv):  # `--help` needs no TensorFlow: answer it in a second, not ten
+    wanted = needs_tensorflow is None or needs_tensorflow(sys.argv if argv is None else argv)
+    if wanted and not help_wanted(argv):  # `--help` needs no TensorFlow: answer it in a second, not ten
         quiet_tensorflow_import(argv)
 
     def guarded(args):
