@@ -170,3 +170,62 @@ def test_cli_bad_input_is_an_error_line_and_exit_2(tmp_path):
         "error: --index_dir 'idx' lacks ['index.faiss', 'gallery.npz', 'index.json']; expected a folder "
         "written by the search command's `index`."
     )
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf_flat", "ivf"])
+def test_a_keep_mask_filters_inside_the_search(data, kind):
+    gallery, queries, paths, pids, camids = data
+    index = GalleryIndex.build(gallery, paths, pids, camids, kind=kind, nlist=8, nprobe=8)
+    keep = camids != 2
+    dist, rows = index.search(queries, k=10, keep=keep)
+    assert keep[rows].all() and np.all(np.diff(dist, axis=1) >= 0)
+    ref_dist, ref_rows = _brute_force(queries, gallery[keep], 10, "euclidean")
+    if kind != "ivf":  # exhaustive probing of float vectors: exact
+        np.testing.assert_array_equal(rows, np.flatnonzero(keep)[ref_rows])
+        np.testing.assert_allclose(dist, ref_dist, atol=1e-5)
+    few = np.zeros(len(gallery), bool)
+    few[[3, 7]] = True
+    dist, rows = index.search(queries[:2], k=5, keep=few)  # fewer rows pass than k: -1 at inf
+    assert set(rows[:, :2].ravel()) <= {3, 7} and (rows[:, 2:] == -1).all() and np.isinf(dist[:, 2:]).all()
+    results = index.results(rows, dist)
+    assert [len(e["results"]) for e in results] == [2, 2]
+    with pytest.raises(ValueError, match="bool mask of the 500 gallery rows"):
+        index.search(queries, k=3, keep=keep[:10])
+
+
+def test_cameras_are_shown_as_the_file_names_number_them():
+    """A Market `c1` file is camera 1 in tables and pictures, though evaluation stores camid 0."""
+    from sal_tf.inference import pictures, sources
+
+    assert sources.parse_ids("0002_c1s1_000451_03.jpg") == (2, 0)  # evaluation's numbering
+    assert sources.parse_camera("0002_c1s1_000451_03.jpg") == 1 and sources.parse_camera("holiday.jpg") is None
+    assert sources.camera_number("a/0002_c1s1_000451_03.jpg", 0) == 1
+    assert sources.camera_number("a/0005_c6_f0046985.jpg", 5) == 6
+    assert sources.camera_number("cam0/frame1.jpg", 0) == 0  # a CSV's cameras: as given
+    assert sources.camera_number("a/0002_c1s1_000451_03.jpg", 4) == 4 and sources.camera_number("x.jpg", None) is None
+    rng = np.random.default_rng(3)
+    paths = ["g/0002_c1s1_000451_03.jpg", "g/0002_c5s1_000100_01.jpg", "g/0003_c2s1_000001_01.jpg"]
+    index = GalleryIndex.build(_unit(rng, 3, 8), paths, [2, 2, 3], [0, 4, 1])
+    dist, rows = index.search(index.vectors()[:1], k=3)
+    entry = index.results(rows, dist, ["q/0002_c3s1_000001_01.jpg"], [2], [3])[0]
+    assert [(h["camid"], h["camera"]) for h in entry["results"]][0] == (0, 1) and entry["query_camera"] == 3
+    assert sorted(h["camera"] for h in entry["results"]) == [1, 2, 5]
+    table = format_table([entry])
+    assert "(pid 2, c3)" in table and "c1  yes" in table and "c5  yes" in table and "c2  no" in table
+    assert "cam 0" not in table and "cam 4" not in table
+    assert pictures.id_label(2, 1, paths[0]) == "pid 2 · c1" and pictures.id_label(None, None, paths[0]) == paths[0][2:]
+
+
+def test_importing_search_changes_no_faiss_setting():
+    code = (
+        "import faiss; before = faiss.cvar.distance_compute_blas_threshold\n"
+        "import numpy as np; from sal_tf.inference import search\n"
+        "assert faiss.cvar.distance_compute_blas_threshold == before, 'changed at import'\n"
+        "index = search.GalleryIndex.build(np.eye(4, dtype='float32'), list('abcd'))\n"
+        "index.search(np.eye(4, dtype='float32'), k=1)\n"
+        "print(before, faiss.cvar.distance_compute_blas_threshold)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    before, after = map(int, out.stdout.split())
+    assert after == min(before, 20)

@@ -287,8 +287,9 @@ class GalleryIndex:
             else:
                 params = faiss.SearchParametersIVF(sel=selector, nprobe=ivf.nprobe)
             ip, rows = self.index.search(q, k, params=params)
-        dist = to_distance(ip, self.distance)
-        dist[rows < 0] = np.inf
+        missing = rows < 0  # fewer rows passed `keep` than k; faiss fills in -1 at ip -FLT_MAX
+        dist = to_distance(np.where(missing, 0.0, ip), self.distance)
+        dist[missing] = np.inf
         return dist, rows.astype(np.int64)
 
     def user_cameras(self):
