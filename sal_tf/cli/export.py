@@ -1,13 +1,14 @@
 """Exports a trained SAL model for TF Serving (and TFLite, ONNX).
 
-    python -m export --model_dir=runs/market --export_dir=exports --name=sal [--tflite] [--onnx]
+    python -m export --model_dir=runs/market --export_dir=exports --name=sal [--tflite] [--onnx] [--nchw]
     python -m export --model=runs/market/stage2.keras --export_dir=exports --name=sal
 
 Writes `<export_dir>/<name>/<version>/` (next free version; verified in a fresh
 TensorFlow-only process before it is renamed into place), updates
 `<export_dir>/models.config`, and with --tflite writes checked TFLite files to
 `<export_dir>/tflite/<name>/<version>/`, and with --onnx a checked
-`<export_dir>/onnx/<name>/<version>/model.onnx`. Prints what it wrote as JSON.
+`<export_dir>/onnx/<name>/<version>/model.onnx`, and with --nchw the same model taking PyTorch
+re-ID input in `<export_dir>/nchw/<name>/<version>/`. Prints what it wrote as JSON.
 """
 
 import json
@@ -39,6 +40,13 @@ def define_flags():
         False,
         "Also write <export_dir>/onnx/<name>/<version>/model.onnx (tf2onnx), checked with ONNX Runtime against Keras.",
     )
+    flags.DEFINE_bool(
+        "nchw",
+        False,
+        "Also write <export_dir>/nchw/<name>/<version>/model.onnx taking PyTorch re-ID input (float32 [B, 3, H, W], "
+        "RGB / 255 normalised with the ImageNet mean and std), checked against the SavedModel; with --tflite "
+        "also a float32 TFLite file.",
+    )
     flags.DEFINE_string("sample_images", None, "Folder of real images for the parity checks (default: synthetic).")
     flags.DEFINE_integer("num_samples", 8, "Images taken from --sample_images.")
     flags.DEFINE_string(
@@ -67,6 +75,7 @@ def main(argv):
         num_samples=FLAGS.num_samples,
         tflite_files=FLAGS.tflite,
         onnx_file=FLAGS.onnx,
+        nchw_files=FLAGS.nchw,
         serving_base_path=FLAGS.serving_base_path,
         source=os.path.abspath(path),
         verify=FLAGS.verify,

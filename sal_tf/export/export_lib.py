@@ -12,6 +12,8 @@ Layout written under `export_dir`:
         <name>_float32.tflite, <name>_float16.tflite, <name>_int8.tflite, parity.json
     onnx/<name>/<version>/                with onnx_file=True (`export.onnx_export`)
         model.onnx, parity.json, samples/
+    nchw/<name>/<version>/                with nchw_files=True (`export.nchw`): PyTorch re-ID input
+        model.onnx, parity.json, samples/, tflite/ (with tflite=True)
 
 Each version folder is built beside its target and renamed into place
 (`export.versioning.publish`); versions increment and are never overwritten.
@@ -28,7 +30,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from sal_tf.export import onnx_export, serving_config, tflite, versioning
+from sal_tf.export import nchw, onnx_export, serving_config, tflite, versioning
 from sal_tf.export import samples as smp
 from sal_tf.export import saved_model as sm
 from sal_tf.export import signatures as sig
@@ -49,6 +51,7 @@ def export(
     num_samples=8,
     tflite_files=False,
     onnx_file=False,
+    nchw_files=False,
     serving_base_path=None,
     source=None,
     verify=False,
@@ -66,6 +69,8 @@ def export(
         num_samples: images taken from `sample_images`.
         tflite_files: also write the checked float32 / float16 / int8 TFLite files.
         onnx_file: also write the checked `model.onnx` (run by ONNX Runtime).
+        nchw_files: also write the checked NCHW `model.onnx` (and, with `tflite_files`, a float32
+            TFLite file) taking [B, 3, H, W] ImageNet-normalised input (`export.nchw`).
         serving_base_path: the model's base path as the server sees it, for
             `models.config` (e.g. "/models/<name>" inside docker); default: the
             absolute local path.
@@ -78,7 +83,7 @@ def export(
         dict with `version`, `saved_model` (path), `models_config`, `parameter_bytes`,
         `variables_bytes`, `parity` (serving function vs Keras max abs diff), with
         verify `verify`, with TFLite `tflite` (folder) and `tflite_report`, and with
-        ONNX `onnx` (the .onnx path) and `onnx_report`.
+        ONNX `onnx` (the .onnx path) and `onnx_report`, with NCHW `nchw` and `nchw_report`.
 
     Raises:
         RuntimeError: the serving graph or the written SavedModel (verify=True)
@@ -113,6 +118,10 @@ def export(
     if onnx_file:
         result["onnx_report"], result["onnx"] = _publish_onnx(
             module, export_dir, name, result["version"], images, reference, _onnx_metadata(module, source)
+        )
+    if nchw_files:
+        result["nchw_report"], result["nchw"] = nchw.publish_nchw(
+            module, export_dir, name, result["version"], images, result["saved_model"], tflite_files, source
         )
     return result
 

@@ -116,13 +116,21 @@ def io_spec(sess):
     return {"inputs": spec(sess.get_inputs()), "outputs": spec(sess.get_outputs())}
 
 
-def spec_problems(spec, image_size, dim):
-    """What differs from images float32 [B, H, W, 3] → embedding float32 [B, D] with B dynamic."""
+def image_layout(images):
+    """(channels_first, (H, W)) of sample inputs: [N, H, W, 3], or [N, 3, H, W] of an NCHW file (`export/nchw.py`)."""
+    shape = np.shape(images)
+    channels_first = len(shape) == 4 and shape[1] == 3 and shape[3] != 3
+    return channels_first, tuple(shape[2:4] if channels_first else shape[1:3])
+
+
+def spec_problems(spec, image_size, dim, channels_first=False):
+    """What differs from images float32 [B, H, W, 3] (or [B, 3, H, W]) → embedding float32 [B, D], B dynamic."""
     (height, width), problems = image_size, []
+    dims = [3, height, width] if channels_first else [height, width, 3]
     if list(spec["inputs"]) != [INPUT]:
         problems.append(f"inputs {list(spec['inputs'])}, expected ['{INPUT}']")
-    elif spec["inputs"][INPUT][0] != "tensor(float)" or spec["inputs"][INPUT][1][1:] != [height, width, 3]:
-        problems.append(f"input {spec['inputs'][INPUT]}, expected float32 [B, {height}, {width}, 3]")
+    elif spec["inputs"][INPUT][0] != "tensor(float)" or spec["inputs"][INPUT][1][1:] != dims:
+        problems.append(f"input {spec['inputs'][INPUT]}, expected float32 [B, {', '.join(map(str, dims))}]")
     elif isinstance(spec["inputs"][INPUT][1][0], int):
         problems.append("input batch dimension is fixed, expected dynamic")
     if list(spec["outputs"]) != [OUTPUT]:
@@ -137,7 +145,8 @@ def parity(path, images, reference, threads=None):
 
     Args:
         path: .onnx file.
-        images: float32 [N, H, W, 3] RGB in [0, 255] at the model size.
+        images: float32 [N, H, W, 3] RGB in [0, 255] at the model size (or the [N, 3, H, W]
+            inputs of an NCHW file, `image_layout`).
         reference: L2-normalised Keras embeddings [N, D].
         threads: ONNX Runtime intra-op threads (None: its default).
 
@@ -148,7 +157,8 @@ def parity(path, images, reference, threads=None):
     images, reference = np.asarray(images, np.float32), np.asarray(reference, np.float32)
     sess = session(path, threads)
     spec = io_spec(sess)
-    problems = spec_problems(spec, images.shape[1:3], reference.shape[1])
+    channels_first, image_size = image_layout(images)
+    problems = spec_problems(spec, image_size, reference.shape[1], channels_first)
     if problems:
         return {"io": spec, "problems": problems, "passed": False}
     odd = np.arange(ODD_BATCH) % len(images)
@@ -186,8 +196,10 @@ def cosine(a, b):
     return np.sum(a * b, 1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
 
 
-def write_onnx_file(module, directory, images, reference, metadata=None):
+def write_onnx_file(module, directory, images, reference, metadata=None, reference_label="Keras on CPU"):
     """Converts, checks and writes `model.onnx` (+ `parity.json`, `samples/`) into `directory`.
+
+    `reference_label` says in `parity.json` what computed `reference`.
 
     Returns:
         the parity report (also `<directory>/parity.json`), with the file's size, opset and
@@ -209,7 +221,7 @@ def write_onnx_file(module, directory, images, reference, metadata=None):
     except Exception as e:  # a file ONNX Runtime cannot load or run is a failed file
         entry = {"problems": [f"{type(e).__name__}: {e}"], "passed": False}
     report = {"file": MODEL_FILE, "opset": OPSET, "size_bytes": os.path.getsize(tmp), "convert_seconds": seconds}
-    report["reference"] = "Keras on CPU"
+    report["reference"] = reference_label
     report.update(entry)
     if report["passed"]:
         os.makedirs(os.path.join(directory, SAMPLES_DIR), exist_ok=True)

@@ -14,7 +14,7 @@ Runs in a process that imports TensorFlow only (no Keras model code, no
     a clear `InvalidArgumentError`, and the model still serves afterwards;
   * an empty batch gives an empty [0, D] result.
 
-    python -m export.verify exports/onnx/sal/3[/model.onnx]
+    python -m export.verify exports/onnx/sal/3[/model.onnx]    (or exports/nchw/sal/3: NCHW input)
 
 An ONNX file (or an ONNX version folder) is checked with ONNX Runtime alone, in a
 process that never imports TensorFlow: input `images` float32 [B, H, W, 3] with a
@@ -217,18 +217,20 @@ def verify_onnx(path):
     check = checks.add
     sess = ox.session(model_path)
     spec = ox.io_spec(sess)
-    problems = ox.spec_problems(spec, images.shape[1:3], reference.shape[1])
-    check("input images [B, H, W, 3] float32 → embedding [B, D], B dynamic", not problems, io=spec, problems=problems)
+    channels_first, (height, width) = ox.image_layout(images)  # NCHW: `python -m export --nchw`
+    problems = ox.spec_problems(spec, (height, width), reference.shape[1], channels_first)
+    layout = "[B, 3, H, W]" if channels_first else "[B, H, W, 3]"
+    check(f"input images {layout} float32 → embedding [B, D], B dynamic", not problems, io=spec, problems=problems)
     if not problems:
         par = ox.parity(model_path, images, reference)
         detail = {k: par[k] for k in ("batches", "min_cosine", "max_abs_diff", "problems")}
         check("onnxruntime vs Keras", par["passed"], **detail)
         norms = np.linalg.norm(ox.run_onnx(sess, images), axis=1)
         check("L2-normalised", np.allclose(norms, 1.0, atol=1e-5), norm_range=[float(norms.min()), float(norms.max())])
-        height, width = images.shape[1:3]
+        wrong_size = [1, 3, height + 1, width] if channels_first else [1, height + 1, width, 3]
         for what, value in (
             ("float64 instead of float32", images[:1].astype(np.float64)),
-            ("wrong image size", np.zeros([1, height + 1, width, 3], np.float32)),
+            ("wrong image size", np.zeros(wrong_size, np.float32)),
             ("rank 3", images[0]),
         ):
             try:
