@@ -295,6 +295,10 @@ def _blur(img, sigma):
     return img
 
 
+# The drawing functions under public names, for the video sequences (sal_tf/data/demo_sequences.py).
+person_params, camera_params, muted, draw_person, blur = _person_params, _camera_params, _muted, _draw_person, _blur
+
+
 def _finish(img, cam, rng):
     """Camera imaging: blur, colour cast, brightness, gamma, contrast, noise → uint8."""
     img = _blur(img, cam["blur"] * rng.uniform(0.8, 1.2))

@@ -1,0 +1,67 @@
+"""One tracking run end to end: detections in, MOTChallenge results (+ annotated clip, + metrics) out.
+
+Used by `sal-track` (`sal_tf/cli/track.py`) and `benchmarks/tracking.py`.
+"""
+
+import os
+
+from sal_tf.data.demo_sequences import MIN_VISIBILITY
+from sal_tf.tracking import annotate, deepsort, metrics, mot
+
+
+def load_detections(source, which, min_visibility=MIN_VISIBILITY):
+    """{frame: (xyxy, conf)} of `which`: "det" (the sequence's det/det.txt), "gt" (oracle: gt/gt.txt rows
+    that count, `mot.ground_truth_rows`) or the path of a MOT det file (needed for a video)."""
+    if which in ("det", "gt") and source.folder is None:
+        raise ValueError(
+            f"--detections={which} needs a MOTChallenge sequence; for the video {source.name!r} "
+            "pass --detections=PATH of a det.txt (frame,-1,x,y,w,h,conf)."
+        )
+    if which == "gt":
+        rows = mot.read_rows(source.file(mot.GT_FILE), "--detections=gt: ground truth")
+        return mot.oracle_detections(mot.ground_truth_rows(rows, min_visibility))
+    path = source.file(mot.DET_FILE) if which == "det" else which
+    return mot.detections_of(mot.read_rows(path, "--detections file"))
+
+
+def run_sequence(source, appearance, settings, output_dir, detections="det", annotated=None, evaluate=True, **kw):
+    """Tracks one source; writes `<output_dir>/<name>.txt` (and the annotated clip `<name>.<annotated>`).
+
+    Args:
+        source: `mot.Sequence` or `mot.Video`.
+        appearance: `sal_tf.tracking.appearance` model; settings: `deepsort.TrackerSettings`.
+        detections: see `load_detections`.
+        annotated: None, or "gif" / "mp4" / "avi".
+        evaluate: compute the metrics when the sequence has gt/gt.txt.
+        **kw: min_visibility, batch_frames, progress (a `Progress`).
+
+    Returns:
+        dict: name, frames, result file, annotated file, stats (timings), accumulator (or None).
+    """
+    min_visibility = kw.get("min_visibility", MIN_VISIBILITY)
+    dets = load_detections(source, detections, min_visibility)
+    result_file = os.path.join(output_dir, f"{source.name}.txt")
+    clip = os.path.join(output_dir, f"{source.name}.{annotated}") if annotated else None
+    writer = annotate.AnnotatedWriter(clip, source.fps, source.channels) if clip else None
+    rows, stats = deepsort.track(
+        source,
+        dets,
+        appearance,
+        settings,
+        kw.get("batch_frames", 16),
+        on_frame=(lambda n, image, tracks: writer.add(image, tracks)) if writer else None,
+        progress=kw.get("progress"),
+    )
+    mot.write_results(result_file, rows)
+    if writer is not None:
+        writer.close()
+    has_gt = source.folder is not None and os.path.isfile(source.file(mot.GT_FILE))
+    accumulator = metrics.evaluate_sequence(source, result_file, min_visibility) if evaluate and has_gt else None
+    return {
+        "name": source.name,
+        "frames": stats["frames"],
+        "result_file": result_file,
+        "annotated": clip,
+        "stats": stats,
+        "accumulator": accumulator,
+    }
