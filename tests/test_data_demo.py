@@ -3,7 +3,6 @@
 import collections
 import os
 import re
-import subprocess
 import sys
 
 import numpy as np
@@ -12,6 +11,7 @@ import tensorflow as tf
 
 from sal_tf.data import demo
 from sal_tf.data.market1501 import load_market1501
+from tests.conftest import run_cmd
 
 STRICT_MARKET_NAME = re.compile(r"^(-1|\d{4})_c[1-6]s[1-6]_\d{6}_\d{2}\.jpg$")
 
@@ -101,13 +101,8 @@ def test_cues_vary_between_ids_and_cameras(small):
 
 def test_command_line_writes_a_market_tree(tmp_path):
     out = tmp_path / "cli"
-    result = subprocess.run(
-        [sys.executable, "-m", "sal_tf.data.demo", f"--out={out}", "--num_train_ids=2", "--num_test_ids=2"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-    )
+    cmd = [sys.executable, "-m", "sal_tf.data.demo", f"--out={out}", "--num_train_ids=2", "--num_test_ids=2"]
+    result = run_cmd(cmd, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "bounding_box_train" in os.listdir(out) and "train" in result.stdout
     assert load_market1501(str(out), verbose=False).num_train_pids == 2

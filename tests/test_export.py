@@ -30,8 +30,8 @@ from sal_tf.export import signatures as sig
 from sal_tf.inference.loading import find_model_file
 from sal_tf.models import build_model
 from sal_tf.models import load_model as load_keras_model
+from tests.conftest import REPO
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NAME = "sal"
 OTHER_CONFIG = """
 model_config_list {

@@ -2,7 +2,6 @@
 
 import json
 import os
-import subprocess
 import sys
 
 import keras
@@ -14,8 +13,8 @@ import pytest
 from sal_tf.export import export_lib, onnx_export, versioning
 from sal_tf.export import saved_model as sm
 from sal_tf.models import build_model
+from tests.conftest import run_cmd
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NAME = "sal"
 SIZE = (64, 32)
 
@@ -110,10 +109,7 @@ def test_file_with_another_models_numbers_is_deleted_and_reported(model, tmp_pat
 
 
 def _verify(path):
-    env = dict(os.environ, PYTHONPATH=REPO)
-    return subprocess.run(
-        [sys.executable, "-m", "export.verify", path], capture_output=True, text=True, env=env, cwd=REPO, timeout=120
-    )
+    return run_cmd([sys.executable, "-m", "export.verify", path], timeout=120)
 
 
 def test_verify_checks_the_onnx_file_without_tensorflow(exported, tmp_path):
@@ -145,9 +141,8 @@ def test_verify_names_a_missing_onnx_file(tmp_path):
 def test_cli_onnx_flag_writes_the_checked_file(model, tmp_path):
     path = str(tmp_path / "m.keras")
     model.save(path)
-    env = dict(os.environ, PYTHONPATH=REPO)
     cmd = [sys.executable, "-m", "export", f"--model={path}", f"--export_dir={tmp_path / 'e'}", "--onnx", "--noverify"]
-    run = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
+    run = run_cmd(cmd, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     result = json.loads(run.stdout)
     assert result["onnx"] == str(tmp_path / "e" / "onnx" / "sal" / "1" / "model.onnx")

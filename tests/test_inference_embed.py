@@ -1,7 +1,6 @@
 """Embedding image files: sources (folder / glob / CSV), ids from names, corrupt files skipped, .npz."""
 
 import os
-import subprocess
 import sys
 
 import numpy as np
@@ -12,8 +11,8 @@ import sal_tf
 from sal_tf.data import pipelines
 from sal_tf.inference import embedding_files, sources
 from sal_tf.models import build_model
+from tests.conftest import run_cmd
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GOOD = {  # name → (height, width): any size is resized to the model's
     "0002_c1s1_000451_03.jpg": (128, 64),
     "sub/0005_c2_f0046985.jpg": (90, 40),
@@ -95,7 +94,7 @@ def test_embed_skips_a_corrupt_file_and_matches_the_embedder(setup, tmp_path, ca
 
 def _cli(args, cwd):
     cmd = [sys.executable, "-m", "sal_tf.cli.embed", *args]
-    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=ROOT))
+    return run_cmd(cmd, cwd=cwd)
 
 
 @pytest.mark.slow  # a fresh process loads TensorFlow and the model (~20-30 s on 2 loaded cores)

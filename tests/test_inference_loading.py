@@ -1,8 +1,6 @@
 """sal_tf.load_model: the three saved forms give the same embeddings as evaluation and serving."""
 
-import os
 import shutil
-import subprocess
 import sys
 
 import numpy as np
@@ -15,8 +13,7 @@ from sal_tf.export import export_lib
 from sal_tf.inference import loading
 from sal_tf.inference.embedder import as_image_batch
 from sal_tf.models import build_model
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.conftest import run_cmd
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +38,8 @@ def _images(seed, n=5, size=(64, 32)):
 
 def test_import_sal_tf_does_not_import_tensorflow():
     code = "import sys, sal_tf; print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    out = run_cmd([sys.executable, "-c", code])
+    assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
 
 

@@ -19,7 +19,8 @@ import sys
 
 import pytest
 
-REPO = pathlib.Path(__file__).resolve().parent.parent
+from tests.conftest import REPO
+
 PACKAGES = ("sal_tf", "trainers", "export", "benchmarks")
 BASE = {"sal_tf.utils"}
 ALLOWED = {  # layer → sal_tf layers (and top-level packages) it may import
@@ -87,7 +88,7 @@ def imports_of(path):
 
 def project_modules():
     for package in PACKAGES:
-        for path in sorted((REPO / package).rglob("*.py")):
+        for path in sorted(pathlib.Path(REPO, package).rglob("*.py")):
             yield module_name(path), path
 
 
