@@ -1,8 +1,8 @@
 """Helpers of the sal-serve tests: the server as a subprocess, HTTP calls, and a TF Serving stand-in.
 
-`ServerProcess` starts `python -m sal_tf.cli.serve --port=0 ...` on 127.0.0.1 as a user would, reads
-the URL it prints, waits for `/healthz`, and stops it (SIGTERM, then SIGKILL) — or kills it with
-SIGKILL for the durability test. `TFServingStandIn` is a stand-in for a remote TF Serving: an HTTP
+`ServerProcess` is `sal_tf.serve.process.ServiceProcess` (`python -m sal_tf.cli.serve --port=0 ...` on
+127.0.0.1 as a user would start it, stopped with SIGTERM, or SIGKILL for the durability test) run
+from this checkout. `TFServingStandIn` is a stand-in for a remote TF Serving: an HTTP
 server in a thread that loads an exported SavedModel with `tf.saved_model.load` and answers
 `POST /v1/models/<name>[/versions/<n>]:predict` in TF Serving's REST row format.
 """
@@ -11,19 +11,16 @@ import base64
 import http.server
 import json
 import os
-import queue
 import re
 import signal
-import subprocess
-import sys
 import threading
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
 
+from sal_tf.serve.process import ServiceProcess
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-URL_LINE = re.compile(r"(http://127\.0\.0\.1:\d+)/")
 
 
 def small_embedding_model(image_size=(64, 32), dim=64, seed=0):
@@ -87,57 +84,15 @@ def multipart(fields, files):
     return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
 
 
-class ServerProcess:
-    """`python -m sal_tf.cli.serve --port=0 <args>` as a subprocess; `.url` once it answers /healthz."""
+class ServerProcess(ServiceProcess):
+    """`ServiceProcess` run from this checkout (PYTHONPATH, quiet TensorFlow), with `stop_cleanly`."""
 
-    def __init__(self, args, log_path, env=None, start_timeout=180):
-        self.log_path = log_path
-        self._log = open(log_path, "ab")
-        cmd = [sys.executable, "-m", "sal_tf.cli.serve", "--port=0", "--noprogress", *args]
-        full_env = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
-        self.proc = subprocess.Popen(cmd, cwd=REPO, env=full_env, stdout=subprocess.PIPE, stderr=self._log)
-        self.lines = queue.Queue()
-        threading.Thread(target=self._read_stdout, daemon=True).start()
-        self.url = self._wait_for_url(start_timeout)
-
-    def _read_stdout(self):
-        for line in self.proc.stdout:
-            self.lines.put(line.decode("utf-8", "replace"))
-        self.lines.put(None)
-
-    def _wait_for_url(self, timeout):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                line = self.lines.get(timeout=1)
-            except queue.Empty:
-                continue
-            if line is None:
-                break
-            match = URL_LINE.search(line)
-            if match:
-                url = match.group(1)
-                if call("GET", url + "/healthz").status == 200:
-                    return url
-        self.stop()
-        with open(self.log_path, "rb") as f:
-            log = f.read().decode("utf-8", "replace")[-3000:]
-        raise RuntimeError(f"sal-serve did not start (exit {self.proc.returncode}):\n{log}")
-
-    def stop(self, timeout=20):
-        """SIGTERM (uvicorn finishes, the store closes), SIGKILL if it hangs; returns the exit status."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
-        return self.proc.returncode
+    def __init__(self, args, log_path, env=None):
+        env = {"PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
+        super().__init__(args, log_path, env=env, start_timeout=300, cwd=REPO)
 
     def stop_cleanly(self):
-        """Stops the server and checks it went quietly: SIGTERM's own status, no traceback in its log."""
+        """Stops the server and checks it went quietly: SIGTERM's own status, no traceback of ours in its log."""
         status = self.stop()
         with open(self.log_path, "rb") as f:
             log = f.read().decode("utf-8", "replace")
@@ -145,11 +100,6 @@ class ServerProcess:
         assert status in (0, -signal.SIGTERM), f"exit status {status}:\n{log[-3000:]}"
         ours = [t for t in log.split("Traceback")[1:] if "/sal_tf/" in t]  # (Milvus Lite logs its own)
         assert not ours, log[-3000:]
-
-    def kill9(self):
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
-        self._log.close()
 
 
 class _PredictHandler(http.server.BaseHTTPRequestHandler):

@@ -20,7 +20,7 @@ import secrets
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -137,7 +137,7 @@ def api_router(service, settings):
 
     @router.post("/search")
     def search(body: SearchIn):
-        return service.timed_search(body)
+        return JSONResponse(service.timed_search(body))  # plain values: no jsonable_encoder pass
 
     @router.post("/attention")
     def attention(body: AttentionIn):

@@ -1,9 +1,10 @@
 """Where the service's embeddings come from: the model in-process, or TF Serving's REST API.
 
 * `LocalEmbedding`: any model form `sal_tf.load_embedder` takes; uploaded images are decoded and
-  resized as the exported serving signature does (`sal_tf/serve/images.py`) and a request's images
-  go through the model in one call. One model call at a time (a lock): requests queue instead of
-  multiplying the memory of concurrent batches, and the CPU cores go to one batch.
+  resized as the exported serving signature does (`sal_tf/serve/images.py`), then the images of
+  a request, and of the requests that arrive while a model call runs, go through the model in
+  one call (`Coalescer`, up to `MODEL_BATCH` images). One model call at a time: requests queue
+  instead of multiplying the memory of concurrent batches, and the CPU cores go to one batch.
 * `TFServingEmbedding`: the exported SavedModel behind TF Serving (`--tf_serving=http://host:8501/v1/models/sal`),
   through `sal_tf.export.client.rest_predict` (`{"instances": [{"b64": ...}]}` → `{"predictions": [...]}`).
   Images are decoded here only to refuse bad ones by name; attention maps need the model in-process.
@@ -17,10 +18,12 @@ import urllib.parse
 import numpy as np
 
 from sal_tf.serve import images
+from sal_tf.serve.batching import Coalescer
 from sal_tf.serve.errors import NotSupported, UpstreamError
 
 TF_SERVING_PATH = re.compile(r"^/v1/models/(?P<name>[^/:]+)(/versions/(?P<version>\d+))?/?$")
 TF_SERVING_EXPECTED = "a TF Serving REST model URL such as http://host:8501/v1/models/sal[/versions/N]"
+MODEL_BATCH = 128  # images of concurrent requests joined into one model call (sal_tf/serve/batching.py)
 
 
 class LocalEmbedding:
@@ -31,13 +34,19 @@ class LocalEmbedding:
         self.dim = embedder.embedding_dim
         self.has_attention = embedder.has_attention
         self.name = f"{embedder.kind}:{os.path.basename(os.path.normpath(embedder.source or 'model'))}"
-        self._lock = threading.Lock()
+        self._attention_lock = threading.Lock()
+        self._calls = Coalescer(self._embed_batches, MODEL_BATCH, weight=len)
+        self.embed([blank_png()], ["warm-up"])  # traces decoding and the model now, not in the first request
 
     def embed(self, encoded, fields):
         """Encoded images (list of bytes) → float32 [B, D] unit rows; `fields` name them in errors."""
-        batch = images.decode_batch(encoded, fields, self.embedder.image_size)
-        with self._lock:
-            return self.embedder(batch, batch_size=max(len(batch), 1))
+        return self._calls.submit(None, images.decode_batch(encoded, fields, self.embedder.image_size))
+
+    def _embed_batches(self, _, batches):
+        """One model call for the decoded images of concurrent requests; their embeddings, split back."""
+        x = np.concatenate(batches)
+        out = self.embedder(x, batch_size=max(len(x), 1))
+        return np.split(out, np.cumsum([len(b) for b in batches])[:-1])
 
     def attention_png(self, encoded, field):
         """PNG bytes of the image's attention maps (paper Fig. 3, `visualize.attention_figure`)."""
@@ -49,7 +58,7 @@ class LocalEmbedding:
         from sal_tf.evaluation import visualize
 
         batch = images.decode_batch([encoded], [field], self.embedder.image_size)
-        with self._lock:
+        with self._attention_lock:
             maps = self.embedder.attention(batch)
         stages = [s.replace("stage", "stage ") for s in self.embedder.attention_stages]
         picture = visualize.attention_figure(batch, maps, self.embedder.attention_grid, stage_names=stages)
@@ -61,6 +70,11 @@ def encode_png(image):
     import tensorflow as tf
 
     return tf.io.encode_png(image).numpy()
+
+
+def blank_png(size=(16, 8)):
+    """A small black PNG: the start-up probe (TF Serving: the embedding width) and warm-up."""
+    return encode_png(np.zeros((*size, 3), np.uint8))
 
 
 def parse_tf_serving_url(url):
@@ -78,15 +92,13 @@ class TFServingEmbedding:
     """Embeddings from a TF Serving REST endpoint serving the exported SavedModel."""
 
     has_attention = False
-    PROBE = (16, 8)  # a small blank image sent at start-up to learn the embedding width
 
     def __init__(self, url, timeout=30.0):
         self.server, self.model_name, self.version = parse_tf_serving_url(url)
         self.timeout = timeout
         self.name = f"tf_serving:{self.model_name}" + (f"/{self.version}" if self.version else "")
-        probe = encode_png(np.zeros((*self.PROBE, 3), np.uint8))
         try:
-            self.dim = int(self._predict([probe]).shape[1])
+            self.dim = int(self._predict([blank_png()]).shape[1])  # also checks the server answers
         except UpstreamError as e:
             raise ValueError(f"--tf_serving: {e.message}") from None
 

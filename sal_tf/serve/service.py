@@ -17,11 +17,13 @@ import numpy as np
 from sal_tf.gallery import Item, open_store
 from sal_tf.gallery.base import check_batch
 from sal_tf.serve import images
+from sal_tf.serve.batching import Coalescer
 from sal_tf.serve.crops import CropFolder
 from sal_tf.serve.embedding import open_embedding
 from sal_tf.serve.errors import BadInput, NotFound, ServiceError
 
 _BACKTICKED = re.compile(r"`([^`]+)`")
+SEARCH_BATCH = 64  # concurrent queries answered by one store search (sal_tf/serve/batching.py)
 
 
 @dataclasses.dataclass
@@ -65,6 +67,7 @@ class GalleryService:
     def __init__(self, settings, embedding, store, crops):
         self.settings, self.embedding, self.store, self.crops = settings, embedding, store, crops
         self._write_lock = threading.Lock()
+        self._searches = Coalescer(self._search_batch, SEARCH_BATCH)
         if store.dim != embedding.dim:
             raise ValueError(
                 f"--store {settings.store!r} holds {store.dim}-d embeddings but the model gives {embedding.dim}-d."
@@ -156,16 +159,23 @@ class GalleryService:
         return vector[None]
 
     def search(self, query, k, exclude_camera=None, cameras=None, time_range=None):
-        """JSON-ready hits of one query [1, D] (see `query_vector`)."""
+        """JSON-ready hits of one query [1, D] (see `query_vector`), searched together with concurrent ones."""
         if k < 1 or k > self.settings.max_k:
             raise BadInput("k", f"an integer in 1..{self.settings.max_k} (--max_k)", k)
         if cameras is not None and not cameras:
             raise BadInput("cameras", "at least one camera (leave the field out for every camera)", "[]")
+        filters = (exclude_camera, tuple(cameras) if cameras else None, tuple(time_range) if time_range else None)
         try:
-            (hits,) = self.store.search(query, k, exclude_camera, cameras, time_range)
+            hits = self._searches.submit(filters, (query, k))
         except ValueError as e:
             raise store_refusal(e, {"queries": "embedding"}) from None
         return [hit_json(h) for h in hits]
+
+    def _search_batch(self, filters, payloads):
+        """One store search for queries with the same filters: [(query [1, D], k), ...] → their hits."""
+        queries = np.concatenate([q for q, _ in payloads])
+        hits = self.store.search(queries, max(k for _, k in payloads), *filters)
+        return [row[:k] for row, (_, k) in zip(hits, payloads)]
 
     def timed_search(self, request):
         """`POST /v1/search` for a `SearchIn`: {"results", "took_ms"}."""

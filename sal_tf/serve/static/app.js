@@ -175,6 +175,7 @@ async function addToGallery(event) {
 function setUp() {
   $("api-key").value = sessionStorage.getItem("sal-api-key") || "";
   $("api-key").addEventListener("change", () => sessionStorage.setItem("sal-api-key", $("api-key").value));
+  $("key-form").addEventListener("submit", (e) => e.preventDefault());
   $("query-file").addEventListener("change", (e) => setQuery(e.target.files[0]));
   const drop = $("drop");
   drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
