@@ -4,8 +4,8 @@ Each preset is a dict of `SALModel` constructor arguments (minus `num_classes`);
 the SAL network (ResNet50, `depth=50`, with stage6). `build_model(preset, depth=101)` /
 `stage6=False` override them (Table 4 "ResNet101 (Soft)" / the plain ResNet baselines).
 
-* `paper`: ResNet50 at 256×128, the network of the paper (34.3 M parameters
-  with a 751-way classifier, ~30.7 GFLOPs/image).
+* `paper`: ResNet50 at 256×128, the network of the paper (BUILD.md "Model" lists the
+  parameters and FLOPs of each preset).
 * `tiny`: the same topology with every width divided by 8, at 64×32; for tests
   and the demo job.
 * `cifar`: ResNet50 with a 3×3 stride-1 stem and no max-pool, at 32×32
