@@ -39,25 +39,34 @@ _LAZY = {
     "load_cifar100": "sal_tf.data.cifar100",
 }
 
-__all__ = sorted(
-    [
-        "DATASETS",
-        "DATASET_ALIASES",
-        "DISTRACTOR_PID",
-        "JUNK_PID",
-        "LAYOUTS",
-        "LOADERS",
-        "Record",
-        "ReIDDataset",
-        "dataset_name",
-        "demo_cache_dir",
-        "load_custom",
-        "load_dataset",
-        "load_dukemtmc",
-        "load_market1501",
-        *_LAZY,
-    ]
-)
+__all__ = [  # the parsers above and the lazy names
+    "Cifar100Data",
+    "DATASETS",
+    "DATASET_ALIASES",
+    "DISTRACTOR_PID",
+    "JUNK_PID",
+    "LAYOUTS",
+    "LOADERS",
+    "ReIDDataset",
+    "Record",
+    "SAMPLINGS",
+    "build_eval_dataset",
+    "build_query_gallery_datasets",
+    "build_train_dataset",
+    "check_dataset",
+    "dataset_name",
+    "demo_cache_dir",
+    "ensure_demo_dataset",
+    "generate_demo_dataset",
+    "load_cifar100",
+    "load_custom",
+    "load_dataset",
+    "load_dukemtmc",
+    "load_market1501",
+    "pk_epoch_indices",
+    "random_epoch_indices",
+    "steps_per_epoch",
+]
 
 
 def __getattr__(name):
