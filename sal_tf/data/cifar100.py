@@ -173,4 +173,3 @@ def load_cifar100(data_dir=None, verbose=True):
     if verbose:
         print(data.summary())
     return data
-
