@@ -6,11 +6,21 @@ Index kinds (`GalleryIndex.create` / `--index`):
   product against the gallery.
 * `ivf`: approximate, for galleries past a million: `nlist` k-means cells (`IVF`), of which
   `nprobe` are scanned per query with 4-bit product-quantised codes (`PQ<m>x4fs`, faiss's SIMD
-  "fast scan", m = dim / 16), and the k·10 best candidates re-scored exactly against the stored
-  vectors (`RFlat`), so reported distances are exact. Scanning codes instead of float vectors is
-  what makes it faster than `flat` at all: `flat` reads the gallery once per batch of queries,
-  an inverted-file scan reads its cells once per query.
+  "fast scan", m = dim / 4: 16 bytes a 128-d vector), and the k·K_FACTOR best candidates
+  re-scored exactly against the stored vectors (`RFlat`), so reported distances are exact.
+  Scanning codes instead of float vectors is what makes it faster than `flat` at all: `flat`
+  reads the gallery once per batch of queries, an inverted-file scan reads its cells once per query.
 * `ivf_flat`: `IndexIVFFlat` (cells scanned as float vectors), for comparison.
+
+Defaults (`benchmarks/gallery_store.py`, on a trained tiny model's embeddings of a ~20 k-crop
+gallery, and the same lifted to 1024-d): the coarser codes of earlier releases (m = dim / 16,
+re-scoring k·10) found only ~0.68–0.76 of the exact top 10 on real embeddings, whose neighbours
+are near-duplicate crops of one tracklet that 4 bytes a vector cannot tell apart; m = dim / 4 with
+k·32 re-scored finds ≥ 0.99 there at about the same speed. `nprobe` matters far less than the
+codes (EXACT_BELOW and the figures in BUILD.md). Below `EXACT_BELOW` (rows × dim: 256 k rows at
+128-d, 32 k at 1024-d) one exact BLAS product per batch is as fast as an inverted-file scan, so
+`build` makes a `flat` index for `ivf` / `ivf_flat` unless `nlist` is given (`index.json` keeps
+the requested kind).
 
 Why faiss (`faiss-cpu`): the exact BLAS search, the inverted-file indexes and their codes, and a
 file format for all of them in one library (`benchmarks/embed_search.py` measures them against
@@ -54,7 +64,8 @@ META_FILE = "index.json"
 INDEX_KINDS = ("flat", "ivf", "ivf_flat")
 DISTANCES = ("euclidean", "cosine")
 DEFAULT_NPROBE = 64
-K_FACTOR = 10  # ivf: candidates re-scored exactly per result (k·10)
+K_FACTOR = 32  # ivf: candidates re-scored exactly per result (k·32)
+EXACT_BELOW = 1 << 25  # rows × dim under which `build` answers ivf kinds with an exact flat index
 ADD_CHUNK = 1 << 16  # rows normalised and added at a time (bounds the temporary copy)
 MAX_RERANK_ITEMS = 20_000  # queries + gallery; re-ranking holds O(N·k1) lists and a q×g matrix
 
@@ -93,8 +104,8 @@ def default_nlist(count):
 
 
 def pq_subquantizers(dim):
-    """PQ sub-vectors of the `ivf` index: the largest divisor of `dim` up to dim / 16 (64 for 1024)."""
-    return max(m for m in range(1, max(1, dim // 16) + 1) if dim % m == 0)
+    """PQ sub-vectors of the `ivf` index: the largest divisor of `dim` up to dim / 4 (32 for 128, 256 for 1024)."""
+    return max(m for m in range(1, max(1, dim // 4) + 1) if dim % m == 0)
 
 
 def factory_string(kind, dim, nlist):
@@ -182,6 +193,8 @@ class GalleryIndex:
         if kind != "flat":
             ivf = faiss.extract_index_ivf(index)
             info.update(nlist=int(ivf.nlist), nprobe=int(ivf.nprobe), factory=factory_string(kind, dim, ivf.nlist))
+            if kind == "ivf":
+                info["k_factor"] = K_FACTOR
         return cls(index, [], None, None, info)
 
     def add(self, embeddings, paths, pids=None, camids=None):
@@ -204,14 +217,21 @@ class GalleryIndex:
 
     @classmethod
     def build(cls, embeddings, paths, pids=None, camids=None, kind="flat", nlist=None, nprobe=None, seed=0, **info):
-        """`create` + `add` of a whole gallery [N, D]; an IVF index trains on min(N, 64·nlist) random rows."""
+        """`create` + `add` of a whole gallery [N, D]; an IVF index trains on min(N, 64·nlist) random rows.
+
+        `ivf` / `ivf_flat` without `nlist` below `EXACT_BELOW` rows × dim build an exact `flat`
+        index (as fast there; `info["requested"]` keeps the kind asked for).
+        """
         if len(embeddings) == 0:
             raise ValueError("The gallery is empty: nothing to index.")
         if np.ndim(embeddings) != 2:
             raise ValueError(f"`embeddings` must be a [count, dim] matrix. Received shape {np.shape(embeddings)}")
+        if kind in INDEX_KINDS and kind != "flat" and nlist is None and np.size(embeddings) < EXACT_BELOW:
+            info["requested"], kind = kind, "flat"
         train = None
         if kind != "flat":
-            count = 64 * int(nlist or default_nlist(len(embeddings)))
+            nlist = int(nlist or default_nlist(len(embeddings)))  # of the gallery, not of the training sample
+            count = 64 * nlist
             rows = np.arange(len(embeddings))
             if len(rows) > count:
                 rows = np.sort(np.random.default_rng(seed).choice(len(rows), count, replace=False))
@@ -249,7 +269,7 @@ class GalleryIndex:
             info = json.load(f)
         index = faiss.read_index(os.path.join(folder, INDEX_FILE))
         if info.get("kind") == "ivf":
-            index.k_factor = K_FACTOR
+            index.k_factor = int(info.get("k_factor", 10))  # indexes written before k_factor was recorded used 10
         with np.load(os.path.join(folder, GALLERY_FILE), allow_pickle=False) as g:
             pids, camids = (g["pids"], g["camids"]) if "pids" in g else (None, None)
             return cls(index, g["paths"], pids, camids, info)
