@@ -40,6 +40,7 @@ DEFAULT_COLLECTION = "sal_gallery"
 FIELDS = ("camera", "timestamp", "path", "person_id")
 DESCRIPTION_KEY = "sal_tf_gallery"
 UPSERT_FLOATS = 1 << 21  # floats per upsert request (8 MiB of vectors; gRPC caps a message at 64 MiB)
+LITE_FLUSH_ROWS = 2048  # Milvus Lite: rows left in its memtable before a flush (it searches them ~9x slower)
 
 logger = logging.getLogger(__name__)
 _lite_users = {}  # Milvus Lite data folder → open stores of this process using its in-process server
@@ -107,6 +108,7 @@ class MilvusStore(base.GalleryStore):
         self._lite_path = lite_path
         self._lock = threading.Lock()
         self._closed = False
+        self._unflushed = 0
 
     @classmethod
     def open(cls, location, dim=None, distance="euclidean", collection=DEFAULT_COLLECTION, token=None, db_name=None):
@@ -240,6 +242,13 @@ class MilvusStore(base.GalleryStore):
                 for vector, item in zip(vectors[start : start + step], items[start : start + step])
             ]
             self._client.upsert(self.collection, rows)
+        if self._lite_path:  # a server seals its own segments; Lite searches its memtable row by row
+            with self._lock:
+                self._unflushed += len(items)
+                flush = self._unflushed >= LITE_FLUSH_ROWS
+                self._unflushed = 0 if flush else self._unflushed
+            if flush:
+                self._client.flush(self.collection)
         return [item.id for item in items]
 
     def delete(self, id):

@@ -16,7 +16,7 @@ Defaults (`benchmarks/gallery_store.py`, on a trained tiny model's embeddings of
 gallery, and the same lifted to 1024-d): the coarser codes of earlier releases (m = dim / 16,
 re-scoring k·10) found only ~0.68–0.76 of the exact top 10 on real embeddings, whose neighbours
 are near-duplicate crops of one tracklet that 4 bytes a vector cannot tell apart; m = dim / 4 with
-k·32 re-scored finds ≥ 0.99 there at about the same speed. `nprobe` matters far less than the
+k·64 re-scored finds ≥ 0.98 there at about the same speed. `nprobe` matters far less than the
 codes (EXACT_BELOW and the figures in BUILD.md). Below `EXACT_BELOW` (rows × dim: 256 k rows at
 128-d, 32 k at 1024-d) one exact BLAS product per batch is as fast as an inverted-file scan, so
 `build` makes a `flat` index for `ivf` / `ivf_flat` unless `nlist` is given (`index.json` keeps
@@ -64,7 +64,7 @@ META_FILE = "index.json"
 INDEX_KINDS = ("flat", "ivf", "ivf_flat")
 DISTANCES = ("euclidean", "cosine")
 DEFAULT_NPROBE = 64
-K_FACTOR = 32  # ivf: candidates re-scored exactly per result (k·32)
+K_FACTOR = 64  # ivf: candidates re-scored exactly per result (k·64)
 EXACT_BELOW = 1 << 25  # rows × dim under which `build` answers ivf kinds with an exact flat index
 ADD_CHUNK = 1 << 16  # rows normalised and added at a time (bounds the temporary copy)
 MAX_RERANK_ITEMS = 20_000  # queries + gallery; re-ranking holds O(N·k1) lists and a q×g matrix
