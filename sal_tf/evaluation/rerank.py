@@ -22,10 +22,10 @@ broken by the lower index, without ever holding an N×N matrix (N = num_query + 
 Memory is the q×g output plus O(N·k1) for the neighbour lists and V. Pass 1 is
 where the time goes; `re_rank_features(knn_mode=...)` picks how it finds neighbours:
 
-* "exact" (and "auto", at every size): `knn.exact_neighbours`, the upper triangle of D
-  a strip of rows at a time (one BLAS product per strip, `distance_block` arithmetic,
-  N²·dim/2 multiply-adds) with the k-best lists and maxima kept by a numba kernel; no
-  TensorFlow;
+* "exact" (and "auto" where numba is installed, at every size): `knn.exact_neighbours`,
+  the upper triangle of D a strip of rows at a time (one BLAS product per strip,
+  `distance_block` arithmetic, N²·dim/2 multiply-adds) with the k-best lists and maxima
+  kept by a numba kernel; no TensorFlow;
 * "dense": every row of od in TensorFlow (matrix product and top-k, N²·dim multiply-adds);
   exact too, kept as a second implementation;
 * "flat" / "ivf": query rows as "dense" (they give the output, their maxima and the
@@ -42,6 +42,7 @@ import numpy as np
 
 from sal_tf.evaluation import knn
 from sal_tf.evaluation.distance import as_feature_pair, check_metric, distance_block, pair_distances, prepare
+from sal_tf.evaluation.rank_count import numba_available
 from sal_tf.utils.checks import check_int
 
 _ROW_BUDGET = 8 << 20  # distances held per block in pass 1 (32 MiB of float32)
@@ -465,8 +466,9 @@ def re_rank_features(
         k1, k2, lambda_value: the paper's parameters (20, 6, 0.3).
         block_size: rows per block (default: from a memory budget: 2 × 128 MiB of products
             for "exact", ~32 MiB for the others).
-        knn_mode: "auto" or "exact" (exact k-NN in strips, every size), "dense" (exact, in
-            TensorFlow), "flat" (faiss exact) or "ivf" (faiss inverted lists, approximate).
+        knn_mode: "exact" (exact k-NN in strips, any size), "auto" (= "exact"; "dense" where
+            numba is not installed), "dense" (exact, in TensorFlow), "flat" (faiss exact) or
+            "ivf" (faiss inverted lists, approximate).
         nlist, nprobe: IVF lists and lists probed (default: `knn.ivf_sizes`, 4√N and nlist / 16).
 
     Returns:
@@ -479,9 +481,11 @@ def re_rank_features(
     if len(q) == 0 or len(g) == 0:
         raise ValueError(f"Empty query or gallery: q_feats.shape={q.shape}, g_feats.shape={g.shape}")
     feats = np.concatenate([q, g])
+    if knn_mode == "auto":
+        knn_mode = "exact" if numba_available() else "dense"
     if knn_mode == "dense":
         rows = _FeatureRows(feats, metric)
-    elif knn_mode in ("auto", "exact"):
+    elif knn_mode == "exact":
         rows = _ExactRows(feats, metric)
     else:
         rows = _KnnRows(feats, metric, len(q), exact=knn_mode == "flat", nlist=nlist, nprobe=nprobe)
