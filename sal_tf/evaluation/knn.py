@@ -31,8 +31,9 @@ import concurrent.futures
 
 import numpy as np
 
-from sal_tf.evaluation.distance import distance_block, pair_distances
+from sal_tf.evaluation.distance import check_metric, distance_block, pair_distances
 from sal_tf.evaluation.rank_count import num_threads
+from sal_tf.utils.checks import check_int
 
 KNN_MODES = ("auto", "dense", "exact", "flat", "ivf")
 STRIP_BUDGET = 128 << 20  # bytes of one strip of products in `exact_neighbours`
@@ -169,9 +170,11 @@ def exact_neighbours(x, x_sq, metric, k, block_size=None, on_strip=None, budget=
     """
     from sal_tf.evaluation import knn_kernel
 
+    check_metric(metric)
     n = len(x)
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= n:
-        raise ValueError(f"`k` must be an integer in [1, {n}] (the number of rows). Received: k={k!r}")
+    if check_int(k, "k") > n:
+        raise ValueError(f"`k` must be at most the number of rows, {n}. Received: k={k!r}")
+    block_size = None if block_size is None else check_int(block_size, "block_size")
     if n >= 1 << 32:
         raise ValueError(f"`x` must have fewer than 2**32 rows. Received: {n}")
     sq = np.zeros(n, np.float32) if x_sq is None else np.asarray(x_sq, np.float32)
