@@ -1,31 +1,36 @@
 """Filling an empty gallery from image files at start-up (`sal-serve --index_images=...`).
 
-Files come from `sal_tf.inference.sources.list_images` (a folder, a glob or a CSV); each item's id
-is the file's path relative to the listed folder (stable: indexing again replaces, never
-duplicates), its `path` that same name, and its camera / person id those of a Market / Duke style
-file name or the CSV (cameras numbered as in the file name: `c1` is camera 1). Files that do not
-decode are skipped and counted. The crops are stored as in `POST /v1/gallery`.
+Files come from `sal_tf.inference.sources.list_images` (a folder, a glob or a CSV) and get the
+metadata `sal-search add` gives them by default (`sal_tf/cli/search.py`), so both fill a store
+alike: the id and `path` are the file's absolute path (indexing again replaces, never
+duplicates), the timestamp its modification time, the camera and person id those of a Market /
+Duke style name or the CSV (`sources.camera_number`: `c1` is camera 1). Files that do not decode
+are skipped and counted. The crops are stored as in `POST /v1/gallery`.
 """
 
 import os
 import sys
 
+from sal_tf.inference import sources
 from sal_tf.serve.errors import ServiceError
 from sal_tf.serve.service import Upload
 from sal_tf.utils.progress import Progress
 
 
-def uploads_of(images, root):
-    """`Upload`s of an `ImageList` (file contents read here)."""
-    out = []
-    for i, path in enumerate(images.paths):
-        name = os.path.relpath(path, root) if root else os.path.basename(path)
+def upload_of(images, i):
+    """The `Upload` of file `i` of an `ImageList` (read here), or None when it cannot be read."""
+    path = images.paths[i]
+    try:
         with open(path, "rb") as f:
             data = f.read()
-        pid = images.pids[i] if images.pids is not None else None
-        camera = images.camids[i] + 1 if images.camids is not None else None
-        out.append(Upload(data, path, name, camera, None, name, pid))
-    return out
+        mtime = os.path.getmtime(path)
+    except OSError as e:
+        print(f"skipped {path}: {e.strerror}", file=sys.stderr)
+        return None
+    pid = images.pids[i] if images.pids is not None else None
+    camera = sources.camera_number(path, images.camids[i]) if images.camids is not None else None
+    name = os.path.abspath(path)
+    return Upload(data, path, name, camera, mtime, name, pid)
 
 
 def add_skipping_bad(service, uploads):
@@ -47,20 +52,14 @@ def add_skipping_bad(service, uploads):
 
 def index_images(service, spec, batch_size, progress=True):
     """Adds the images `spec` names to the service's gallery; returns (added, skipped)."""
-    from sal_tf.inference.sources import list_images
-
-    images = list_images(spec, flag="--index_images")
-    root = os.path.expanduser(spec) if os.path.isdir(os.path.expanduser(spec)) else None
-    bar = Progress(len(images.paths), "Indexing", verbose=progress, unit="image", stream=sys.stderr, log_every=5)
+    images = sources.list_images(spec, flag="--index_images")
+    total = len(images.paths)
+    bar = Progress(total, "Indexing", verbose=progress, unit="image", stream=sys.stderr, log_every=5)
     skipped = 0
-    for start in range(0, len(images.paths), batch_size):
-        chunk = images.paths[start : start + batch_size]
-        part = type(images)(
-            chunk,
-            images.pids[start : start + batch_size] if images.pids is not None else None,
-            images.camids[start : start + batch_size] if images.camids is not None else None,
-        )
-        skipped += add_skipping_bad(service, uploads_of(part, root))
-        bar.update(start + len(chunk))
+    for start in range(0, total, batch_size):
+        uploads = [upload_of(images, i) for i in range(start, min(start + batch_size, total))]
+        readable = [u for u in uploads if u is not None]
+        skipped += len(uploads) - len(readable) + (add_skipping_bad(service, readable) if readable else 0)
+        bar.update(start + len(uploads))
     bar.finish()
-    return len(images.paths) - skipped, skipped
+    return total - skipped, skipped

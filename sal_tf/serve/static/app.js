@@ -117,8 +117,9 @@ function hitCard(hit, rank) {
   const lines = [
     ["rank", `#${rank} · d = ${hit.distance.toFixed(3)}`],
     ["camera", `camera ${hit.camera === null ? "–" : hit.camera} · time ${formatTime(hit.timestamp)}`],
-    ["id", hit.id],
+    ["id", hit.path ? hit.path.split("/").pop() : hit.id],
   ];
+  item.title = hit.id;
   item.append(image);
   for (const [cls, text] of lines) {
     const div = document.createElement("div");
