@@ -124,6 +124,8 @@ def recall_case(args):
         ("tiny_lifted_1024_grown_100k", lambda: widen(grow(gallery, 100_000)), lambda: widen(queries)),
     ]
     for name, make_g, make_q in sets:
+        if args.recall_sets and name not in args.recall_sets:
+            continue
         g, q = make_g(), make_q()
         paths = [str(i) for i in range(len(g))]
         truth = None
@@ -329,6 +331,7 @@ def child(case_args, args):
         f"--recall_queries={args.recall_queries}",
     ]
     cmd += ["--sweep"] if args.sweep else []
+    cmd += [f"--recall_sets={','.join(args.recall_sets)}"] if args.recall_sets else []
     cmd += [f"--store_sizes={','.join(map(str, args.store_sizes))}"]
     if args.tmp:
         cmd.append(f"--tmp={args.tmp}")
@@ -388,6 +391,7 @@ def main():
     parser.add_argument("--milvus_size", type=int, default=100_000)
     parser.add_argument("--store_queries", type=int, default=200)
     parser.add_argument("--recall_queries", type=int, default=2000)
+    parser.add_argument("--recall_sets", type=lambda s: s.split(","), help="recall: only these embedding sets")
     parser.add_argument("--output", help="also write the JSON lines to this file")
     parser.add_argument("--case", choices=["recall", "kernel", "store"], help=argparse.SUPPRESS)
     parser.add_argument("--kind", help=argparse.SUPPRESS)

@@ -65,7 +65,7 @@ def test_ivf_flat_scanning_every_cell_is_exact_and_k_is_capped(data):
     small = GalleryIndex.build(gallery[:3], paths[:3])
     assert small.search(queries, k=10)[1].shape == (20, 3)
     assert default_nlist(1_000_000) == 1000 and default_nlist(100) == 2
-    assert pq_subquantizers(1024) == 256 and pq_subquantizers(128) == 32 and pq_subquantizers(100) == 25
+    assert pq_subquantizers(1024) == 256 and pq_subquantizers(128) == 64 and pq_subquantizers(100) == 50
 
 
 def test_ivf_rescores_its_candidates_exactly():
@@ -74,7 +74,7 @@ def test_ivf_rescores_its_candidates_exactly():
     near = gallery[:50] + 0.05 * rng.standard_normal((50, 64)).astype(np.float32)  # noisy copies of rows 0..49
     near /= np.linalg.norm(near, axis=1, keepdims=True)
     index = GalleryIndex.build(gallery, [str(i) for i in range(2000)], kind="ivf", nlist=16, nprobe=16)
-    assert index.info["factory"] == "IVF16,PQ16x4fs,RFlat" and index.info["k_factor"] == 64
+    assert index.info["factory"] == "IVF16,PQ32x4fs,RFlat" and index.info["k_factor"] == 64
     dist, rows = index.search(near, k=5)
     np.testing.assert_array_equal(rows[:, 0], np.arange(50))  # the copied row comes first
     exact = distance_matrix(near, gallery, metric="euclidean")

@@ -6,7 +6,7 @@ Index kinds (`GalleryIndex.create` / `--index`):
   product against the gallery.
 * `ivf`: approximate, for galleries past a million: `nlist` k-means cells (`IVF`), of which
   `nprobe` are scanned per query with 4-bit product-quantised codes (`PQ<m>x4fs`, faiss's SIMD
-  "fast scan", m = dim / 4: 16 bytes a 128-d vector), and the k·K_FACTOR best candidates
+  "fast scan", m = dim / 2 up to 256-d, dim / 4 above: `pq_subquantizers`), and the k·K_FACTOR best candidates
   re-scored exactly against the stored vectors (`RFlat`), so reported distances are exact.
   Scanning codes instead of float vectors is what makes it faster than `flat` at all: `flat`
   reads the gallery once per batch of queries, an inverted-file scan reads its cells once per query.
@@ -15,8 +15,8 @@ Index kinds (`GalleryIndex.create` / `--index`):
 Defaults (`benchmarks/gallery_store.py`, on a trained tiny model's embeddings of a ~20 k-crop
 gallery, and the same lifted to 1024-d): the coarser codes of earlier releases (m = dim / 16,
 re-scoring k·10) found only ~0.68–0.76 of the exact top 10 on real embeddings, whose neighbours
-are near-duplicate crops of one tracklet that 4 bytes a vector cannot tell apart; m = dim / 4 with
-k·64 re-scored finds ≥ 0.98 there at about the same speed. `nprobe` matters far less than the
+are near-duplicate crops of one tracklet that 4 bytes a vector cannot tell apart; 32 bytes a
+128-d vector (m = 64) and k·64 re-scored find ≥ 0.99 there, and 128 bytes at 1024-d (m = 256). `nprobe` matters far less than the
 codes (EXACT_BELOW and the figures in BUILD.md). Below `EXACT_BELOW` (rows × dim: 256 k rows at
 128-d, 32 k at 1024-d) one exact BLAS product per batch is as fast as an inverted-file scan, so
 `build` makes a `flat` index for `ivf` / `ivf_flat` unless `nlist` is given (`index.json` keeps
@@ -104,8 +104,10 @@ def default_nlist(count):
 
 
 def pq_subquantizers(dim):
-    """PQ sub-vectors of the `ivf` index: the largest divisor of `dim` up to dim / 4 (32 for 128, 256 for 1024)."""
-    return max(m for m in range(1, max(1, dim // 4) + 1) if dim % m == 0)
+    """PQ sub-vectors of the `ivf` index (4 bits each): the largest divisor of `dim` up to dim / 2 for
+    widths up to 256, dim / 4 above (64 for 128-d: 32 bytes a vector; 256 for 1024-d: 128 bytes)."""
+    most = dim // 2 if dim <= 256 else dim // 4
+    return max(m for m in range(1, max(1, most) + 1) if dim % m == 0)
 
 
 def factory_string(kind, dim, nlist):
