@@ -10,7 +10,8 @@ command line can quiet TensorFlow's start-up before anything imports it. `sal_tf
 old name of `load_embedder` (deprecated: it returns an embedder, not a Keras model).
 """
 
-__version__ = "0.2.0"
+from sal_tf.utils.version import __version__
+
 _LAZY = {"load_embedder": "sal_tf.inference.loading", "load_model": "sal_tf.inference.loading"}
 __all__ = ["__version__", "load_embedder"]
 

@@ -16,7 +16,7 @@ def test_table1_reading_and_stages(tmp_path):
     from sal_tf.training.ablation import parse_settings, setting_config
     from sal_tf.training.table1 import SETTINGS
 
-    assert list(SETTINGS) == ["1", "2", "3", "3T", "4", "5", "6", "7", "8"]
+    assert list(SETTINGS) == ["1", "2", "3", "3T", "4", "5", "6", "7", "8", "B", "SB"]
     base = base_config(tmp_path, loss="softmax", dilation=True, multi_level=True, sac=True, stage="1")
     expect = {  # id: (loss, DIL, multi-level, SAC, stages, paper mAP, paper R1); no DIL = no stage6
         "1": ("softmax", False, False, False, [1], 68.5, 83.7),
@@ -72,7 +72,7 @@ def test_two_settings_write_tables_and_skip_when_finished(tmp_path, data):
     with open(tmp_path / "abl" / "setting_2" / RESULT_FILE) as f:
         assert rows["2"]["mAP"] == pytest.approx(100 * json.load(f)["mAP"])
     md = (tmp_path / "abl" / "table1.md").read_text()
-    assert "| 1 | softmax | – | – | – | – |" in md and "| 68.5 | 83.7 |" in md
+    assert "| 1 | paper | softmax | – | – | – | – |" in md and "| 68.5 | 83.7 |" in md
     assert f"| {rows['2']['mAP']:.1f} | {rows['2']['rank1']:.1f} | 60.6 | 77.2 |" in md
 
     # Rerun: nothing is trained again (the files are untouched), the table is rewritten.
@@ -95,7 +95,7 @@ def test_pending_rows_and_no_paper_column_for_duke(tmp_path):
     md, table = build_tables(base, ["1", "8"], {"8": {"mAP": 0.5, "rank1": 0.75}}, "dukemtmc")
     assert table["settings"][0]["status"] == "pending" and table["settings"][1]["mAP"] == 50.0
     assert table["settings"][1]["paper_mAP"] is None
-    assert "| 8 | softmax + quadruplet | ✓ | ✓ | ✓ | ✓ | 50.0 | 75.0 | – | – |" in md
+    assert "| 8 | paper | softmax + quadruplet | ✓ | ✓ | ✓ | ✓ | 50.0 | 75.0 | – | – |" in md
 
 
 def test_cli_demo_defaults_and_help_listing():

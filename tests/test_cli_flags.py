@@ -48,9 +48,13 @@ FIELD_OF = {
     "momentum": "stage1.momentum",
     "lr_decay_epochs": "stage1.decay_every_epochs",
     "warmup_epochs": "stage1.warmup_epochs",
+    "warmup_start": "stage1.warmup_start",
+    "optimizer": "stage1.optimizer",
+    "lr_milestones": "stage1.decay_milestones",
 }
 # Flags that set no config field of their own name (paths, the data choice, the Table 1 rows).
-NOT_FIELDS = {"data_dir", "model_dir", "demo_cache_dir", "dataset", "settings"}
+NOT_FIELDS = {"data_dir", "model_dir", "demo_cache_dir", "dataset", "settings", "seeds", "data_root", "market_dir",
+              "duke_dir", "datasets"}  # fmt: skip
 # Library tuple → the enum flags that offer it.
 ENUMS = {
     "loss": LOSSES,
@@ -86,6 +90,7 @@ TRAINERS = {
     "market": (cli_flags.define_reid_flags, ("market1501",), (("paper", TrainConfig()), ("demo", TrainConfig.demo()))),
     "ablation": (cli_flags.define_ablation_flags, (), (("paper", TrainConfig()), ("demo", TrainConfig.demo()))),
     "cifar100": (cli_flags.define_cifar_flags, (), (("cifar", CifarTrainConfig()),)),
+    "paper": (cli_flags.define_paper_flags, (), (("paper", TrainConfig()), ("demo", TrainConfig.demo()))),
 }
 
 

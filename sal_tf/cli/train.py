@@ -4,6 +4,7 @@
     python -m trainers.duke --data_dir=/data/DukeMTMC-reID                                  # sal-train-duke
     python -m trainers.cifar100 --data_dir=/data/cifar-100-python                           # sal-train-cifar100
     python -m trainers.ablation [--settings=1,3,8]                                           # sal-train-ablation
+    python -m trainers.paper --data_root=/data                                              # sal-train-paper
 
 Each function defines its command's flags when it is called (never at import) and runs it through
 `sal_tf.utils.app.run` (one `error:` line and exit status 2 for a user's mistake).
@@ -21,7 +22,7 @@ def _reid_main(argv):
     from sal_tf.training.commands import train_reid
 
     app.no_arguments(argv)
-    train_reid(cli_flags.reid_config_from_flags(), demo_cache_dir=flags.FLAGS.demo_cache_dir)
+    train_reid(cli_flags.reid_config_from_flags(), demo_cache_dir=flags.FLAGS.demo_cache_dir, seeds=flags.FLAGS.seeds)
 
 
 def _cifar_main(argv):
@@ -37,7 +38,20 @@ def _ablation_main(argv):
 
     app.no_arguments(argv)
     settings = parse_settings(flags.FLAGS.settings)
-    run_table1(cli_flags.ablation_config_from_flags(), settings, demo_cache_dir=flags.FLAGS.demo_cache_dir)
+    run_table1(
+        cli_flags.ablation_config_from_flags(),
+        settings,
+        demo_cache_dir=flags.FLAGS.demo_cache_dir,
+        seeds=flags.FLAGS.seeds,
+    )
+
+
+def _paper_main(argv):
+    from sal_tf.training.commands import train_paper_tables
+
+    app.no_arguments(argv)
+    config, data_dirs = cli_flags.paper_config_from_flags()
+    train_paper_tables(config, data_dirs, seeds=flags.FLAGS.seeds)
 
 
 def train_reid(default_dataset):
@@ -66,3 +80,9 @@ def ablation():
     """`python -m trainers.ablation` / `sal-train-ablation`: the Table 1 settings (paper §4.3)."""
     cli_flags.define_ablation_flags()
     app.run(_ablation_main, help_module=_HELP_MODULE)
+
+
+def paper():
+    """`python -m trainers.paper` / `sal-train-paper`: the paper's Tables 2 and 3 (§4.4) in one command."""
+    cli_flags.define_paper_flags()
+    app.run(_paper_main, help_module=_HELP_MODULE)

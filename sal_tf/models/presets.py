@@ -12,7 +12,16 @@ the SAL network (ResNet50, `depth=50`, with stage6). `build_model(preset, depth=
   (paper §4.5, Table 4).
 """
 
-_SAL = dict(stem="imagenet", dilation=True, multi_level=True, stage6_dilation=2, depth=50, stage6=True)
+_SAL = dict(
+    stem="imagenet",
+    dilation=True,
+    multi_level=True,
+    stage6_dilation=2,
+    depth=50,
+    stage6=True,
+    bnneck=False,
+    last_stride=2,
+)
 PRESETS = {
     "paper": dict(_SAL, image_size=(256, 128), width_divisor=1, embedding_dim=1024),
     "tiny": dict(_SAL, image_size=(64, 32), width_divisor=8, embedding_dim=128),

@@ -69,24 +69,44 @@ def apply_stem(x, width, stem):
     return x
 
 
-def apply_stages(x, w, depth, dilation, stage6, stage6_dilation):
+def apply_stages(x, w, depth, dilation, stage6, stage6_dilation, last_stride=2):
     """conv2..conv5 (+ conv6) on the stem output; returns {"stage4": t, "stage5": t[, "stage6": t]}.
 
     DIL (§3.1): stage4/5 keep stride 1 and dilate their 3×3 convs by 2/4.
+    Without DIL, `last_stride=1` keeps conv5 at stage4's resolution (BoT's "last stride 1").
     Stage6 (3 bottlenecks, 1024 channels, stride 1) follows stage5.
     """
     b2, b3, b4, b5 = STAGE_BLOCKS[depth]
     x = apply_stack(x, w(64), b2, stride=1, name="conv2")
     x = apply_stack(x, w(128), b3, stride=2, name="conv3")
     stride, (dil4, dil5) = (1, (2, 4)) if dilation else (2, (1, 1))
+    stride5 = 1 if dilation else last_stride
     stages = {"stage4": apply_stack(x, w(256), b4, stride=stride, dilation=dil4, name="conv4")}
-    stages["stage5"] = apply_stack(stages["stage4"], w(512), b5, stride=stride, dilation=dil5, name="conv5")
+    stages["stage5"] = apply_stack(stages["stage4"], w(512), b5, stride=stride5, dilation=dil5, name="conv5")
     if stage6:
         stages["stage6"] = apply_stack(stages["stage5"], w(256), 3, stride=1, dilation=stage6_dilation, name="conv6")
-    if not dilation:
+    if stride5 == 2:
         # stage4 is 2× the resolution of the last stage: pool it to that grid.
         stages["stage4"] = layers.AveragePooling2D(2, name="conv4_pool")(stages["stage4"])
     return stages
+
+
+def apply_head(pooled, embedding_dim, num_classes, bnneck):
+    """Dense embedding → (BNNeck) → classifier; returns the model's embedding outputs and logits.
+
+    BNNeck (BoT, Luo et al. 2019): a BatchNorm without shift (β fixed at 0, `center=False`) after
+    the embedding; the metric losses take the feature before it (`pre_bn_embedding`), the
+    classifier (no bias) and retrieval the one after it (`embedding`).
+    """
+    embedding = layers.Dense(embedding_dim, name="embedding")(pooled)
+    outputs = {}
+    if bnneck:
+        outputs["pre_bn_embedding"] = layers.Activation("linear", dtype="float32", name="pre_bn_embedding")(embedding)
+        embedding = layers.BatchNormalization(center=False, epsilon=BN_EPSILON, name="bnneck")(embedding)
+    outputs["embedding"] = layers.Activation("linear", dtype="float32", name="embedding_float32")(embedding)
+    classifier = layers.Dense(num_classes, use_bias=not bnneck, dtype="float32", name="classifier")
+    outputs["logits"] = classifier(outputs["embedding"])
+    return outputs
 
 
 @keras.saving.register_keras_serializable(package="sal_tf")
@@ -118,6 +138,11 @@ class SALModel(keras.Model):
         depth: 50 or 101, the ResNet backbone (conv4 has 6 or 23 blocks).
         stage6: bool, the extra stage of §3.1 that undoes dilation's gridding; off =
             the plain ResNet (+ the FC embedding), the Table 1 / Table 4 baselines.
+        bnneck: bool, BoT's BNNeck (see `apply_head`): `embedding` is then the
+            BatchNorm'd feature (what retrieval, exports and `load_embedder` use) and
+            the extra output `pre_bn_embedding` [B, embedding_dim] feeds the metric losses.
+        last_stride: 1 or 2, the stride of conv5 without dilation (BoT: 1, output
+            stride 16); with dilation conv5 keeps stride 1 anyway.
 
     Examples:
     >>> model = SALModel(num_classes=10, **get_preset("tiny"))
@@ -138,10 +163,13 @@ class SALModel(keras.Model):
         embedding_dim=1024,
         depth=50,
         stage6=True,
+        bnneck=False,
+        last_stride=2,
         **kwargs,
     ):
         image_size = tuple(int(s) for s in image_size)
         _validate(num_classes, image_size, width_divisor, stem, stage6_dilation, embedding_dim, dilation, depth)
+        _validate_last_stride(last_stride)
 
         def w(c):
             return max(1, c // width_divisor)
@@ -149,19 +177,16 @@ class SALModel(keras.Model):
         # === Functional Model ===
         images = layers.Input(shape=(*image_size, 3), name="images")
         x = apply_stem(CaffePreprocessing(name="preprocessing")(images), w(64), stem)
-        stages = apply_stages(x, w, int(depth), dilation, bool(stage6), stage6_dilation)
+        stages = apply_stages(x, w, int(depth), dilation, bool(stage6), stage6_dilation, int(last_stride))
         last = list(stages.values())[-1]
         if multi_level:
             feature = layers.Concatenate(axis=-1, name="multi_level")(list(stages.values()))
         else:
             feature = last
         pooled = layers.GlobalAveragePooling2D(name="gap")(feature)
-        embedding = layers.Dense(embedding_dim, name="embedding")(pooled)
-        embedding = layers.Activation("linear", dtype="float32", name="embedding_float32")(embedding)
-        logits = layers.Dense(num_classes, dtype="float32", name="classifier")(embedding)
+        outputs = apply_head(pooled, embedding_dim, num_classes, bool(bnneck))
         maps = [AttentionMap(name=f"attention_{s}")(t) for s, t in stages.items()]
-        attention = StackAttention(name="attention")(maps)
-        outputs = {"embedding": embedding, "logits": logits, "attention": attention}
+        outputs["attention"] = StackAttention(name="attention")(maps)
         super().__init__(inputs=images, outputs=outputs, **kwargs)
 
         # === Config ===
@@ -175,6 +200,8 @@ class SALModel(keras.Model):
         self.embedding_dim = int(embedding_dim)
         self.depth = int(depth)
         self.stage6 = bool(stage6)
+        self.bnneck = bool(bnneck)
+        self.last_stride = int(last_stride)
         self._attention_stages = tuple(stages)
         self._attention_map_size = tuple(int(d) for d in last.shape[1:3])
 
@@ -202,6 +229,8 @@ class SALModel(keras.Model):
             "embedding_dim": self.embedding_dim,
             "depth": self.depth,
             "stage6": self.stage6,
+            "bnneck": self.bnneck,
+            "last_stride": self.last_stride,
         }
 
     @classmethod
@@ -213,10 +242,15 @@ class SALModel(keras.Model):
         return keras.Model(self.input, self.get_layer("embedding_float32").output, name=f"{self.name}_embedding")
 
 
-def total_stride(stem, dilation):
+def total_stride(stem, dilation, last_stride=2):
     """Output stride of the last stage (stage5, and stage6 which keeps its size) for a stem / dilation setting."""
     base = 4 if stem == "imagenet" else 1
-    return base * (2 if dilation else 8)
+    return base * (2 if dilation else 4 * last_stride)
+
+
+def _validate_last_stride(last_stride):
+    if last_stride not in (1, 2) or isinstance(last_stride, bool):
+        raise ValueError(f"`last_stride` must be 1 or 2 (BoT: 1). Received: last_stride={last_stride!r}")
 
 
 def _validate(num_classes, image_size, width_divisor, stem, stage6_dilation, embedding_dim, dilation, depth):

@@ -5,12 +5,14 @@ lost most check marks; the text fixes them). Settings without DIL are plain ResN
 no multi-level feature — since stage6 exists to undo dilation's gridding (§3.1); the FC-1024
 embedding stays in every setting. Each setting trains its `TrainConfig.stages()` (softmax only →
 stage 1; softmax + metric → stage 1 then stage 2 from it; metric only → stage 2 from the backbone
-initialisation); everything else comes from the base config.
+initialisation); everything else comes from the base config. Rows B and SB train the `bot` and
+`sal_bot` recipes (`sal_tf/training/recipes.py`) on the base config.
 
 Layout under the base `model_dir`:
 
     setting_<id>/                       a normal trainer model_dir (config.json, stage*.keras, results.json)
     setting_<id>/setting_result.json    the setting's final mAP / Rank-1 (marks it finished)
+    setting_<id>/seed_<s>/              with --seeds=N: one trainer model_dir per seed (mean ± std in the tables)
     table1.md, table1.json              the table so far, beside the paper's numbers
 
 A setting whose `setting_result.json` holds the same configuration is not rerun; an interrupted
@@ -27,6 +29,8 @@ import keras
 from sal_tf.training import distribute
 from sal_tf.training.ablation_report import build_tables
 from sal_tf.training.experiment import Experiment
+from sal_tf.training.recipes import apply_recipe
+from sal_tf.training.seeds import run_seeds
 from sal_tf.training.table1 import SETTING_IDS, SETTINGS, SWITCHES
 from sal_tf.training.tasks import ReIDTask
 from sal_tf.utils import write_atomically, write_json
@@ -54,13 +58,16 @@ def parse_settings(text):
 
 
 def setting_config(base, sid):
-    """The `TrainConfig` of setting `sid`: the base config with the setting's switches, all its stages."""
+    """The `TrainConfig` of setting `sid`: the base config with the setting's recipe and switches, all its stages."""
     switches = {k: SETTINGS[sid][k] for k in SWITCHES}
-    return dataclasses.replace(base, model_dir=os.path.join(base.model_dir, f"setting_{sid}"), stage="all", **switches)
+    config = apply_recipe(base, SETTINGS[sid]["recipe"])
+    return dataclasses.replace(
+        config, model_dir=os.path.join(base.model_dir, f"setting_{sid}"), stage="all", **switches
+    )
 
 
-def finished_result(config):
-    """The stored result of a setting run with `config`, or None when it has not finished.
+def finished_result(config, seeds=1):
+    """The stored result of a setting run with `config` over `seeds` seeds, or None when it has not finished.
 
     Raises:
         ConfigMismatch: the stored result was produced with another configuration.
@@ -71,13 +78,17 @@ def finished_result(config):
     with open(path) as f:
         stored = json.load(f)
     config.check_same_as(stored.get("config", {}), f"{path} was produced")
-    return stored
+    return stored if len(stored.get("seeds", [config.seed])) == seeds else None
 
 
-def run_setting(base, sid, data, strategy=None):
-    """Trains (or resumes) one setting and writes its `setting_result.json`. Returns (result, ran)."""
+def run_setting(base, sid, data, strategy=None, seeds=1):
+    """Trains (or resumes) one setting and writes its `setting_result.json`. Returns (result, ran).
+
+    With `seeds` > 1 the setting trains in `setting_<id>/seed_<s>/` (`sal_tf.training.seeds`) and its
+    result holds the means over the seeds, with their sample standard deviations (`*_std`).
+    """
     config = setting_config(base, sid)
-    done = finished_result(config)
+    done = finished_result(config, seeds)
     if done is not None:
         if base.verbose:
             print(f"Table 1 setting {sid}: already finished ({os.path.join(config.model_dir, RESULT_FILE)}).")
@@ -85,26 +96,48 @@ def run_setting(base, sid, data, strategy=None):
     if base.verbose:
         switches = " ".join(f"{k}={SETTINGS[sid][k]}" for k in SWITCHES)
         print(f"=== Table 1 setting {sid}: {switches} → {config.model_dir}")
-    experiment = Experiment(config, ReIDTask(config, data), strategy=strategy)
-    final = experiment.run()[config.stages()[-1].name]
+    summary = run_seeds(config, lambda c: ReIDTask(c, data), seeds, strategy) if seeds > 1 else None
+    final = summary_final(summary, config) if summary else _train_once(config, data, strategy)
     result = {
         "setting": sid,
+        "recipe": SETTINGS[sid]["recipe"],
         **{k: SETTINGS[sid][k] for k in SWITCHES},
         "stages": [s.number for s in config.stages()],
-        **{k: final.get(k) for k in ("mAP", "rank1", "rank5")},
-        "rerank": {k: final["rerank"][k] for k in ("mAP", "rank1")} if "rerank" in final else None,
+        **final,
+        "seeds": summary["seeds"] if summary else [config.seed],
         "config": config.to_dict(),
     }
-    if experiment.chief:
+    if distribute.is_chief(strategy):  # None (the default strategy) is the chief
         write_json(os.path.join(config.model_dir, RESULT_FILE), result)
-    del experiment
-    keras.backend.clear_session()
-    gc.collect()
     return result, True
 
 
-def run_ablation(base, data, settings=SETTING_IDS, strategy=None):
+def _train_once(config, data, strategy):
+    """The final stage's mAP / Rank-1 / Rank-5 (and re-ranked mAP / Rank-1) of one run of `config`."""
+    experiment = Experiment(config, ReIDTask(config, data), strategy=strategy)
+    final = experiment.run()[config.stages()[-1].name]
+    del experiment
+    keras.backend.clear_session()
+    gc.collect()
+    return {
+        **{k: final.get(k) for k in ("mAP", "rank1", "rank5")},
+        "rerank": {k: final["rerank"][k] for k in ("mAP", "rank1")} if "rerank" in final else None,
+    }
+
+
+def summary_final(summary, config):
+    """The final stage's means (and `*_std`) over the seeds of a seeds summary."""
+    stage = summary["stages"][config.stages()[-1].name]
+    means = lambda variant: {k: stage[variant][k]["mean"] for k in ("mAP", "rank1")}  # noqa: E731
+    stds = lambda variant: {f"{k}_std": stage[variant][k]["std"] for k in ("mAP", "rank1")}  # noqa: E731
+    rerank = {**means("re-ranked"), **stds("re-ranked")} if "re-ranked" in stage else None
+    return {**means("plain"), **stds("plain"), "rerank": rerank}
+
+
+def run_ablation(base, data, settings=SETTING_IDS, strategy=None, seeds=1):
     """Runs `settings` in order (skipping finished ones) and writes table1.md / table1.json after each.
+
+    With `seeds` > 1 each setting trains that many seeds and the tables show mean ± std.
 
     Returns:
         dict with `table` (the JSON table), `markdown`, `ran` (ids trained now) and `skipped`.
@@ -115,10 +148,10 @@ def run_ablation(base, data, settings=SETTING_IDS, strategy=None):
     chief = distribute.is_chief(strategy)
     os.makedirs(base.model_dir, exist_ok=True)
     for sid in settings:  # a mismatch stops the run before any training
-        finished_result(setting_config(base, sid))
+        finished_result(setting_config(base, sid), seeds)
     results, ran, skipped = {}, [], []
     for sid in settings:
-        results[sid], trained = run_setting(base, sid, data, strategy=strategy)
+        results[sid], trained = run_setting(base, sid, data, strategy=strategy, seeds=seeds)
         (ran if trained else skipped).append(sid)
         markdown, table = build_tables(base, settings, results, data_name(base, data))
         if chief:

@@ -14,17 +14,27 @@ def _pct(value):
     return "–" if value is None else f"{value:.1f}"
 
 
+def _pct_std(value, std):
+    """'58.2' or, over several seeds, '58.2 ± 1.3'."""
+    return _pct(value) if std is None or value is None else f"{value:.1f} ± {std:.1f}"
+
+
+def _percent(values, key):
+    return None if not values or values.get(key) is None else 100 * values[key]
+
+
 def _row(sid, setting, result, with_paper):
     rerank = (result or {}).get("rerank") or {}
+    paper = setting["paper"] if with_paper and setting["paper"] else (None, None)
     return {
         "setting": sid if sid != "3T" else "3(T)",
+        "recipe": setting["recipe"],
         **{k: setting[k] for k in ("loss", "dilation", "multi_level", "stage6", "sac")},
-        "mAP": None if result is None else 100 * result["mAP"],
-        "rank1": None if result is None else 100 * result["rank1"],
-        "rerank_mAP": 100 * rerank["mAP"] if rerank else None,
-        "rerank_rank1": 100 * rerank["rank1"] if rerank else None,
-        "paper_mAP": setting["paper"][0] if with_paper else None,
-        "paper_rank1": setting["paper"][1] if with_paper else None,
+        **{key: _percent(result, key) for key in ("mAP", "rank1", "mAP_std", "rank1_std")},
+        **{f"rerank_{key}": _percent(rerank, key) for key in ("mAP", "rank1", "mAP_std", "rank1_std")},
+        "seeds": (result or {}).get("seeds"),
+        "paper_mAP": paper[0],
+        "paper_rank1": paper[1],
         "status": "pending" if result is None else "done",
     }
 
@@ -37,6 +47,13 @@ def _notes(base, dataset_name):
         f"stage 1: {s1.epochs} epochs, lr {s1.learning_rate}, batch {s1.batch_size}; "
         f"stage 2: {s2.epochs} epochs, lr {s2.learning_rate}, P×K {s2.num_ids}×{s2.num_instances}{cap}"
     )
+
+
+def _seeds_note(rows):
+    counts = sorted({len(row["seeds"]) for row in rows if row["seeds"]})
+    if not counts or counts == [1]:
+        return ""
+    return f" Mean ± sample std over {'/'.join(str(c) for c in counts)} seeds."
 
 
 def build_tables(base, settings, results, dataset_name):
@@ -52,16 +69,17 @@ def build_tables(base, settings, results, dataset_name):
     paper_note = "; paper: Market-1501, ResNet50, ImageNet init." if with_paper else (
         "; the paper reports Table 1 on Market-1501 only.")  # fmt: skip
     lines = [
-        f"Table 1 ablation ({notes}). mAP / Rank-1 in %, single query, no re-ranking{paper_note}",
+        f"Table 1 ablation ({notes}). mAP / Rank-1 in %, single query, no re-ranking{paper_note}{_seeds_note(rows)}",
         "",
-        "| setting | loss | DIL | multi-level | stage6 | SAC | mAP | Rank-1 | paper mAP | paper Rank-1 |",
-        "| --- | --- | :-: | :-: | :-: | :-: | --: | --: | --: | --: |",
+        "| setting | recipe | loss | DIL | multi-level | stage6 | SAC | mAP | Rank-1 | paper mAP | paper Rank-1 |",
+        "| --- | --- | --- | :-: | :-: | :-: | :-: | --: | --: | --: | --: |",
     ]
     for row in rows:
-        ours = ("pending", "pending") if row["status"] == "pending" else (_pct(row["mAP"]), _pct(row["rank1"]))
+        ours = [_pct_std(row[k], row[f"{k}_std"]) for k in ("mAP", "rank1")]
+        ours = ("pending", "pending") if row["status"] == "pending" else ours
         switches = " | ".join(_check(row[k]) for k in ("dilation", "multi_level", "stage6", "sac"))
         lines.append(
-            f"| {row['setting']} | {row['loss'].replace('+', ' + ')} | {switches} | {ours[0]} | {ours[1]} | "
-            f"{_pct(row['paper_mAP'])} | {_pct(row['paper_rank1'])} |"
+            f"| {row['setting']} | {row['recipe']} | {row['loss'].replace('+', ' + ')} | {switches} | {ours[0]} | "
+            f"{ours[1]} | {_pct(row['paper_mAP'])} | {_pct(row['paper_rank1'])} |"
         )
     return "\n".join(lines) + "\n", {"dataset": dataset_name, "notes": notes, "settings": rows}

@@ -21,11 +21,12 @@ import tensorflow as tf
 class StageCheckpoint:
     """Checkpoint manager of one stage, aware of the chief/worker split."""
 
-    def __init__(self, directory, model, optimizer, chief=True, worker=0, max_to_keep=3):
+    def __init__(self, directory, model, optimizer, chief=True, worker=0, max_to_keep=3, extra=None):
+        """`extra`: {name: trackable} saved beside the model (e.g. center-loss centres and their optimiser)."""
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         self.step_in_epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="step_in_epoch")
         self.checkpoint = tf.train.Checkpoint(
-            model=model, optimizer=optimizer, epoch=self.epoch, step_in_epoch=self.step_in_epoch
+            model=model, optimizer=optimizer, epoch=self.epoch, step_in_epoch=self.step_in_epoch, **(extra or {})
         )
         self.chief = chief
         self.directory = directory if chief else os.path.join(directory, f".worker{worker}_tmp")

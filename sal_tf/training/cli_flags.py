@@ -19,9 +19,11 @@ from absl import flags
 
 from sal_tf.data import LAYOUTS, dataset_name
 from sal_tf.training.config import ABLATION_DEMO_EPOCHS, CHOICES, CifarTrainConfig, TrainConfig, run_folder
+from sal_tf.training.recipes import apply_recipe
 
 FLAGS = flags.FLAGS
-_DEFINE = {bool: flags.DEFINE_boolean, int: flags.DEFINE_integer, float: flags.DEFINE_float, str: flags.DEFINE_string}
+_DEFINE = {bool: flags.DEFINE_boolean, int: flags.DEFINE_integer, float: flags.DEFINE_float, str: flags.DEFINE_string,
+           list: flags.DEFINE_list}  # fmt: skip
 
 # Flags named like the `TrainConfig` field they set, with their help; their defaults are the fields'.
 RUNTIME_FLAGS = {
@@ -53,6 +55,19 @@ REID_FLAGS = {
     "flip_eval": "Average embeddings of each image and its flip at evaluation.",
     "drop_bad_eval_images": "Leave undecodable query/gallery images out of the evaluation (counted in the summary) "
     "instead of stopping before training.",
+}
+# The strong baseline's options (BoT, Luo et al. 2019); `--recipe` sets them together, a given flag wins.
+BASELINE_FLAGS = {
+    "recipe": "paper: the paper's training; bot: the BoT strong baseline on plain ResNet50; sal_bot: SAL's network "
+    "on that baseline (sal_tf/training/recipes.py). Other flags given explicitly win over the recipe.",
+    "bnneck": "BNNeck: a BatchNorm after the embedding; metric losses before it, classifier and retrieval after it.",
+    "last_stride": "Stride of conv5 without --dilation (BoT: 1).",
+    "label_smoothing": "Label-smoothing ε of the softmax term (BoT: 0.1).",
+    "triplet_margin": "Triplet margin (BoT: 0.3).",
+    "triplet_soft_margin": "Soft-margin triplet, log(1 + exp(d_ap - d_an)), instead of the hinge.",
+    "center_weight": "Center-loss weight, with the metric term (BoT: 0.0005; 0: off).",
+    "center_lr": "SGD learning rate of the center-loss centres (their gradient is divided by --center_weight).",
+    "single_stage": "Train every loss term in one stage with stage 1's schedule (BoT) instead of the paper's two.",
 }
 CIFAR_FLAGS = {
     "model_dir": "Output folder (checkpoints, TensorBoard, results.json).",
@@ -127,8 +142,15 @@ def runtime_values(flag_values=FLAGS):
 
 
 def define_optimizer_flags(bases, flag_values=FLAGS):
-    """SGD flags applied to every stage of a run; None: each stage's own value (the help says the defaults)."""
+    """Optimiser flags applied to every stage of a run; None: each stage's own value (the help says the defaults)."""
     field = lambda name: f"stage1.{name}"  # noqa: E731
+    define_field_flag("optimizer", bases[0][1], "sgd: SGD with momentum (paper); adam: Adam (BoT), in every stage.",
+                      field("optimizer"), flag_values)  # fmt: skip
+    define_field_flag("lr_milestones", bases[0][1], "Comma-separated epochs at which the lr is multiplied by the "
+                      "decay rate, in every stage (BoT: 40,70); replaces --lr_decay_epochs.", field("decay_milestones"),
+                      flag_values)  # fmt: skip
+    define_field_flag("warmup_start", bases[0][1], "The stage-1 warm-up starts at lr × this (BoT: 0.1); 0: the "
+                      "ramp (step + 1) / warm-up steps.", field("warmup_start"), flag_values)  # fmt: skip
     define_data_dependent_flag("weight_decay", field("weight_decay"), "SGD weight decay wd, on every trainable "
                                "variable (conv/dense kernels, biases, BatchNorm γ/β), as torchreid", bases,
                                flag_values)  # fmt: skip
@@ -172,8 +194,7 @@ REID_DATA_DEPENDENT_FLAGS = {  # flag → (config field, help)
 
 def define_reid_flags(default_dataset, flag_values=FLAGS):
     """Flags of `trainers.market` / `trainers.duke` (and the Table 1 runner)."""
-    bases = reid_bases()
-    paper, demo = bases[0][1], bases[1][1]
+    demo = reid_bases()[1][1]
     flags.DEFINE_string("data_dir", None, "Dataset root. Omit to train on the generated demo dataset.",
                         flag_values=flag_values)  # fmt: skip
     flags.DEFINE_enum("dataset", default_dataset, list(LAYOUTS),
@@ -182,7 +203,14 @@ def define_reid_flags(default_dataset, flag_values=FLAGS):
                         f"Default: {run_folder('<dataset>')} or {demo.model_dir}.", flag_values=flag_values)  # fmt: skip
     flags.DEFINE_string("demo_cache_dir", None, "Where the demo dataset is generated "
                         "(default: $SAL_TF_CACHE or ~/.cache/sal_tf).", flag_values=flag_values)  # fmt: skip
-    for name, help in REID_FLAGS.items():
+    define_reid_training_flags(flag_values)
+
+
+def define_reid_training_flags(flag_values=FLAGS):
+    """The re-ID flags of how to train and evaluate (every re-ID flag but the data and output folders)."""
+    bases = reid_bases()
+    paper = bases[0][1]
+    for name, help in {**REID_FLAGS, **BASELINE_FLAGS}.items():
         define_field_flag(name, paper, help, flag_values=flag_values)
     define_model_flags(bases, flag_values=flag_values)
     for name, (field, help) in REID_DATA_DEPENDENT_FLAGS.items():
@@ -190,16 +218,39 @@ def define_reid_flags(default_dataset, flag_values=FLAGS):
     define_field_flag("num_instances", paper, "Stage-2 images per identity K.", "stage2.num_instances", flag_values)
     define_optimizer_flags(bases, flag_values)
     define_runtime_flags(paper, flag_values)
+    flags.DEFINE_integer("seeds", 1, "Train N seeds (--seed, --seed + 1, ...) in <model_dir>/seed_<s>/ and report mean "
+                         "± std (seeds_summary.md / .json); 1: one run in <model_dir>.", lower_bound=1,
+                         flag_values=flag_values)  # fmt: skip
 
 
 def _typed(config, field, value):
     """A flag's value as the type of the config field it sets (enum flags hold strings: --depth=101 → 101)."""
-    return value if value is None else type(field_value(config, field))(value)
+    if value is None:
+        return value
+    if isinstance(field_value(config, field), list):  # --lr_milestones=40,70
+        return [_epoch(v, field) for v in value]
+    return type(field_value(config, field))(value)
+
+
+def _epoch(text, field):
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(
+            f"--{field.rsplit('.', 1)[-1]}: expected comma-separated whole epochs. Received: {text!r}"
+        ) from None
+
+
+def _explicit(flag_values, config, **names):
+    """{config field: flag value} of the flags given on the command line (field → flag); the others keep
+    `config`'s value (a recipe's, or the default the flag shows)."""
+    given = {field: flag for field, flag in names.items() if not flag_values[flag].using_default_value}
+    return {field: _typed(config, field, flag_values[flag].value) for field, flag in given.items()}
 
 
 def _flag_fields(flag_values, config, names):
-    """{name: value} of flags named like their config field."""
-    return {name: _typed(config, name, flag_values[name].value) for name in names}
+    """{name: value} of the given flags named like their config field."""
+    return _explicit(flag_values, config, **{name: name for name in names})
 
 
 def _given(flag_values, config, **names):
@@ -208,12 +259,12 @@ def _given(flag_values, config, **names):
     return {field: _typed(config, field, value) for field, value in values.items() if value is not None}
 
 
-def _stage_changes(flag_values, base, **names):
+def _stage_changes(flag_values, base, explicit=None, **names):
     """`base` (a `StageConfig`) with the optimizer flags and the stage's own flags `names` (field → flag)."""
     common = dict(weight_decay="weight_decay", momentum="momentum", decay_every_epochs="lr_decay_epochs")
-    return dataclasses.replace(
-        base, weight_decay_mode=flag_values["weight_decay_mode"].value, **_given(flag_values, base, **common, **names)
-    )
+    named = dict(weight_decay_mode="weight_decay_mode", optimizer="optimizer", decay_milestones="lr_milestones")
+    given = _explicit(flag_values, base, **named, **(explicit or {}))
+    return dataclasses.replace(base, **_given(flag_values, base, **common, **names), **given)
 
 
 def _data_dir(flag_values):
@@ -226,20 +277,29 @@ def reid_config_from_flags(flag_values=FLAGS):
     demo = not fv["data_dir"].value
     dataset = "demo" if demo else dataset_name(fv["dataset"].value)
     base = TrainConfig.demo() if demo else TrainConfig()
-    stage1 = _stage_changes(fv, base.stage1, epochs="stage1_epochs", learning_rate="stage1_lr",
-                            batch_size="batch_size", warmup_epochs="warmup_epochs")  # fmt: skip
+    return dataclasses.replace(
+        training_config_from_flags(fv, base),
+        model_dir=fv["model_dir"].value or run_folder(dataset),
+        dataset=dataset,
+        data_dir=_data_dir(fv),
+    )
+
+
+def training_config_from_flags(flag_values, base):
+    """`base` (a `TrainConfig`) with `--recipe` applied, then every training flag given explicitly."""
+    fv = flag_values
+    base = apply_recipe(base, fv["recipe"].value)
+    stage1 = _stage_changes(fv, base.stage1, dict(warmup_start="warmup_start"), epochs="stage1_epochs",
+                            learning_rate="stage1_lr", batch_size="batch_size", warmup_epochs="warmup_epochs")  # fmt: skip
     stage2 = _stage_changes(fv, base.stage2, epochs="stage2_epochs", learning_rate="stage2_lr")
     num_instances = fv["num_instances"].value
     num_ids = fv["num_ids"].value or base.stage2.num_ids
     stage2 = dataclasses.replace(stage2, num_instances=num_instances, batch_size=num_ids * num_instances)
     return dataclasses.replace(
         base,
-        model_dir=fv["model_dir"].value or run_folder(dataset),
-        dataset=dataset,
-        data_dir=_data_dir(fv),
         stage1=stage1,
         stage2=stage2,
-        **_flag_fields(fv, base, (*REID_FLAGS, *MODEL_FLAGS)),
+        **_flag_fields(fv, base, (*REID_FLAGS, *MODEL_FLAGS, *BASELINE_FLAGS)),
         **_given(
             fv,
             base,
@@ -247,6 +307,39 @@ def reid_config_from_flags(flag_values=FLAGS):
         ),  # fmt: skip
         **runtime_values(fv),
     )
+
+
+def define_paper_flags(flag_values=FLAGS):
+    """Flags of `trainers.paper`: where Market-1501 / DukeMTMC-reID are, and every re-ID training flag."""
+    from sal_tf.training.paper_tables import DATASET_IDS, PAPER_TABLES
+
+    names = " or ".join(f"{PAPER_TABLES[d][3][0]}/" for d in DATASET_IDS)
+    flags.DEFINE_string("data_root", None, f"Folder holding the datasets under their usual names ({names}, ...).",
+                        flag_values=flag_values)  # fmt: skip
+    flags.DEFINE_string("market_dir", None, "Market-1501 folder (default: found under --data_root).",
+                        flag_values=flag_values)  # fmt: skip
+    flags.DEFINE_string("duke_dir", None, "DukeMTMC-reID folder (default: found under --data_root).",
+                        flag_values=flag_values)  # fmt: skip
+    flags.DEFINE_list(
+        "datasets", list(DATASET_IDS), "Datasets to train and tabulate, in order.", flag_values=flag_values
+    )
+    flags.DEFINE_string("model_dir", run_folder("paper"), "Output folder: <model_dir>/<dataset>/ per dataset and "
+                        "paper_tables.md / .json.", flag_values=flag_values)  # fmt: skip
+    define_reid_training_flags(flag_values)
+
+
+def paper_config_from_flags(flag_values=FLAGS):
+    """(the `TrainConfig` every dataset trains with, {dataset: folder}) of the parsed `trainers.paper` flags."""
+    from sal_tf.training.paper_tables import find_dataset, parse_datasets
+
+    fv = flag_values
+    datasets = parse_datasets(",".join(fv["datasets"].value))
+    overrides = {"market1501": fv["market_dir"].value, "dukemtmc": fv["duke_dir"].value}
+    if not fv["data_root"].value and not all(overrides[d] for d in datasets):
+        raise ValueError("--data_root is required (the folder holding Market-1501 and DukeMTMC-reID), or "
+                         "--market_dir / --duke_dir for each of --datasets.")  # fmt: skip
+    data_dirs = {d: find_dataset(d, fv["data_root"].value, overrides[d]) for d in datasets}
+    return training_config_from_flags(fv, TrainConfig(model_dir=fv["model_dir"].value)), data_dirs
 
 
 def define_cifar_flags(flag_values=FLAGS):
@@ -270,8 +363,8 @@ def cifar_config_from_flags(flag_values=FLAGS):
     """The `CifarTrainConfig` of the parsed flags."""
     fv = flag_values
     base = CifarTrainConfig()
-    stage1 = _stage_changes(fv, base.stage1, epochs="epochs", learning_rate="lr", batch_size="batch_size",
-                            warmup_epochs="warmup_epochs")  # fmt: skip
+    stage1 = _stage_changes(fv, base.stage1, dict(warmup_start="warmup_start"), epochs="epochs", learning_rate="lr",
+                            batch_size="batch_size", warmup_epochs="warmup_epochs")  # fmt: skip
     dilation = fv["dilation"].value
     follow = lambda name: dilation if fv[name].value is None else fv[name].value  # noqa: E731
     return dataclasses.replace(
@@ -303,6 +396,9 @@ def ablation_config_from_flags(flag_values=FLAGS):
     decay scaled alike) unless the epoch flags are given, and skips the untrained evaluation.
     """
     fv = flag_values
+    if fv["recipe"].value != "paper":
+        raise ValueError(f"--recipe={fv['recipe'].value}: the Table 1 runner takes each row's recipe from the row "
+                         "(rows B and SB: the bot and sal_bot recipes); run them with --settings=B,SB.")  # fmt: skip
     base = reid_config_from_flags(fv)
     changes = {}
     if not fv["model_dir"].value:

@@ -20,12 +20,20 @@ def load_reid_data(config, demo_cache_dir=None):
     )
 
 
-def train_reid(config, demo_cache_dir=None):
-    """`python -m trainers.market|duke`: trains the stages of `config` and prints the results."""
+def train_reid(config, demo_cache_dir=None, seeds=1):
+    """`python -m trainers.market|duke`: trains the stages of `config` and prints the results.
+
+    With `seeds` > 1, trains that many seeds (`sal_tf.training.seeds`) and returns their summary.
+    """
     # The strategy first: a multi-worker one must configure collective ops before any TF op runs
     # (the image check does run some).
     strategy = distribute.build_strategy(config.strategy)
-    experiment = Experiment(config, ReIDTask(config, load_reid_data(config, demo_cache_dir)), strategy=strategy)
+    data = load_reid_data(config, demo_cache_dir)
+    if seeds > 1:
+        from sal_tf.training.seeds import run_seeds
+
+        return run_seeds(config, lambda c: ReIDTask(c, data), seeds, strategy=strategy)
+    experiment = Experiment(config, ReIDTask(config, data), strategy=strategy)
     results = experiment.run()
     if config.verbose and experiment.chief:
         print(f"\nResults ({experiment.results_path}):")
@@ -58,9 +66,17 @@ def train_cifar(config, data=None):
     return results
 
 
-def run_table1(base, settings, demo_cache_dir=None):
-    """`python -m trainers.ablation`: the Table 1 settings on one dataset."""
+def run_table1(base, settings, demo_cache_dir=None, seeds=1):
+    """`python -m trainers.ablation`: the Table 1 settings on one dataset (each over `seeds` seeds)."""
     from sal_tf.training.ablation import run_ablation
 
     strategy = distribute.build_strategy(base.strategy)  # before the image check (see train_reid)
-    return run_ablation(base, load_reid_data(base, demo_cache_dir), settings, strategy=strategy)
+    return run_ablation(base, load_reid_data(base, demo_cache_dir), settings, strategy=strategy, seeds=seeds)
+
+
+def train_paper_tables(base, data_dirs, seeds=1):
+    """`python -m trainers.paper`: Market-1501 and DukeMTMC-reID, the paper's Tables 2 / 3 beside ours."""
+    from sal_tf.training.paper_run import run_paper
+
+    strategy = distribute.build_strategy(base.strategy)  # before the image check (see train_reid)
+    return run_paper(base, data_dirs, seeds, strategy=strategy)

@@ -21,11 +21,13 @@ import os
 from sal_tf.data.samplers import SAMPLINGS
 from sal_tf.models.architecture import DEPTHS, check_width_divisor
 from sal_tf.models.presets import PRESETS
+from sal_tf.training.recipes import RECIPE_NAMES
 
 LOSSES = ("softmax", "quadruplet", "triplet", "softmax+quadruplet", "softmax+triplet")
 STRATEGIES = ("default", "mirrored", "multi_worker")
 STAGES = ("1", "2", "all")
 WEIGHT_DECAY_MODES = ("coupled", "decoupled")
+OPTIMIZERS = ("sgd", "adam")
 # Fields with a fixed set of values → that set (`validate` checks them, the flags offer them).
 CHOICES = dict(
     loss=LOSSES,
@@ -35,6 +37,9 @@ CHOICES = dict(
     preset=tuple(PRESETS),
     sampling=SAMPLINGS,
     weight_decay_mode=WEIGHT_DECAY_MODES,
+    optimizer=OPTIMIZERS,
+    recipe=RECIPE_NAMES,
+    last_stride=(1, 2),
 )
 
 RUNS_DIR = "runs"  # where a run's --model_dir goes by default: runs/<dataset>
@@ -90,6 +95,11 @@ class StageConfig:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     weight_decay_mode: str = "coupled"
+    optimizer: str = "sgd"  # sgd (paper) | adam (BoT)
+    warmup_start: float = 0.0  # warm-up starts at lr × this (BoT: 0.1); 0 = the ramp (step + 1) / warm-up steps
+    decay_milestones: list = dataclasses.field(
+        default_factory=list
+    )  # epochs of the ×decay_rate steps (BoT: 40, 70); replaces decay_every_epochs
 
     @property
     def num_ids(self):
@@ -105,6 +115,15 @@ class StageConfig:
             raise ValueError(
                 f"{name}: a P×K batch ({self.batch_size}) must be a multiple of K (--num_instances="
                 f"{self.num_instances})."
+            )
+        if (
+            self.optimizer not in OPTIMIZERS
+            or not 0 <= self.warmup_start <= 1
+            or min(self.decay_milestones, default=0) < 0
+        ):
+            raise ValueError(
+                f"{name}: --optimizer must be one of {'|'.join(OPTIMIZERS)}, --warmup_start in [0, 1] and "
+                f"--lr_milestones >= 0. Received: {self.optimizer!r}, {self.warmup_start}, {self.decay_milestones}"
             )
         if self.weight_decay < 0 or self.weight_decay_mode not in WEIGHT_DECAY_MODES:
             raise ValueError(
@@ -198,6 +217,15 @@ class TrainConfig:
     max_steps_per_epoch: int = 0  # 0 = a full epoch (tests / smoke runs set it)
     max_eval_images: int = 0  # 0 = every evaluation image (CIFAR smoke runs set it)
     verbose: int = 1
+    # The strong baseline's options (BoT, Luo et al. 2019; `sal_tf/training/recipes.py` sets them together).
+    recipe: str = "paper"  # paper | bot | sal_bot: the recipe the other fields started from
+    bnneck: bool = False  # BatchNorm neck: metric losses before it, classifier and retrieval after it
+    last_stride: int = 2  # conv5's stride without DIL (BoT: 1)
+    label_smoothing: float = 0.0  # ε of the softmax term (BoT: 0.1)
+    triplet_soft_margin: bool = False  # softplus(d_ap − d_an) instead of the triplet hinge
+    center_weight: float = 0.0  # center loss (Wen et al. 2016) weight, with the metric term (BoT: 0.0005)
+    center_lr: float = 0.5  # SGD learning rate of the centres (BoT: 0.5)
+    single_stage: bool = False  # every loss term in one stage (stage1's schedule, BoT) instead of the paper's two
 
     @classmethod
     def demo(cls, **changes):
@@ -221,6 +249,19 @@ class TrainConfig:
                 raise ValueError(f"--{name} must be one of {expected}. Received: --{name}={value!r}")
         self.stage1.validate("stage 1")
         self.stage2.validate("stage 2")
+        self._validate_tricks()
+
+    def _validate_tricks(self):
+        if self.recipe not in RECIPE_NAMES:
+            raise ValueError(f"--recipe must be one of {'|'.join(RECIPE_NAMES)}. Received: --recipe={self.recipe!r}")
+        if self.last_stride not in (1, 2):
+            raise ValueError(f"--last_stride must be 1 or 2. Received: --last_stride={self.last_stride!r}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"--label_smoothing must be in [0, 1). Received: --label_smoothing={self.label_smoothing}")
+        if self.center_weight < 0 or self.center_lr <= 0:
+            raise ValueError(
+                f"--center_weight must be >= 0 and --center_lr > 0. Received: {self.center_weight}, {self.center_lr}"
+            )
 
     @property
     def metric(self):
@@ -229,7 +270,14 @@ class TrainConfig:
 
     def model_options(self):
         """`sal_tf.models.build_model` keyword arguments beyond the preset."""
-        return dict(depth=self.depth, dilation=self.dilation, multi_level=self.multi_level, stage6=self.stage6)
+        return dict(
+            depth=self.depth,
+            dilation=self.dilation,
+            multi_level=self.multi_level,
+            stage6=self.stage6,
+            bnneck=self.bnneck,
+            last_stride=self.last_stride,
+        )
 
     def loss_options(self, softmax, metric):
         """`SALObjective` keyword arguments of a stage that uses `softmax` / `metric`."""
@@ -243,11 +291,16 @@ class TrainConfig:
             margin1=self.margin1,
             margin2=self.margin2,
             triplet_margin=self.triplet_margin,
+            label_smoothing=self.label_smoothing,
+            triplet_soft_margin=self.triplet_soft_margin,
+            center_weight=self.center_weight if metric else 0.0,  # the center loss goes with the metric term
         )
 
     def all_stages(self):
         """Every stage this loss setting has, in order (see the module docstring)."""
         softmax = self.loss.startswith("softmax")
+        if self.single_stage:  # BoT: all terms at once, stage 1's schedule and sampling
+            return [Stage(1, self.stage1, self.loss_options(softmax, self.metric))]
         stages = []
         if softmax:
             stages.append(Stage(1, self.stage1, self.loss_options(True, None)))
@@ -279,8 +332,13 @@ class TrainConfig:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     def differences(self, other):
-        """{field: (stored, now)} of the non-runtime fields whose values differ from `other` (a dict)."""
+        """{field: (stored, now)} of the non-runtime fields whose values differ from `other` (a dict).
+
+        A field missing from `other` (a config.json written before the field existed) counts as its
+        default, so a folder of an older version resumes when the new field keeps its default.
+        """
         mine = self.to_dict()
+        other = _with_defaults(other, type(self))
         return {
             key: (other.get(key), mine.get(key))
             for key in sorted(set(mine) | set(other))
@@ -299,6 +357,16 @@ class TrainConfig:
                 f"{what} with a different configuration:\n{lines}\n"
                 "Use another --model_dir, or rerun with the stored settings to resume."
             )
+
+
+def _with_defaults(stored, cls):
+    """`stored` (a config dict) with the fields of `cls` it lacks, stages' fields too, set to `cls()`'s values."""
+    defaults = cls().to_dict()
+    filled = {**defaults, **stored}
+    for name in ("stage1", "stage2"):
+        if isinstance(filled[name], dict):
+            filled[name] = {**defaults[name], **filled[name]}
+    return filled
 
 
 # The Table 1 runner on the demo data (no --data_dir): half of the single demo run's epochs per

@@ -23,8 +23,9 @@ import tensorflow as tf
 
 from sal_tf.training import distribute
 from sal_tf.training.config import ConfigMismatch  # noqa: F401  (raised by check_model_dir; callers catch it here)
-from sal_tf.training.loop import LoopOptions, StageLoop
+from sal_tf.training.loop import LoopOptions, StageLoop, center_side_update
 from sal_tf.training.optimizer import build_optimizer
+from sal_tf.training.provenance import provenance
 from sal_tf.utils import write_atomically, write_json
 
 
@@ -82,6 +83,7 @@ class Experiment:
     def run(self):
         """Runs the stages `--stage` selects; returns the results dict."""
         results = self.load_results()
+        results["config"] = self.cfg.to_dict()  # what produced the numbers (each also has its `provenance`)
         for stage in self.cfg.stages():
             results = self.run_stage(stage, results)
         return results
@@ -95,15 +97,18 @@ class Experiment:
         with self.strategy.scope():
             optimizer = build_optimizer(stage.config, steps, self.cfg.mixed_precision)
             optimizer.build(model.trainable_variables)
+            objective = self.task.build_losses(stage)
+            side = center_side_update(objective, self.cfg.center_lr)
         loop = StageLoop(
             self.strategy,
             model,
-            self.task.build_losses(stage),
+            objective,
             optimizer,
             os.path.join(self.model_dir, stage.name),
             self.writer(stage.name),
             LoopOptions.of(self.cfg),
             stage.name,
+            side=side,
         )
         if loop.restored and self.cfg.verbose:
             epoch, step = loop.position
@@ -196,7 +201,7 @@ class Experiment:
             with writer.as_default(step=step):
                 self.task.log_results(tag.split("_")[0], res)
         res = {k: v for k, v in res.items() if not k.startswith("_")}  # e.g. "_rank_list_image"
-        return dict(res, eval_settings=self.cfg.eval_settings(), step=int(step))
+        return dict(res, eval_settings=self.cfg.eval_settings(), step=int(step), provenance=provenance(self.cfg))
 
     def writer(self, name):
         if not self.chief:

@@ -6,12 +6,17 @@ MultiWorkerMirroredStrategy, keras-team/keras#20585). Each replica's loss is div
 of replicas, so the global batch is the configured one. Per step: NaN/Inf stop
 (`TrainingDiverged`, the last good checkpoint kept), progress, TensorBoard scalars and periodic
 checkpoints; per epoch: a checkpoint and the caller's `on_epoch_end`.
+
+A `SideUpdate` trains variables outside the model with their own optimiser in the same step: the
+center loss's centres (Wen et al. 2016), as BoT (Luo et al. 2019) updates them — SGD on the
+gradient of the weighted loss divided by the loss weight (`sal_tf/losses/center.py`).
 """
 
 import dataclasses
 import math
 import time
 
+import keras
 import tensorflow as tf
 
 from sal_tf.training import distribute
@@ -45,12 +50,37 @@ class LoopOptions:
         return cls(**{field.name: getattr(config, field.name) for field in dataclasses.fields(cls)})
 
 
-def make_train_step(strategy, model, objective, optimizer, options):
+@dataclasses.dataclass
+class SideUpdate:
+    """Variables outside the model, updated in the train step by their own optimiser.
+
+    Attributes:
+        variables: the variables (e.g. `CenterLoss.centers`).
+        optimizer: their Keras optimiser (built on them).
+        gradient_scale: multiplies their gradient of the (unscaled) loss (BoT: 1 / center-loss weight).
+    """
+
+    variables: list
+    optimizer: object
+    gradient_scale: float = 1.0
+
+
+def center_side_update(objective, learning_rate):
+    """The `SideUpdate` of an objective's center-loss centres (plain SGD, BoT), or None without them."""
+    if getattr(objective, "centers", None) is None:
+        return None
+    variables = [objective.centers.centers]
+    optimizer = keras.optimizers.SGD(learning_rate=learning_rate, name="center_sgd")
+    optimizer.build(variables)
+    return SideUpdate(variables, optimizer, 1.0 / objective.center_weight)
+
+
+def make_train_step(strategy, model, objective, optimizer, options, side=None):
     """`step(iterator) -> {term: replica-mean scalar}`: one optimiser step on the next global batch."""
     num_replicas = strategy.num_replicas_in_sync
 
     def replica_step(images, labels):
-        with tf.GradientTape() as tape:
+        with tf.GradientTape(persistent=side is not None) as tape:
             terms = objective(labels, model(images, training=True))
             loss = terms["loss"] / num_replicas
             scaled = optimizer.scale_loss(loss) if options.mixed_precision else loss
@@ -58,6 +88,10 @@ def make_train_step(strategy, model, objective, optimizer, options):
         # Variables no active loss term reaches (e.g. the classifier of a metric-only ablation
         # setting) get None: leave them out of the update.
         optimizer.apply_gradients([(g, v) for g, v in zip(grads, model.trainable_variables) if g is not None])
+        if side is not None:
+            side_grads = tape.gradient(loss, side.variables)
+            scaled_side = [tf.convert_to_tensor(g) * side.gradient_scale for g in side_grads]  # dense (take → slices)
+            side.optimizer.apply_gradients(zip(scaled_side, side.variables))
         return terms
 
     if options.jit_compile:
@@ -82,17 +116,19 @@ class StageLoop:
         writer: a `tf.summary` writer or None (non-chief workers).
         options: `LoopOptions`.
         name: the stage's name, for messages ("stage1").
+        side: a `SideUpdate` or None; its variables and optimiser are checkpointed with the model.
     """
 
-    def __init__(self, strategy, model, objective, optimizer, checkpoint_dir, writer, options, name):
+    def __init__(self, strategy, model, objective, optimizer, checkpoint_dir, writer, options, name, side=None):
         self.strategy, self.model, self.optimizer = strategy, model, optimizer
         self.writer, self.options, self.name = writer, options, name
         self.chief = distribute.is_chief(strategy)
+        extra = {} if side is None else {"side_variables": side.variables, "side_optimizer": side.optimizer}
         self.checkpoint = StageCheckpoint(
-            checkpoint_dir, model, optimizer, chief=self.chief, worker=distribute.worker_id(strategy)
+            checkpoint_dir, model, optimizer, chief=self.chief, worker=distribute.worker_id(strategy), extra=extra
         )
         self.restored = self.checkpoint.restore()
-        self.train_step = make_train_step(strategy, model, objective, optimizer, options)
+        self.train_step = make_train_step(strategy, model, objective, optimizer, options, side)
 
     @property
     def position(self):

@@ -5,8 +5,8 @@ import abc
 import tensorflow as tf
 
 from sal_tf.evaluation.visualize import attention_figure
-from sal_tf.losses import SALObjective
-from sal_tf.models import build_model
+from sal_tf.losses import CenterLoss, SALObjective
+from sal_tf.models import build_model, get_preset
 
 NUM_ATTENTION_IMAGES = 6
 
@@ -39,8 +39,15 @@ class Task(abc.ABC):
         )  # fmt: skip
 
     def build_losses(self, stage):
-        """The stage's objective (eq. 6 with the stage's terms)."""
-        return SALObjective(**stage.losses)
+        """The stage's objective (eq. 6 with the stage's terms; call inside the strategy scope).
+
+        With a center-loss weight it holds a new `CenterLoss` (one centre per class, of the embedding's size).
+        """
+        losses = dict(stage.losses)
+        if losses.get("center_weight"):
+            dim = get_preset(self.cfg.preset)["embedding_dim"]
+            losses["centers"] = CenterLoss(self.num_classes, dim, name="center_loss")
+        return SALObjective(**losses)
 
     @abc.abstractmethod
     def build_inputs(self, stage, epoch, num_replicas=1):
