@@ -6,8 +6,8 @@ faiss index folder built once (`index`, `query --index_dir`); see `sal_tf.galler
     python -m sal_tf.cli.search add --store=gallery_store --model=runs/market --images=gallery/
     python -m sal_tf.cli.search add --store=gallery_store --embeddings=more.npz --timestamp=2026-05-01T12:00
     python -m sal_tf.cli.search query --store=gallery_store --queries=query/ --exclude_own_camera
-    python -m sal_tf.cli.search query --store=gallery_store --queries=q.jpg --model=runs/market \
-        --cameras=2,3 --time_range=2026-05-01T08:00,2026-05-01T18:00
+    python -m sal_tf.cli.search query --store=gallery_store --queries=q.jpg --cameras=2,3 \\
+        --time_range=2026-05-01T08:00,2026-05-01T18:00
     python -m sal_tf.cli.search delete --store=gallery_store ID [ID ...]
     python -m sal_tf.cli.search stats --store=gallery_store
 
