@@ -117,7 +117,13 @@ def main(argv):
 
 
 def run():
-    """Console-script entry point (`sal-track`)."""
+    """Console-script entry point (`sal-track`).
+
+    One OpenBLAS thread unless the environment says otherwise, set before numpy loads: DeepSORT's
+    Kalman gate solves 4×4 systems with scipy, which a multi-threaded OpenBLAS slows to several
+    milliseconds per call (tens on a busy machine; BUILD.md "Tracking").
+    """
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     define_flags()
     sal_app.run(main)
 

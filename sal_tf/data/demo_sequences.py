@@ -21,10 +21,10 @@ its colour cast, brightness, gamma, contrast, blur, noise and JPEG quality for t
 and has a static background (wall texture, floor, props) and, for about half of the cameras, a
 pillar in the foreground that people walk behind.
 
-What happens (`_passes`): people walk across the view at 50–80 px/s, at different depths, in both
-directions, so they cross and occlude each other; some stop for a while; some walk in pairs, one
-half hidden by the other; some leave the view and come back 0.5–3 s later from the side they
-left by. Visibility (`gt.txt`, 9th column) is the share of a person's pixels seen in the frame.
+What happens (`_passes`): people walk across the view at 0.5–0.8 body heights a second, at
+several depths, in both directions, so they cross and occlude each other; some stop for a while;
+some walk in pairs, one half hidden by the other; some leave the view and come back 0.5–3 s later
+from the side they left by. Visibility (`gt.txt`, 9th column) is the share of a person's pixels seen in the frame.
 """
 
 import configparser

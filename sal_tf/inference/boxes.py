@@ -88,9 +88,11 @@ def crop_and_resize(frame, pixels, size):
     x1, y1, x2, y2 = (pixels[:, i] for i in range(4))
     rows_lo, rows_hi, wy = _samples(y1, y2 - y1, size[0])
     cols_lo, cols_hi, wx = _samples(x1, x2 - x1, size[1])
+    pixels_flat = frame.reshape(-1, 3)
+    width = frame.shape[1]
 
-    def gather(rows, cols):
-        return frame[rows[:, :, None], cols[:, None, :]].astype(np.float32)
+    def gather(rows, cols):  # np.take of flat pixel indices: several times faster than fancy indexing
+        return np.take(pixels_flat, (rows * width)[:, :, None] + cols[:, None, :], axis=0).astype(np.float32)
 
     wx, wy = wx[:, None, :, None], wy[:, :, None, None]
     top_left, top_right = gather(rows_lo, cols_lo), gather(rows_lo, cols_hi)

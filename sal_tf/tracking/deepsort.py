@@ -35,10 +35,10 @@ class TrackerSettings:
     max_iou_distance: float = 0.7
 
 
-SETTINGS = {
-    "iou": TrackerSettings(max_age=30, n_init=2, max_cosine_distance=None),
-    "histogram": TrackerSettings(max_age=30, n_init=2, max_cosine_distance=0.2),
-    "sal": TrackerSettings(max_age=30, n_init=2, max_cosine_distance=0.3),
+SETTINGS = {  # the best IDF1 of a grid on the tuning sequences (benchmarks/tracking.py --tune)
+    "iou": TrackerSettings(max_age=30, n_init=1, max_cosine_distance=None, max_iou_distance=0.9),
+    "histogram": TrackerSettings(max_age=60, n_init=1, max_cosine_distance=0.15),
+    "sal": TrackerSettings(max_age=120, n_init=1, max_cosine_distance=0.1),
 }
 
 
