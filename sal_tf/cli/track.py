@@ -42,14 +42,6 @@ def define_flags():
     flags.DEFINE_bool("progress", True, "Show progress on stderr.")
 
 
-def _check_outputs(sources):
-    os.makedirs(FLAGS.output_dir, exist_ok=True)
-    for source in sources:
-        path = os.path.join(FLAGS.output_dir, f"{source.name}.txt")
-        if os.path.exists(path) and not FLAGS.overwrite:
-            raise FileExistsError(f"--output_dir: {path!r} exists; pass --overwrite to replace it.")
-
-
 def _table(summary):
     keys = ("idf1", "mota", "id_switches", "fragmentations", "false_positives", "misses")
     lines = [f"{'sequence':<16}" + "".join(f"{k:>16}" for k in keys)]
@@ -61,15 +53,15 @@ def _table(summary):
 
 
 def _track(source, model, settings, min_visibility):
-    """Runs one sequence / video, prints its line; returns `run.run_sequence`'s dict."""
+    """Runs one sequence / video, prints its line; returns `sal_tf.tracking.run.run_sequence`'s dict."""
     import sys
 
-    from sal_tf.tracking import run
+    from sal_tf.tracking import run as tracking
     from sal_tf.utils.progress import Progress
 
     progress = Progress(source.length or None, source.name, FLAGS.progress, unit="frame", stream=sys.stderr)
     clip = None if FLAGS.annotate == "none" else FLAGS.annotate
-    done = run.run_sequence(
+    done = tracking.run_sequence(
         source,
         model,
         settings,
@@ -94,9 +86,10 @@ def main(argv):
     sal_app.require_flags("source", "output_dir")
     from sal_tf.data.demo_sequences import MIN_VISIBILITY
     from sal_tf.tracking import appearance, deepsort, metrics, mot
+    from sal_tf.tracking import run as tracking
 
     sources = mot.open_sources(FLAGS.source)
-    _check_outputs(sources)
+    tracking.check_outputs(sources, FLAGS.output_dir, FLAGS.overwrite)
     model = appearance.appearance_model(FLAGS.tracker, FLAGS.model, FLAGS.threads)
     overrides = {k: FLAGS[k].value for k in ("max_age", "n_init", "nn_budget", "max_cosine_distance")}
     settings = deepsort.settings_for(FLAGS.tracker, **overrides)

@@ -24,6 +24,15 @@ def load_detections(source, which, min_visibility=MIN_VISIBILITY):
     return mot.detections_of(mot.read_rows(path, "--detections file"))
 
 
+def check_outputs(sources, output_dir, overwrite=False):
+    """Creates `output_dir`; refuses result files that exist unless `overwrite` (before any work is done)."""
+    os.makedirs(output_dir, exist_ok=True)
+    for source in sources:
+        path = os.path.join(output_dir, f"{source.name}.txt")
+        if os.path.exists(path) and not overwrite:
+            raise FileExistsError(f"--output_dir: {path!r} exists; pass --overwrite to replace it.")
+
+
 def run_sequence(source, appearance, settings, output_dir, detections="det", annotated=None, evaluate=True, **kw):
     """Tracks one source; writes `<output_dir>/<name>.txt` (and the annotated clip `<name>.<annotated>`).
 
