@@ -12,6 +12,7 @@ import glob
 import http.client
 import os
 import re
+import sys
 import threading
 import time
 import urllib.parse
@@ -352,3 +353,12 @@ def test_concurrent_searches_get_their_own_answers(server):
         t.join()
     assert [[h["id"] for h in r] for r in together] == [[h["id"] for h in r] for r in alone]
     assert all(len(r) == b["k"] for r, b in zip(together, bodies))
+
+
+def test_the_command_refuses_bad_flags_with_one_error_line(tmp_path):
+    from conftest import run_cmd
+
+    out = run_cmd([sys.executable, "-m", "sal_tf.cli.serve", "--model=runs/none", "--max_k=0", f"--store={tmp_path}/s"])
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert out.stderr.strip().splitlines()[-1] == "error: --max_k must be >= 1. Received: 0"
+    assert "Traceback" not in out.stderr and not os.path.exists(tmp_path / "s")

@@ -1,6 +1,6 @@
 """Runs the person-search service: an HTTP API and a web page over a gallery store and a model.
 
-    sal-serve --model=runs/demo --store=gallery_store --index_images=~/.cache/sal_tf/demo/demo_market_v1_seed0/bounding_box_test
+    sal-serve --model=runs/demo --store=demo_gallery --index_images=~/.cache/sal_tf/demo/demo_market_v1_seed0/bounding_box_test
     sal-serve --tf_serving=http://localhost:8501/v1/models/sal --store=gallery.db --api_key=...
     python -m sal_tf.cli.serve --help
 

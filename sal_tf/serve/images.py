@@ -10,7 +10,6 @@ import base64
 import binascii
 import functools
 
-import numpy as np
 import tensorflow as tf
 
 from sal_tf.export import signatures
@@ -87,7 +86,3 @@ def decode_batch(images, fields, image_size):
 def check_decodes(images, fields):
     """Decodes each image once (at a small size) to refuse corrupt ones before they are stored."""
     decode_batch(images, fields, (8, 4))
-
-
-def as_uint8(batch):
-    return np.clip(np.round(batch), 0, 255).astype(np.uint8)
