@@ -287,8 +287,10 @@ def test_verify_fails_on_a_tampered_reference(exported, tmp_path):
 
 
 def test_second_export_by_cli_is_verified_in_a_fresh_process_and_keeps_version_1(exported, capsys):
-    from sal_tf.export import __main__ as cli
+    from sal_tf.cli import export as cli
 
+    if "export_dir" not in cli.FLAGS:  # flags are defined by the command's run(), not at import
+        cli.define_flags()
     export_dir = exported["export_dir"]
     before = _tree_digest(exported["saved_model"])
     argv = ["export", f"--model_dir={exported['model_dir']}", f"--export_dir={export_dir}", f"--name={NAME}"]

@@ -233,12 +233,12 @@ def _check_serving_graph(module, sample_bytes, reference, tolerance=1e-5):
 
 
 def verify_in_fresh_process(version_dir, timeout=600):
-    """Runs `python -m export.verify version_dir` in a new process; returns its report.
+    """Runs `python -m sal_tf.export.verify version_dir` in a new process; returns its report.
 
     Raises:
         RuntimeError: a check failed (the message lists them) or the process crashed.
     """
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # holds sal_tf/
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     run = subprocess.run(

@@ -47,8 +47,9 @@ def define_flags():
 
 
 METADATA = os.path.join("assets.extra", "sal_tf_export.json")
-# The sal_tf modules this check itself runs on (no Keras, no model code); any other is a failure.
-_VERIFY_MODULES = ("sal_tf", "sal_tf.export", "sal_tf.export.signatures", __name__)
+# The sal_tf modules this check itself runs on (TF-free helpers, no Keras, no model code); any other is a failure.
+_VERIFY_MODULES = ("sal_tf", "sal_tf.export", "sal_tf.export.signatures", "sal_tf.export.onnx_export", __name__)
+_VERIFY_PACKAGES = ("sal_tf.utils",)  # imported by `sal_tf` itself; numpy / the standard library only
 
 
 class Checks(list):
@@ -183,7 +184,11 @@ def _check_bad_requests(checks, by_bytes, by_images, sample_bytes, dim):
 def _check_tensorflow_only(checks, before):
     # `import tensorflow` itself imports parts of Keras; loading and serving must add none.
     added = sorted(m for m in set(sys.modules) - before if m.split(".")[0] in ("keras", "tf_keras"))
-    ours = sorted(m for m in sys.modules if m.split(".")[0] == "sal_tf" and m not in _VERIFY_MODULES)
+    ours = sorted(
+        m
+        for m in sys.modules
+        if m.split(".")[0] == "sal_tf" and m not in _VERIFY_MODULES and not m.startswith(_VERIFY_PACKAGES)
+    )
     checks.add(
         "TensorFlow only (no Keras or sal_tf code loaded)",
         not added and not ours,
