@@ -126,3 +126,28 @@ def test_a_config_json_from_before_the_recipe_fields_still_resumes():
         del stored["stage1"][name], stored["stage2"][name]
     assert config.differences(stored) == {}
     assert set(apply_recipe(config, "bot").differences(stored)) >= {"recipe", "bnneck", "stage1"}
+
+
+def parsed_reid(*argv):
+    from absl import flags
+
+    from sal_tf.training import cli_flags
+
+    flag_values = flags.FlagValues()
+    cli_flags.define_reid_flags("market1501", flag_values=flag_values)
+    flag_values(["trainers.market", *argv])
+    return cli_flags.reid_config_from_flags(flag_values)
+
+
+def test_the_recipe_flag_sets_the_recipe_and_explicit_flags_win(tmp_path):
+    assert parsed_reid("--recipe=bot") == apply_recipe(TrainConfig.demo(), "bot")
+    data = f"--data_dir={tmp_path}"
+    assert parsed_reid(data, "--recipe=sal_bot") == dataclasses.replace(
+        apply_recipe(TrainConfig(), "sal_bot"), data_dir=str(tmp_path)
+    )
+    config = parsed_reid("--recipe=bot", "--nobnneck", "--stage1_epochs=5", "--lr_milestones=2,4", "--optimizer=adam")
+    assert not config.bnneck and config.label_smoothing == 0.1 and config.center_weight == 5e-4  # the rest stays
+    assert (config.stage1.epochs, config.stage1.decay_milestones, config.stage1.optimizer) == (5, [2, 4], "adam")
+    assert config.stage1.warmup_start == 0.1 and config.stage1.sampling == "pk"
+    with pytest.raises(ValueError, match="--lr_milestones: expected comma-separated whole epochs"):
+        parsed_reid("--lr_milestones=4,x")

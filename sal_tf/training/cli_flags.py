@@ -223,29 +223,27 @@ def define_reid_training_flags(flag_values=FLAGS):
                          flag_values=flag_values)  # fmt: skip
 
 
-def _typed(config, field, value):
+def _typed(config, field, value, flag=None):
     """A flag's value as the type of the config field it sets (enum flags hold strings: --depth=101 → 101)."""
     if value is None:
         return value
     if isinstance(field_value(config, field), list):  # --lr_milestones=40,70
-        return [_epoch(v, field) for v in value]
+        return [_epoch(v, flag or field) for v in value]
     return type(field_value(config, field))(value)
 
 
-def _epoch(text, field):
+def _epoch(text, flag):
     try:
         return int(text)
     except ValueError:
-        raise ValueError(
-            f"--{field.rsplit('.', 1)[-1]}: expected comma-separated whole epochs. Received: {text!r}"
-        ) from None
+        raise ValueError(f"--{flag}: expected comma-separated whole epochs. Received: {text!r}") from None
 
 
 def _explicit(flag_values, config, **names):
     """{config field: flag value} of the flags given on the command line (field → flag); the others keep
     `config`'s value (a recipe's, or the default the flag shows)."""
     given = {field: flag for field, flag in names.items() if not flag_values[flag].using_default_value}
-    return {field: _typed(config, field, flag_values[flag].value) for field, flag in given.items()}
+    return {field: _typed(config, field, flag_values[flag].value, flag) for field, flag in given.items()}
 
 
 def _flag_fields(flag_values, config, names):

@@ -9,7 +9,9 @@
 
   - stage 1: softmax (+ SAC when `sac`), random batches — only if the loss has a softmax term;
   - stage 2: the full `loss` (+ SAC), P×K batches, from the stage-1 model — only if the loss has a
-    metric term (quadruplet / triplet); without softmax it starts from the backbone weights.
+    metric term (quadruplet / triplet); without softmax it starts from the backbone weights;
+  - with `single_stage` (BoT's training, `sal_tf/training/recipes.py`): one stage with every term,
+    numbered 1, on stage 1's schedule and sampling.
 
 * `CifarTrainConfig`: the CIFAR-100 run of Table 4 (stage 1, softmax, `cifar` preset).
 """
