@@ -3,13 +3,12 @@
 import json
 import os
 import pickle
-import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.conftest import QUICK_DEPTH, run_cmd
 
 
 def _write_split(path, images, labels):
@@ -205,6 +204,7 @@ def test_smoke_train_writes_error_percent_and_resumes(tmp_path, cifar_root):
     cfg = CifarTrainConfig(
         model_dir=str(tmp_path / "run"),
         width_divisor=8,
+        depth=QUICK_DEPTH,
         verbose=0,
         eval_batch_size=8,
         stage1=StageConfig(epochs=1, learning_rate=0.01, batch_size=16),
@@ -236,15 +236,8 @@ def test_smoke_train_writes_error_percent_and_resumes(tmp_path, cifar_root):
 
 
 def test_cli_help_lists_flags_and_missing_data_is_exit_2(tmp_path):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": REPO, "KERAS_HOME": str(tmp_path / "kh")}
-    out = subprocess.run(
-        [sys.executable, "-m", "trainers.cifar100", "--help"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    env = {"TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_HOME": str(tmp_path / "kh")}
+    out = run_cmd([sys.executable, "-m", "trainers.cifar100", "--help"], env=env, timeout=120)
     for flag in (
         "--epochs",
         "--lr",
@@ -256,12 +249,5 @@ def test_cli_help_lists_flags_and_missing_data_is_exit_2(tmp_path):
         "--width_divisor",
     ):
         assert flag in out.stdout, flag
-    out = subprocess.run(
-        [sys.executable, "-m", "trainers.cifar100", f"--model_dir={tmp_path / 'm'}"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    out = run_cmd([sys.executable, "-m", "trainers.cifar100", f"--model_dir={tmp_path / 'm'}"], env=env, timeout=120)
     assert out.returncode == 2 and "--data_dir" in out.stderr and "keras" in out.stderr

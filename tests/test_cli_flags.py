@@ -173,7 +173,7 @@ def test_a_field_flag_follows_the_config_it_is_given():
     for name in ("margin1", "depth", "rerank"):
         cli_flags.define_field_flag(name, changed, "help", flag_values=flag_values)
     assert flag_values["margin1"].default == 0.7 and flag_values["rerank"].default is False
-    assert flag_values["depth"].default == "101" and flag_values["depth"].parser.enum_values == ["50", "101"]
+    assert flag_values["depth"].default == "101" and flag_values["depth"].parser.enum_values == ["14", "50", "101"]
 
 
 def test_every_dataset_name_resolves_to_a_loader():

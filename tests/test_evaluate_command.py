@@ -55,7 +55,7 @@ def test_evaluate_a_market_model_on_duke(trained_run, duke_root, tmp_path):
     data = load_dataset("dukemtmc", duke_root, verbose=False)
     model = load_keras_model(str(run_dir / "stage2.keras"))
     size = tuple(model.image_size)
-    ref = evaluate_model(
+    ref, picture = evaluate_model(
         model,
         pipelines.build_eval_dataset(data.query, size, 128),
         pipelines.build_eval_dataset(data.gallery, size, 128),
@@ -63,6 +63,7 @@ def test_evaluate_a_market_model_on_duke(trained_run, duke_root, tmp_path):
         data.gallery,
         verbose=False,
     )
+    assert picture is None  # no rank-list queries asked for
     for key in ("mAP", "mINP", "rank1"):
         assert res[key] == pytest.approx(ref[key], abs=1e-6)
         assert res["rerank"][key] == pytest.approx(ref["rerank"][key], abs=1e-6)
@@ -104,7 +105,7 @@ def test_evaluate_a_savedmodel_equals_the_keras_model(trained_run, data, tmp_pat
     images = pipelines.build_eval_dataset(data.gallery, keras_form.image_size, 64)
     fa, fb = (extract_features(feature_model(e), images, verbose=False) for e in (keras_form, saved))
     np.testing.assert_allclose(fa, fb, atol=1e-5)  # graph-level float differences only
-    a = evaluate_dataset(keras_form, data, rerank=False, verbose=False)
-    b = evaluate_dataset(saved, data, rerank=False, verbose=False)
+    a, _ = evaluate_dataset(keras_form, data, rerank=False, verbose=False)
+    b, _ = evaluate_dataset(saved, data, rerank=False, verbose=False)
     for key in ("mAP", "mINP", "rank1", "rank5"):  # ~1e-6 embedding noise may swap a near-tie
         assert a[key] == pytest.approx(b[key], abs=2e-3)

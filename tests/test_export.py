@@ -28,9 +28,8 @@ from sal_tf.export import client, export_lib, serving_config, tflite, versioning
 from sal_tf.export import saved_model as sm
 from sal_tf.export import signatures as sig
 from sal_tf.inference.loading import find_model_file
-from sal_tf.models import build_model
 from sal_tf.models import load_model as load_keras_model
-from tests.conftest import REPO
+from tests.conftest import REPO, tiny_model
 
 NAME = "sal"
 OTHER_CONFIG = """
@@ -64,7 +63,7 @@ def _tree_digest(path):
 def trained(tmp_path_factory):
     """A training folder with stage1.keras and a different stage2.keras (+ a trainer temp file)."""
     keras.utils.set_random_seed(3)
-    model = build_model("tiny", num_classes=5, verbose=False)
+    model = tiny_model(5)
     model_dir = tmp_path_factory.mktemp("run")
     model.save(str(model_dir / "stage1.keras"))
     kernel = model.get_layer("embedding").kernel

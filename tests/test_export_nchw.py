@@ -2,7 +2,6 @@
 
 import json
 import os
-import subprocess
 import sys
 
 import keras
@@ -15,9 +14,8 @@ from sal_tf.export import export_lib, nchw, onnx_export
 from sal_tf.inference.boxes import BoxEncoder
 from sal_tf.inference.embedder import KerasEmbedder
 from sal_tf.inference.torch_layout import to_nchw
-from sal_tf.models import build_model
+from tests.conftest import run_cmd, tiny_model
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NAME = "sal"
 MEAN, STD = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])  # torchvision's ImageNet values
 
@@ -30,7 +28,7 @@ def torchvision_preprocess(images):
 @pytest.fixture(scope="module")
 def model():
     keras.utils.set_random_seed(7)
-    return build_model("tiny", num_classes=20, verbose=False)
+    return tiny_model(20)
 
 
 @pytest.fixture(scope="module")
@@ -112,9 +110,7 @@ def test_nchw_tflite_file(model, keras_encoder, images, tmp_path):
 
 
 def test_export_verify_accepts_the_nchw_folder(exported):
-    env = dict(os.environ, PYTHONPATH=REPO)
-    cmd = [sys.executable, "-m", "export.verify", os.path.dirname(exported["nchw"])]
-    run = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
+    run = run_cmd([sys.executable, "-m", "export.verify", os.path.dirname(exported["nchw"])], timeout=120)
     assert run.returncode == 0, run.stderr[-2000:]
     checks = {c["check"]: c["passed"] for c in json.loads(run.stdout)["checks"]}
     assert checks["input images [B, 3, H, W] float32 → embedding [B, D], B dynamic"]

@@ -12,8 +12,7 @@ import pytest
 
 from sal_tf.export import export_lib, onnx_export, versioning
 from sal_tf.export import saved_model as sm
-from sal_tf.models import build_model
-from tests.conftest import run_cmd
+from tests.conftest import run_cmd, tiny_model
 
 NAME = "sal"
 SIZE = (64, 32)
@@ -33,7 +32,7 @@ def _images(count, seed):
 @pytest.fixture(scope="module")
 def model():
     keras.utils.set_random_seed(5)
-    return build_model("tiny", num_classes=751, verbose=False)
+    return tiny_model(751)
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +97,7 @@ def test_broken_conversion_is_caught_by_parity_and_not_written(model, monkeypatc
 
 def test_file_with_another_models_numbers_is_deleted_and_reported(model, tmp_path):
     keras.utils.set_random_seed(99)  # right shapes, wrong numbers (e.g. another checkpoint's weights)
-    other = build_model("tiny", num_classes=751, verbose=False).embedding_model()
+    other = tiny_model(751).embedding_model()
     images = _images(3, seed=8)
     reference = _keras_reference(model, images).astype(np.float32)
     with pytest.raises(onnx_export.ONNXParityError, match="min cosine"):

@@ -9,7 +9,7 @@ from sal_tf.export import onnx_export, tflite
 from sal_tf.export import saved_model as sm
 from sal_tf.inference.boxes import BoxEncoder, pixel_boxes
 from sal_tf.inference.embedder import KerasEmbedder
-from sal_tf.models import build_model
+from tests.conftest import tiny_model
 
 SIZE = (64, 32)
 
@@ -17,7 +17,7 @@ SIZE = (64, 32)
 @pytest.fixture(scope="module")
 def embedder():
     keras.utils.set_random_seed(11)
-    return KerasEmbedder(build_model("tiny", num_classes=10, verbose=False), source="tiny")
+    return KerasEmbedder(tiny_model(10), source="tiny")
 
 
 @pytest.fixture(scope="module")

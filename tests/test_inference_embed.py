@@ -10,8 +10,7 @@ from PIL import Image
 import sal_tf
 from sal_tf.data import pipelines
 from sal_tf.inference import embedding_files, sources
-from sal_tf.models import build_model
-from tests.conftest import run_cmd
+from tests.conftest import run_cmd, tiny_model
 
 GOOD = {  # name → (height, width): any size is resized to the model's
     "0002_c1s1_000451_03.jpg": (128, 64),
@@ -35,7 +34,7 @@ def _write_tree(root):
 def setup(tmp_path_factory):
     base = tmp_path_factory.mktemp("embed")
     model_file = str(base / "model.keras")
-    build_model("tiny", num_classes=10, verbose=False).save(model_file)
+    tiny_model(10).save(model_file)
     images = base / "images"
     _write_tree(images)
     return {"model": model_file, "embedder": sal_tf.load_embedder(model_file), "images": images, "base": base}

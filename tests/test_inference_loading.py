@@ -12,15 +12,14 @@ from sal_tf.evaluation import extract_features
 from sal_tf.export import export_lib
 from sal_tf.inference import loading
 from sal_tf.inference.embedder import as_image_batch
-from sal_tf.models import build_model
-from tests.conftest import run_cmd
+from tests.conftest import run_cmd, tiny_model
 
 
 @pytest.fixture(scope="module")
 def forms(tmp_path_factory):
     """One tiny model saved as a .keras file, a model_dir and an exported SavedModel."""
     base = tmp_path_factory.mktemp("forms")
-    model = build_model("tiny", num_classes=10, verbose=False)
+    model = tiny_model(10)
     keras_file = str(base / "model.keras")
     model.save(keras_file)
     model_dir = base / "run"

@@ -345,12 +345,17 @@ def test_depth_choices_and_width_rule_have_one_home():
     from sal_tf.models.architecture import DEPTHS, STAGE_BLOCKS, check_width_divisor
     from sal_tf.training.config import CHOICES
 
-    assert set(weights.IMAGENET_MD5) == set(DEPTHS) == set(STAGE_BLOCKS) and CHOICES["depth"] == DEPTHS
-    assert [weights.imagenet_weights_file(d) for d in DEPTHS] == [
-        f"resnet{d}_weights_tf_dim_ordering_tf_kernels_notop.h5" for d in DEPTHS
+    assert set(weights.IMAGENET_MD5) | {14} == set(DEPTHS) == set(STAGE_BLOCKS) and CHOICES["depth"] == DEPTHS
+    assert [weights.imagenet_weights_file(d) for d in (50, 101)] == [
+        f"resnet{d}_weights_tf_dim_ordering_tf_kernels_notop.h5" for d in (50, 101)
     ]
-    with pytest.raises(ValueError, match="No ImageNet weights for depth=34"):
-        weights.imagenet_weights_file(34)
+    for depth in (14, 34):  # ResNet14 builds but has no published weights
+        with pytest.raises(ValueError, match=f"No ImageNet weights for depth={depth}.*--backbone_weights=none"):
+            weights.imagenet_weights_file(depth)
+    resnet14 = SALModel(num_classes=3, image_size=(64, 32), width_divisor=8, depth=14)
+    names = [layer.name for layer in resnet14.layers]
+    assert all(f"conv{i}_block1_out" in names and f"conv{i}_block2_out" not in names for i in range(2, 6))
+    assert "conv6_block3_out" in names  # stage6 keeps its 3 blocks (paper §3.1)
     with pytest.raises(ValueError, match="`depth` must be one of"):
         SALModel(num_classes=3, image_size=(64, 32), width_divisor=8, depth=34)
     for divisor in (0, 3, 128):

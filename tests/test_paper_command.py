@@ -12,11 +12,11 @@ import pytest
 from absl import flags
 
 from sal_tf.training import cli_flags
-from tests.conftest import run_cmd
+from tests.conftest import QUICK_DEPTH, run_cmd
 
 # Demo scale: the tiny preset, a couple of steps per stage, and the plain ResNet switches (both stages
 # still train; the SAL network's build and trace would double the time on 2 cores).
-SMALL = ["--preset=tiny", "--backbone_weights=none", "--stage1_epochs=1", "--stage2_epochs=1", "--batch_size=16",
+SMALL = ["--preset=tiny", f"--depth={QUICK_DEPTH}", "--backbone_weights=none", "--stage1_epochs=1", "--stage2_epochs=1", "--batch_size=16",
          "--num_ids=4", "--max_steps_per_epoch=2", "--checkpoint_every_steps=0", "--nodilation", "--nomulti_level",
          "--nostage6", "--nosac"]  # fmt: skip
 

@@ -9,10 +9,11 @@ import tensorflow as tf
 
 import sal_tf
 from sal_tf.losses import CenterLoss, SALObjective
-from sal_tf.models import build_model, load_model
+from sal_tf.models import load_model
 from sal_tf.training.loop import LoopOptions, center_side_update, make_train_step
 from sal_tf.training.optimizer import CoupledAdam
 from sal_tf.training.schedules import WarmupStepDecay
+from tests.conftest import tiny_model
 
 PLAIN = dict(dilation=False, multi_level=False, stage6=False)
 
@@ -20,7 +21,7 @@ PLAIN = dict(dilation=False, multi_level=False, stage6=False)
 @pytest.fixture(scope="module")
 def bnneck_model():
     keras.utils.set_random_seed(0)
-    model = build_model("tiny", num_classes=5, verbose=False, bnneck=True, last_stride=1, **PLAIN)
+    model = tiny_model(5, bnneck=True, last_stride=1, **PLAIN)
     bn = model.get_layer("bnneck")
     rng = np.random.default_rng(0)
     dim = bn.gamma.shape[0]
@@ -48,7 +49,7 @@ def test_bnneck_embedding_is_the_batch_normalised_pre_bn_feature(bnneck_model):
 
 
 def test_without_bnneck_the_outputs_are_unchanged():
-    model = build_model("tiny", num_classes=5, verbose=False, **PLAIN)
+    model = tiny_model(5, **PLAIN)
     assert set(model.output) == {"embedding", "logits", "attention"}
     assert model.get_layer("classifier").use_bias
     assert "bnneck" not in [layer.name for layer in model.layers]
@@ -78,13 +79,13 @@ def test_config_round_trip_keeps_bnneck_and_last_stride(bnneck_model):
 
 
 def test_last_stride_one_keeps_conv5_at_stage4_resolution():
-    wide = build_model("tiny", num_classes=5, verbose=False, last_stride=1, dilation=False)
-    narrow = build_model("tiny", num_classes=5, verbose=False, dilation=False)
+    wide = tiny_model(5, last_stride=1, dilation=False)
+    narrow = tiny_model(5, dilation=False)
     assert wide.attention_map_size == (4, 2) and narrow.attention_map_size == (2, 1)  # 64×32 / 16 and / 32
     assert tuple(wide.get_layer("conv5_block3_out").output.shape[1:3]) == (4, 2)
     assert "conv4_pool" not in [layer.name for layer in wide.layers]  # stage4 is already at that size
     with pytest.raises(ValueError, match="last_stride"):
-        build_model("tiny", num_classes=5, verbose=False, last_stride=3)
+        tiny_model(5, last_stride=3)
 
 
 def test_bot_schedule_warms_up_from_a_tenth_and_steps_at_the_milestones():

@@ -1,12 +1,16 @@
 """A stage's checkpoints (`sal_tf/training/checkpointing.py`): save, restore, resume position, the last N kept."""
 
 import os
+import signal
+import subprocess
+import time
 
 import keras
 import numpy as np
 import pytest
 
 from sal_tf.training.checkpointing import StageCheckpoint
+from tests.conftest import REPO, run_cmd, trainer_cmd
 
 
 def small_model(seed):
@@ -64,3 +68,35 @@ def test_a_non_chief_worker_writes_nothing_into_the_model_dir(tmp_path):
     worker = StageCheckpoint(str(tmp_path), model, optimizer, chief=False, worker=1)
     worker.save(3)
     assert os.listdir(tmp_path) == []  # its scratch folder is deleted after the save
+
+
+def _final_weights(path):
+    import keras
+
+    return keras.saving.load_model(str(path), compile=False).get_weights()
+
+
+@pytest.mark.slow
+def test_sigkill_resume_matches_uninterrupted_run(tmp_path, data_root):
+    extra = ("--stage=1", "--deterministic", "--checkpoint_every_steps=2", "--noeval_untrained")
+    ref = run_cmd(trainer_cmd(data_root, tmp_path / "ref", *extra))
+    assert ref.returncode == 0, ref.stderr[-3000:]
+
+    cmd = trainer_cmd(data_root, tmp_path / "killed", *extra)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": REPO}
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = tmp_path / "killed" / "stage1" / "checkpoint"
+    deadline = time.time() + 240
+    while not state.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert state.exists(), "no checkpoint was written"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "killed" / "stage1.keras").exists(), "killed too late to test a resume"
+    resumed = run_cmd(cmd + ["--verbose=1"])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "Resuming stage1" in resumed.stdout
+    for a, b in zip(
+        _final_weights(tmp_path / "ref" / "stage1.keras"), _final_weights(tmp_path / "killed" / "stage1.keras")
+    ):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

@@ -6,7 +6,7 @@ import pytest
 
 from sal_tf.training.config import TrainConfig
 from sal_tf.training.experiment import Experiment
-from sal_tf.training.tasks import CifarTask, ReIDTask, Task
+from sal_tf.training.tasks import CifarTask, Evaluation, ReIDTask, Task
 
 
 class ThreeClassTask(Task):
@@ -22,7 +22,7 @@ class ThreeClassTask(Task):
         return 1
 
     def evaluate(self, model, tag, out_dir=None):
-        return {}
+        return Evaluation({})
 
     def format_results(self, res):
         return ""

@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 
 from sal_tf.training.loop import LoopOptions, StageLoop, TrainingDiverged
+from tests.conftest import run_cmd, trainer_cmd
 
 STEPS, BATCH = 5, 4
 
@@ -84,3 +85,30 @@ def test_resuming_mid_epoch_gives_the_uninterrupted_weights(tmp_path):
     straight.run(2, STEPS, batches(), BATCH)
     for a, b in zip(resumed.model.get_weights(), straight.model.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+def test_nan_loss_stops_with_checkpoint_intact(tmp_path, data_root):
+    out = run_cmd(
+        trainer_cmd(
+            data_root,
+            tmp_path / "nan",
+            "--stage=1",
+            "--stage1_lr=1e12",
+            "--checkpoint_every_steps=1",
+            "--stage1_epochs=3",
+            "--noeval_untrained",
+        )
+    )
+    assert out.returncode == 3, (out.returncode, out.stderr[-2000:])
+    assert "loss became" in out.stderr and "last good checkpoint" in out.stderr
+    assert not (tmp_path / "nan" / "stage1.keras").exists()
+
+    import tensorflow as tf
+
+    state = tf.train.get_checkpoint_state(str(tmp_path / "nan" / "stage1"))
+    if state is not None:  # a checkpoint from before the divergence must be readable and finite
+        reader = tf.train.load_checkpoint(state.model_checkpoint_path)
+        for name in reader.get_variable_to_shape_map():
+            value = reader.get_tensor(name)
+            if isinstance(value, np.ndarray) and value.dtype.kind == "f":
+                assert np.isfinite(value).all(), name

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.conftest import make_config, run_cmd
+from tests.conftest import QUICK_DEPTH, make_config, run_cmd
 
 
 def test_reranked_scores_use_the_junk_free_gallery():
@@ -51,7 +51,7 @@ def test_corrupt_query_image_stops_before_training_naming_the_file(tmp_path, dat
     victim.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     model_dir = tmp_path / "run"
     cmd = [sys.executable, "-m", "trainers.market", f"--data_dir={root}", f"--model_dir={model_dir}",
-           "--preset=tiny", "--backbone_weights=none", "--batch_size=16", "--num_ids=4", "--verbose=0"]  # fmt: skip
+           "--preset=tiny", f"--depth={QUICK_DEPTH}", "--backbone_weights=none", "--batch_size=16", "--num_ids=4", "--verbose=0"]  # fmt: skip
     out = run_cmd(cmd)
     assert out.returncode == 2, out.stderr[-2000:]
     assert out.stderr.startswith("error: ") and victim.name in out.stderr and "--drop_bad_eval_images" in out.stderr

@@ -55,8 +55,7 @@ def main(argv):
     data = load_dataset(name, FLAGS.data_dir, verbose=verbose, drop_bad_eval_images=FLAGS.drop_bad_eval_images)
     queries = select_queries(FLAGS.queries, data.query)
     picture = f"{FLAGS.output[: -len('.json')]}_rank_lists.png" if queries else None
-    res = evaluate_dataset(embedder, data, FLAGS.rerank, FLAGS.flip, FLAGS.batch_size, queries, picture, verbose)
-    res.pop("_rank_list_image", None)
+    res, _ = evaluate_dataset(embedder, data, FLAGS.rerank, FLAGS.flip, FLAGS.batch_size, queries, picture, verbose)
     out = dict(res, model=str(embedder.source), dataset=name, data_dir=os.path.abspath(FLAGS.data_dir),
                flip=FLAGS.flip, rank_list_queries=[data.query[i].path for i in queries],
                rank_lists=picture, skipped_files=data.skipped_files)  # fmt: skip

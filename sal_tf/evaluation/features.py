@@ -38,8 +38,8 @@ def _embedding_of(outputs):
 _EMBED_FNS = weakref.WeakKeyDictionary()
 
 
-def _embed_fn(model, flip, normalize):
-    """One traced embedding function per (model, flip, normalize), reused across calls."""
+def _embed_fn(model, flip, normalize, image_shape):
+    """One traced embedding function per (model, flip, normalize, image shape), reused across calls."""
     try:
         cache = _EMBED_FNS.setdefault(model, {})
         model_ref = weakref.ref(model)
@@ -49,16 +49,19 @@ def _embed_fn(model, flip, normalize):
             return model
 
         cache = {}
-    key = (bool(flip), bool(normalize))
+    key = (bool(flip), bool(normalize), tuple(image_shape))
     if key not in cache:
-        cache[key] = _make_embed_fn(model_ref, flip, normalize)
+        cache[key] = _make_embed_fn(model_ref, flip, normalize, image_shape)
     return cache[key]
 
 
-def _make_embed_fn(model_ref, flip, normalize):
-    """tf.function images [b, H, W, 3] → float32 [b, D], calling `model_ref()` (a weak reference)."""
+def _make_embed_fn(model_ref, flip, normalize, image_shape):
+    """tf.function images [b, *image_shape] → float32 [b, D], calling `model_ref()` (a weak reference).
 
-    @tf.function(reduce_retracing=True)
+    Traced once for any batch size (the last, smaller batch and the other split reuse the graph).
+    """
+
+    @tf.function(input_signature=[tf.TensorSpec([None, *image_shape], tf.float32)])
     def embed(images):
         model = model_ref()
         emb = tf.cast(_embedding_of(model(images, training=False)), tf.float32)
@@ -93,7 +96,6 @@ def extract_features(model, dataset, flip=False, normalize=True, verbose=True):
     if not isinstance(dataset, tf.data.Dataset):
         raise ValueError(f"extract_features: `dataset` must be a tf.data.Dataset. Received: {type(dataset).__name__}")
 
-    embed = _embed_fn(model, flip, normalize)
     cardinality = int(dataset.cardinality())
     bar = Progress(cardinality if cardinality > 0 else None, "Embedding", verbose=verbose, unit="batch")
     chunks = []
@@ -104,6 +106,7 @@ def extract_features(model, dataset, flip=False, normalize=True, verbose=True):
                 "extract_features: expected image batches [b, H, W, 3]. "
                 f"Received shape: {images.shape} (batch the dataset first)"
             )
+        embed = _embed_fn(model, flip, normalize, images.shape[1:])
         emb = embed(tf.cast(images, tf.float32))
         if emb.shape.rank != 2:
             raise ValueError(f"extract_features: the embedding must be [b, D]. Received shape: {emb.shape}")

@@ -83,17 +83,18 @@ def evaluate_model(
         rank_list_path: PNG file for them (None: only returned).
 
     Returns:
-        the summary dict; with `rank_list_queries`, `"_rank_list_image"` holds the uint8 picture.
+        (summary dict, rank-list picture): the picture is a uint8 [H, W, 3] array with `rank_list_queries`,
+        None without.
     """
     qf = extract_features(model, query_images, flip=flip, normalize=True, verbose=verbose)
     gf = extract_features(model, gallery_images, flip=flip, normalize=True, verbose=verbose)
     out = evaluate_embeddings(qf, gf, query, gallery, rerank=rerank, metric=metric)
-    if len(rank_list_queries):
-        chosen = [int(i) for i in rank_list_queries]
-        dist = distance_matrix(qf[chosen], gf, metric=metric)  # only the drawn rows
-        rows = [query[i] for i in chosen]
-        out["_rank_list_image"] = save_rank_lists(rank_list_path, dist, rows, gallery, range(len(rows)), topk=10)
-    return out
+    if not len(rank_list_queries):
+        return out, None
+    chosen = [int(i) for i in rank_list_queries]
+    dist = distance_matrix(qf[chosen], gf, metric=metric)  # only the drawn rows
+    rows = [query[i] for i in chosen]
+    return out, save_rank_lists(rank_list_path, dist, rows, gallery, range(len(rows)), topk=10)
 
 
 def format_results(res):

@@ -49,7 +49,10 @@ def select_queries(spec, query, default_count=4):
 
 def evaluate_dataset(embedder, dataset, rerank=True, flip=False, batch_size=128, queries=(), rank_list_path=None,
                      verbose=True):  # fmt: skip
-    """CMC / mAP / mINP of `embedder` (`sal_tf.load_embedder`) on a `ReIDDataset`'s query / gallery splits."""
+    """CMC / mAP / mINP of `embedder` (`sal_tf.load_embedder`) on a `ReIDDataset`'s query / gallery splits.
+
+    Returns `evaluate_model`'s (summary dict, rank-list picture or None).
+    """
     if not dataset.query or not dataset.gallery:
         raise ValueError(f"{dataset.name} at {dataset.root} has an empty query or gallery split.")
     query_images, gallery_images = pipelines.build_query_gallery_datasets(dataset, embedder.image_size, batch_size)

@@ -259,7 +259,7 @@ def _validate(num_classes, image_size, width_divisor, stem, stage6_dilation, emb
     if stem not in STEMS:
         raise ValueError(f"`stem` must be one of {STEMS}. Received: stem={stem!r}")
     if depth not in DEPTHS or isinstance(depth, bool):
-        raise ValueError(f"`depth` must be one of {DEPTHS} (ResNet50 / ResNet101). Received: depth={depth!r}")
+        raise ValueError(f"`depth` must be one of {DEPTHS} (ResNet14 / 50 / 101). Received: depth={depth!r}")
     if len(image_size) != 2 or min(image_size) < 1:
         raise ValueError(f"`image_size` must be (height, width). Received: image_size={image_size!r}")
     check_width_divisor(width_divisor)

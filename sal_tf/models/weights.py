@@ -21,10 +21,10 @@ import h5py
 import keras
 import numpy as np
 
-from sal_tf.models.architecture import DEPTHS, STAGE_BLOCKS
+from sal_tf.models.architecture import STAGE_BLOCKS
 
 BASE_URL = "https://storage.googleapis.com/tensorflow/keras-applications/resnet/"
-# md5 of Keras' official notop file of each depth (`architecture.DEPTHS`), as keras.applications.resnet.WEIGHTS_HASHES.
+# md5 of Keras' official notop file of each depth that has one, as keras.applications.resnet.WEIGHTS_HASHES.
 IMAGENET_MD5 = {50: "4d473c1dd8becc155b73f8504c6f6626", 101: "88cf7a10940856eca736dc7b7e228a21"}
 BACKBONE_PREFIXES = ("conv1_", "conv2_", "conv3_", "conv4_", "conv5_")
 
@@ -37,8 +37,11 @@ def keras_cache_dir():
 
 def imagenet_weights_file(depth=50):
     """Name of Keras' official ImageNet notop file for ResNet`depth`."""
-    if depth not in DEPTHS:
-        raise ValueError(f"No ImageNet weights for depth={depth!r}; expected one of {list(DEPTHS)}.")
+    if depth not in IMAGENET_MD5:
+        raise ValueError(
+            f"No ImageNet weights for depth={depth!r}: Keras publishes ResNet{'/'.join(map(str, IMAGENET_MD5))} "
+            "only. Train it from scratch (--backbone_weights=none) or pick another depth."
+        )
     return f"resnet{depth}_weights_tf_dim_ordering_tf_kernels_notop.h5"
 
 

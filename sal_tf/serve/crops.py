@@ -22,7 +22,7 @@ import json
 import os
 import uuid
 
-from sal_tf.utils import write_atomically
+from sal_tf.utils import fsync_folder, write_atomically
 
 FSYNC_THREADS = 8  # fsyncs of one batch overlap (one journal commit serves several)
 
@@ -30,14 +30,6 @@ FSYNC_THREADS = 8  # fsyncs of one batch overlap (one journal commit serves seve
 def crop_name(item_id):
     """The file name of an id's crop: the hex SHA-256 of its UTF-8 bytes."""
     return hashlib.sha256(item_id.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def fsync_folder(folder):
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class CropFolder:

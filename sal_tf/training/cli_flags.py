@@ -37,7 +37,7 @@ RUNTIME_FLAGS = {
     "verbose": "0: quiet, 1: progress and tables, 2: also TensorFlow's native start-up logs.",
 }
 MODEL_FLAGS = {
-    "depth": "ResNet depth of the backbone.",
+    "depth": "ResNet depth of the backbone (14: one block per stage, no ImageNet weights; for quick runs).",
     "dilation": "DIL: dilated stage4/5 (output stride 8).",
     "multi_level": "Multi-level feature concat(stage4, stage5, stage6).",
     "stage6": "The extra stage6 (§3.1: undoes dilation's gridding); off = plain ResNet.",

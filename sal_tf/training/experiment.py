@@ -193,14 +193,16 @@ class Experiment:
 
     def evaluate(self, model, tag, step):
         """The task's evaluation, printed and logged; records the evaluation settings it used."""
-        res = self.task.evaluate(model, tag, self.model_dir if self.chief else None)
+        res, pictures = self.task.evaluate(model, tag, self.model_dir if self.chief else None)
         if self.cfg.verbose and self.chief:
             print(f"Evaluation [{tag}] on {self.task.data_name}:\n{self.task.format_results(res)}")
         writer = self.writer("eval")
         if writer:
+            prefix = tag.split("_")[0]
             with writer.as_default(step=step):
-                self.task.log_results(tag.split("_")[0], res)
-        res = {k: v for k, v in res.items() if not k.startswith("_")}  # e.g. "_rank_list_image"
+                self.task.log_results(prefix, res)
+                for name, picture in (pictures or {}).items():
+                    tf.summary.image(f"{prefix}/{name}", picture[None])
         return dict(res, eval_settings=self.cfg.eval_settings(), step=int(step), provenance=provenance(self.cfg))
 
     def writer(self, name):

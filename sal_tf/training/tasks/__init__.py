@@ -4,8 +4,8 @@ A task owns build-model / build-inputs / build-losses / evaluate / pictures for 
 `sal_tf.training.experiment.Experiment` runs any task's stages with the generic loop.
 """
 
-from sal_tf.training.tasks.base import Task
+from sal_tf.training.tasks.base import Evaluation, Task
 from sal_tf.training.tasks.cifar import CifarTask
 from sal_tf.training.tasks.reid import ReIDTask
 
-__all__ = ["CifarTask", "ReIDTask", "Task"]
+__all__ = ["CifarTask", "Evaluation", "ReIDTask", "Task"]

@@ -1,6 +1,7 @@
 """The task interface the experiment runner calls, and what every task shares (attention pictures)."""
 
 import abc
+from typing import NamedTuple
 
 import tensorflow as tf
 
@@ -9,6 +10,13 @@ from sal_tf.losses import CenterLoss, SALObjective
 from sal_tf.models import build_model, get_preset
 
 NUM_ATTENTION_IMAGES = 6
+
+
+class Evaluation(NamedTuple):
+    """What `Task.evaluate` returns: the metrics stored in results.json, and pictures for TensorBoard."""
+
+    results: dict
+    pictures: dict | None = None  # name → uint8 [H, W, 3], logged as `<prefix>/<name>`
 
 
 def backbone_weights_option(value):
@@ -59,7 +67,7 @@ class Task(abc.ABC):
 
     @abc.abstractmethod
     def evaluate(self, model, tag, out_dir=None):
-        """The task's metrics of `model` (a dict; keys starting with "_" are not stored in results.json)."""
+        """The task's `Evaluation` of `model`: its metrics dict and any pictures (e.g. rank lists)."""
 
     @abc.abstractmethod
     def format_results(self, res):

@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from sal_tf.data import cifar100, cifar100_pipelines
 from sal_tf.training.config import TABLE4_ROWS
-from sal_tf.training.tasks.base import Task
+from sal_tf.training.tasks.base import Evaluation, Task
 
 
 class CifarTask(Task):
@@ -54,8 +54,8 @@ class CifarTask(Task):
             top1 += int(np.sum(np.argmax(logits, axis=1) == y))
             top5 += int(np.sum(np.any(np.argsort(-logits, axis=1)[:, :5] == y[:, None], axis=1)))
         n = len(labels)
-        return {"error": 100.0 * (1 - top1 / n), "top5_error": 100.0 * (1 - top5 / n), "accuracy": top1 / n,
-                "num_images": n}  # fmt: skip
+        return Evaluation({"error": 100.0 * (1 - top1 / n), "top5_error": 100.0 * (1 - top5 / n),
+                           "accuracy": top1 / n, "num_images": n})  # fmt: skip
 
     def format_results(self, res):
         return f"error {res['error']:.2f} % (top-5 {res['top5_error']:.2f} %) on {res['num_images']} images"

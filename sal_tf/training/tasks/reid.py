@@ -8,7 +8,7 @@ import tensorflow as tf
 from sal_tf.data import pipelines
 from sal_tf.evaluation.reid import SUMMARY_KEYS, evaluate_model, format_results
 from sal_tf.models import get_preset
-from sal_tf.training.tasks.base import Task
+from sal_tf.training.tasks.base import Evaluation, Task
 
 NUM_RANK_LIST_QUERIES = 4
 
@@ -65,7 +65,7 @@ class ReIDTask(Task):
     def evaluate(self, model, tag, out_dir=None):
         """Market-protocol CMC / mAP / mINP (+ re-ranked); rank lists to `<out_dir>/rank_lists/<tag>.png`."""
         query_images, gallery_images = self.eval_datasets()
-        return evaluate_model(
+        results, rank_lists = evaluate_model(
             model,
             query_images,
             gallery_images,
@@ -77,18 +77,17 @@ class ReIDTask(Task):
             rank_list_queries=rank_list_queries(len(self.data.query)),
             rank_list_path=os.path.join(out_dir, "rank_lists", f"{tag}.png") if out_dir else None,
         )
+        return Evaluation(results, None if rank_lists is None else {"rank_lists": rank_lists})
 
     def format_results(self, res):
         return format_results(res)
 
     def log_results(self, prefix, res):
-        """TensorBoard scalars `<prefix>/mAP ...`, `<prefix>_rerank/...` and the rank-list picture."""
+        """TensorBoard scalars `<prefix>/mAP ...` and `<prefix>_rerank/...`."""
         for key in SUMMARY_KEYS:
             tf.summary.scalar(f"{prefix}/{key}", res[key])
             if "rerank" in res:
                 tf.summary.scalar(f"{prefix}_rerank/{key}", res["rerank"][key])
-        if "_rank_list_image" in res:
-            tf.summary.image(f"{prefix}/rank_lists", res["_rank_list_image"][None])
 
     def attention_images(self, count):
         if not self.data.query:
