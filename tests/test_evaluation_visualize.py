@@ -105,3 +105,12 @@ def test_save_rank_lists_errors(tmp_path):
         save_rank_lists(str(tmp_path / "x.png"), np.zeros((2, 1)), rec, g, [0])
     with pytest.raises(ValueError, match="q_indices"):
         save_rank_lists(str(tmp_path / "x.png"), np.zeros((1, 1)), rec, g, [3])
+
+
+def test_rank_lists_label_cameras_as_the_file_names_number_them():
+    """`c1` in a Market name is "cam 1" (not its 0-based evaluation id); a CSV's own camera is shown as given."""
+    from sal_tf.data import Record
+
+    assert visualize._id_text(Record("q/0002_c1s1_000451_03.jpg", 2, 0)) == "pid 2 · cam 1"
+    assert visualize._id_text(Record("g/0005_c6_f0046985.jpg", 5, 5)) == "pid 5 · cam 6"
+    assert visualize._id_text(Record("crops/a.jpg", 7, 3)) == "pid 7 · cam 3"

@@ -5,9 +5,10 @@ name starting with `<pid>_c<camera>` is accepted, anything else is an error nami
 """
 
 from sal_tf.data.market1501 import load_market_style
+from sal_tf.utils.person_ids import NAME_PATTERN
 
 SUBFOLDERS = ("DukeMTMC-reID",)
-PATTERN = r"^(-?\d+)_c(\d)(?!\d)"  # pid and a single-digit camera; the rest may vary
+PATTERN = NAME_PATTERN
 EXPECTED = "'0001_c2_f0046182.jpg' (<pid>_c<camera>_f<frame>.jpg)"
 
 

@@ -10,10 +10,11 @@ file. Non-image files (the real archive ships `Thumbs.db`) are ignored and count
 import os
 
 from sal_tf.data import records as records_lib
+from sal_tf.utils.person_ids import NAME_PATTERN
 
 SPLIT_DIRS = ("bounding_box_train", "query", "bounding_box_test")
 SUBFOLDERS = ("Market-1501-v15.09.15", "Market-1501")
-PATTERN = r"^(-?\d+)_c(\d)(?!\d)"  # pid and a single-digit camera; the rest may vary
+PATTERN = NAME_PATTERN
 EXPECTED = "'0002_c1s1_000451_03.jpg' (<pid>_c<camera>s<seq>_<frame>_<box>.jpg; pid -1 = junk, 0 = distractor)"
 
 

@@ -24,7 +24,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from sal_tf.utils.checks import check_int
-from sal_tf.utils.person_ids import JUNK_PID
+from sal_tf.utils.person_ids import JUNK_PID, camera_number
 
 MATCH_COLOR = (26, 152, 80)  # green: same identity
 MISS_COLOR = (215, 48, 39)  # red: another identity
@@ -203,7 +203,8 @@ def protocol_order(distances, pid, camid, g_pids, g_camids, topk):
 
 
 def _id_text(record):
-    return f"pid {record.pid} · cam {record.camid}"
+    """pid and camera as the file name numbers it (`c1` → "cam 1"; a CSV's camera as given)."""
+    return f"pid {record.pid} · cam {camera_number(record.path, record.camid)}"
 
 
 def save_rank_lists(

@@ -12,12 +12,11 @@ Index kinds (`GalleryIndex.create` / `--index`):
   reads the gallery once per batch of queries, an inverted-file scan reads its cells once per query.
 * `ivf_flat`: `IndexIVFFlat` (cells scanned as float vectors), for comparison.
 
-Defaults (`benchmarks/gallery_store.py`, on a trained tiny model's embeddings of a ~20 k-crop
-gallery, and the same lifted to 1024-d): the coarser codes of earlier releases (m = dim / 16,
-re-scoring k·10) found only ~0.68–0.76 of the exact top 10 on real embeddings, whose neighbours
-are near-duplicate crops of one tracklet that 4 bytes a vector cannot tell apart; 32 bytes a
-128-d vector (m = 64) and k·64 re-scored find ≥ 0.99 there, and 128 bytes at 1024-d (m = 256). `nprobe` matters far less than the
-codes (EXACT_BELOW and the figures in BUILD.md). Below `EXACT_BELOW` (rows × dim: 256 k rows at
+Defaults (chosen with `benchmarks/gallery_store.py` on a trained tiny model's embeddings and the same
+lifted to 1024-d; the recall and speed figures are in BUILD.md): real embeddings have near-duplicate
+neighbours (crops of one tracklet) that coarse codes cannot tell apart, so the codes are fine (m = dim / 2
+up to 256-d, dim / 4 above) and k·64 candidates are re-scored; `nprobe` matters far less than the
+codes. Below `EXACT_BELOW` (rows × dim: 256 k rows at
 128-d, 32 k at 1024-d) one exact BLAS product per batch is as fast as an inverted-file scan, so
 `build` makes a `flat` index for `ivf` / `ivf_flat` unless `nlist` is given (`index.json` keeps
 the requested kind).

@@ -18,12 +18,11 @@ as given; the search command's table and pictures and the gallery store's `Item.
 import dataclasses
 import glob
 import os
-import re
 
-from sal_tf.data import custom, dukemtmc, market1501
+from sal_tf.data import custom
 from sal_tf.utils import is_image_file
+from sal_tf.utils.person_ids import camera_number, parse_ids  # noqa: F401 (this module's names since 0.1)
 
-NAME_PATTERNS = tuple(re.compile(p) for p in dict.fromkeys([market1501.PATTERN, dukemtmc.PATTERN]))
 EXPECTED = (
     "a folder of images, a glob pattern (e.g. 'photos/**/*.jpg') or a CSV with the header path,person_id,camera_id"
 )
@@ -45,32 +44,10 @@ class ImageList:
     ids_from: str = None
 
 
-def parse_ids(name):
-    """(pid, 0-based camid) of a Market/Duke style file name, or None."""
-    base = os.path.basename(name)
-    for pattern in NAME_PATTERNS:
-        m = pattern.match(base)
-        if m:
-            return int(m.group(1)), int(m.group(2)) - 1
-    return None
-
-
 def parse_camera(name):
     """The camera number written in a Market/Duke style file name (`0002_c1s1_...` → 1), or None."""
     ids = parse_ids(name)
     return None if ids is None else ids[1] + 1
-
-
-def camera_number(path, camid):
-    """The camera of `path` as a person numbers it, from its stored (evaluation, 0-based) `camid`.
-
-    For a file whose Market/Duke name gave that camid, the name's number (`c1` → 1); any other
-    camid (a CSV's own numbering) as given; None when `camid` is None.
-    """
-    if camid is None:
-        return None
-    ids = parse_ids(path) if path else None
-    return int(camid) + 1 if ids is not None and ids[1] == int(camid) else int(camid)
 
 
 def _folder_images(folder):
