@@ -94,6 +94,8 @@ def onnx_cases(path, floats, threads, variants):
     return cases
 
 
+# One preset's measurements in one place (Keras eager / graph, SavedModel, ONNX, TFLite), in the order
+# they are printed; long but linear.
 def run_preset(preset, batches, rounds, min_seconds, threads, onnx_variants=True):
     import numpy as np
     import tensorflow as tf

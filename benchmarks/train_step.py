@@ -36,6 +36,7 @@ KNOWN_PEAKS = {
 }
 
 
+# The JAX twin of `run_case`, kept beside it line for line so the two timings measure the same step.
 def run_case_jax(preset, variant, batch, steps, warmup):
     """Same step on Keras' JAX backend (KERAS_BACKEND=jax): stateless call + jax.jit."""
     import jax
@@ -108,6 +109,7 @@ def run_case_jax(preset, variant, batch, steps, warmup):
     return out
 
 
+# Long but linear: build, warm up, time, report; kept whole so the timed region is visible at once.
 def run_case(preset, variant, batch, steps, warmup):
     import keras
 

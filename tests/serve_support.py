@@ -10,7 +10,6 @@ server in a thread that loads an exported SavedModel with `tf.saved_model.load` 
 import base64
 import http.server
 import json
-import os
 import re
 import signal
 import threading
@@ -19,8 +18,7 @@ import urllib.parse
 import urllib.request
 
 from sal_tf.serve.process import ServiceProcess
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.conftest import REPO
 
 
 def small_embedding_model(image_size=(64, 32), dim=64, seed=0):

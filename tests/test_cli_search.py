@@ -6,28 +6,20 @@ names, 0-based camids), so no model is loaded and the store commands start witho
 
 import json
 import os
-import subprocess
 import sys
 
 import numpy as np
 import pytest
 
 from sal_tf.inference import embedding_files
+from tests.conftest import run_cmd
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DIM = 16
 NOON = 1777636800.0  # 2026-05-01T12:00:00Z
 
 
 def _cli(*args, cwd):
-    return subprocess.run(
-        [sys.executable, "-m", "sal_tf.cli.search", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=dict(os.environ, PYTHONPATH=ROOT),
-    )
+    return run_cmd([sys.executable, "-m", "sal_tf.cli.search", *args], timeout=120, cwd=cwd)
 
 
 def _ok(out):

@@ -21,9 +21,9 @@ import pytest
 from sal_tf.evaluation import distance_matrix
 from sal_tf.gallery import MAX_K, Item, StoreCorruptedError, StoreLockedError, open_store
 from sal_tf.gallery import faiss_store as faiss_store_lib
+from tests.conftest import REPO, run_cmd
 
 pytest.importorskip("pymilvus")
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DIM = 16
 _collections = itertools.count()
 
@@ -321,7 +321,7 @@ def test_one_process_at_a_time(tmp_path):
         with pytest.raises(StoreLockedError, match=r"is open in another process \(pid \d+\)"):
             open_store(folder)
         code = f"from sal_tf.gallery import open_store; open_store({folder!r})"
-        out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        out = run_cmd([sys.executable, "-c", code], timeout=60)
         assert out.returncode != 0 and "StoreLockedError" in out.stderr and f"pid {os.getpid()}" in out.stderr
     finally:
         store.close()
@@ -471,11 +471,11 @@ def test_every_acknowledged_add_survives_kill_9(tmp_path):
     folder = str(tmp_path / "crash")
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD.format(dim=DIM), folder],
-        cwd=ROOT,
+        cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONPATH": ROOT},
+        env={**os.environ, "PYTHONPATH": REPO},
     )
     acknowledged = []
     deadline = time.monotonic() + 60

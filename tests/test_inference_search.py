@@ -1,8 +1,6 @@
 """faiss gallery search: equals a brute-force numpy top-k; a saved index reloads to the same answers."""
 
 import json
-import os
-import subprocess
 import sys
 
 import numpy as np
@@ -11,8 +9,7 @@ import pytest
 from sal_tf.evaluation import distance_matrix, re_rank_features
 from sal_tf.inference import embedding_files
 from sal_tf.inference.search import GalleryIndex, default_nlist, format_table, pq_subquantizers, to_distance
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.conftest import run_cmd
 
 
 def _unit(rng, n, d):
@@ -139,13 +136,7 @@ def test_bad_inputs(tmp_path, data):
 
 
 def _cli(*args, cwd):
-    return subprocess.run(
-        [sys.executable, "-m", "sal_tf.cli.search", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, PYTHONPATH=ROOT),
-    )
+    return run_cmd([sys.executable, "-m", "sal_tf.cli.search", *args], cwd=cwd)
 
 
 @pytest.mark.slow  # two fresh processes import TensorFlow and faiss (~20 s on 2 loaded cores)
@@ -225,7 +216,7 @@ def test_importing_search_changes_no_faiss_setting():
         "index.search(np.eye(4, dtype='float32'), k=1)\n"
         "print(before, faiss.cvar.distance_compute_blas_threshold)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    out = run_cmd([sys.executable, "-c", code], timeout=120)
     assert out.returncode == 0, out.stderr
     before, after = map(int, out.stdout.split())
     assert after == min(before, 20)

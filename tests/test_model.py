@@ -10,8 +10,7 @@ import pytest
 from sal_tf.models import SALModel, build_model, get_preset, load_backbone_weights
 from sal_tf.models.preprocessing import caffe_preprocess
 from sal_tf.models.stats import model_stats
-
-REPO = pathlib.Path(__file__).resolve().parents[1]
+from tests.conftest import REPO
 
 
 @pytest.fixture(scope="module")
@@ -244,7 +243,7 @@ def test_presets_are_copies():
 
 def test_model_and_loss_code_import_no_tensorflow():
     for sub in ("models", "losses"):
-        for path in (REPO / "sal_tf" / sub).glob("*.py"):
+        for path in (pathlib.Path(REPO) / "sal_tf" / sub).glob("*.py"):
             tree = ast.parse(path.read_text())
             for node in ast.walk(tree):
                 names = []

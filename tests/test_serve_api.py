@@ -19,7 +19,8 @@ import urllib.parse
 
 import numpy as np
 import pytest
-from serve_support import ServerProcess, TFServingStandIn, b64, call, multipart, small_embedding_model
+
+from tests.serve_support import ServerProcess, TFServingStandIn, b64, call, multipart, small_embedding_model
 
 KEY = "test-key-5d41402abc4b2a76"
 AUTH = {"Authorization": f"Bearer {KEY}"}

@@ -12,7 +12,8 @@ import os
 import threading
 
 import pytest
-from serve_support import ServerProcess, b64, call, small_embedding_model
+
+from tests.serve_support import ServerProcess, b64, call, small_embedding_model
 
 ACKS_BEFORE_KILL = 24  # acknowledged adds (of 2 crops each) before the kill
 CLIENTS = 2

@@ -12,9 +12,9 @@ import glob
 import os
 
 import pytest
-from serve_support import ServerProcess, b64, call
 
 from sal_tf.inference.sources import parse_ids
+from tests.serve_support import ServerProcess, b64, call
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

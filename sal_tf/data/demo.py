@@ -190,7 +190,12 @@ def _background(cam, rng):
 
 
 def _draw_person(img, p, view, cx, foot_y, height, phase):
-    """Paints person `p` seen from `view`, feet at `foot_y`, `height` pixels tall."""
+    """Paints person `p` seen from `view`, feet at `foot_y`, `height` pixels tall.
+
+    One function, long on purpose: the parts are painted back to front (back bag, legs, torso,
+    front bags, head) over one shared body geometry, and splitting it would pass a dozen
+    measurements between the pieces. Any change alters every demo image (and the demo's numbers).
+    """
     u, b = height * p["height"], p["build"]
     top = foot_y - u
     side = view in ("left", "right")
@@ -384,6 +389,9 @@ def _tracklets(rng, num_ids, min_len, max_len):
 
 def generate_demo_dataset(out_dir, seed=0, num_train_ids=150, num_test_ids=150, num_distractors=None, num_junk=None):
     """Writes the demo dataset into `out_dir` (created; must not hold a previous dataset).
+
+    Long because the order of the random draws is the dataset: identities, then per-split images
+    from one generator, so that a seed gives byte-identical files across releases.
 
     Args:
         out_dir: folder that receives `bounding_box_train/`, `query/`, `bounding_box_test/`.

@@ -41,6 +41,7 @@ SAMPLES_DIR = "samples"
 REFERENCE_FILE = "reference_embeddings.npy"
 
 
+# Long for its docstring (every option and what each check raises); the body is a sequence of steps.
 def export(
     model,
     export_dir,
