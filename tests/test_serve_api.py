@@ -357,7 +357,7 @@ def test_concurrent_searches_get_their_own_answers(server):
 
 
 def test_the_command_refuses_bad_flags_with_one_error_line(tmp_path):
-    from conftest import run_cmd
+    from tests.conftest import run_cmd
 
     out = run_cmd([sys.executable, "-m", "sal_tf.cli.serve", "--model=runs/none", "--max_k=0", f"--store={tmp_path}/s"])
     assert out.returncode == 2, out.stderr[-2000:]
