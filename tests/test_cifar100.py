@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.conftest import QUICK_DEPTH, run_cmd
+from tests.conftest import run_cmd
 
 
 def _write_split(path, images, labels):
@@ -204,7 +204,6 @@ def test_smoke_train_writes_error_percent_and_resumes(tmp_path, cifar_root):
     cfg = CifarTrainConfig(
         model_dir=str(tmp_path / "run"),
         width_divisor=8,
-        depth=QUICK_DEPTH,
         verbose=0,
         eval_batch_size=8,
         stage1=StageConfig(epochs=1, learning_rate=0.01, batch_size=16),

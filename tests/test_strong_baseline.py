@@ -82,7 +82,7 @@ def test_last_stride_one_keeps_conv5_at_stage4_resolution():
     wide = tiny_model(5, last_stride=1, dilation=False)
     narrow = tiny_model(5, dilation=False)
     assert wide.attention_map_size == (4, 2) and narrow.attention_map_size == (2, 1)  # 64×32 / 16 and / 32
-    assert tuple(wide.get_layer("conv5_block3_out").output.shape[1:3]) == (4, 2)
+    assert tuple(wide.get_layer("conv5_block1_out").output.shape[1:3]) == (4, 2)
     assert "conv4_pool" not in [layer.name for layer in wide.layers]  # stage4 is already at that size
     with pytest.raises(ValueError, match="last_stride"):
         tiny_model(5, last_stride=3)

@@ -43,11 +43,13 @@ print("OK")
 def test_mirrored_two_devices_matches_default(tmp_path, data_root):
     """One stage-1 step (softmax + SAC, synchronised BN) on 2 replicas equals the 1-device step.
 
-    The tiny net at random init is numerically touchy: merely permuting the rows of the
-    batch on one device changes the weight update by ~1% (float32 sums in another order,
-    amplified by BN over small activations). So the 2-replica update is held to at most 2x
-    that measured reordering noise, and a control run with per-replica (unsynchronised) BN
-    must miss the bound by far, which shows the comparison can fail.
+    The tiny net at random init is numerically touchy: permuting the rows of the batch on one
+    device changes the weight update by float32 summation order (about 1e-5 of it at depth 14, up
+    to ~1% at depth 50, amplified by BN over small activations), and synchronised BN computes the
+    batch variance from per-replica sums (measured: 0.16% of the update at depth 14). So the
+    2-replica update is held to max(2x the reordering noise, 1%), and a control run with
+    per-replica (unsynchronised) BN must miss that bound by 10x (measured: 93%), which shows the
+    comparison can fail.
     """
     code = rf"""
 import json, sys
@@ -99,7 +101,7 @@ print("RUNS" + json.dumps({{k: dict(terms, update_diff=float(np.linalg.norm(u - 
     default, mirrored = runs["default"], runs["mirrored"]
     for key in ("loss", "softmax", "sac"):
         assert abs(default[key] - mirrored[key]) <= 1e-5 * max(1.0, abs(default[key])), (key, runs)
-    bound = max(2 * runs["permuted"]["update_diff"], 1e-3)
+    bound = max(2 * runs["permuted"]["update_diff"], 1e-2)
     assert mirrored["update_diff"] <= bound, runs
     assert runs["mirrored_local_bn"]["update_diff"] > 10 * bound, runs
 

@@ -31,10 +31,10 @@ def squared_error(labels, outputs):
     return {"loss": tf.reduce_mean(tf.square(outputs[:, 0] - labels))}
 
 
-def make_loop(directory, every=0):
+def make_loop(directory, every=0, learning_rate=0.05):
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
-    optimizer = keras.optimizers.SGD(learning_rate=0.05)
+    optimizer = keras.optimizers.SGD(learning_rate=learning_rate)
     optimizer.build(model.trainable_variables)
     options = LoopOptions(checkpoint_every_steps=every, verbose=0)
     strategy = tf.distribute.get_strategy()
@@ -75,6 +75,15 @@ def test_nan_stops_at_that_step_keeping_the_last_good_checkpoint(tmp_path):
     assert all(np.isfinite(w).all() for w in resumed.model.get_weights())
 
 
+def test_weights_that_overflow_under_a_finite_loss_are_never_checkpointed(tmp_path):
+    """At lr 1e39 (inf in float32) the first update overflows while its step's loss (taken before it) is finite."""
+    loop = make_loop(tmp_path, every=1, learning_rate=1e39)
+    with pytest.raises(TrainingDiverged, match=r"became non-finite at epoch 1, step 1 .*loss was still finite") as err:
+        loop.run(1, STEPS, batches(), BATCH)
+    assert err.value.exit_status == 3
+    assert checkpoint_steps(tmp_path) == []  # the overflowed state was not written
+
+
 def test_resuming_mid_epoch_gives_the_uninterrupted_weights(tmp_path):
     stopped = make_loop(tmp_path / "stopped", every=2)
     with pytest.raises(TrainingDiverged):
@@ -100,7 +109,9 @@ def test_nan_loss_stops_with_checkpoint_intact(tmp_path, data_root):
         )
     )
     assert out.returncode == 3, (out.returncode, out.stderr[-2000:])
-    assert "loss became" in out.stderr and "last good checkpoint" in out.stderr
+    # the loss, or (before it) a weight, became non-finite; either way nothing non-finite is kept
+    assert "became" in out.stderr and "non-finite" in out.stderr or "loss became" in out.stderr
+    assert "last good checkpoint" in out.stderr and "Traceback" not in out.stderr
     assert not (tmp_path / "nan" / "stage1.keras").exists()
 
     import tensorflow as tf

@@ -152,7 +152,7 @@ class StageLoop:
                 progress.finish()
             self.checkpoint.epoch.assign(epoch + 1)
             self.checkpoint.step_in_epoch.assign(0)
-            self.checkpoint.save(global_step)
+            self._save_if_finite(global_step, epoch, steps_per_epoch - 1)
             if on_epoch_end is not None:
                 on_epoch_end(epoch + 1, global_step)
         return global_step
@@ -179,4 +179,18 @@ class StageLoop:
                 tf.summary.scalar("train/images_per_second", images_per_second)
         every = self.options.checkpoint_every_steps
         if every and global_step % every == 0 and step + 1 < steps_per_epoch:
-            self.checkpoint.save(global_step)
+            self._save_if_finite(global_step, epoch, step)
+
+    def _save_if_finite(self, global_step, epoch, step):
+        """Checkpoints the stage unless a weight or optimiser slot overflowed (a finite loss can precede that).
+
+        A non-finite state is never written over the last good checkpoint: `TrainingDiverged` names it.
+        """
+        for v in [*self.model.trainable_variables, *self.optimizer.variables]:
+            if tf.as_dtype(v.dtype).is_floating and not bool(tf.reduce_all(tf.math.is_finite(v))):
+                raise TrainingDiverged(
+                    f"{self.name}: {v.path} became non-finite at epoch {epoch + 1}, step {step + 1} (the loss "
+                    f"was still finite). Training stopped; the last good checkpoint is kept: "
+                    f"{self.checkpoint.latest or '(none written yet)'}. Lower the learning rate or check the data."
+                )
+        self.checkpoint.save(global_step)
