@@ -110,3 +110,18 @@ def trained_run(tmp_path_factory, data):
     start2 = experiment.build_model(cfg2.stages()[0]).get_weights()
     results = experiment.run()
     return dict(run_dir=run_dir, stage1_weights=stage1, stage2_start_weights=start2, results=results)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Heaviest files first, so that xdist's two workers finish together (longest-first scheduling).
+
+    A file's weight is its number of `slow` tests, plus one when it uses the session's `trained_run`
+    (built once per worker); pytest.ini turns off xdist's own reordering (by test count) to keep this.
+    """
+    weight = {}
+    trained = set()
+    for item in items:
+        weight[item.path] = weight.get(item.path, 0) + (item.get_closest_marker("slow") is not None)
+        if "trained_run" in getattr(item, "fixturenames", ()):
+            trained.add(item.path)
+    items.sort(key=lambda item: -(weight[item.path] + (item.path in trained)))  # stable: file order kept

@@ -47,6 +47,7 @@ def test_table1_reading_and_stages(tmp_path):
         parse_settings("1,9")
 
 
+@pytest.mark.slow
 def test_two_settings_write_tables_and_skip_when_finished(tmp_path, data):
     from sal_tf.training.ablation import RESULT_FILE, run_ablation
 

@@ -193,6 +193,7 @@ def test_config_rejects_a_metric_loss():
         CifarTrainConfig(loss="softmax+quadruplet")
 
 
+@pytest.mark.slow
 def test_smoke_train_writes_error_percent_and_resumes(tmp_path, cifar_root):
     from sal_tf.data.cifar100 import load_cifar100
     from sal_tf.training.commands import train_cifar

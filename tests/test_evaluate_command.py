@@ -30,6 +30,7 @@ def duke_root(data_root, tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_evaluate_a_market_model_on_duke(trained_run, duke_root, tmp_path):
     from sal_tf.data import load_dataset
     from sal_tf.evaluation.reid import evaluate_model
@@ -86,6 +87,7 @@ def test_select_queries_by_index_and_name():
         select_queries("nobody.jpg", query)
 
 
+@pytest.mark.slow
 def test_evaluate_a_savedmodel_equals_the_keras_model(trained_run, data, tmp_path):
     """The exported SavedModel scores the same mAP as its .keras source (the evaluation code path is shared)."""
     from sal_tf.export import export_lib

@@ -285,6 +285,7 @@ def test_verify_fails_on_a_tampered_reference(exported, tmp_path):
 # === Versions and atomic writes ===
 
 
+@pytest.mark.slow
 def test_second_export_by_cli_is_verified_in_a_fresh_process_and_keeps_version_1(exported, capsys):
     from sal_tf.cli import export as cli
 

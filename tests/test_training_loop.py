@@ -96,6 +96,7 @@ def test_resuming_mid_epoch_gives_the_uninterrupted_weights(tmp_path):
         np.testing.assert_allclose(a, b, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_with_checkpoint_intact(tmp_path, data_root):
     out = run_cmd(
         trainer_cmd(

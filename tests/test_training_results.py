@@ -44,6 +44,7 @@ def test_reranked_scores_use_the_junk_free_gallery():
     assert abs(evaluate_rank(with_junk, q_pid, g_pid, q_cam, g_cam).mAP - expected) > 1e-4  # junk matters
 
 
+@pytest.mark.slow
 def test_corrupt_query_image_stops_before_training_naming_the_file(tmp_path, data_root):
     root = tmp_path / "data"
     shutil.copytree(data_root, root)
@@ -64,6 +65,7 @@ def test_corrupt_query_image_stops_before_training_naming_the_file(tmp_path, dat
     assert kept.skipped_files["undecodable_query"] == 1 and str(victim) not in [r.path for r in kept.query]
 
 
+@pytest.mark.slow
 def test_model_is_saved_before_it_is_evaluated_and_evaluated_on_rerun(tmp_path, data):
     from sal_tf.training.experiment import Experiment
     from sal_tf.training.tasks import ReIDTask
@@ -79,6 +81,7 @@ def test_model_is_saved_before_it_is_evaluated_and_evaluated_on_rerun(tmp_path, 
     assert 0 <= results["stage1"]["mAP"] <= 1 and os.path.getmtime(tmp_path / "run" / "stage1.keras") == stamp
 
 
+@pytest.mark.slow
 def test_other_evaluation_settings_re_evaluate_the_finished_stages(tmp_path, trained_run, data):
     from sal_tf.training.experiment import Experiment
     from sal_tf.training.tasks import ReIDTask
@@ -99,6 +102,7 @@ def test_other_evaluation_settings_re_evaluate_the_finished_stages(tmp_path, tra
     assert same["stage2"] == again["stage2"]
 
 
+@pytest.mark.slow
 def test_bad_flags_are_one_error_line_without_traceback(tmp_path):
     out = run_cmd([sys.executable, "-m", "trainers.market", f"--data_dir={tmp_path / 'missing'}", "--verbose=0"])
     assert out.returncode == 2 and "Traceback" not in out.stderr
