@@ -1,9 +1,11 @@
 """Shared fixtures: one small demo dataset and one trained two-stage tiny run per test session."""
 
+import json
 import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -90,17 +92,42 @@ def data(data_root):
 
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory, data):
-    """`--stage=1` then `--stage=2` in one model dir, trained once per session.
+    """`--stage=1` then `--stage=2` in one model dir, trained once per test session (all xdist workers).
 
     Returns dict(run_dir, stage1_weights, stage2_start_weights, results): stage 1's saved weights,
-    the stage-2 model's weights before its first step, and what the stage-2 run returned.
+    the stage-2 model's weights before its first step, and what the stage-2 run returned. The first
+    worker to ask trains it under a file lock in the workers' shared temporary folder; the others
+    read it from there (tests only read the run).
     """
+    import fcntl
+
+    shared = tmp_path_factory.getbasetemp().parent if os.environ.get("PYTEST_XDIST_WORKER") else None
+    folder = (shared or tmp_path_factory.mktemp("trained")) / "trained_run"
+    with open(f"{folder}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / "fixture.json").exists():
+            _train_run(folder, data)
+    with open(folder / "fixture.json") as f:
+        results = json.load(f)
+    weights = np.load(folder / "fixture_weights.npz")
+    count = len(weights.files) // 2
+    return dict(
+        run_dir=folder / "run",
+        stage1_weights=[weights[f"stage1_{i}"] for i in range(count)],
+        stage2_start_weights=[weights[f"start2_{i}"] for i in range(count)],
+        results=results,
+    )
+
+
+def _train_run(folder, data):
     import keras
 
     from sal_tf.training.experiment import Experiment
     from sal_tf.training.tasks import ReIDTask
+    from sal_tf.utils import to_jsonable
 
-    run_dir = tmp_path_factory.mktemp("trained") / "run"
+    folder.mkdir(parents=True, exist_ok=True)
+    run_dir = folder / "run"
     knobs = dict(log_every_steps=1, rerank=True, eval_untrained=True)
     cfg1 = make_config(run_dir, stage="1", **knobs)
     Experiment(cfg1, ReIDTask(cfg1, data)).run()
@@ -109,19 +136,28 @@ def trained_run(tmp_path_factory, data):
     experiment = Experiment(cfg2, ReIDTask(cfg2, data))
     start2 = experiment.build_model(cfg2.stages()[0]).get_weights()
     results = experiment.run()
-    return dict(run_dir=run_dir, stage1_weights=stage1, stage2_start_weights=start2, results=results)
+    arrays = {f"stage1_{i}": w for i, w in enumerate(stage1)} | {f"start2_{i}": w for i, w in enumerate(start2)}
+    np.savez(folder / "fixture_weights.npz", **arrays)
+    with open(folder / "fixture.json", "w") as f:  # written last: its presence means the run is whole
+        json.dump(to_jsonable(results), f)
 
 
 def pytest_collection_modifyitems(config, items):
     """Heaviest files first, so that xdist's two workers finish together (longest-first scheduling).
 
-    A file's weight is its number of `slow` tests, plus one when it uses the session's `trained_run`
-    (built once per worker); pytest.ini turns off xdist's own reordering (by test count) to keep this.
+    A file's weight is its number of `slow` tests, plus one when it uses `trained_run`. The two
+    files the workers start with are not both `trained_run` users: the second worker then finds the
+    run trained instead of waiting for it. pytest.ini turns off xdist's own reordering (by test count).
     """
-    weight = {}
-    trained = set()
+    weight, trained = {}, set()
     for item in items:
         weight[item.path] = weight.get(item.path, 0) + (item.get_closest_marker("slow") is not None)
         if "trained_run" in getattr(item, "fixturenames", ()):
             trained.add(item.path)
-    items.sort(key=lambda item: -(weight[item.path] + (item.path in trained)))  # stable: file order kept
+    files = sorted(weight, key=lambda path: -(weight[path] + (path in trained)))  # stable: name order kept
+    others = [path for path in files if path not in trained]
+    if len(files) > 2 and files[0] in trained and files[1] in trained and others:
+        files.remove(others[0])
+        files.insert(1, others[0])
+    rank = {path: i for i, path in enumerate(files)}
+    items.sort(key=lambda item: rank[item.path])

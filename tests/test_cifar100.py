@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.conftest import run_cmd
+from tests.conftest import QUICK_DEPTH, run_cmd
 
 
 def _write_split(path, images, labels):
@@ -205,6 +205,7 @@ def test_smoke_train_writes_error_percent_and_resumes(tmp_path, cifar_root):
     cfg = CifarTrainConfig(
         model_dir=str(tmp_path / "run"),
         width_divisor=8,
+        depth=QUICK_DEPTH,
         verbose=0,
         eval_batch_size=8,
         stage1=StageConfig(epochs=1, learning_rate=0.01, batch_size=16),
@@ -224,7 +225,10 @@ def test_smoke_train_writes_error_percent_and_resumes(tmp_path, cifar_root):
     logits = model(data.test_images[:12].astype(np.float32), training=False)["logits"].numpy()
     wrong = np.sum(np.argmax(logits, 1) != data.test_labels[:12])
     assert res["error"] == pytest.approx(100.0 * wrong / 12)
-    assert stored["table4"]["paper_test_error_percent"] == 21.75
+    # ResNet14 is no Table 4 row: named, with no paper figure (the rows' figures: test_table4_rows_...)
+    assert stored["table4"]["row"] == "ResNet14 (Soft + DIL + SAC)"
+    assert stored["table4"]["paper_test_error_percent"] is None
+    assert stored["table4"]["test_error_percent"] == res["error"]
     assert os.listdir(tmp_path / "run" / "tensorboard" / "eval")
     # A finished stage is skipped on rerun; another model setting in the same folder is refused.
     again = Experiment(cfg, CifarTask(cfg, data)).run()
@@ -251,3 +255,19 @@ def test_cli_help_lists_flags_and_missing_data_is_exit_2(tmp_path):
         assert flag in out.stdout, flag
     out = run_cmd([sys.executable, "-m", "trainers.cifar100", f"--model_dir={tmp_path / 'm'}"], env=env, timeout=120)
     assert out.returncode == 2 and "--data_dir" in out.stderr and "keras" in out.stderr
+
+
+def test_table4_rows_carry_the_papers_error():
+    """`table4_summary` puts the paper's Table 4 figure beside ours for each of its rows."""
+    from sal_tf.training.config import CifarTrainConfig
+    from sal_tf.training.tasks.cifar import table4_summary
+
+    results = {"stage1": {"error": 30.5, "num_images": 10000}}
+    plain = dict(dilation=False, multi_level=False, stage6=False)
+    for config, row, paper in [
+        (CifarTrainConfig(), "ResNet50 (Soft + DIL + SAC)", 21.75),
+        (CifarTrainConfig(sac=False, **plain), "ResNet50 (Soft)", 22.02),
+    ]:
+        summary = table4_summary(config, results)
+        assert (summary["row"], summary["paper_test_error_percent"]) == (row, paper)
+        assert (summary["test_error_percent"], summary["num_test_images"]) == (30.5, 10000)

@@ -72,16 +72,21 @@ mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])  # one instance:
 runs = {{}}
 for name in ("default", "permuted", "mirrored", "mirrored_local_bn"):
     strategy = mirrored if name.startswith("mirrored") else tf.distribute.get_strategy()
-    cfg = make_config("{tmp_path}/" + name, stage="1", pad_crop=False, seed=7,
-                      stage1=StageConfig(epochs=1, learning_rate=1e-2, batch_size=16))
-    task = ReIDTask(cfg, data)
-    stage = cfg.stages()[0]
-    model = Experiment(cfg, task, strategy=strategy).build_model(stage)
-    with strategy.scope():
-        opt = build_optimizer(stage.config, 1)
-        opt.build(model.trainable_variables)
-    set_sync_batch_norm(model, name == "mirrored")
-    step = make_train_step(strategy, model, task.build_losses(stage), opt, LoopOptions())
+    if name == "permuted":  # the default run's model and traced step, back at their initial state
+        for v, value in zip([*model.variables, *opt.variables], initial):
+            v.assign(value)
+    else:
+        cfg = make_config("{tmp_path}/" + name, stage="1", pad_crop=False, seed=7,
+                          stage1=StageConfig(epochs=1, learning_rate=1e-2, batch_size=16))
+        task = ReIDTask(cfg, data)
+        stage = cfg.stages()[0]
+        model = Experiment(cfg, task, strategy=strategy).build_model(stage)
+        with strategy.scope():
+            opt = build_optimizer(stage.config, 1)
+            opt.build(model.trainable_variables)
+        set_sync_batch_norm(model, name == "mirrored")
+        step = make_train_step(strategy, model, task.build_losses(stage), opt, LoopOptions())
+        initial = [v.numpy() for v in [*model.variables, *opt.variables]]
     ds = task.build_inputs(stage, 0).take(1)
     if name == "permuted":
         ds = ds.map(lambda x, y: (tf.gather(x, perm), tf.gather(y, perm)))
