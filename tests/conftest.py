@@ -142,8 +142,10 @@ def _train_run(folder, data):
         json.dump(to_jsonable(results), f)
 
 
+@pytest.hookimpl(tryfirst=True)  # before `-m` selects: the marks added here count
 def pytest_collection_modifyitems(config, items):
-    """Heaviest files first, so that xdist's two workers finish together (longest-first scheduling).
+    """Marks every test that needs `trained_run` slow (it trains two stages), then orders the files:
+    heaviest first, so that xdist's two workers finish together (longest-first scheduling).
 
     A file's weight is its number of `slow` tests, plus one when it uses `trained_run`. The two
     files the workers start with are not both `trained_run` users: the second worker then finds the
@@ -151,6 +153,8 @@ def pytest_collection_modifyitems(config, items):
     """
     weight, trained = {}, set()
     for item in items:
+        if "trained_run" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
         weight[item.path] = weight.get(item.path, 0) + (item.get_closest_marker("slow") is not None)
         if "trained_run" in getattr(item, "fixturenames", ()):
             trained.add(item.path)
