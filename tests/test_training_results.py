@@ -17,7 +17,7 @@ def test_reranked_scores_use_the_junk_free_gallery():
     from sal_tf.data import Record
     from sal_tf.evaluation import distance_matrix, evaluate_rank
     from sal_tf.evaluation.reid import evaluate_embeddings
-    from tests.test_evaluation_rerank import classic_re_ranking
+    from sal_tf.evaluation.rerank_classic import classic_re_ranking
 
     rng = np.random.default_rng(1)
     centres = rng.normal(size=(10, 16))
