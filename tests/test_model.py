@@ -341,16 +341,22 @@ def test_imagenet_picks_the_file_of_the_depth(keras_resnet101_h5, keras_resnet_h
 def test_depth_choices_and_width_rule_have_one_home():
     """`architecture.DEPTHS` is what the model builds, the ImageNet files exist for and the flags offer."""
     import sal_tf.models.weights as weights
-    from sal_tf.models.architecture import DEPTHS, STAGE_BLOCKS, check_width_divisor
+    from sal_tf.models.architecture import DEPTHS, IMAGENET_DEPTHS, STAGE_BLOCKS, check_width_divisor
     from sal_tf.training.config import CHOICES
 
-    assert set(weights.IMAGENET_MD5) | {14} == set(DEPTHS) == set(STAGE_BLOCKS) and CHOICES["depth"] == DEPTHS
+    assert set(DEPTHS) == set(STAGE_BLOCKS) and CHOICES["depth"] == DEPTHS
+    assert set(weights.IMAGENET_MD5) == set(IMAGENET_DEPTHS) == set(DEPTHS) - {14}
     assert [weights.imagenet_weights_file(d) for d in (50, 101)] == [
         f"resnet{d}_weights_tf_dim_ordering_tf_kernels_notop.h5" for d in (50, 101)
     ]
     for depth in (14, 34):  # ResNet14 builds but has no published weights
         with pytest.raises(ValueError, match=f"No ImageNet weights for depth={depth}.*--backbone_weights=none"):
             weights.imagenet_weights_file(depth)
+    from sal_tf.training.config import TrainConfig
+
+    with pytest.raises(ValueError, match=r"--depth=14 has no ImageNet weights.*--backbone_weights=none"):
+        TrainConfig(depth=14)  # refused before any data is read, not when the model is built
+    assert TrainConfig(depth=14, backbone_weights="none").depth == 14
     resnet14 = SALModel(num_classes=3, image_size=(64, 32), width_divisor=8, depth=14)
     names = [layer.name for layer in resnet14.layers]
     assert all(f"conv{i}_block1_out" in names and f"conv{i}_block2_out" not in names for i in range(2, 6))

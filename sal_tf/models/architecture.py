@@ -10,6 +10,7 @@ before Keras is imported (paper §3.1: ResNet50; Table 4: ResNet101).
 # layers: its train step traces in half the time of ResNet50's on a 2-core CPU).
 STAGE_BLOCKS = {14: (1, 1, 1, 1), 50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
 DEPTHS = tuple(STAGE_BLOCKS)
+IMAGENET_DEPTHS = (50, 101)  # the depths Keras publishes ImageNet weights for (`weights.IMAGENET_MD5`)
 BASE_WIDTH = 64  # conv1's width; every other width is a multiple of it
 
 

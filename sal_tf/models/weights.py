@@ -21,7 +21,7 @@ import h5py
 import keras
 import numpy as np
 
-from sal_tf.models.architecture import STAGE_BLOCKS
+from sal_tf.models.architecture import IMAGENET_DEPTHS, STAGE_BLOCKS
 
 BASE_URL = "https://storage.googleapis.com/tensorflow/keras-applications/resnet/"
 # md5 of Keras' official notop file of each depth that has one, as keras.applications.resnet.WEIGHTS_HASHES.
@@ -37,9 +37,9 @@ def keras_cache_dir():
 
 def imagenet_weights_file(depth=50):
     """Name of Keras' official ImageNet notop file for ResNet`depth`."""
-    if depth not in IMAGENET_MD5:
+    if depth not in IMAGENET_DEPTHS:
         raise ValueError(
-            f"No ImageNet weights for depth={depth!r}: Keras publishes ResNet{'/'.join(map(str, IMAGENET_MD5))} "
+            f"No ImageNet weights for depth={depth!r}: Keras publishes ResNet{'/'.join(map(str, IMAGENET_DEPTHS))} "
             "only. Train it from scratch (--backbone_weights=none) or pick another depth."
         )
     return f"resnet{depth}_weights_tf_dim_ordering_tf_kernels_notop.h5"

@@ -21,7 +21,7 @@ import json
 import os
 
 from sal_tf.data.samplers import SAMPLINGS
-from sal_tf.models.architecture import DEPTHS, check_width_divisor
+from sal_tf.models.architecture import DEPTHS, IMAGENET_DEPTHS, check_width_divisor
 from sal_tf.models.presets import PRESETS
 from sal_tf.training.recipes import RECIPE_NAMES
 
@@ -249,6 +249,11 @@ class TrainConfig:
             if (str(value) if name == "stage" else value) not in allowed:
                 expected = "|".join(str(a) for a in allowed)
                 raise ValueError(f"--{name} must be one of {expected}. Received: --{name}={value!r}")
+        if self.backbone_weights == "imagenet" and self.depth not in IMAGENET_DEPTHS:
+            raise ValueError(
+                f"--depth={self.depth} has no ImageNet weights (Keras publishes ResNet"
+                f"{'/'.join(map(str, IMAGENET_DEPTHS))}): pass --backbone_weights=none to train it from scratch."
+            )
         self.stage1.validate("stage 1")
         self.stage2.validate("stage 2")
         self._validate_tricks()
