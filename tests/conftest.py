@@ -155,9 +155,8 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "trained_run" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.slow)
-        weight[item.path] = weight.get(item.path, 0) + (item.get_closest_marker("slow") is not None)
-        if "trained_run" in getattr(item, "fixturenames", ()):
             trained.add(item.path)
+        weight[item.path] = weight.get(item.path, 0) + (item.get_closest_marker("slow") is not None)
     files = sorted(weight, key=lambda path: -(weight[path] + (path in trained)))  # stable: name order kept
     others = [path for path in files if path not in trained]
     if len(files) > 2 and files[0] in trained and files[1] in trained and others:

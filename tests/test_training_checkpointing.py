@@ -71,8 +71,6 @@ def test_a_non_chief_worker_writes_nothing_into_the_model_dir(tmp_path):
 
 
 def _final_weights(path):
-    import keras
-
     return keras.saving.load_model(str(path), compile=False).get_weights()
 
 

@@ -162,11 +162,7 @@ class StageLoop:
         terms = {k: float(v) for k, v in self.train_step(iterator).items()}
         images_per_second = batch_size / (time.perf_counter() - t0)
         if not math.isfinite(terms["loss"]):
-            raise TrainingDiverged(
-                f"{self.name}: the loss became {terms['loss']} at epoch {epoch + 1}, step {step + 1} "
-                f"(terms: {terms}). Training stopped; the last good checkpoint is kept: "
-                f"{self.checkpoint.latest or '(none written yet)'}. Lower the learning rate or check the data."
-            )
+            raise self._diverged(f"the loss became {terms['loss']}", epoch, step, f"terms: {terms}")
         lr = current_learning_rate(self.optimizer)
         shown = {k: v for k, v in terms.items() if not k.endswith(_MINING_SUFFIXES)}
         progress.update(step + 1, {**shown, "lr": lr, "img/s": images_per_second})
@@ -188,9 +184,13 @@ class StageLoop:
         """
         for v in [*self.model.trainable_variables, *self.optimizer.variables]:
             if tf.as_dtype(v.dtype).is_floating and not bool(tf.reduce_all(tf.math.is_finite(v))):
-                raise TrainingDiverged(
-                    f"{self.name}: {v.path} became non-finite at epoch {epoch + 1}, step {step + 1} (the loss "
-                    f"was still finite). Training stopped; the last good checkpoint is kept: "
-                    f"{self.checkpoint.latest or '(none written yet)'}. Lower the learning rate or check the data."
-                )
+                raise self._diverged(f"{v.path} became non-finite", epoch, step, "the loss was still finite")
         self.checkpoint.save(global_step)
+
+    def _diverged(self, what, epoch, step, detail):
+        """The `TrainingDiverged` of a non-finite loss or state, naming the checkpoint that is kept."""
+        return TrainingDiverged(
+            f"{self.name}: {what} at epoch {epoch + 1}, step {step + 1} ({detail}). Training stopped; the last "
+            f"good checkpoint is kept: {self.checkpoint.latest or '(none written yet)'}. Lower the learning rate "
+            "or check the data."
+        )
