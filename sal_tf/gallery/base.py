@@ -1,4 +1,4 @@
-"""The gallery store interface: `Item`, `Hit`, `GalleryStore`, and the checks both back ends share.
+"""The gallery store interface: `Item`, `GalleryStore`, and the checks both back ends share (`Hit`: hits.py).
 
 A store holds unit embeddings with metadata, one `Item` per id, and answers exact top-k searches
 with filters. Both back ends (`FaissStore`, `MilvusStore`) validate through the helpers here, so
@@ -40,22 +40,6 @@ class Item:
     timestamp: float = None
     path: str = None
     person_id: int = None
-
-
-@dataclasses.dataclass(frozen=True)
-class Hit:
-    """One search result: the item's id and metadata, and its distance to the query."""
-
-    id: str
-    distance: float
-    camera: int = None
-    timestamp: float = None
-    path: str = None
-    person_id: int = None
-
-    @classmethod
-    def of(cls, item, distance):
-        return cls(item.id, float(distance), item.camera, item.timestamp, item.path, item.person_id)
 
 
 class StoreLockedError(RuntimeError):

@@ -47,6 +47,7 @@ import zlib
 import numpy as np
 
 from sal_tf.gallery import base
+from sal_tf.gallery.hits import Hit
 from sal_tf.utils import fsync_folder, write_atomically
 
 FORMAT = "sal_tf.gallery.faiss"
@@ -567,7 +568,7 @@ class FaissStore(base.GalleryStore):
                 dist = base.exact_distances(qb, self._vectors[found], self.distance)
                 for r, d in zip(found, dist):
                     order = np.argsort(d, kind="stable")
-                    results.append([base.Hit.of(self._item(int(r[j])), d[j]) for j in order])
+                    results.append([Hit.of(self._item(int(r[j])), d[j]) for j in order])
             return results
 
     def stats(self):

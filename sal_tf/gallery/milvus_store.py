@@ -35,6 +35,7 @@ import urllib.parse
 import numpy as np
 
 from sal_tf.gallery import base
+from sal_tf.gallery.hits import Hit
 
 DEFAULT_COLLECTION = "sal_gallery"
 FIELDS = ("camera", "timestamp", "path", "person_id")
@@ -295,7 +296,7 @@ class MilvusStore(base.GalleryStore):
             vectors = np.asarray([h["entity"]["embedding"] for h in hits], np.float32)
             dist = base.exact_distances(query[None], vectors[None], self.distance)[0]
             order = np.argsort(dist, kind="stable")
-            results.append([base.Hit.of(self._item(hits[j]["entity"], hits[j]["id"]), dist[j]) for j in order])
+            results.append([Hit.of(self._item(hits[j]["entity"], hits[j]["id"]), dist[j]) for j in order])
         return results
 
     def count(self):
