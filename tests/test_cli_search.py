@@ -71,7 +71,7 @@ def test_add_stats_query_delete_on_a_folder_and_a_milvus_lite_file(files):
     added = _ok(_cli("add", "--store=gs", "--embeddings=g.npz", "--timestamp=2026-05-01T12:00:00", cwd=cwd))
     assert "Added 18 item(s)" in added and "holds 18" in added and "Cameras known for 18/18" in added
     stats = json.loads(_ok(_cli("stats", "--store=gs", cwd=cwd)))
-    assert (stats["kind"], stats["count"], stats["dim"], stats["distance"]) == ("faiss", 18, DIM, "euclidean")
+    assert (stats["kind"], stats["count"], stats["dim"], stats["distance"]) == ("folder", 18, DIM, "euclidean")
 
     plain = [
         json.loads(s)

@@ -1,4 +1,4 @@
-"""Gallery stores on their real engines: the embedded faiss folder and Milvus Lite, one interface.
+"""Gallery stores on their real engines: the embedded folder store and Milvus Lite, one interface.
 
 Every behaviour test runs on both back ends through the `store` fixture (one Milvus Lite file per
 module, a fresh collection per test: Milvus Lite takes seconds to start). Then the two back ends
@@ -20,7 +20,7 @@ import pytest
 
 from sal_tf.evaluation import distance_matrix
 from sal_tf.gallery import MAX_K, Item, StoreCorruptedError, StoreLockedError, open_store
-from sal_tf.gallery import faiss_store as faiss_store_lib
+from sal_tf.gallery import folder_store as folder_store_lib
 from tests.conftest import REPO, run_cmd
 
 pytest.importorskip("pymilvus")
@@ -56,10 +56,10 @@ def milvus_db(tmp_path_factory):
     keeper.close()
 
 
-@pytest.fixture(params=["faiss", "milvus"])
+@pytest.fixture(params=["folder", "milvus"])
 def backend(request, tmp_path, milvus_db):
     """(kind, open(dim=..., distance=...) -> store) of a fresh, empty store of each back end."""
-    if request.param == "faiss":
+    if request.param == "folder":
         location, options = str(tmp_path / "store"), {}
     else:
         location, options = milvus_db, {"collection": f"t{next(_collections)}"}
@@ -80,10 +80,10 @@ def store(backend):
     return backend[1]()
 
 
-@pytest.fixture(scope="module", params=["faiss", "milvus"])
+@pytest.fixture(scope="module", params=["folder", "milvus"])
 def one_item_store(request, tmp_path_factory, milvus_db):
     """A store of each back end holding one item "before", shared by the tests that must not change it."""
-    if request.param == "faiss":
+    if request.param == "folder":
         store = open_store(str(tmp_path_factory.mktemp("shared") / "store"), dim=DIM)
     else:
         store = open_store(milvus_db, dim=DIM, collection="shared")
@@ -262,9 +262,9 @@ def test_bad_search_arguments_name_the_field(one_item_store, kwargs, message):
         store.search(**kwargs)
 
 
-@pytest.mark.parametrize("kind", ["faiss", "milvus"])
+@pytest.mark.parametrize("kind", ["folder", "milvus"])
 def test_reopen_keeps_items_deletes_and_distance(tmp_path, kind):
-    location = str(tmp_path / ("store" if kind == "faiss" else "reopen.db"))  # its own Milvus Lite: a real restart
+    location = str(tmp_path / ("store" if kind == "folder" else "reopen.db"))  # its own Milvus Lite: a real restart
     rng = np.random.default_rng(8)
     vectors = _unit(rng, 30)
     store = open_store(location, dim=DIM, distance="cosine")
@@ -349,10 +349,10 @@ def _log_path(folder):
 def _record_starts(path):
     """Byte offsets of the log's records."""
     data, starts = open(path, "rb").read(), []
-    at = len(faiss_store_lib.LOG_MAGIC)
+    at = len(folder_store_lib.LOG_MAGIC)
     while at < len(data):
         starts.append(at)
-        at += faiss_store_lib.RECORD_HEADER.size + faiss_store_lib.RECORD_HEADER.unpack_from(data, at)[0]
+        at += folder_store_lib.RECORD_HEADER.size + folder_store_lib.RECORD_HEADER.unpack_from(data, at)[0]
     return starts
 
 
@@ -395,7 +395,7 @@ def test_a_damaged_record_in_the_middle_is_an_error(tmp_path):
         for name in "abc":
             store.add(_unit(rng, 1), [Item(id=name)])
     with open(_log_path(folder), "r+b") as f:
-        f.seek(len(faiss_store_lib.LOG_MAGIC) + faiss_store_lib.RECORD_HEADER.size + 3)
+        f.seek(len(folder_store_lib.LOG_MAGIC) + folder_store_lib.RECORD_HEADER.size + 3)
         f.write(b"\xab\xcd")
     with pytest.raises(StoreCorruptedError, match="fails its CRC and more records follow"):
         open_store(folder)

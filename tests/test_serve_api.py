@@ -91,7 +91,7 @@ def test_healthz_and_page_are_open_and_reveal_nothing_sensitive(server, model_fi
     health = call("GET", server.url + "/healthz")
     assert health.status == 200
     body = health.json()
-    assert body["status"] == "ok" and body["store"] == "faiss" and body["model"] == "keras:small.keras"
+    assert body["status"] == "ok" and body["store"] == "folder" and body["model"] == "keras:small.keras"
     assert isinstance(body["count"], int)
     assert KEY not in health.body.decode() and os.path.dirname(model_files["keras"]) not in health.body.decode()
     page = call("GET", server.url + "/")

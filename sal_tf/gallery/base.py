@@ -1,7 +1,7 @@
 """The gallery store interface: `Item`, `GalleryStore`, and the checks both back ends share (`Hit`: hits.py).
 
 A store holds unit embeddings with metadata, one `Item` per id, and answers exact top-k searches
-with filters. Both back ends (`FaissStore`, `MilvusStore`) validate through the helpers here, so
+with filters. Both back ends (`FolderStore`, `MilvusStore`) validate through the helpers here, so
 the same batch is accepted or refused by both, with the same message.
 """
 
@@ -57,7 +57,7 @@ class GalleryStore(abc.ABC):
         dim: embedding width, fixed at creation.
         distance: "euclidean" (sqrt(2 − 2·cos), the default) or "cosine" (1 − cos): the
             conventions of `sal_tf.evaluation.distance_matrix` / `sal_tf.inference.search.to_distance`.
-        kind: "faiss" or "milvus".
+        kind: "folder" (the embedded store) or "milvus".
         location: where it lives (folder, .db path or URI).
 
     Contract of both back ends: embeddings are L2-normalised by the store (zero or non-finite rows

@@ -1,4 +1,4 @@
-"""The embedded gallery store: a folder, exact search in process, durable through an append-only log.
+"""The embedded gallery store in a folder: exact search in process (numpy BLAS), durable through an append-only log.
 
 Layout of the folder:
 
@@ -50,8 +50,9 @@ from sal_tf.gallery import base
 from sal_tf.gallery.hits import Hit
 from sal_tf.utils import fsync_folder, write_atomically
 
-FORMAT = "sal_tf.gallery.faiss"
+FORMAT = "sal_tf.gallery.folder"
 VERSION = 1
+OLD_FORMATS = ("sal_tf.gallery.faiss",)  # the same layout, written before the module was named for what it is
 META_FILE = "store.json"
 SNAPSHOT_FILE = "snapshot.npz"
 LOCK_FILE = "LOCK"
@@ -134,10 +135,10 @@ def _encode_delete(ids):
     return bytes([OP_DELETE]) + json.dumps(list(ids)).encode("utf-8")
 
 
-class FaissStore(base.GalleryStore):
-    """The embedded store in a folder (module docstring). Open it with `open_store` or `FaissStore.open`."""
+class FolderStore(base.GalleryStore):
+    """The embedded store in a folder (module docstring). Open it with `open_store` or `FolderStore.open`."""
 
-    kind = "faiss"
+    kind = "folder"
 
     def __init__(self, folder, dim, distance, compact_bytes=COMPACT_BYTES):
         self.location = folder
@@ -225,7 +226,7 @@ class FaissStore(base.GalleryStore):
             write_atomically(meta_path, json.dumps(meta, indent=2, sort_keys=True) + "\n")  # fsyncs the folder
         with open(meta_path) as f:
             meta = json.load(f)
-        if meta.get("format") != FORMAT or meta.get("version") != VERSION:
+        if meta.get("format") not in (FORMAT, *OLD_FORMATS) or meta.get("version") != VERSION:
             raise ValueError(
                 f"{meta_path!r} is not a version-{VERSION} {FORMAT} store (format {meta.get('format')!r})."
             )
