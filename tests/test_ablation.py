@@ -13,8 +13,8 @@ def base_config(model_dir, **overrides):
 
 
 def test_table1_reading_and_stages(tmp_path):
-    from sal_tf.training.ablation import parse_settings, setting_config
-    from sal_tf.training.table1 import SETTINGS
+    from sal_tf.experiments.ablation import parse_settings, setting_config
+    from sal_tf.experiments.table1 import SETTINGS
 
     assert list(SETTINGS) == ["1", "2", "3", "3T", "4", "5", "6", "7", "8", "B", "SB"]
     base = base_config(tmp_path, loss="softmax", dilation=True, multi_level=True, sac=True, stage="1")
@@ -49,7 +49,7 @@ def test_table1_reading_and_stages(tmp_path):
 
 @pytest.mark.slow
 def test_two_settings_write_tables_and_skip_when_finished(tmp_path, data):
-    from sal_tf.training.ablation import RESULT_FILE, run_ablation
+    from sal_tf.experiments.ablation import RESULT_FILE, run_ablation
 
     base = base_config(tmp_path / "abl")
     out = run_ablation(base, data, ["1", "2"])
@@ -90,7 +90,7 @@ def test_two_settings_write_tables_and_skip_when_finished(tmp_path, data):
 
 
 def test_pending_rows_and_no_paper_column_for_duke(tmp_path):
-    from sal_tf.training.ablation_report import build_tables
+    from sal_tf.experiments.ablation_report import build_tables
 
     base = base_config(tmp_path, dataset="dukemtmc")
     md, table = build_tables(base, ["1", "8"], {"8": {"mAP": 0.5, "rank1": 0.75}}, "dukemtmc")
@@ -102,13 +102,13 @@ def test_pending_rows_and_no_paper_column_for_duke(tmp_path):
 def test_cli_demo_defaults_and_help_listing():
     from absl import flags
 
-    from sal_tf.training import cli_flags
+    from sal_tf.cli import train_flags
 
     def config_and_help(*argv):
         flag_values = flags.FlagValues()
-        cli_flags.define_ablation_flags(flag_values=flag_values)
+        train_flags.define_ablation_flags(flag_values=flag_values)
         flag_values(["trainers.ablation", *argv])
-        return cli_flags.ablation_config_from_flags(flag_values), flag_values.module_help(cli_flags.__name__)
+        return train_flags.ablation_config_from_flags(flag_values), flag_values.module_help(train_flags.__name__)
 
     cfg, help_text = config_and_help("--dataset=duke", "--verbose=0")
     assert cfg.dataset == "demo" and cfg.preset == "tiny" and cfg.model_dir == os.path.join("runs", "ablation_demo")

@@ -6,9 +6,9 @@ import os
 import pytest
 from absl import flags
 
-from sal_tf.training import cli_flags
-from sal_tf.training.ablation import parse_settings, setting_config, summary_final
-from sal_tf.training.ablation_report import build_tables
+from sal_tf.cli import train_flags
+from sal_tf.experiments.ablation import parse_settings, setting_config, summary_final
+from sal_tf.experiments.ablation_report import build_tables
 from sal_tf.training.recipes import apply_recipe
 from sal_tf.training.seeds import summarize_seeds
 from tests.conftest import make_config
@@ -50,7 +50,7 @@ def test_a_setting_over_seeds_keeps_the_final_stages_means_and_stds():
 
 def test_ablation_refuses_a_recipe_flag():
     flag_values = flags.FlagValues()
-    cli_flags.define_ablation_flags(flag_values=flag_values)
+    train_flags.define_ablation_flags(flag_values=flag_values)
     flag_values(["trainers.ablation", "--recipe=bot"])
     with pytest.raises(ValueError, match="--settings=B,SB"):
-        cli_flags.ablation_config_from_flags(flag_values)
+        train_flags.ablation_config_from_flags(flag_values)

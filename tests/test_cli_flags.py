@@ -1,6 +1,6 @@
 """Every trainer's and command's flags against the configs and library tuples they set (one source).
 
-The trainers' flags (`sal_tf.training.cli_flags`) are defined into fresh `flags.FlagValues()` and
+The trainers' flags (`sal_tf.cli.train_flags`) are defined into fresh `flags.FlagValues()` and
 parsed here; the commands' `define_flags()` write absl's global `FLAGS`, so one subprocess imports
 every `sal_tf.cli` module and defines each command's flags in turn. A config default changed without
 its flag (or a library tuple without the command's choices) fails these tests.
@@ -16,12 +16,12 @@ import sys
 import pytest
 from absl import flags
 
+from sal_tf.cli import train_flags
 from sal_tf.data import DATASETS, LAYOUTS, LOADERS, dataset_name
+from sal_tf.experiments.table1 import ABLATION_DEMO_EPOCHS
 from sal_tf.models.architecture import DEPTHS
 from sal_tf.models.presets import PRESETS
-from sal_tf.training import cli_flags
 from sal_tf.training.config import (
-    ABLATION_DEMO_EPOCHS,
     LOSSES,
     STAGES,
     STRATEGIES,
@@ -87,10 +87,14 @@ def value_of(config, field):
 
 
 TRAINERS = {
-    "market": (cli_flags.define_reid_flags, ("market1501",), (("paper", TrainConfig()), ("demo", TrainConfig.demo()))),
-    "ablation": (cli_flags.define_ablation_flags, (), (("paper", TrainConfig()), ("demo", TrainConfig.demo()))),
-    "cifar100": (cli_flags.define_cifar_flags, (), (("cifar", CifarTrainConfig()),)),
-    "paper": (cli_flags.define_paper_flags, (), (("paper", TrainConfig()), ("demo", TrainConfig.demo()))),
+    "market": (
+        train_flags.define_reid_flags,
+        ("market1501",),
+        (("paper", TrainConfig()), ("demo", TrainConfig.demo())),
+    ),
+    "ablation": (train_flags.define_ablation_flags, (), (("paper", TrainConfig()), ("demo", TrainConfig.demo()))),
+    "cifar100": (train_flags.define_cifar_flags, (), (("cifar", CifarTrainConfig()),)),
+    "paper": (train_flags.define_paper_flags, (), (("paper", TrainConfig()), ("demo", TrainConfig.demo()))),
 }
 
 
@@ -119,13 +123,15 @@ def test_every_trainer_flag_default_and_choice_is_the_config_value(trainer):
 
 
 def test_reid_flags_without_data_give_the_demo_config_and_with_data_the_papers(tmp_path):
-    demo = cli_flags.reid_config_from_flags(parsed(cli_flags.define_reid_flags, [], "market1501"))
+    demo = train_flags.reid_config_from_flags(parsed(train_flags.define_reid_flags, [], "market1501"))
     assert demo == TrainConfig.demo()
     data = str(tmp_path)
-    paper = cli_flags.reid_config_from_flags(parsed(cli_flags.define_reid_flags, [f"--data_dir={data}"], "market1501"))
+    paper = train_flags.reid_config_from_flags(
+        parsed(train_flags.define_reid_flags, [f"--data_dir={data}"], "market1501")
+    )
     assert paper == dataclasses.replace(TrainConfig(), data_dir=data)
-    duke = cli_flags.reid_config_from_flags(
-        parsed(cli_flags.define_reid_flags, [f"--data_dir={data}", "--dataset=duke"], "market1501")
+    duke = train_flags.reid_config_from_flags(
+        parsed(train_flags.define_reid_flags, [f"--data_dir={data}", "--dataset=duke"], "market1501")
     )
     assert duke == dataclasses.replace(
         TrainConfig(), data_dir=data, dataset="dukemtmc", model_dir=run_folder("dukemtmc")
@@ -133,16 +139,18 @@ def test_reid_flags_without_data_give_the_demo_config_and_with_data_the_papers(t
 
 
 def test_cifar_flags_give_the_cifar_config_and_follow_dilation():
-    assert cli_flags.cifar_config_from_flags(parsed(cli_flags.define_cifar_flags, [])) == CifarTrainConfig()
-    plain = cli_flags.cifar_config_from_flags(parsed(cli_flags.define_cifar_flags, ["--nodilation", "--depth=101"]))
+    assert train_flags.cifar_config_from_flags(parsed(train_flags.define_cifar_flags, [])) == CifarTrainConfig()
+    plain = train_flags.cifar_config_from_flags(parsed(train_flags.define_cifar_flags, ["--nodilation", "--depth=101"]))
     assert (plain.dilation, plain.multi_level, plain.stage6, plain.depth) == (False, False, False, 101)
 
 
 def test_ablation_flags_halve_the_demo_and_keep_the_paper(tmp_path):
-    demo = cli_flags.ablation_config_from_flags(parsed(cli_flags.define_ablation_flags, []))
+    demo = train_flags.ablation_config_from_flags(parsed(train_flags.define_ablation_flags, []))
     assert (demo.stage1.epochs, demo.stage2.epochs) == (ABLATION_DEMO_EPOCHS["stage1"], ABLATION_DEMO_EPOCHS["stage2"])
     assert demo.model_dir == run_folder("ablation_demo") and demo.eval_untrained is False
-    paper = cli_flags.ablation_config_from_flags(parsed(cli_flags.define_ablation_flags, [f"--data_dir={tmp_path}"]))
+    paper = train_flags.ablation_config_from_flags(
+        parsed(train_flags.define_ablation_flags, [f"--data_dir={tmp_path}"])
+    )
     assert paper == dataclasses.replace(
         TrainConfig(), data_dir=str(tmp_path), model_dir=run_folder("ablation_market1501")
     )
@@ -162,7 +170,7 @@ def test_ablation_flags_halve_the_demo_and_keep_the_paper(tmp_path):
 )
 def test_a_given_flag_sets_its_field_on_the_demo_and_the_paper_config(tmp_path, argv, field, value):
     for data in ([], [f"--data_dir={tmp_path}"]):
-        config = cli_flags.reid_config_from_flags(parsed(cli_flags.define_reid_flags, [*argv, *data], "market1501"))
+        config = train_flags.reid_config_from_flags(parsed(train_flags.define_reid_flags, [*argv, *data], "market1501"))
         assert value_of(config, field) == value, (argv, data)
 
 
@@ -171,7 +179,7 @@ def test_a_field_flag_follows_the_config_it_is_given():
     changed = dataclasses.replace(TrainConfig(), margin1=0.7, depth=101, rerank=False)
     flag_values = flags.FlagValues()
     for name in ("margin1", "depth", "rerank"):
-        cli_flags.define_field_flag(name, changed, "help", flag_values=flag_values)
+        train_flags.define_field_flag(name, changed, "help", flag_values=flag_values)
     assert flag_values["margin1"].default == 0.7 and flag_values["rerank"].default is False
     assert flag_values["depth"].default == "101" and flag_values["depth"].parser.enum_values == ["14", "50", "101"]
 
@@ -205,9 +213,9 @@ for name, module in modules.items():
     described[name] = {f: [flags.FLAGS[f].default, getattr(flags.FLAGS[f].parser, "enum_values", None)] for f in new}
     for f in new:
         delattr(flags.FLAGS, f)
-from sal_tf.training import cli_flags
-for define, args in ((cli_flags.define_reid_flags, ("dukemtmc",)), (cli_flags.define_cifar_flags, ()),
-                     (cli_flags.define_ablation_flags, ())):
+from sal_tf.cli import train_flags
+for define, args in ((train_flags.define_reid_flags, ("dukemtmc",)), (train_flags.define_cifar_flags, ()),
+                     (train_flags.define_ablation_flags, ())):
     define(*args, flag_values=flags.FlagValues())
 print(json.dumps({"modules": names, "failed": failed, "flags": described, "tensorflow": "tensorflow" in sys.modules}))
 """
@@ -231,8 +239,8 @@ def test_every_cli_module_imports_into_one_process_and_defines_its_flags(command
     core = {"train", "evaluate", "embed", "search", "attention", "export"}
     assert {f"sal_tf.cli.{name}" for name in core} <= set(commands["modules"])
     assert not {f"sal_tf.cli.{name}" for name in core} & set(commands["failed"]), commands["failed"]
-    defining = set(commands["modules"]) - set(commands["failed"]) - {"sal_tf.cli.train"}
-    assert defining == set(commands["flags"]), "every command but train (cli_flags) has define_flags()"
+    defining = set(commands["modules"]) - set(commands["failed"]) - {"sal_tf.cli.train", "sal_tf.cli.train_flags"}
+    assert defining == set(commands["flags"]), "every command but train (train_flags) has define_flags()"
     assert all(commands["flags"].values())
     assert not commands["tensorflow"], "importing the commands and defining their flags imports no TensorFlow"
 

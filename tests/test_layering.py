@@ -2,13 +2,16 @@
 
 * models, losses, data, evaluation import nothing else of `sal_tf` (but `sal_tf.utils`, the base);
 * losses take tensors, never models (they do not import `sal_tf.models` — covered above);
-* training imports those layers and never the entry points (`trainers`, `export`, `sal_tf.cli`);
+* training (the generic trainer) imports those layers and never the entry points (`trainers`, `export`,
+  `sal_tf.cli`); the paper's experiments (`sal_tf.experiments`) build on training, nobody below imports them;
 * inference (using a trained model) imports models / data / evaluation, never training;
 * export imports models (and evaluation / utils / inference helpers), never training;
 * the gallery store, the search service and the tracker build on inference, never on training;
 * nobody imports the entry points, and no module imports another module's private (`_x`) names;
+* no import cycle among the `sal_tf` modules (whatever the layers allow);
 * importing a library module changes nothing global: no absl flags, no environment variables, no
-  library settings (read from the source, and checked by importing every module in one process).
+  library settings (read from the source, and checked by importing every module in one process), and
+  importing a package changes no logger's level (checked in a fresh process).
 """
 
 import ast
@@ -30,6 +33,8 @@ ALLOWED = {  # layer → sal_tf layers (and top-level packages) it may import
     "sal_tf.data": BASE,
     "sal_tf.evaluation": BASE,
     "sal_tf.training": BASE | {"sal_tf.models", "sal_tf.losses", "sal_tf.data", "sal_tf.evaluation"},
+    "sal_tf.experiments": BASE
+    | {"sal_tf.models", "sal_tf.losses", "sal_tf.data", "sal_tf.evaluation", "sal_tf.training"},
     "sal_tf.inference": BASE | {"sal_tf.models", "sal_tf.data", "sal_tf.evaluation"},
     "sal_tf.export": BASE | {"sal_tf.models", "sal_tf.data", "sal_tf.evaluation", "sal_tf.inference"},
     "sal_tf.gallery": BASE | {"sal_tf.data", "sal_tf.evaluation", "sal_tf.inference"},
@@ -51,6 +56,7 @@ ALLOWED = {  # layer → sal_tf layers (and top-level packages) it may import
         "sal_tf.evaluation",
         "sal_tf.inference",
         "sal_tf.training",
+        "sal_tf.experiments",
         "sal_tf.export",
         "sal_tf.gallery",
         "sal_tf.serve",
@@ -142,6 +148,68 @@ def test_the_checks_catch_a_violation(tmp_path, bad):
     assert is_layer_violation or is_private
 
 
+def import_graph():
+    """{sal_tf module: the sal_tf modules its import statements name}, function-level imports included.
+
+    `from package import name` points at the submodule `package.name` when there is one, else at the
+    package; a package's parents (imported first by Python) are not edges: every module would close a
+    circle with its package's `__init__`.
+    """
+    modules = {module: path for module, path in project_modules() if layer_of(module).startswith("sal_tf")}
+    graph = {}
+    for module, path in modules.items():
+        targets = set()
+        for target, names in imports_of(path):
+            found = [f"{target}.{n}" for n in names if f"{target}.{n}" in modules]
+            targets |= set(found) if found and len(found) == len(names) else {target, *found}
+        graph[module] = sorted(t for t in targets if t in modules and t != module)
+    return graph
+
+
+def import_cycles(graph):
+    """The import circles of `graph` ({module: [imported modules]}): its strongly connected components
+    with more than one module (Tarjan's algorithm), each sorted."""
+    index, low, stack, on_stack, cycles = {}, {}, [], set(), []
+
+    def visit(node):
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for succ in graph.get(node, ()):
+            if succ not in index:
+                visit(succ)
+                low[node] = min(low[node], low[succ])
+            elif succ in on_stack:
+                low[node] = min(low[node], index[succ])
+        if low[node] == index[node]:
+            component = []
+            while not component or component[-1] != node:
+                component.append(stack.pop())
+                on_stack.discard(component[-1])
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return cycles
+
+
+def test_no_import_cycle_among_sal_tf_modules():
+    graph = import_graph()
+    assert graph["sal_tf.experiments.paper_run"] and "sal_tf.training.commands" in graph["sal_tf.experiments.ablation"]
+    assert import_cycles(graph) == [], "import circles (function-level imports included)"
+
+
+def test_the_cycle_check_finds_a_circle_through_a_function_level_import(tmp_path):
+    path = tmp_path / "m.py"
+    path.write_text("def f():\n    from sal_tf.experiments.paper_run import run_paper\n")
+    assert list(imports_of(path)) == [("sal_tf.experiments.paper_run", ["run_paper"])]
+    graph = {"commands": ["distribute", "paper_run"], "paper_run": ["seeds", "commands"], "seeds": [], "x": ["a"],
+             "a": ["b"], "b": ["x", "seeds"], "distribute": []}  # fmt: skip
+    assert import_cycles(graph) == [["a", "b", "x"], ["commands", "paper_run"]]
+
+
 # Module-level calls that change process-wide state when a module is imported.
 GLOBAL_CALLS = ("flags.DEFINE", "os.environ.setdefault", "os.environ.update", "os.putenv", "set_global_policy",
                 "logging.set_verbosity", "tf.config.", "faiss.omp_set_num_threads", "keras.config.set")  # fmt: skip
@@ -222,3 +290,41 @@ def test_importing_every_module_in_one_process_changes_no_flag_and_no_environmen
     assert not report["failed"], report["failed"]
     assert report["flags"] == {}, f"absl flags defined at import: {report['flags']}"
     assert report["env"] == [], f"environment changed at import: {report['env']}"
+
+
+# Each package imported in turn into one fresh process; the loggers whose level an import changed
+# (a logger the import created counts when it was given a level).
+IMPORT_PACKAGES = """
+import importlib, json, logging, sys
+
+def levels():
+    loggers = logging.Logger.manager.loggerDict.items()
+    return {"<root>": logging.getLogger().level, **{n: g.level for n, g in loggers if isinstance(g, logging.Logger)}}
+
+changed, failed = {}, {}
+for name in sys.argv[1:]:
+    before = levels()
+    try:
+        importlib.import_module(name)
+    except ImportError as e:  # an optional extra that is not installed
+        failed[name] = str(e)
+    after = levels()
+    diff = {n: [logging.getLevelName(before.get(n, 0)), logging.getLevelName(level)]
+            for n, level in after.items() if level != before.get(n, logging.NOTSET)}
+    if diff:
+        changed[name] = diff
+print(json.dumps({"changed": changed, "failed": failed}))
+"""
+
+
+def test_importing_a_sal_tf_package_changes_no_logger_level():
+    packages = sorted(
+        module for module, path in project_modules() if module.startswith("sal_tf") and path.name == "__init__.py"
+    )
+    assert {"sal_tf", "sal_tf.experiments", "sal_tf.gallery", "sal_tf.training"} <= set(packages)
+    out = subprocess.run([sys.executable, "-c", IMPORT_PACKAGES, *packages], cwd=REPO, capture_output=True, text=True,
+                         timeout=120)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert not report["failed"], report["failed"]
+    assert report["changed"] == {}, f"logger levels changed by importing a package: {report['changed']}"

@@ -11,7 +11,7 @@ import sys
 import pytest
 from absl import flags
 
-from sal_tf.training import cli_flags
+from sal_tf.cli import train_flags
 from tests.conftest import QUICK_DEPTH, run_cmd
 
 # Demo scale: the tiny preset, a couple of steps per stage, and the plain ResNet switches (both stages
@@ -33,9 +33,9 @@ def duke_copy(market_root, duke_root):
 
 def paper_flags(*argv):
     flag_values = flags.FlagValues()
-    cli_flags.define_paper_flags(flag_values=flag_values)
+    train_flags.define_paper_flags(flag_values=flag_values)
     flag_values(["trainers.paper", *argv])
-    return cli_flags.paper_config_from_flags(flag_values)
+    return train_flags.paper_config_from_flags(flag_values)
 
 
 def test_flags_find_the_datasets_and_keep_the_paper_config(tmp_path):

@@ -7,8 +7,8 @@ import os
 import numpy as np
 import pytest
 
+from sal_tf.experiments.paper_tables import build_report, find_dataset, parse_datasets
 from sal_tf.training.config import TrainConfig
-from sal_tf.training.paper_tables import build_report, find_dataset, parse_datasets
 from sal_tf.training.recipes import RECIPES, apply_recipe, recipe_changes
 from sal_tf.training.seeds import format_seeds_table, seed_config, spread, summarize_seeds
 
@@ -131,12 +131,12 @@ def test_a_config_json_from_before_the_recipe_fields_still_resumes():
 def parsed_reid(*argv):
     from absl import flags
 
-    from sal_tf.training import cli_flags
+    from sal_tf.cli import train_flags
 
     flag_values = flags.FlagValues()
-    cli_flags.define_reid_flags("market1501", flag_values=flag_values)
+    train_flags.define_reid_flags("market1501", flag_values=flag_values)
     flag_values(["trainers.market", *argv])
-    return cli_flags.reid_config_from_flags(flag_values)
+    return train_flags.reid_config_from_flags(flag_values)
 
 
 def test_the_recipe_flag_sets_the_recipe_and_explicit_flags_win(tmp_path):

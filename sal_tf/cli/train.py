@@ -1,4 +1,5 @@
-"""The training commands: flags (`sal_tf.training.cli_flags`) → config → `sal_tf.training.commands`.
+"""The training commands: flags (`sal_tf.cli.train_flags`) → config → `sal_tf.training.commands`
+(the paper's experiments: → `sal_tf.experiments`).
 
     python -m trainers.market [--data_dir=/data/Market-1501-v15.09.15] [--stage=1|2|all]   # sal-train-market
     python -m trainers.duke --data_dir=/data/DukeMTMC-reID                                  # sal-train-duke
@@ -12,34 +13,33 @@ Each function defines its command's flags when it is called (never at import) an
 
 from absl import flags
 
-from sal_tf.training import cli_flags
+from sal_tf.cli import train_flags
 from sal_tf.utils import app
 
-_HELP_MODULE = cli_flags.__name__  # the module that defines the flags: `--help` lists its key flags
+_HELP_MODULE = train_flags.__name__  # the module that defines the flags: `--help` lists its key flags
 
 
 def _reid_main(argv):
     from sal_tf.training.commands import train_reid
 
     app.no_arguments(argv)
-    train_reid(cli_flags.reid_config_from_flags(), demo_cache_dir=flags.FLAGS.demo_cache_dir, seeds=flags.FLAGS.seeds)
+    train_reid(train_flags.reid_config_from_flags(), demo_cache_dir=flags.FLAGS.demo_cache_dir, seeds=flags.FLAGS.seeds)
 
 
 def _cifar_main(argv):
     from sal_tf.training.commands import train_cifar
 
     app.no_arguments(argv)
-    train_cifar(cli_flags.cifar_config_from_flags())
+    train_cifar(train_flags.cifar_config_from_flags())
 
 
 def _ablation_main(argv):
-    from sal_tf.training.ablation import parse_settings
-    from sal_tf.training.commands import run_table1
+    from sal_tf.experiments.ablation import parse_settings, run_table1
 
     app.no_arguments(argv)
     settings = parse_settings(flags.FLAGS.settings)
     run_table1(
-        cli_flags.ablation_config_from_flags(),
+        train_flags.ablation_config_from_flags(),
         settings,
         demo_cache_dir=flags.FLAGS.demo_cache_dir,
         seeds=flags.FLAGS.seeds,
@@ -47,16 +47,16 @@ def _ablation_main(argv):
 
 
 def _paper_main(argv):
-    from sal_tf.training.commands import train_paper_tables
+    from sal_tf.experiments.paper_run import run_paper
 
     app.no_arguments(argv)
-    config, data_dirs = cli_flags.paper_config_from_flags()
-    train_paper_tables(config, data_dirs, seeds=flags.FLAGS.seeds)
+    config, data_dirs = train_flags.paper_config_from_flags()
+    run_paper(config, data_dirs, num_seeds=flags.FLAGS.seeds)
 
 
 def train_reid(default_dataset):
     """A re-ID trainer whose `--dataset` defaults to `default_dataset` (demo data without --data_dir)."""
-    cli_flags.define_reid_flags(default_dataset=default_dataset)
+    train_flags.define_reid_flags(default_dataset=default_dataset)
     app.run(_reid_main, help_module=_HELP_MODULE)
 
 
@@ -72,17 +72,17 @@ def duke():
 
 def cifar100():
     """`python -m trainers.cifar100` / `sal-train-cifar100`: Table 4 (paper §4.5)."""
-    cli_flags.define_cifar_flags()
+    train_flags.define_cifar_flags()
     app.run(_cifar_main, help_module=_HELP_MODULE)
 
 
 def ablation():
     """`python -m trainers.ablation` / `sal-train-ablation`: the Table 1 settings (paper §4.3)."""
-    cli_flags.define_ablation_flags()
+    train_flags.define_ablation_flags()
     app.run(_ablation_main, help_module=_HELP_MODULE)
 
 
 def paper():
     """`python -m trainers.paper` / `sal-train-paper`: the paper's Tables 2 and 3 (§4.4) in one command."""
-    cli_flags.define_paper_flags()
+    train_flags.define_paper_flags()
     app.run(_paper_main, help_module=_HELP_MODULE)

@@ -1,7 +1,7 @@
 """The backbone choices of the SAL network, without Keras: ResNet depths and the width-divisor rule.
 
 `SALModel` (`sal_tf/models/sal_model.py`) builds from these; the training configs and command-line
-flags (`sal_tf/training/config.py`, `sal_tf/training/cli_flags.py`) offer and check the same values
+flags (`sal_tf/training/config.py`, `sal_tf/cli/train_flags.py`) offer and check the same values
 before Keras is imported (paper §3.1: ResNet50; Table 4: ResNet101).
 """
 

@@ -1,4 +1,4 @@
-"""Training: configs, the experiment runner, tasks and the commands' run functions.
+"""Training: configs, the experiment runner, tasks and the commands' run functions (the generic trainer).
 
     from sal_tf.training import TrainConfig, train_reid
     train_reid(TrainConfig.demo(model_dir="runs/demo"))           # what `python -m trainers.market` runs
@@ -6,6 +6,8 @@
 The configs (`sal_tf/training/config.py`, TF-free) are imported with the package; `Experiment`, the
 tasks and the run functions (`sal_tf/training/commands.py`) import TensorFlow, so they are resolved
 on first use and `import sal_tf.training` stays cheap (a command line's `--help` needs only configs).
+The paper's experiments (Table 1, Tables 2 / 3) run on this trainer from `sal_tf.experiments`; the
+trainers' flags are `sal_tf/cli/train_flags.py`.
 """
 
 from sal_tf.training.config import (
@@ -20,6 +22,7 @@ from sal_tf.training.config import (
     StageConfig,
     TrainConfig,
 )
+from sal_tf.utils.lazy import lazy_module_attrs
 
 _LAZY = {
     "Experiment": "sal_tf.training.experiment",
@@ -29,7 +32,6 @@ _LAZY = {
     "load_reid_data": "sal_tf.training.commands",
     "train_reid": "sal_tf.training.commands",
     "train_cifar": "sal_tf.training.commands",
-    "run_table1": "sal_tf.training.commands",
     "TrainingDiverged": "sal_tf.training.loop",
 }
 
@@ -50,19 +52,9 @@ __all__ = [  # the configs above and the lazy names
     "TrainingDiverged",
     "WEIGHT_DECAY_MODES",
     "load_reid_data",
-    "run_table1",
     "train_cifar",
     "train_reid",
 ]
 
 
-def __getattr__(name):
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'sal_tf.training' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + list(_LAZY))
+__getattr__, __dir__ = lazy_module_attrs(_LAZY, __name__)

@@ -64,19 +64,3 @@ def train_cifar(config, data=None):
                 f"(paper: {paper}). Results: {experiment.results_path}"
             )
     return results
-
-
-def run_table1(base, settings, demo_cache_dir=None, seeds=1):
-    """`python -m trainers.ablation`: the Table 1 settings on one dataset (each over `seeds` seeds)."""
-    from sal_tf.training.ablation import run_ablation
-
-    strategy = distribute.build_strategy(base.strategy)  # before the image check (see train_reid)
-    return run_ablation(base, load_reid_data(base, demo_cache_dir), settings, strategy=strategy, seeds=seeds)
-
-
-def train_paper_tables(base, data_dirs, seeds=1):
-    """`python -m trainers.paper`: Market-1501 and DukeMTMC-reID, the paper's Tables 2 / 3 beside ours."""
-    from sal_tf.training.paper_run import run_paper
-
-    strategy = distribute.build_strategy(base.strategy)  # before the image check (see train_reid)
-    return run_paper(base, data_dirs, seeds, strategy=strategy)

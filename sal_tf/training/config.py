@@ -376,11 +376,6 @@ def _with_defaults(stored, cls):
     return filled
 
 
-# The Table 1 runner on the demo data (no --data_dir): half of the single demo run's epochs per
-# setting (stage 1: 12, stage 2: 5; the stage-1 warm-up and lr-decay epochs scale alike), no
-# untrained evaluation (`sal_tf.training.cli_flags.ablation_config_from_flags`). Explicit flags win.
-ABLATION_DEMO_EPOCHS = dict(stage1=12, stage2=5)
-
 # CIFAR-100 (paper §4.5, Table 4). The paper gives no CIFAR schedule; these are the usual CIFAR
 # ResNet recipe in the paper's schedule form.
 CIFAR_STAGE1 = dict(epochs=150, learning_rate=0.1, decay_every_epochs=50, batch_size=128, weight_decay=5e-4)

@@ -17,7 +17,7 @@ config), with BoT's warm-up and milestones scaled to it, so the recipes compare 
 the demo's optimiser (`DEMO_OPTIMIZER`: SGD, lr 0.05, as the paper recipe's demo): the demo trains
 the tiny network from random weights, where Adam at BoT's 3.5e-4 (set for an ImageNet start) barely
 moves in 34 epochs (BUILD.md "Strong baseline"). Every trick stays.
-Flags given explicitly win over the recipe (`sal_tf.training.cli_flags`). Pure data and
+Flags given explicitly win over the recipe (`sal_tf/cli/train_flags.py`). Pure data and
 `dataclasses.replace` (no TensorFlow).
 """
 

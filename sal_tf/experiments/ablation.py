@@ -1,6 +1,6 @@
 """Table 1 ablation (paper §4.3): each setting trained like the main trainer, tabulated by mAP / Rank-1.
 
-`SETTINGS` (`sal_tf/training/table1.py`) is our reading of Table 1 (BUILD.md "Table 1 ablation" explains it: the extracted table
+`SETTINGS` (`sal_tf/experiments/table1.py`) is our reading of Table 1 (BUILD.md "Table 1 ablation" explains it: the extracted table
 lost most check marks; the text fixes them). Settings without DIL are plain ResNet50 — no stage6,
 no multi-level feature — since stage6 exists to undo dilation's gridding (§3.1); the FC-1024
 embedding stays in every setting. Each setting trains its `TrainConfig.stages()` (softmax only →
@@ -26,12 +26,13 @@ import os
 
 import keras
 
+from sal_tf.experiments.ablation_report import build_tables
+from sal_tf.experiments.table1 import SETTING_IDS, SETTINGS, SWITCHES
 from sal_tf.training import distribute
-from sal_tf.training.ablation_report import build_tables
+from sal_tf.training.commands import load_reid_data
 from sal_tf.training.experiment import Experiment
 from sal_tf.training.recipes import apply_recipe
 from sal_tf.training.seeds import run_seeds
-from sal_tf.training.table1 import SETTING_IDS, SETTINGS, SWITCHES
 from sal_tf.training.tasks import ReIDTask
 from sal_tf.utils import write_atomically, write_json
 
@@ -160,6 +161,14 @@ def run_ablation(base, data, settings=SETTING_IDS, strategy=None, seeds=1):
     if base.verbose and chief:
         print(f"\n{markdown}\nTables: {os.path.join(base.model_dir, 'table1.md')} and table1.json")
     return {"table": table, "markdown": markdown, "ran": ran, "skipped": skipped}
+
+
+def run_table1(base, settings, demo_cache_dir=None, seeds=1):
+    """`python -m trainers.ablation`: the Table 1 settings on one dataset (each over `seeds` seeds)."""
+    # The strategy first: a multi-worker one must configure collective ops before any TF op runs
+    # (the image check of `load_reid_data` does run some).
+    strategy = distribute.build_strategy(base.strategy)
+    return run_ablation(base, load_reid_data(base, demo_cache_dir), settings, strategy=strategy, seeds=seeds)
 
 
 def data_name(base, data):

@@ -32,3 +32,8 @@ SETTINGS = {
     "SB": _recipe_row("sal_bot"),
 }
 SETTING_IDS = tuple(SETTINGS)
+
+# The Table 1 runner on the demo data (no --data_dir): half of the single demo run's epochs per
+# setting (stage 1: 12, stage 2: 5; the stage-1 warm-up and lr-decay epochs scale alike), no
+# untrained evaluation (`sal_tf.cli.train_flags.ablation_config_from_flags`). Explicit flags win.
+ABLATION_DEMO_EPOCHS = dict(stage1=12, stage2=5)

@@ -1,6 +1,7 @@
 """The Table 1 ablation tables (markdown and JSON) beside the paper's numbers."""
 
-from sal_tf.training.table1 import SETTINGS
+from sal_tf.experiments.report_notes import schedule_notes
+from sal_tf.experiments.table1 import SETTINGS
 
 # The paper's Table 1 is on Market-1501; other datasets get no paper column.
 PAPER_DATASETS = ("market1501", "demo")  # the demo data has the Market-1501 layout
@@ -39,16 +40,6 @@ def _row(sid, setting, result, with_paper):
     }
 
 
-def _notes(base, dataset_name):
-    s1, s2 = base.stage1, base.stage2
-    cap = f"; at most {base.max_steps_per_epoch} steps/epoch" if base.max_steps_per_epoch else ""
-    return (
-        f"dataset: {dataset_name}; preset: {base.preset}; backbone: {base.backbone_weights}; "
-        f"stage 1: {s1.epochs} epochs, lr {s1.learning_rate}, batch {s1.batch_size}; "
-        f"stage 2: {s2.epochs} epochs, lr {s2.learning_rate}, P×K {s2.num_ids}×{s2.num_instances}{cap}"
-    )
-
-
 def _seeds_note(rows):
     counts = sorted({len(row["seeds"]) for row in rows if row["seeds"]})
     if not counts or counts == [1]:
@@ -65,7 +56,7 @@ def build_tables(base, settings, results, dataset_name):
     """
     with_paper = base.dataset in PAPER_DATASETS
     rows = [_row(sid, SETTINGS[sid], results.get(sid), with_paper) for sid in settings]
-    notes = _notes(base, dataset_name)
+    notes = f"dataset: {dataset_name}; {schedule_notes(base)}"
     paper_note = "; paper: Market-1501, ResNet50, ImageNet init." if with_paper else (
         "; the paper reports Table 1 on Market-1501 only.")  # fmt: skip
     lines = [

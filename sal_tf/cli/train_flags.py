@@ -18,7 +18,7 @@ import os
 from absl import flags
 
 from sal_tf.data import LAYOUTS, dataset_name
-from sal_tf.training.config import ABLATION_DEMO_EPOCHS, CHOICES, CifarTrainConfig, TrainConfig, run_folder
+from sal_tf.training.config import CHOICES, CifarTrainConfig, TrainConfig, run_folder
 from sal_tf.training.recipes import apply_recipe
 
 FLAGS = flags.FLAGS
@@ -309,7 +309,7 @@ def training_config_from_flags(flag_values, base):
 
 def define_paper_flags(flag_values=FLAGS):
     """Flags of `trainers.paper`: where Market-1501 / DukeMTMC-reID are, and every re-ID training flag."""
-    from sal_tf.training.paper_tables import DATASET_IDS, PAPER_TABLES
+    from sal_tf.experiments.paper_tables import DATASET_IDS, PAPER_TABLES
 
     names = " or ".join(f"{PAPER_TABLES[d][3][0]}/" for d in DATASET_IDS)
     flags.DEFINE_string("data_root", None, f"Folder holding the datasets under their usual names ({names}, ...).",
@@ -328,7 +328,7 @@ def define_paper_flags(flag_values=FLAGS):
 
 def paper_config_from_flags(flag_values=FLAGS):
     """(the `TrainConfig` every dataset trains with, {dataset: folder}) of the parsed `trainers.paper` flags."""
-    from sal_tf.training.paper_tables import find_dataset, parse_datasets
+    from sal_tf.experiments.paper_tables import find_dataset, parse_datasets
 
     fv = flag_values
     datasets = parse_datasets(",".join(fv["datasets"].value))
@@ -379,7 +379,7 @@ def cifar_config_from_flags(flag_values=FLAGS):
 
 def define_ablation_flags(flag_values=FLAGS):
     """The re-ID trainer's flags plus `--settings` (Table 1 rows)."""
-    from sal_tf.training.table1 import SETTING_IDS
+    from sal_tf.experiments.table1 import SETTING_IDS
 
     define_reid_flags(default_dataset=TrainConfig.dataset, flag_values=flag_values)
     flags.DEFINE_string("settings", "all", f"Comma-separated Table 1 settings to run, of {','.join(SETTING_IDS)} "
@@ -390,9 +390,11 @@ def define_ablation_flags(flag_values=FLAGS):
 def ablation_config_from_flags(flag_values=FLAGS):
     """The base `TrainConfig` of the Table 1 runner (each setting's switches are applied later).
 
-    On the demo data, each setting trains `config.ABLATION_DEMO_EPOCHS` (the stage-1 warm-up and lr
+    On the demo data, each setting trains `table1.ABLATION_DEMO_EPOCHS` (the stage-1 warm-up and lr
     decay scaled alike) unless the epoch flags are given, and skips the untrained evaluation.
     """
+    from sal_tf.experiments.table1 import ABLATION_DEMO_EPOCHS
+
     fv = flag_values
     if fv["recipe"].value != "paper":
         raise ValueError(f"--recipe={fv['recipe'].value}: the Table 1 runner takes each row's recipe from the row "

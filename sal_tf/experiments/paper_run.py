@@ -3,7 +3,7 @@
 Each dataset (Market-1501, DukeMTMC-reID) trains in `<model_dir>/<dataset>/` with the given
 config (the paper preset and both stages by default), is evaluated with and without re-ranking,
 and `<model_dir>/paper_tables.md` / `.json` are rewritten after each dataset with the paper's rows
-beside the measured ones (`sal_tf/training/paper_tables.py`). Each dataset folder is a normal trainer
+beside the measured ones (`sal_tf/experiments/paper_tables.py`). Each dataset folder is a normal trainer
 `model_dir` (with `--seeds=N`, one `seed_<s>/` per seed), so a finished dataset or stage is not
 retrained and an interrupted one resumes.
 """
@@ -12,7 +12,8 @@ import dataclasses
 import gc
 import os
 
-from sal_tf.training.paper_tables import REPORT_JSON, REPORT_MD, build_report
+from sal_tf.experiments.paper_tables import REPORT_JSON, REPORT_MD, build_report
+from sal_tf.experiments.report_notes import schedule_notes
 from sal_tf.training.seeds import run_seeds, summarize_seeds
 from sal_tf.utils import write_atomically, write_json
 
@@ -25,12 +26,7 @@ def dataset_config(base, dataset, data_dir):
 
 
 def _notes(base, num_seeds):
-    s1, s2 = base.stage1, base.stage2
-    cap = f"; at most {base.max_steps_per_epoch} steps/epoch" if base.max_steps_per_epoch else ""
-    return (
-        f"recipe {base.recipe}; preset {base.preset}; backbone {base.backbone_weights}; stage 1: {s1.epochs} epochs, "
-        f"stage 2: {s2.epochs} epochs{cap}; {num_seeds} seed(s) from {base.seed}"
-    )
+    return f"recipe: {base.recipe}; {schedule_notes(base)}; {num_seeds} seed(s) from {base.seed}"
 
 
 def _train_one(config, num_seeds, strategy):

@@ -3,7 +3,7 @@
 Table 2 (Market-1501, single query) and Table 3 (DukeMTMC-reID) rows of the paper's method, mAP /
 Rank-1 in %: "Ours" 81.6 / 92.8 and 65.4 / 82.1; "Ours + re-rank" (k-reciprocal re-ranking, Zhong
 et al. 2017) 91.2 / 93.3 and 72.9 / 85.1. Pure data and formatting (no TensorFlow), like
-`sal_tf/training/table1.py`; `sal_tf/training/paper_run.py` trains and fills the measured side.
+`sal_tf/experiments/table1.py`; `sal_tf/experiments/paper_run.py` trains and fills the measured side.
 """
 
 import os
