@@ -10,11 +10,17 @@ Conventions (those of torchreid / fast-reid):
 Everything is float32. `re_rank_features` uses the same formulas (its first pass in
 TensorFlow, `pair_distances` for a few matched pairs), so its distances are those of
 `distance_matrix` up to float rounding.
+
+Searches (`sal_tf.gallery`: the stores and the index folders) hold unit vectors and rank by their
+inner product `ip` (the cosine); they report one of `DISTANCES`: `euclidean` sqrt(max(2 − 2·ip, 0))
+(the default, as evaluation) or `cosine` clip(1 − ip, 0, 2) (`to_distance`), on rows made unit by
+`normalise`. `as_matrix` is the one check of a matrix argument (2-D, numeric) that all of them use.
 """
 
 import numpy as np
 
 DISTANCE_METRICS = ("euclidean", "sqeuclidean", "cosine")
+DISTANCES = ("euclidean", "cosine")  # what a search over unit vectors reports (module docstring)
 _EPS = 1e-12
 
 
@@ -23,16 +29,26 @@ def check_metric(metric):
         raise ValueError(f"`metric` must be one of {DISTANCE_METRICS}. Received: metric={metric!r}")
 
 
-def as_features(x, name):
-    """Returns `x` as a finite float32 C-contiguous [n, d] array."""
+def as_matrix(x, name, shape="2-D [num_items, dim]", columns=None):
+    """`x` (an array, or a tensor with `.numpy()`) as a numeric 2-D ndarray, unconverted.
+
+    Raises:
+        ValueError naming `name`: not 2-D (or not `columns` wide: `shape` says what is expected),
+            or not numeric (bool, object, strings).
+    """
     if hasattr(x, "numpy"):
         x = x.numpy()
     x = np.asarray(x)
-    if x.ndim != 2:
-        raise ValueError(f"`{name}` must be a 2-D [num_items, dim] feature matrix. Received shape: {x.shape}")
+    if x.ndim != 2 or (columns is not None and x.shape[1] != columns):
+        raise ValueError(f"`{name}` must be a {shape} matrix. Received shape: {x.shape}")
     if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
         raise ValueError(f"`{name}` must be numeric. Received dtype: {x.dtype}")
-    x = np.ascontiguousarray(x, dtype=np.float32)
+    return x
+
+
+def as_features(x, name):
+    """Returns `x` as a finite float32 C-contiguous [n, d] array."""
+    x = np.ascontiguousarray(as_matrix(x, name, "2-D [num_items, dim] feature"), dtype=np.float32)
     if not np.isfinite(x).all():
         raise ValueError(f"`{name}` contains NaN or infinite values.")
     return x
@@ -118,3 +134,30 @@ def distance_matrix(q, g, metric="euclidean", block_size=1024):
         e = min(s + bs, q.shape[0])
         out[s:e] = distance_block(q[s:e], None if q_sq is None else q_sq[s:e], g, g_sq, metric)
     return out
+
+
+def check_distance(distance, name="distance"):
+    """`distance` if it is one of `DISTANCES`, else ValueError naming `name`."""
+    if distance not in DISTANCES:
+        raise ValueError(f"`{name}` must be one of {DISTANCES}. Received: {distance!r}")
+    return distance
+
+
+def normalise(x, name="embeddings"):
+    """float32 C-contiguous [n, d] unit rows of a finite numeric matrix (zero rows stay zero).
+
+    The norms are taken in float64, so a row given in float64 is as exact as float32 can hold it.
+    """
+    x = np.asarray(as_matrix(x, name, "[count, dim]"), np.float64)
+    if not np.isfinite(x).all():
+        raise ValueError(f"`{name}` contains NaN or infinite values.")
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return np.ascontiguousarray(x / np.where(norms > 0, norms, 1.0), np.float32)
+
+
+def to_distance(ip, distance="euclidean"):
+    """Inner products of unit vectors → distances in the `distance` convention (module docstring)."""
+    ip = np.asarray(ip, np.float32)
+    if check_distance(distance) == "euclidean":
+        return np.sqrt(np.maximum(2.0 - 2.0 * ip, 0.0))
+    return np.clip(1.0 - ip, 0.0, 2.0)

@@ -28,6 +28,7 @@ import dataclasses
 
 import numpy as np
 
+from sal_tf.evaluation.distance import as_matrix
 from sal_tf.evaluation.rank_count import HitCounter, numba_available
 from sal_tf.utils.checks import check_int
 from sal_tf.utils.person_ids import JUNK_PID
@@ -284,13 +285,7 @@ def evaluate_rank(
         ValueError: on malformed input, NaN distances, or when no query has a match.
     """
     method = check_options(max_rank, ap, method)
-    if hasattr(distmat, "numpy"):
-        distmat = distmat.numpy()
-    distmat = np.asarray(distmat)
-    if distmat.ndim != 2:
-        raise ValueError(f"`distmat` must be 2-D [num_query, num_gallery]. Received shape: {distmat.shape}")
-    if not (np.issubdtype(distmat.dtype, np.floating) or np.issubdtype(distmat.dtype, np.integer)):
-        raise ValueError(f"`distmat` must be numeric. Received dtype: {distmat.dtype}")
+    distmat = as_matrix(distmat, "distmat", "2-D [num_query, num_gallery]")
     nq, ng = distmat.shape
     labels = check_labels(nq, ng, q_pids, g_pids, q_camids, g_camids)
     if ng == 0 or nq == 0:

@@ -14,13 +14,14 @@ durable append-only log, no server); a `*.db` path → `MilvusStore` on the in-p
 
 import os
 
-from sal_tf.gallery.base import MAX_K, GalleryStore, Item, StoreCorruptedError, StoreLockedError
+from sal_tf.gallery.base import MAX_K, GalleryStore, InvalidField, Item, StoreCorruptedError, StoreLockedError
 from sal_tf.gallery.hits import Hit
 
 __all__ = [
     "MAX_K",
     "GalleryStore",
     "Hit",
+    "InvalidField",
     "Item",
     "StoreCorruptedError",
     "StoreLockedError",

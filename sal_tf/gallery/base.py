@@ -14,7 +14,7 @@ import uuid
 
 import numpy as np
 
-from sal_tf.inference.search import DISTANCES, normalise
+from sal_tf.evaluation.distance import as_matrix, normalise
 
 MAX_K = 16384  # Milvus's largest top-k; the embedded store keeps the same limit
 MAX_ID_BYTES = 1024  # UTF-8 bytes of an id (a Milvus VARCHAR primary key)
@@ -42,6 +42,14 @@ class Item:
     person_id: int = None
 
 
+class InvalidField(ValueError):
+    """A refused argument: the message names it in backticks, `field` is its name (e.g. "items[2].id", "k")."""
+
+    def __init__(self, field, message):
+        super().__init__(message)
+        self.field = field
+
+
 class StoreLockedError(RuntimeError):
     """The store is open for writing in another process (or another handle of this one)."""
 
@@ -56,7 +64,7 @@ class GalleryStore(abc.ABC):
     Attributes:
         dim: embedding width, fixed at creation.
         distance: "euclidean" (sqrt(2 − 2·cos), the default) or "cosine" (1 − cos): the
-            conventions of `sal_tf.evaluation.distance_matrix` / `sal_tf.inference.search.to_distance`.
+            conventions of `sal_tf.evaluation.distance` (`DISTANCES`, `to_distance`).
         kind: "folder" (the embedded store) or "milvus".
         location: where it lives (folder, .db path or URI).
 
@@ -123,12 +131,6 @@ class GalleryStore(abc.ABC):
 # --- validation shared by both back ends ------------------------------------------------------
 
 
-def check_distance(distance):
-    if distance not in DISTANCES:
-        raise ValueError(f"`distance` must be one of {DISTANCES}. Received: {distance!r}")
-    return distance
-
-
 def check_dim(dim):
     if isinstance(dim, bool) or not isinstance(dim, numbers.Integral) or dim < 1:
         raise ValueError(f"`dim` must be a positive integer. Received: {dim!r}")
@@ -140,19 +142,16 @@ def unit_rows(x, dim, name="embeddings"):
     x = np.asarray(x)
     if x.ndim == 1 and name == "queries":
         x = x[None]
-    if x.ndim != 2 or x.shape[1] != dim:
-        raise ValueError(
-            f"`{name}` must be a [count, {dim}] matrix (the store's dim is {dim}). Received shape {x.shape}"
-        )
-    if x.dtype == object or not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
-        raise ValueError(f"`{name}` must be numeric. Received dtype {x.dtype}")
-    x64 = np.asarray(x, np.float64)
+    try:
+        x64 = np.asarray(as_matrix(x, name, f"[count, {dim}]", columns=dim), np.float64)
+    except ValueError as e:
+        raise InvalidField(name, str(e)) from None
     bad = ~np.isfinite(x64).all(axis=1)
     if bad.any():
-        raise ValueError(f"`{name}` row {int(np.flatnonzero(bad)[0])} contains NaN or infinite values.")
+        raise InvalidField(name, f"`{name}` row {int(np.flatnonzero(bad)[0])} contains NaN or infinite values.")
     zero = np.linalg.norm(x64, axis=1) == 0
     if zero.any():
-        raise ValueError(f"`{name}` row {int(np.flatnonzero(zero)[0])} is all zeros (it has no direction).")
+        raise InvalidField(name, f"`{name}` row {int(np.flatnonzero(zero)[0])} is all zeros (it has no direction).")
     return normalise(x64, name)
 
 
@@ -160,10 +159,10 @@ def _optional_int(value, field):
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"`{field}` must be an integer or None. Received: {value!r}")
+        raise InvalidField(field, f"`{field}` must be an integer or None. Received: {value!r}")
     value = int(value)
     if not INT64[0] <= value <= INT64[1]:
-        raise ValueError(f"`{field}` must fit in 64 bits. Received: {value}")
+        raise InvalidField(field, f"`{field}` must fit in 64 bits. Received: {value}")
     return value
 
 
@@ -171,7 +170,7 @@ def _optional_float(value, field):
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise ValueError(f"`{field}` must be a finite number or None. Received: {value!r}")
+        raise InvalidField(field, f"`{field}` must be a finite number or None. Received: {value!r}")
     return float(value)
 
 
@@ -179,22 +178,22 @@ def _optional_text(value, field, max_bytes):
     if value is None:
         return None
     if not isinstance(value, str):
-        raise ValueError(f"`{field}` must be a string or None. Received: {value!r}")
+        raise InvalidField(field, f"`{field}` must be a string or None. Received: {value!r}")
     try:
         size = len(value.encode("utf-8"))
     except UnicodeEncodeError:
-        raise ValueError(f"`{field}` is not valid Unicode text (a lone surrogate).") from None
+        raise InvalidField(field, f"`{field}` is not valid Unicode text (a lone surrogate).") from None
     if size > max_bytes:
-        raise ValueError(f"`{field}` is longer than {max_bytes} bytes (UTF-8).")
+        raise InvalidField(field, f"`{field}` is longer than {max_bytes} bytes (UTF-8).")
     if "\x00" in value:
-        raise ValueError(f"`{field}` contains a NUL character.")
+        raise InvalidField(field, f"`{field}` contains a NUL character.")
     return value
 
 
 def check_item(item, where="items[0]"):
     """A clean `Item` (ids assigned, numbers as Python ints / floats); ValueError naming the field."""
     if not isinstance(item, Item):
-        raise ValueError(f"`{where}` must be a sal_tf.gallery.Item. Received: {type(item).__name__}")
+        raise InvalidField(where, f"`{where}` must be a sal_tf.gallery.Item. Received: {type(item).__name__}")
     item_id = check_id(item.id, f"{where}.id") if item.id else uuid.uuid4().hex
     return Item(
         id=item_id,
@@ -210,12 +209,14 @@ def check_batch(embeddings, items, dim):
     items = list(items)
     vectors = unit_rows(embeddings, dim)
     if len(vectors) != len(items):
-        raise ValueError(f"`embeddings` has {len(vectors)} rows but {len(items)} `items` were given.")
+        raise InvalidField("embeddings", f"`embeddings` has {len(vectors)} rows but {len(items)} `items` were given.")
     clean = [check_item(item, f"items[{i}]") for i, item in enumerate(items)]
     seen = {}
     for i, item in enumerate(clean):
         if item.id in seen:
-            raise ValueError(f"`items[{i}].id` {item.id!r} repeats `items[{seen[item.id]}].id` in one batch.")
+            raise InvalidField(
+                f"items[{i}].id", f"`items[{i}].id` {item.id!r} repeats `items[{seen[item.id]}].id` in one batch."
+            )
         seen[item.id] = i
     return vectors, clean
 
@@ -223,33 +224,35 @@ def check_batch(embeddings, items, dim):
 def check_id(id, field="id"):
     """`id` if it is a string of at most MAX_ID_BYTES without control characters, else ValueError."""
     if not isinstance(id, str):
-        raise ValueError(f"`{field}` must be a string. Received: {id!r}")
+        raise InvalidField(field, f"`{field}` must be a string. Received: {id!r}")
     _optional_text(id, field, MAX_ID_BYTES)
     if any(unicodedata.category(ch) == "Cc" for ch in id):
-        raise ValueError(f"`{field}` contains a control character (newline, tab, ...). Received: {id!r}")
+        raise InvalidField(field, f"`{field}` contains a control character (newline, tab, ...). Received: {id!r}")
     return id
 
 
 def check_search(queries, k, exclude_camera, cameras, time_range, dim):
     """Validated search arguments: (unit queries [m, dim], k, exclude_camera, cameras tuple or None, range or None)."""
     if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= MAX_K:
-        raise ValueError(f"`k` must be an integer in [1, {MAX_K}]. Received: {k!r}")
+        raise InvalidField("k", f"`k` must be an integer in [1, {MAX_K}]. Received: {k!r}")
     q = unit_rows(queries, dim, "queries")
     exclude_camera = _optional_int(exclude_camera, "exclude_camera")
     if cameras is not None:
         if isinstance(cameras, (str, bytes)) or not hasattr(cameras, "__iter__"):
-            raise ValueError(f"`cameras` must be a list of integers. Received: {cameras!r}")
+            raise InvalidField("cameras", f"`cameras` must be a list of integers. Received: {cameras!r}")
         cameras = tuple(sorted({_optional_int(c, "cameras[]") for c in cameras} - {None}))
         if not cameras:
-            raise ValueError("`cameras` must list at least one camera (leave it out for every camera).")
+            raise InvalidField("cameras", "`cameras` must list at least one camera (leave it out for every camera).")
     if time_range is not None:
         try:
             t0, t1 = time_range
         except (TypeError, ValueError):
-            raise ValueError(f"`time_range` must be a pair (t0, t1). Received: {time_range!r}") from None
+            raise InvalidField(
+                "time_range", f"`time_range` must be a pair (t0, t1). Received: {time_range!r}"
+            ) from None
         t0, t1 = _optional_float(t0, "time_range[0]"), _optional_float(t1, "time_range[1]")
         if t0 is None or t1 is None or t0 > t1:
-            raise ValueError(f"`time_range` must be (t0, t1) with t0 <= t1. Received: {time_range!r}")
+            raise InvalidField("time_range", f"`time_range` must be (t0, t1) with t0 <= t1. Received: {time_range!r}")
         time_range = (t0, t1)
     return q, int(k), exclude_camera, cameras, time_range
 

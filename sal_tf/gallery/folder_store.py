@@ -46,6 +46,7 @@ import zlib
 
 import numpy as np
 
+from sal_tf.evaluation.distance import check_distance
 from sal_tf.gallery import base
 from sal_tf.gallery.hits import Hit
 from sal_tf.utils import fsync_folder, write_atomically
@@ -172,7 +173,7 @@ class FolderStore(base.GalleryStore):
         folder = os.path.abspath(os.path.expanduser(os.fspath(folder)))
         if dim is not None:
             dim = base.check_dim(dim)
-        base.check_distance(distance)
+        check_distance(distance)
         if os.path.exists(folder) and not os.path.isdir(folder):
             raise ValueError(f"Gallery store {folder!r} is a file; expected a store folder (or a new path).")
         if is_store_folder(folder) and dim is not None:

@@ -34,6 +34,7 @@ import urllib.parse
 
 import numpy as np
 
+from sal_tf.evaluation.distance import check_distance
 from sal_tf.gallery import base
 from sal_tf.gallery.hits import Hit
 
@@ -124,7 +125,7 @@ class MilvusStore(base.GalleryStore):
         pymilvus = _import_pymilvus()
         if dim is not None:
             dim = base.check_dim(dim)
-        base.check_distance(distance)
+        check_distance(distance)
         location = os.fspath(location)
         lite_path = None
         if location.endswith(".db") and "://" not in location:
