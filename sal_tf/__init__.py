@@ -10,19 +10,11 @@ command line can quiet TensorFlow's start-up before anything imports it. `sal_tf
 old name of `load_embedder` (deprecated: it returns an embedder, not a Keras model).
 """
 
+from sal_tf.utils.lazy import lazy_module_attrs
 from sal_tf.utils.version import __version__
 
 _LAZY = {"load_embedder": "sal_tf.inference.loading", "load_model": "sal_tf.inference.loading"}
 __all__ = ["__version__", "load_embedder"]
 
 
-def __getattr__(name):
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'sal_tf' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + list(_LAZY))
+__getattr__, __dir__ = lazy_module_attrs(_LAZY, __name__)

@@ -1,5 +1,6 @@
 """Public surfaces of `sal_tf.training`, `sal_tf.experiments`, `sal_tf.data` and `sal_tf.models`: importing
-them is cheap (no TensorFlow), and the names resolved on first use are the modules' own."""
+them is cheap (no TensorFlow), and the names resolved on first use (`sal_tf/utils/lazy.py`) are the
+modules' own."""
 
 import json
 import subprocess
@@ -48,3 +49,18 @@ def test_lazy_names_are_the_modules_own():
         for name in package.__all__:
             assert getattr(package, name) is not None, (package.__name__, name)
             assert name in dir(package)
+
+
+def test_the_lazy_loader_refuses_unknown_names_and_warns_on_a_renamed_one():
+    import pytest
+
+    import sal_tf
+    import sal_tf.evaluation
+    import sal_tf.experiments
+    from sal_tf.evaluation import rank
+
+    with pytest.raises(AttributeError, match="module 'sal_tf.experiments' has no attribute 'run_table2'"):
+        sal_tf.experiments.run_table2  # noqa: B018
+    with pytest.warns(DeprecationWarning, match="sal_tf.evaluation.format_table is renamed format_rank_table"):
+        assert sal_tf.evaluation.format_table is rank.format_rank_table
+    assert "format_table" not in dir(sal_tf.evaluation) and "load_embedder" in dir(sal_tf)

@@ -14,6 +14,7 @@ from sal_tf.data.custom import load_custom
 from sal_tf.data.dukemtmc import load_dukemtmc
 from sal_tf.data.market1501 import load_market1501
 from sal_tf.data.records import DISTRACTOR_PID, JUNK_PID, Record, ReIDDataset
+from sal_tf.utils.lazy import lazy_module_attrs
 
 LOADERS = {
     "market1501": load_market1501,
@@ -69,16 +70,7 @@ __all__ = [  # the parsers above and the lazy names
 ]
 
 
-def __getattr__(name):
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'sal_tf.data' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + list(_LAZY))
+__getattr__, __dir__ = lazy_module_attrs(_LAZY, __name__)
 
 
 def dataset_name(name):

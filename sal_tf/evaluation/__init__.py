@@ -5,6 +5,8 @@ Names are resolved on first use, so `import sal_tf.evaluation` loads neither Ten
 needs only numpy (and numba / faiss where the module says so).
 """
 
+from sal_tf.utils.lazy import lazy_module_attrs
+
 _LAZY = {
     "RankResult": "sal_tf.evaluation.rank",
     "evaluate_rank": "sal_tf.evaluation.rank",
@@ -22,22 +24,4 @@ _DEPRECATED = {"format_table": "format_rank_table"}  # old name → new name; re
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name):
-    import importlib
-
-    if name in _DEPRECATED:
-        import warnings
-
-        warnings.warn(
-            f"sal_tf.evaluation.{name} is renamed {_DEPRECATED[name]}; the old name goes in the next release.",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        name = _DEPRECATED[name]
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'sal_tf.evaluation' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + list(_LAZY))
+__getattr__, __dir__ = lazy_module_attrs(_LAZY, __name__, deprecated=_DEPRECATED)

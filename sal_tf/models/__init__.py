@@ -6,6 +6,8 @@ Using any Keras name here (`SALModel`, `build_model`, `load_model`, ...) registe
 with Keras; a bare `keras.saving.load_model` needs that first (`sal_tf/models/saving.py`).
 """
 
+from sal_tf.utils.lazy import lazy_module_attrs
+
 _LAZY = {
     "AttentionMap": "sal_tf.models.layers",
     "CaffePreprocessing": "sal_tf.models.preprocessing",
@@ -24,13 +26,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name):
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'sal_tf.models' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + list(_LAZY))
+__getattr__, __dir__ = lazy_module_attrs(_LAZY, __name__)
