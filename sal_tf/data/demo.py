@@ -32,10 +32,10 @@ interrupted generation never looks complete. CLI: `python -m sal_tf.data.demo --
 """
 
 import os
-import shutil
-import tempfile
 
 import numpy as np
+
+from sal_tf.utils.files import generate_folder_once
 
 IMAGE_HEIGHT, IMAGE_WIDTH = 128, 64
 NUM_CAMERAS = 6
@@ -469,27 +469,16 @@ def generate_demo_dataset(out_dir, seed=0, num_train_ids=150, num_test_ids=150, 
 def ensure_demo_dataset(cache_dir, seed=0, num_train_ids=150, num_test_ids=150):
     """Returns the demo dataset root under `cache_dir`, generating it on first use.
 
-    Generation writes into a temporary sibling folder and renames it into place, so a killed
-    generation never leaves a folder that looks complete. The folder name holds the generator
-    version, the seed and (when not the default) the size.
+    Generation writes into a temporary sibling folder and renames it into place
+    (`sal_tf.utils.files.generate_folder_once`). The folder name holds the generator version, the
+    seed and (when not the default) the size.
     """
-    cache_dir = os.path.abspath(os.path.expanduser(cache_dir))
     size = "" if (num_train_ids, num_test_ids) == (150, 150) else f"_{num_train_ids}x{num_test_ids}"
-    target = os.path.join(cache_dir, f"demo_market_v{VERSION}_seed{seed}{size}")
-    if os.path.isdir(target):
-        return target
-    os.makedirs(cache_dir, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".demo_tmp_", dir=cache_dir)
-    try:
-        generate_demo_dataset(tmp, seed=seed, num_train_ids=num_train_ids, num_test_ids=num_test_ids)
-        os.rename(tmp, target)
-    except OSError:
-        if not os.path.isdir(target):  # not a lost race with another process
-            raise
-    finally:
-        if os.path.isdir(tmp):
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target
+    return generate_folder_once(
+        cache_dir,
+        f"demo_market_v{VERSION}_seed{seed}{size}",
+        lambda folder: generate_demo_dataset(folder, seed=seed, num_train_ids=num_train_ids, num_test_ids=num_test_ids),
+    )
 
 
 def main(argv):

@@ -30,12 +30,11 @@ from the side they left by. Visibility (`gt.txt`, 9th column) is the share of a 
 import configparser
 import json
 import os
-import shutil
-import tempfile
 
 import numpy as np
 
 from sal_tf.data import demo
+from sal_tf.utils.files import generate_folder_once
 
 VERSION = 1  # bump when the rendering changes (cached sequences are regenerated)
 FRAME_SIZE = (240, 320)  # (height, width)
@@ -322,23 +321,14 @@ def generate_sequences(
 
 
 def ensure_sequences(cache_dir, seed=TEST_SEED, **kwargs):
-    """The sequences of `seed` under `cache_dir` (`demo_sequences_v<VERSION>_seed<seed>`), rendered on first use."""
-    cache_dir = os.path.abspath(os.path.expanduser(cache_dir))
+    """The sequences of `seed` under `cache_dir` (`demo_sequences_v<VERSION>_seed<seed>`), rendered on first use
+    (`sal_tf.utils.files.generate_folder_once`); `kwargs`: `generate_sequences`'s, named in the folder."""
     extra = "".join(f"_{k}{v}" for k, v in sorted(kwargs.items()) if k != "verbose")
-    target = os.path.join(cache_dir, f"demo_sequences_v{VERSION}_seed{seed}{extra}")
-    if os.path.isdir(target):
-        return target
-    os.makedirs(cache_dir, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".sequences_tmp_", dir=cache_dir)
-    try:
-        generate_sequences(tmp, seed=seed, **kwargs)
-        os.rename(tmp, target)
-    except OSError:
-        if not os.path.isdir(target):  # not a lost race with another process
-            raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
+    return generate_folder_once(
+        cache_dir,
+        f"demo_sequences_v{VERSION}_seed{seed}{extra}",
+        lambda folder: generate_sequences(folder, seed=seed, **kwargs),
+    )
 
 
 if __name__ == "__main__":

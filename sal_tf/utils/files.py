@@ -1,7 +1,9 @@
-"""Atomic writes, JSON conversion and the image file extensions (one home for each)."""
+"""Atomic writes (of a file, of a generated folder), JSON conversion and the image file extensions (one home for each)."""
 
 import json
 import os
+import shutil
+import tempfile
 import uuid
 
 # Files the parsers, the embed command and the export sample loader take as images.
@@ -41,6 +43,31 @@ def write_atomically(path, data):
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def generate_folder_once(cache_dir, name, generate):
+    """`<cache_dir>/<name>`, made on first use by `generate(folder)`; the path of the finished folder.
+
+    `generate` writes into a temporary sibling folder that is then renamed into place, so a killed
+    generation never leaves a folder that looks complete, and two processes generating at once both
+    return the one that won the rename (the demo dataset, `sal_tf/data/demo.py`, and the demo
+    sequences, `sal_tf/data/demo_sequences.py`, are cached this way).
+    """
+    cache_dir = os.path.abspath(os.path.expanduser(cache_dir))
+    target = os.path.join(cache_dir, name)
+    if os.path.isdir(target):
+        return target
+    os.makedirs(cache_dir, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".{name}_tmp_", dir=cache_dir)
+    try:
+        generate(tmp)
+        os.rename(tmp, target)
+    except OSError:
+        if not os.path.isdir(target):  # not a lost race with another process
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
 
 
 def to_jsonable(obj):
