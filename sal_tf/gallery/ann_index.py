@@ -78,7 +78,7 @@ def check_kind(kind):
 
 
 def _faiss():
-    import faiss  # noqa: PLC0415  (the flat store never needs it)
+    import faiss  # imported on first use: the flat store never needs it
 
     return faiss
 
@@ -422,7 +422,9 @@ class AnnIndex:
             for path in (faiss_path, labels_path):
                 size, crc = meta["files"][os.path.basename(path)]
                 if not os.path.isfile(path) or os.path.getsize(path) != size or _crc_of(path) != crc:
-                    return f"{path} is missing or damaged (its size or CRC-32 differs from {os.path.basename(meta_path)})"
+                    return (
+                        f"{path} is missing or damaged (its size or CRC-32 differs from {os.path.basename(meta_path)})"
+                    )
             label_of_row = np.load(labels_path, allow_pickle=False)
             if len(label_of_row) != rows or meta["rows"] != rows:
                 return f"{labels_path} maps {len(label_of_row)} rows; the snapshot holds {rows}"
