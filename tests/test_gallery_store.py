@@ -10,17 +10,18 @@ import itertools
 import json
 import os
 import signal
+import struct
 import subprocess
 import sys
 import threading
 import time
+import zlib
 
 import numpy as np
 import pytest
 
 from sal_tf.evaluation import distance_matrix
-from sal_tf.gallery import MAX_K, Item, StoreCorruptedError, StoreLockedError, open_store
-from sal_tf.gallery import folder_store as folder_store_lib
+from sal_tf.gallery import MAX_K, Item, StoreCorruptedError, StoreLockedError, append_log, folder_store, open_store
 from tests.conftest import REPO, run_cmd
 
 pytest.importorskip("pymilvus")
@@ -349,10 +350,12 @@ def _log_path(folder):
 def _record_starts(path):
     """Byte offsets of the log's records."""
     data, starts = open(path, "rb").read(), []
-    at = len(folder_store_lib.LOG_MAGIC)
+    version = append_log.version_of(data[: append_log.MAGIC_SIZE])
+    header = append_log.HEADER_V1 if version == 1 else append_log.HEADER_V2
+    at = append_log.MAGIC_SIZE
     while at < len(data):
         starts.append(at)
-        at += folder_store_lib.RECORD_HEADER.size + folder_store_lib.RECORD_HEADER.unpack_from(data, at)[0]
+        at += header.size + header.unpack_from(data, at)[version - 1]
     return starts
 
 
@@ -395,10 +398,76 @@ def test_a_damaged_record_in_the_middle_is_an_error(tmp_path):
         for name in "abc":
             store.add(_unit(rng, 1), [Item(id=name)])
     with open(_log_path(folder), "r+b") as f:
-        f.seek(len(folder_store_lib.LOG_MAGIC) + folder_store_lib.RECORD_HEADER.size + 3)
+        f.seek(append_log.MAGIC_SIZE + append_log.HEADER_V2.size + 3)
         f.write(b"\xab\xcd")
-    with pytest.raises(StoreCorruptedError, match="fails its CRC and more records follow"):
+    with pytest.raises(StoreCorruptedError, match="is damaged at byte 8: .* an intact record follows"):
         open_store(folder)
+
+
+def _forty_records(folder, rng, version=2):
+    """A store of 40 logged adds of 4 items each (record r holds items r-0..r-3); a version-1 store is
+    written as the code before log version 2 wrote it (store.json `sal_tf.gallery.faiss`, `SALGLOG1`)."""
+    vectors = _unit(rng, 160)
+    batches = [(vectors[4 * r : 4 * r + 4], [Item(id=f"{r}-{i}", camera=r % 3) for i in range(4)]) for r in range(40)]
+    if version == 2:
+        with open_store(folder, dim=DIM) as store:
+            for batch in batches:
+                store.add(*batch)
+        return vectors
+    os.makedirs(folder)
+    meta = {"format": "sal_tf.gallery.faiss", "version": 1, "dim": DIM, "distance": "euclidean"}
+    with open(os.path.join(folder, "store.json"), "w") as f:
+        json.dump(meta, f)
+    with open(os.path.join(folder, "model.json"), "w") as f:
+        json.dump({"model": "old.keras"}, f)  # the side file `sal-search add` wrote then
+    with open(os.path.join(folder, "log-00000000.bin"), "wb") as f:
+        f.write(append_log.MAGIC_V1)
+        for v, items in batches:
+            payload = folder_store._encode_add(v.astype(np.float32), items)
+            f.write(append_log.HEADER_V1.pack(len(payload), zlib.crc32(payload)) + payload)
+    return vectors
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_a_corrupt_length_mid_log_is_refused_unchanged_and_repair_keeps_every_intact_record(tmp_path, version):
+    """Record 10 of 40 gets the length 0x7FFFFFFF (and record 20 a damaged payload): opening refuses
+    and changes no byte; repair keeps the 39 intact records (record 10's payload still matches its CRC)."""
+    folder = str(tmp_path / "s")
+    vectors = _forty_records(folder, np.random.default_rng(13), version)
+    path = _log_path(folder)
+    starts = _record_starts(path)
+    with open(path, "r+b") as f:
+        f.seek(starts[10] + (0 if version == 1 else 4))
+        f.write(struct.pack("<I", 0x7FFFFFFF))
+        f.seek(starts[20] + 40)
+        f.write(b"\xff\xfe")
+    before = open(path, "rb").read()
+    with pytest.raises(StoreCorruptedError, match=rf"{path}' is damaged at byte {starts[10]}: .*sal-search repair"):
+        open_store(folder)
+    assert open(path, "rb").read() == before and os.listdir(folder).count(os.path.basename(path)) == 1
+    report = folder_store.FolderStore.repair(folder)
+    assert (report.kept, report.recovered, report.dropped) == (39, 1, [(starts[20], starts[21])])
+    assert [f for f in os.listdir(folder) if f.startswith("damaged-")], "the damaged log is kept"
+    with open_store(folder) as store:
+        assert store.count() == 156 and store.get("20-0") is None and store.get("10-3").camera == 1
+        assert [h.id for h in store.search(vectors[43], k=1)[0]] == ["10-3"]
+        assert store.model == (None if version == 2 else "old.keras")
+    assert folder_store.read_meta(folder)["format"] == folder_store.FORMAT  # upgraded: log version 2
+    assert open(_log_path(folder), "rb").read(8) == append_log.MAGIC_V2
+
+
+def test_an_old_store_opens_upgraded_and_its_torn_tail_is_still_cut(tmp_path):
+    folder = str(tmp_path / "s")
+    _forty_records(folder, np.random.default_rng(14), version=1)
+    path = _log_path(folder)
+    with open(path, "r+b") as f:
+        f.truncate(os.path.getsize(path) - 10)  # the last add cut by a crash
+    with open_store(folder) as store:
+        assert store.count() == 156 and store.get("39-0") is None and store.stats()["recovered_bytes"] > 0
+        assert store.stats()["model"] == "old.keras"
+        store.record_model("new.keras")
+    meta = folder_store.read_meta(folder)
+    assert (meta["format"], meta["version"], meta["model"]) == (folder_store.FORMAT, 2, "new.keras")
 
 
 def test_compaction_keeps_everything_and_bounds_the_log(tmp_path):

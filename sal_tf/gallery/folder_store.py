@@ -2,18 +2,20 @@
 
 Layout of the folder:
 
-    store.json           format, dim, distance (written once, at creation)
+    store.json           format, dim, distance, and the model that made the embeddings once known
     snapshot.npz         every item at the last compaction, and the log generation that follows it
-    log-<gen>.bin        the adds and deletes since that snapshot: an 8-byte magic, then records
-                         [u32 payload length][u32 CRC-32 of the payload][payload]
+    log-<gen>.bin        the adds and deletes since that snapshot (`append_log`: a magic, then records
+                         each with a CRC-protected header and a CRC-32 of its payload)
     LOCK                 the single-writer lock (fcntl.flock), holding the owner's pid
 
 Durability. `add` / `delete` append one record (its whole batch) to the log and fsync it before
 they change memory and return, so an acknowledged change survives `kill -9` (and a power cut, as
 far as the disk honours fsync). Opening replays the log over the snapshot. Only the last record
-can be incomplete (each is fsynced before the next starts): a torn tail (short, or a CRC that
-does not match at the end of the file) is truncated at open with a warning, no repair by hand; a bad
-record followed by good ones is not a crash's doing and raises `StoreCorruptedError`.
+can be incomplete (each is fsynced before the next starts): a record that cannot be read with no
+intact record after it is a torn tail, truncated at open with a warning; one with an intact record
+after it is damage: opening raises `StoreCorruptedError` naming the byte, the file left as it was,
+and `repair` (`sal-search repair --store=...`) keeps every intact record. A store written before
+log version 2 (`sal_tf.gallery.faiss`, version 1) opens, and its log is compacted into version 2.
 Compaction writes a new snapshot atomically (temporary file, fsync, rename, fsync of the folder)
 once the log outgrows max(`compact_bytes`, half the snapshot), then starts the next log
 generation and deletes the old one; a crash at any step leaves either the old snapshot with its
@@ -42,24 +44,22 @@ import logging
 import os
 import struct
 import threading
-import zlib
+import time
 
 import numpy as np
 
 from sal_tf.evaluation.distance import check_distance
-from sal_tf.gallery import base
+from sal_tf.gallery import append_log, base
 from sal_tf.gallery.hits import Hit
 from sal_tf.utils import fsync_folder, write_atomically
 
 FORMAT = "sal_tf.gallery.folder"
-VERSION = 1
-OLD_FORMATS = ("sal_tf.gallery.faiss",)  # the same layout, written before the module was named for what it is
+VERSION = 2  # log version 2 (`append_log`)
+OLD_FORMAT = ("sal_tf.gallery.faiss", 1)  # log version 1, written before the module was named for what it is
+LEGACY_MODEL_FILE = "model.json"  # where `sal-search add` noted the model before store.json held it
 META_FILE = "store.json"
 SNAPSHOT_FILE = "snapshot.npz"
 LOCK_FILE = "LOCK"
-LOG_MAGIC = b"SALGLOG1"
-RECORD_HEADER = struct.Struct("<II")  # payload length, CRC-32
-OP_ADD, OP_DELETE = 1, 2
 COMPACT_BYTES = 256 << 20  # least log size that triggers a compaction
 SPARSE_FILTER = 0.25  # a filter keeping fewer rows than this fraction gathers them instead of masking
 BLOCK_SCORES = 1 << 24  # scores held at once (queries × rows): 64 MiB
@@ -69,6 +69,19 @@ logger = logging.getLogger(__name__)
 
 def is_store_folder(path):
     return os.path.isfile(os.path.join(path, META_FILE))
+
+
+def read_meta(folder):
+    """store.json of the store in `folder` (today's format or `OLD_FORMAT`); ValueError for anything else."""
+    path = os.path.join(folder, META_FILE)
+    with open(path) as f:
+        meta = json.load(f)
+    if (meta.get("format"), meta.get("version")) not in ((FORMAT, VERSION), OLD_FORMAT):
+        raise ValueError(
+            f"{path!r} is not a version-{VERSION} {FORMAT} store (format {meta.get('format')!r}, version "
+            f"{meta.get('version')!r})."
+        )
+    return meta
 
 
 class _ReadWriteLock:
@@ -129,11 +142,16 @@ def _decode_strings(blob, offsets, known):
 
 def _encode_add(vectors, items):
     meta = json.dumps([[i.id, i.camera, i.timestamp, i.path, i.person_id] for i in items]).encode("utf-8")
-    return bytes([OP_ADD]) + struct.pack("<I", len(meta)) + meta + np.ascontiguousarray(vectors, np.float32).tobytes()
+    return (
+        bytes([append_log.OP_ADD])
+        + struct.pack("<I", len(meta))
+        + meta
+        + np.ascontiguousarray(vectors, np.float32).tobytes()
+    )
 
 
 def _encode_delete(ids):
-    return bytes([OP_DELETE]) + json.dumps(list(ids)).encode("utf-8")
+    return bytes([append_log.OP_DELETE]) + json.dumps(list(ids)).encode("utf-8")
 
 
 class FolderStore(base.GalleryStore):
@@ -155,6 +173,7 @@ class FolderStore(base.GalleryStore):
         self._rw = _ReadWriteLock()
         self._log_lock = threading.Lock()
         self._closed = False
+        self._meta = {}
         self._reset(0)
 
     # --- opening ----------------------------------------------------------------------------
@@ -225,17 +244,12 @@ class FolderStore(base.GalleryStore):
             created = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
             meta = {"format": FORMAT, "version": VERSION, "dim": dim, "distance": distance, "created": created}
             write_atomically(meta_path, json.dumps(meta, indent=2, sort_keys=True) + "\n")  # fsyncs the folder
-        with open(meta_path) as f:
-            meta = json.load(f)
-        if meta.get("format") not in (FORMAT, *OLD_FORMATS) or meta.get("version") != VERSION:
+        self._meta = read_meta(self.location)
+        if dim is not None and int(self._meta["dim"]) != dim:
             raise ValueError(
-                f"{meta_path!r} is not a version-{VERSION} {FORMAT} store (format {meta.get('format')!r})."
+                f"Gallery store {self.location!r} holds {self._meta['dim']}-d embeddings; `dim`={dim} was given."
             )
-        if dim is not None and int(meta["dim"]) != dim:
-            raise ValueError(
-                f"Gallery store {self.location!r} holds {meta['dim']}-d embeddings; `dim`={dim} was given."
-            )
-        self.dim, self.distance = int(meta["dim"]), meta["distance"]
+        self.dim, self.distance = int(self._meta["dim"]), self._meta["distance"]
         if distance != self.distance:
             logger.info("Gallery store %s keeps its distance %s", self.location, self.distance)
         self._reset(0)
@@ -245,8 +259,22 @@ class FolderStore(base.GalleryStore):
         for old in glob.glob(os.path.join(self.location, "log-*.bin")):
             if old != self._log_path():
                 os.remove(old)  # a compaction's predecessor, or a log no snapshot leads to
-        self._replay_log()
+        old_log = self._replay_log() == 1
         self._open_log()
+        if old_log or self._meta.get("format") != FORMAT:
+            self._upgrade(old_log)
+
+    def _upgrade(self, old_log):
+        """Rewrites an older store's store.json (and a version-1 log, by a compaction) in today's format."""
+        self._write_meta(format=FORMAT, version=VERSION, model=self.model)
+        if old_log:
+            self._compact()
+        logger.info("Gallery store %s: upgraded to %s version %d", self.location, FORMAT, VERSION)
+
+    def _write_meta(self, **changes):
+        meta = {k: v for k, v in {**self._meta, **changes}.items() if v is not None}
+        write_atomically(os.path.join(self.location, META_FILE), json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        self._meta = meta
 
     def _log_path(self, generation=None):
         return os.path.join(self.location, _log_name(self._generation if generation is None else generation))
@@ -280,58 +308,36 @@ class FolderStore(base.GalleryStore):
         self._snapshot_bytes = os.path.getsize(path)
 
     def _replay_log(self):
+        """Applies the log over the snapshot; truncates a torn tail (`append_log`). Returns the log's version."""
         path = self._log_path()
         if not os.path.isfile(path):
-            return
-        size = os.path.getsize(path)
-        good = 0
-        with open(path, "rb") as f:
-            magic = f.read(len(LOG_MAGIC))
-            if magic == LOG_MAGIC:
-                good = len(LOG_MAGIC)
-                while good < size:
-                    header = f.read(RECORD_HEADER.size)
-                    if len(header) < RECORD_HEADER.size:
-                        break
-                    length, crc = RECORD_HEADER.unpack(header)
-                    end = good + RECORD_HEADER.size + length
-                    if end > size:
-                        break
-                    payload = f.read(length)
-                    if zlib.crc32(payload) != crc:
-                        if end < size:
-                            raise base.StoreCorruptedError(
-                                f"{path!r}: the record at byte {good} fails its CRC and more records follow: the "
-                                "log is damaged (not by a crash). Restore the folder from a backup."
-                            )
-                        break
-                    self._apply(payload)
-                    good = end
-            elif size > len(magic) or LOG_MAGIC[: len(magic)] != magic:
-                raise base.StoreCorruptedError(f"{path!r} does not start with the log header {LOG_MAGIC!r}.")
-        if good < size:
+            return 2
+        found = append_log.read(path, self._apply, self.location)
+        if found.end < found.size:
             logger.warning(
-                "Gallery store %s: dropped an incomplete last log record (%d bytes, an unacknowledged write "
-                "cut by a crash).",
+                "Gallery store %s: dropped an incomplete last log record (%d bytes at byte %d, an unacknowledged "
+                "write cut by a crash; nothing intact follows it).",
                 self.location,
-                size - good,
+                found.size - found.end,
+                found.end,
             )
-            self._recovered_bytes = size - good
+            self._recovered_bytes = found.size - found.end
             with open(path, "r+b") as f:
-                f.truncate(good)
+                f.truncate(found.end)
                 f.flush()
                 os.fsync(f.fileno())
-        self._log_bytes = good
+        self._log_bytes = found.end
+        return found.version
 
     def _open_log(self):
         path = self._log_path()
         fresh = not os.path.isfile(path) or os.path.getsize(path) == 0
         self._log_fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         if fresh:
-            os.write(self._log_fd, LOG_MAGIC)
+            os.write(self._log_fd, append_log.MAGIC_V2)
             os.fsync(self._log_fd)
             fsync_folder(self.location)
-            self._log_bytes = len(LOG_MAGIC)
+            self._log_bytes = append_log.MAGIC_SIZE
 
     # --- changes ----------------------------------------------------------------------------
 
@@ -341,7 +347,7 @@ class FolderStore(base.GalleryStore):
 
     def _append(self, payload):
         """Appends one record and fsyncs it (called with the log lock held); a failed write is undone."""
-        record = RECORD_HEADER.pack(len(payload), zlib.crc32(payload)) + payload
+        record = append_log.encode(payload)
         try:
             view = memoryview(record)
             while view:
@@ -355,12 +361,12 @@ class FolderStore(base.GalleryStore):
 
     def _apply(self, payload):
         """Applies one log record to memory (the caller holds the writer lock, or is opening)."""
-        if payload[0] == OP_ADD:
+        if payload[0] == append_log.OP_ADD:
             (length,) = struct.unpack_from("<I", payload, 1)
             rows = json.loads(payload[5 : 5 + length].decode("utf-8"))
             vectors = np.frombuffer(payload, np.float32, offset=5 + length).reshape(len(rows), self.dim)
             self._apply_add(vectors, [base.Item(*row) for row in rows])
-        elif payload[0] == OP_DELETE:
+        elif payload[0] == append_log.OP_DELETE:
             for item_id in json.loads(payload[1:].decode("utf-8")):
                 self._apply_delete(item_id)
         else:
@@ -589,7 +595,79 @@ class FolderStore(base.GalleryStore):
                 "snapshot_bytes": self._snapshot_bytes,
                 "compact_bytes": self.compact_bytes,
                 "recovered_bytes": self._recovered_bytes,
+                **({"model": self.model} if self.model else {}),
             }
+
+    @property
+    def model(self):
+        """The model that made the embeddings (store.json; a store's older `model.json` note), or None."""
+        if self._meta.get("model"):
+            return self._meta["model"]
+        legacy = os.path.join(self.location, LEGACY_MODEL_FILE)
+        if os.path.isfile(legacy):
+            with open(legacy) as f:
+                return json.load(f).get("model")
+        return None
+
+    def record_model(self, model):
+        """Records `model` (a path or name) in store.json as the model that made the embeddings."""
+        self._check_open()
+        with self._log_lock:
+            if model and model != self._meta.get("model"):
+                self._write_meta(model=model)
+
+    def ids(self):
+        self._check_open()
+        with self._rw.read():
+            return list(self._ids)
+
+    # --- repair -----------------------------------------------------------------------------
+
+    @classmethod
+    def repair(cls, folder):
+        """Rewrites the store's log with every intact record (`append_log.intact_records`); returns the
+        `append_log.Repair` summary. The damaged log is kept beside it as `damaged-<log name>-<UTC time>`.
+        A log without damage is left as it is.
+
+        Raises:
+            FileNotFoundError: no store in `folder`; StoreLockedError: it is open.
+        """
+        folder = os.path.abspath(os.path.expanduser(os.fspath(folder)))
+        if not is_store_folder(folder):
+            raise FileNotFoundError(f"No gallery store in {folder!r} (no {META_FILE}).")
+        store = cls(folder, 0, "euclidean")
+        store._lock()
+        try:
+            store._meta = read_meta(folder)
+            snapshot = os.path.join(folder, SNAPSHOT_FILE)
+            if os.path.isfile(snapshot):
+                with np.load(snapshot, allow_pickle=False) as s:
+                    store._generation = int(s["generation"])
+            path = store._log_path()
+            if not os.path.isfile(path):
+                return append_log.Repair(0, 0, [], 2)
+            payloads, report = append_log.intact_records(path)
+            if report.dropped or report.recovered:
+                store._rewrite_log(path, payloads)
+            return report
+        finally:
+            store._release()
+
+    def _rewrite_log(self, path, payloads):
+        """Replaces the log at `path` by `payloads` in version-2 records (atomically), keeping the old file."""
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        os.link(path, os.path.join(self.location, f"damaged-{os.path.basename(path)}-{stamp}"))
+        tmp = os.path.join(self.location, f".{os.path.basename(path)}.repair-{os.getpid()}")
+        with open(tmp, "wb") as f:
+            f.write(append_log.MAGIC_V2)
+            for payload in payloads:
+                f.write(append_log.encode(payload))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        fsync_folder(self.location)
+        if self._meta.get("format") != FORMAT:
+            self._write_meta(format=FORMAT, version=VERSION, model=self.model)
 
     # --- closing ----------------------------------------------------------------------------
 
