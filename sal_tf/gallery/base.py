@@ -104,12 +104,25 @@ class GalleryStore(abc.ABC):
         """
 
     @abc.abstractmethod
+    def ids(self):
+        """Every item's id (a list, in no particular order)."""
+
+    @property
+    @abc.abstractmethod
+    def model(self):
+        """The model that made the embeddings, as `record_model` recorded it (a path or name), or None."""
+
+    @abc.abstractmethod
+    def record_model(self, model):
+        """Records the model that made the embeddings in the store itself (kept across reopening)."""
+
+    @abc.abstractmethod
     def count(self):
         """Number of items."""
 
     @abc.abstractmethod
     def stats(self):
-        """dict: kind, count, dim, distance, location, and back-end details."""
+        """dict: kind, count, dim, distance, location, model (when recorded), and back-end details."""
 
     @abc.abstractmethod
     def close(self):

@@ -12,8 +12,9 @@ One collection (default `sal_gallery`) per store:
     path        VARCHAR(4096), nullable   person_id  INT64, nullable
 
 "Unknown" is a null (Milvus 2.5+ and Milvus Lite support nullable scalar fields), so no sentinel
-value can collide with a real camera or time. The store's distance convention is kept in the
-collection's properties (`sal_tf_gallery`: JSON). The collection is created with consistency level Strong, and
+value can collide with a real camera or time. The store's distance convention, and the model that
+made its embeddings once known (`record_model`), are kept in the collection's properties
+(`sal_tf_gallery`: JSON). The collection is created with consistency level Strong, and
 every request asks for it, so an acknowledged add is searchable at once.
 
 Filters are Milvus boolean expressions on the scalar fields (`camera != 3`, `camera in [1, 2]`,
@@ -42,6 +43,8 @@ DEFAULT_COLLECTION = "sal_gallery"
 FIELDS = ("camera", "timestamp", "path", "person_id")
 DESCRIPTION_KEY = "sal_tf_gallery"
 UPSERT_FLOATS = 1 << 21  # floats per upsert request (8 MiB of vectors; gRPC caps a message at 64 MiB)
+LEGACY_MODEL_SUFFIX = ".model.json"  # beside a Milvus Lite file: where `sal-search add` noted the model before
+ID_BATCH = 4096  # ids per `ids()` query page
 LITE_FLUSH_ROWS = 2048  # Milvus Lite: rows left in its memtable before a flush (it searches them ~9x slower)
 
 logger = logging.getLogger(__name__)
@@ -111,6 +114,7 @@ class MilvusStore(base.GalleryStore):
         self._lock = threading.Lock()
         self._closed = False
         self._unflushed = 0
+        self._meta = {}
 
     @classmethod
     def open(cls, location, dim=None, distance="euclidean", collection=DEFAULT_COLLECTION, token=None, db_name=None):
@@ -187,6 +191,7 @@ class MilvusStore(base.GalleryStore):
                 )
             self.dim = int(fields["embedding"]["params"]["dim"])
             self.distance = meta.get("distance", "euclidean")
+            self._meta = meta
             if dim is not None and dim != self.dim:
                 raise ValueError(
                     f"Gallery store {self.location!r} holds {self.dim}-d embeddings; `dim`={dim} was given."
@@ -217,7 +222,42 @@ class MilvusStore(base.GalleryStore):
         )
         c.alter_collection_properties(self.collection, properties={DESCRIPTION_KEY: meta})
         c.load_collection(self.collection)
-        self.dim, self.distance = dim, distance
+        self.dim, self.distance, self._meta = dim, distance, json.loads(meta)
+
+    @property
+    def model(self):
+        """The model that made the embeddings (the collection's properties; an older side file), or None."""
+        if self._meta.get("model"):
+            return self._meta["model"]
+        legacy = self._lite_path + LEGACY_MODEL_SUFFIX if self._lite_path else None
+        if legacy and os.path.isfile(legacy):
+            with open(legacy) as f:
+                return json.load(f).get("model")
+        return None
+
+    def record_model(self, model):
+        """Records `model` in the collection's properties as the model that made the embeddings."""
+        self._check_open()
+        with self._lock:
+            if model and model != self._meta.get("model"):
+                meta = {**self._meta, "model": model}
+                self._client.alter_collection_properties(
+                    self.collection, properties={DESCRIPTION_KEY: json.dumps(meta)}
+                )
+                self._meta = meta
+
+    def ids(self):
+        self._check_open()
+        pages = self._client.query_iterator(
+            self.collection, batch_size=ID_BATCH, filter="", output_fields=["id"], consistency_level="Strong"
+        )
+        out = []
+        try:
+            while page := pages.next():
+                out.extend(row["id"] for row in page)
+        finally:
+            pages.close()
+        return out
 
     def _check_open(self):
         if self._closed:
@@ -320,6 +360,8 @@ class MilvusStore(base.GalleryStore):
             "consistency_level": "Strong",
             "pymilvus": pymilvus.__version__,
         }
+        if self.model:
+            out["model"] = self.model
         if self._lite_path:
             import milvus_lite
 
