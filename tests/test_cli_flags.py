@@ -268,6 +268,7 @@ COMMAND_DEFAULTS = {
     ("export", "onnx"): ("sal_tf.export.export_lib", "export", "onnx_file"),
     ("search", "k"): ("sal_tf.inference.search", "GalleryIndex.search", "k"),
     ("search", "batch_size"): ("sal_tf.inference.embedding_files", "embed_images", "batch_size"),
+    ("track", "batch_frames"): ("sal_tf.tracking.run", "run_sequence", "batch_frames"),
 }
 
 

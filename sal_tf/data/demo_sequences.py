@@ -35,11 +35,11 @@ import numpy as np
 
 from sal_tf.data import demo
 from sal_tf.utils.files import generate_folder_once
+from sal_tf.utils.visibility import MIN_VISIBILITY  # people less visible are not detected (det.txt)
 
 VERSION = 1  # bump when the rendering changes (cached sequences are regenerated)
 FRAME_SIZE = (240, 320)  # (height, width)
 FPS = 15
-MIN_VISIBILITY = 0.3  # people less visible than this are not detected (det.txt) nor evaluated
 BOX_FILL = 0.9  # person height / box height, as in the demo crops
 PATCH_FOOT, PATCH_HEIGHT = 124.0, 118.0  # where a person stands on the demo's 128×64 grid
 TEST_SEED, TUNING_SEED = 22, 21  # benchmarks/tracking.py: held-out sequences, tracker-settings sequences

@@ -1,12 +1,15 @@
 """One tracking run end to end: detections in, MOTChallenge results (+ annotated clip, + metrics) out.
 
-Used by `sal-track` (`sal_tf/cli/track.py`) and `benchmarks/tracking.py`.
+Used by `sal-track` (`sal_tf/cli/track.py`) and `benchmarks/tracking.py`. `MIN_VISIBILITY`: ground-truth
+boxes less visible are not evaluated (nor oracle detections, `--detections=gt`), by default.
 """
 
 import os
 
-from sal_tf.data.demo_sequences import MIN_VISIBILITY
 from sal_tf.tracking import annotate, deepsort, metrics, mot
+from sal_tf.utils.visibility import MIN_VISIBILITY
+
+BATCH_FRAMES = 16  # frames whose boxes are embedded in one model call (`sal-track --batch_frames`)
 
 
 def load_detections(source, which, min_visibility=MIN_VISIBILITY):
@@ -33,7 +36,18 @@ def check_outputs(sources, output_dir, overwrite=False):
             raise FileExistsError(f"--output_dir: {path!r} exists; pass --overwrite to replace it.")
 
 
-def run_sequence(source, appearance, settings, output_dir, detections="det", annotated=None, evaluate=True, **kw):
+def run_sequence(
+    source,
+    appearance,
+    settings,
+    output_dir,
+    detections="det",
+    annotated=None,
+    evaluate=True,
+    min_visibility=MIN_VISIBILITY,
+    batch_frames=BATCH_FRAMES,
+    progress=None,
+):
     """Tracks one source; writes `<output_dir>/<name>.txt` (and the annotated clip `<name>.<annotated>`).
 
     Args:
@@ -42,12 +56,13 @@ def run_sequence(source, appearance, settings, output_dir, detections="det", ann
         detections: see `load_detections`.
         annotated: None, or "gif" / "mp4" / "avi".
         evaluate: compute the metrics when the sequence has gt/gt.txt.
-        **kw: min_visibility, batch_frames, progress (a `Progress`).
+        min_visibility: ground-truth boxes less visible are ignored (metrics and `detections="gt"`).
+        batch_frames: frames whose boxes are embedded in one model call.
+        progress: a `sal_tf.utils.progress.Progress`, or None.
 
     Returns:
         dict: name, frames, result file, annotated file, stats (timings), accumulator (or None).
     """
-    min_visibility = kw.get("min_visibility", MIN_VISIBILITY)
     dets = load_detections(source, detections, min_visibility)
     result_file = os.path.join(output_dir, f"{source.name}.txt")
     clip = os.path.join(output_dir, f"{source.name}.{annotated}") if annotated else None
@@ -57,9 +72,9 @@ def run_sequence(source, appearance, settings, output_dir, detections="det", ann
         dets,
         appearance,
         settings,
-        kw.get("batch_frames", 16),
+        batch_frames,
         on_frame=(lambda n, image, tracks: writer.add(image, tracks)) if writer else None,
-        progress=kw.get("progress"),
+        progress=progress,
     )
     mot.write_results(result_file, rows)
     if writer is not None:
