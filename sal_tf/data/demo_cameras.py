@@ -37,13 +37,13 @@ import configparser
 import datetime
 import json
 import os
-import shutil
-import tempfile
 
 import numpy as np
 
 from sal_tf.data import demo
-from sal_tf.data.demo_sequences import MIN_VISIBILITY, Geometry, render_frame, write_seqinfo
+from sal_tf.data.demo_sequences import Geometry, render_frame, write_seqinfo
+from sal_tf.utils.files import generate_folder_once
+from sal_tf.utils.visibility import MIN_VISIBILITY
 
 VERSION = 1  # bump when the rendering changes (cached cameras are regenerated)
 FRAME_SIZE = (360, 640)  # (height, width)
@@ -321,23 +321,14 @@ def generate_cameras(out_dir, seed=TEST_SEED, cameras=4, frames=600, people=16, 
 
 
 def ensure_cameras(cache_dir, seed=TEST_SEED, **kwargs):
-    """The cameras of `seed` under `cache_dir` (`demo_cameras_v<VERSION>_seed<seed>…`), rendered on first use."""
-    cache_dir = os.path.abspath(os.path.expanduser(cache_dir))
+    """The cameras of `seed` under `cache_dir` (`demo_cameras_v<VERSION>_seed<seed>…`), rendered on first use
+    (`sal_tf.utils.files.generate_folder_once`)."""
     extra = "".join(f"_{k}{v}" for k, v in sorted(kwargs.items()) if k != "verbose")
-    target = os.path.join(cache_dir, f"demo_cameras_v{VERSION}_seed{seed}{extra}")
-    if os.path.isdir(target):
-        return target
-    os.makedirs(cache_dir, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".cameras_tmp_", dir=cache_dir)
-    try:
-        generate_cameras(tmp, seed=seed, **kwargs)
-        os.rename(tmp, target)
-    except OSError:
-        if not os.path.isdir(target):  # not a lost race with another process
-            raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
+    return generate_folder_once(
+        cache_dir,
+        f"demo_cameras_v{VERSION}_seed{seed}{extra}",
+        lambda folder: generate_cameras(folder, seed=seed, **kwargs),
+    )
 
 
 if __name__ == "__main__":
