@@ -36,18 +36,8 @@ def check_outputs(sources, output_dir, overwrite=False):
             raise FileExistsError(f"--output_dir: {path!r} exists; pass --overwrite to replace it.")
 
 
-def run_sequence(
-    source,
-    appearance,
-    settings,
-    output_dir,
-    detections="det",
-    annotated=None,
-    evaluate=True,
-    min_visibility=MIN_VISIBILITY,
-    batch_frames=BATCH_FRAMES,
-    progress=None,
-):
+def run_sequence(source, appearance, settings, output_dir, detections="det", annotated=None, evaluate=True, *,
+                 min_visibility=MIN_VISIBILITY, batch_frames=BATCH_FRAMES, progress=None):  # fmt: skip
     """Tracks one source; writes `<output_dir>/<name>.txt` (and the annotated clip `<name>.<annotated>`).
 
     Args:
