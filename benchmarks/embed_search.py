@@ -11,7 +11,7 @@ peak resident memory, `ru_maxrss`):
   (tiny: `embed_paths` over 128x64 JPEG files: read, decode, resize, embed).
 * `search`: a gallery of N random 1024-d unit vectors indexed through `GalleryIndex` (added in
   chunks), then queries in batches of 100: `flat` (faiss exact inner product), `ivf` (IVF cells +
-  4-bit PQ fast-scan + exact re-scoring, `sal_tf.inference.search`), `ivf_flat` (IndexIVFFlat; up
+  4-bit PQ fast-scan + exact re-scoring, `sal_tf.gallery.faiss_index`), `ivf_flat` (IndexIVFFlat; up
   to --ivf_flat_max), both with nlist = sqrt(N) trained on 64·nlist sampled rows, one line per
   nprobe; `numpy` (brute force: [100, 65536] matrix products over the gallery, a running top 10).
   Latency is ms per query (median batch time / 100); `recall_at_10` is against the flat index's
@@ -121,7 +121,7 @@ def _batch_times(search, q):
 
 
 def search_case(args):
-    from sal_tf.inference.search import GalleryIndex, default_nlist
+    from sal_tf.gallery.faiss_index import GalleryIndex, default_nlist
 
     n, kind, method = args.size, args.gallery, args.method
     q = queries(n, args.queries, kind)

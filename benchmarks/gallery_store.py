@@ -113,7 +113,7 @@ def _recall(found, truth):
 
 
 def recall_case(args):
-    from sal_tf.inference.search import GalleryIndex
+    from sal_tf.gallery.faiss_index import GalleryIndex
 
     gallery, queries = prepare_embeddings(args)
     queries = queries[: args.recall_queries]
@@ -160,7 +160,7 @@ def sweep(name, g, q):
     """recall@10 and ms/query of forced IVF-PQ settings (no exact fall-back) on `g`."""
     import faiss
 
-    from sal_tf.inference import search as search_lib
+    from sal_tf.gallery import faiss_index as search_lib
 
     search_lib.use_blas_for_batches()
     d = g.shape[1]
@@ -225,7 +225,7 @@ def _kernels(x, keep):
 
 
 def kernel_case(args):
-    from sal_tf.inference import search as search_lib
+    from sal_tf.gallery import faiss_index as search_lib
 
     search_lib.use_blas_for_batches()
     rng = np.random.default_rng(0)

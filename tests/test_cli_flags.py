@@ -266,7 +266,7 @@ COMMAND_DEFAULTS = {
     ("export", "num_samples"): ("sal_tf.export.export_lib", "export", "num_samples"),
     ("export", "tflite"): ("sal_tf.export.export_lib", "export", "tflite_files"),
     ("export", "onnx"): ("sal_tf.export.export_lib", "export", "onnx_file"),
-    ("search", "k"): ("sal_tf.inference.search", "GalleryIndex.search", "k"),
+    ("search", "k"): ("sal_tf.gallery.faiss_index", "GalleryIndex.search", "k"),
     ("search", "batch_size"): ("sal_tf.inference.embedding_files", "embed_images", "batch_size"),
     ("track", "batch_frames"): ("sal_tf.tracking.run", "run_sequence", "batch_frames"),
 }
@@ -279,11 +279,12 @@ def test_command_defaults_are_the_library_defaults(commands, command, flag):
 
 
 def test_command_choices_are_the_library_tuples(commands):
-    from sal_tf.inference import search
+    from sal_tf.evaluation.distance import DISTANCES
+    from sal_tf.gallery import faiss_index
 
     evaluate = commands["flags"]["sal_tf.cli.evaluate"]
     assert evaluate["dataset"][1] == list(LAYOUTS) and evaluate["dataset"][0] == TrainConfig.dataset
     assert evaluate["rerank"][0] == TrainConfig.rerank
     searching = commands["flags"]["sal_tf.cli.search"]
-    assert searching["index"][1] == list(search.INDEX_KINDS) and searching["distance"][1] == list(search.DISTANCES)
-    assert searching["max_rerank"][0] == search.MAX_RERANK_ITEMS
+    assert searching["index"][1] == list(faiss_index.INDEX_KINDS) and searching["distance"][1] == list(DISTANCES)
+    assert searching["max_rerank"][0] == faiss_index.MAX_RERANK_ITEMS

@@ -80,13 +80,14 @@ def test_add_stats_query_delete_on_a_folder_and_a_milvus_lite_file(files):
     assert [e["results"][0]["camera"] for e in plain] == [1] * 6  # c1 files are camera 1, as named
     assert all(e["query_camera"] == 1 and e["results"][0]["match"] for e in plain)
     first = plain[0]["results"][0]
+    assert set(first) == {"rank", "id", "distance", "camera", "timestamp", "path", "person_id", "match"}  # Hit.to_json
     assert first["id"] == os.path.join(str(cwd), "gallery/0001_c1s1_000101_01.jpg") and first["timestamp"] == NOON
 
     own = _cli("query", "--store=gs", "--queries=q.npz", "--k=3", "--format=jsonl", "--exclude_own_camera", cwd=cwd)
     own = [json.loads(s) for s in _ok(own).splitlines()]
     for entry in own:
         assert all(h["camera"] != 1 for h in entry["results"]) and entry["results"][0]["match"]
-        assert entry["results"][0]["pid"] == entry["query_pid"]
+        assert entry["results"][0]["person_id"] == entry["query_person_id"]
 
     table = _ok(_cli("query", "--store=gs", "--queries=q.npz", "--k=2", "--cameras=c3", "--time_range=0,2e9", cwd=cwd))
     assert (
@@ -150,10 +151,41 @@ def test_add_stats_query_delete_on_a_folder_and_a_milvus_lite_file(files):
         (["query", "--store=s", "--queries=narrow.npz"], "error: `queries` must be a [count, 16] matrix"),
         (["delete", "--store=s"], "error: delete: give the ids to delete"),
         (["stats", "--store=s", "extra"], "error: stats: unexpected arguments ['extra']"),
-        (["frobnicate"], "error: Give one command, one of index, query, add, delete, stats"),
+        (["frobnicate"], "error: Give one command, one of index, query, add, delete, stats, repair"),
+        (["repair", "--store=gs.db"], "error: repair works on a folder store"),
     ],
 )
 def test_mistakes_are_one_error_line_and_exit_2(files, with_store, args, message):
     out = _cli(*args, cwd=files)
     lines = out.stderr.strip().splitlines()
     assert out.returncode == 2 and len(lines) == 1 and lines[0].startswith(message), out.stderr[-2000:]
+
+
+def test_a_damaged_store_is_refused_until_repair_keeps_every_intact_record(files, tmp_path):
+    """A corrupt length in record 2 of 4: every command refuses the store, naming the byte and `repair`;
+    `repair` keeps the intact records and says what it dropped; the store then opens."""
+    from sal_tf.gallery import Item, append_log, open_store
+
+    folder = str(tmp_path / "damaged")
+    rng = np.random.default_rng(1)
+    with open_store(folder, dim=DIM) as store:
+        for r in range(4):
+            store.add(_unit(rng.standard_normal((3, DIM))), [Item(id=f"{r}-{i}") for i in range(3)])
+    (log,) = [os.path.join(folder, f) for f in os.listdir(folder) if f.startswith("log-")]
+    data = bytearray(open(log, "rb").read())
+    second = data.find(append_log.RECORD_MAGIC, append_log.MAGIC_SIZE + 1)
+    third = data.find(append_log.RECORD_MAGIC, second + 1)
+    data[second + 4 : second + 8] = (0x7FFFFFFF).to_bytes(4, "little")
+    data[third + 30] ^= 0xFF  # and a damaged payload in record 3
+    open(log, "wb").write(bytes(data))
+    out = _cli("stats", f"--store={folder}", cwd=files)
+    (line,) = out.stderr.strip().splitlines()
+    assert (
+        out.returncode == 2 and f"is damaged at byte {second}" in line and f"sal-search repair --store={folder}" in line
+    )
+    assert open(log, "rb").read() == bytes(data)
+    repaired = _ok(_cli("repair", f"--store={folder}", cwd=files))
+    assert "kept 3 intact record(s) (1 with a damaged header" in repaired and "dropped 1 damaged span(s)" in repaired
+    stats = json.loads(_ok(_cli("stats", f"--store={folder}", cwd=files)))
+    assert stats["count"] == 9
+    assert "is intact (3 record(s)); nothing changed" in _ok(_cli("repair", f"--store={folder}", cwd=files))

@@ -176,14 +176,25 @@ class Repair:
 
 
 def _salvage(data, at, end, version):
-    """The payload of a record at `at` whose header alone is damaged, when its bytes up to `end` match its CRC."""
+    """(payload, its end) of a record at `at` whose header alone is damaged: the bytes up to the next
+    record magic (version 2) or to `end` that match the CRC in its header; else None."""
     header = HEADER_V1 if version == 1 else HEADER_V2
-    crc_at = at + 4 if version == 1 else at + 8
     if at + header.size >= end:
         return None
-    (crc,) = struct.unpack_from("<I", data, crc_at)
-    payload = bytes(data[at + header.size : end])
-    return payload if payload[0] in (OP_ADD, OP_DELETE) and zlib.crc32(payload) == crc else None
+    (crc,) = struct.unpack_from("<I", data, at + 4 if version == 1 else at + 8)
+    ends = [end]
+    if version == 2:
+        ends = []
+        found = data.find(RECORD_MAGIC, at + header.size + 1, end)
+        while found >= 0:
+            ends.append(found)
+            found = data.find(RECORD_MAGIC, found + 1, end)
+        ends.append(end)
+    for stop in ends:
+        payload = bytes(data[at + header.size : stop])
+        if payload[0] in (OP_ADD, OP_DELETE) and zlib.crc32(payload) == crc:
+            return payload, stop
+    return None
 
 
 def intact_records(path):
@@ -203,13 +214,14 @@ def intact_records(path):
                 continue
             follows = next_intact(data, at + 1, version)
             end = size if follows is None else follows
-            salvaged = _salvage(data, at, end, version) if follows is not None else None
+            salvaged = _salvage(data, at, end, version)
             if salvaged is not None:
-                payloads.append(salvaged)
+                payloads.append(salvaged[0])
                 recovered += 1
+                at = salvaged[1]
             else:
                 dropped.append((at, end))
-            at = end
+                at = end
         return payloads, Repair(len(payloads), recovered, dropped, version)
     finally:
         if isinstance(data, mmap.mmap):

@@ -23,9 +23,9 @@ def id_label(pid, camera, path):
 def search_picture(results, path, image_size=(128, 64), max_queries=4, title=None):
     """Rank lists of the first `max_queries` entries of search results; writes a PNG.
 
-    `results`: `GalleryIndex.results` or the search command's store results (hits with `path`,
-    `distance`, and `pid` / `camera` where known; cameras are drawn as the file names number them).
-    Frames: green / red where both the query's and the match's pid are known, grey otherwise.
+    `results`: the search command's entries (`sal_tf/cli/search/output.py`: hits with `rank`, `path`,
+    `distance`, and `person_id` / `camera` where known; cameras are drawn as the file names number them).
+    Frames: green / red where both the query's and the match's person id are known, grey otherwise.
     Returns uint8 RGB [H, W, 3].
     """
     rows = []
@@ -36,12 +36,13 @@ def search_picture(results, path, image_size=(128, 64), max_queries=4, title=Non
         if any(not h.get("path") for h in hits):
             raise ValueError("--picture needs the gallery items' image paths; some results have none.")
         labels = [
-            f"{h['rank']}: {id_label(h.get('pid'), h.get('camera'), h['path'])}\nd={h['distance']:.3f}" for h in hits
+            f"{h['rank']}: {id_label(h.get('person_id'), h.get('camera'), h['path'])}\nd={h['distance']:.3f}"
+            for h in hits
         ]
         rows.append(
             visualize.RankRow(
                 visualize.load_image(entry["query"], image_size),
-                id_label(entry.get("query_pid"), entry.get("query_camera"), entry["query"]),
+                id_label(entry.get("query_person_id"), entry.get("query_camera"), entry["query"]),
                 [visualize.load_image(h["path"], image_size) for h in hits],
                 labels,
                 [h.get("match") for h in hits],

@@ -1,4 +1,4 @@
-"""faiss gallery search: equals a brute-force numpy top-k; a saved index reloads to the same answers."""
+"""Index folders (faiss): equal a brute-force numpy top-k; a saved index reloads to the same answers."""
 
 import json
 import sys
@@ -6,9 +6,12 @@ import sys
 import numpy as np
 import pytest
 
+from sal_tf.cli.search.output import entries, format_table
 from sal_tf.evaluation import distance_matrix, re_rank_features
+from sal_tf.evaluation.distance import to_distance
+from sal_tf.gallery import Hit
+from sal_tf.gallery.faiss_index import GalleryIndex, default_nlist, pq_subquantizers
 from sal_tf.inference import embedding_files
-from sal_tf.inference.search import GalleryIndex, default_nlist, format_table, pq_subquantizers, to_distance
 from tests.conftest import run_cmd
 
 
@@ -108,12 +111,26 @@ def test_reranked_search_equals_re_rank_features_and_refuses_big_galleries(data)
         index.search_reranked(queries, k=5, max_items=50)
 
 
-def test_results_and_table(data):
+def test_hits_results_and_table(data):
     gallery, queries, paths, pids, camids = data
     index = GalleryIndex.build(gallery, paths, pids, camids)
     dist, rows = index.search(queries[:2], k=3)
-    results = index.results(rows, dist, ["q0.jpg", "q1.jpg"], [int(pids[rows[0, 0]]), -5])
+    hits = index.hits(rows, dist)
+    assert hits[0][0] == Hit(
+        paths[rows[0, 0]], float(dist[0, 0]), int(camids[rows[0, 0]]), None, paths[rows[0, 0]], int(pids[rows[0, 0]])
+    )
+    results = entries(hits, ["q0.jpg", "q1.jpg"], [int(pids[rows[0, 0]]), -5], [None, None])
     assert [h["path"] for h in results[0]["results"]] == [paths[j] for j in rows[0]]
+    assert set(results[0]["results"][0]) == {
+        "rank",
+        "id",
+        "distance",
+        "camera",
+        "timestamp",
+        "path",
+        "person_id",
+        "match",
+    }
     assert results[0]["results"][0]["match"] is True and results[1]["results"][0]["match"] is False
     assert results[0]["results"][0]["distance"] == pytest.approx(float(dist[0, 0]), abs=1e-6)
     table = format_table(results)
@@ -127,7 +144,7 @@ def test_bad_inputs(tmp_path, data):
         GalleryIndex.load(str(tmp_path))
     with pytest.raises(ValueError, match="--index"):
         GalleryIndex.build(gallery, paths, kind="hnsw")
-    with pytest.raises(ValueError, match="--distance"):
+    with pytest.raises(ValueError, match="`distance` must be one of"):
         GalleryIndex.build(gallery, paths, distance="manhattan")
     with pytest.raises(ValueError, match="paths"):
         GalleryIndex.build(gallery, paths[:3])
@@ -178,8 +195,7 @@ def test_a_keep_mask_filters_inside_the_search(data, kind):
     few[[3, 7]] = True
     dist, rows = index.search(queries[:2], k=5, keep=few)  # fewer rows pass than k: -1 at inf
     assert set(rows[:, :2].ravel()) <= {3, 7} and (rows[:, 2:] == -1).all() and np.isinf(dist[:, 2:]).all()
-    results = index.results(rows, dist)
-    assert [len(e["results"]) for e in results] == [2, 2]
+    assert [len(found) for found in index.hits(rows, dist)] == [2, 2]
     with pytest.raises(ValueError, match="bool mask of the 500 gallery rows"):
         index.search(queries, k=3, keep=keep[:10])
 
@@ -198,8 +214,8 @@ def test_cameras_are_shown_as_the_file_names_number_them():
     paths = ["g/0002_c1s1_000451_03.jpg", "g/0002_c5s1_000100_01.jpg", "g/0003_c2s1_000001_01.jpg"]
     index = GalleryIndex.build(_unit(rng, 3, 8), paths, [2, 2, 3], [0, 4, 1])
     dist, rows = index.search(index.vectors()[:1], k=3)
-    entry = index.results(rows, dist, ["q/0002_c3s1_000001_01.jpg"], [2], [3])[0]
-    assert [(h["camid"], h["camera"]) for h in entry["results"]][0] == (0, 1) and entry["query_camera"] == 3
+    entry = entries(index.hits(rows, dist), ["q/0002_c3s1_000001_01.jpg"], [2], [3])[0]
+    assert entry["results"][0]["camera"] == 1 and entry["query_camera"] == 3
     assert sorted(h["camera"] for h in entry["results"]) == [1, 2, 5]
     table = format_table([entry])
     assert "(pid 2, c3)" in table and "c1  yes" in table and "c5  yes" in table and "c2  no" in table
@@ -210,7 +226,7 @@ def test_cameras_are_shown_as_the_file_names_number_them():
 def test_importing_search_changes_no_faiss_setting():
     code = (
         "import faiss; before = faiss.cvar.distance_compute_blas_threshold\n"
-        "import numpy as np; from sal_tf.inference import search\n"
+        "import numpy as np; from sal_tf.gallery import faiss_index as search\n"
         "assert faiss.cvar.distance_compute_blas_threshold == before, 'changed at import'\n"
         "index = search.GalleryIndex.build(np.eye(4, dtype='float32'), list('abcd'))\n"
         "index.search(np.eye(4, dtype='float32'), k=1)\n"
@@ -229,3 +245,15 @@ def test_approximate_kinds_are_exact_below_the_size_where_they_pay(data, kind):
     assert index.info["kind"] == "flat" and index.info["requested"] == kind
     np.testing.assert_array_equal(index.search(queries, k=10)[1], _brute_force(queries, gallery, 10, "euclidean")[1])
     assert GalleryIndex.build(gallery, paths, kind=kind, nlist=8).info["kind"] == kind  # an explicit nlist: IVF
+
+
+def test_search_hits_filters_by_camera_as_a_store_does(data):
+    gallery, queries, paths, pids, camids = data
+    index = GalleryIndex.build(gallery, paths, pids, camids)  # names without cameras: the camids as given
+    hits = index.search_hits(queries, k=10, exclude_camera=3, cameras=[1, 3, 4])
+    keep = np.isin(camids, [1, 4])
+    _, ref_rows = _brute_force(queries, gallery[keep], 10, "euclidean")
+    assert [[h.id for h in found] for found in hits] == [[paths[j] for j in np.flatnonzero(keep)[r]] for r in ref_rows]
+    assert {h.camera for found in hits for h in found} <= {1, 4}
+    with pytest.raises(ValueError, match="Camera filters need the gallery's cameras"):
+        GalleryIndex.build(gallery, paths).search_hits(queries, k=3, exclude_camera=1)

@@ -1,4 +1,6 @@
-"""Gallery search with faiss: index L2-normalised embeddings, answer top-k queries, re-rank.
+"""Index folders: a gallery built once into a faiss index; top-k queries, camera filters, re-ranking.
+
+The folder behind `sal-search index` / `query --index_dir`; a growing gallery is a store (`open_store`).
 
 Index kinds (`GalleryIndex.create` / `--index`):
 
@@ -29,12 +31,13 @@ long-standing 20.
 
 Filters. `search(..., keep=mask)` searches only the rows where the boolean mask is true, inside
 faiss (`IDSelectorBitmap` in the search parameters of every kind), so k results come back when
-k rows pass; `user_cameras` gives the cameras as the file names number them, to build masks from.
+k rows pass; `search_hits` builds the mask from the store-like filters (`exclude_camera`, `cameras`,
+on `user_cameras`: the cameras as the file names number them) and answers `Hit`s, as a store does.
 
 Distances. Embeddings are unit vectors, so the inner product `ip` is the cosine and the index
-ranks by it; results are reported as distances in one of the conventions of
-`sal_tf.evaluation.distance_matrix`: `euclidean` (the default, as evaluation) sqrt(max(2 − 2·ip, 0)),
-or `cosine` clip(1 − ip, 0, 2). Both order the gallery the same way. Re-ranking
+ranks by it; results are reported as distances in one of `sal_tf.evaluation.distance.DISTANCES`:
+`euclidean` (the default, as evaluation) sqrt(max(2 − 2·ip, 0)), or `cosine` clip(1 − ip, 0, 2)
+(`to_distance`). Both order the gallery the same way. Re-ranking
 (`sal_tf.evaluation.re_rank_features`, k1=20, k2=6, λ=0.3) reports its re-ranked distances.
 
 An index folder holds `index.faiss`, `gallery.npz` (paths, and pids / camids when known) and
@@ -43,15 +46,14 @@ An index folder holds `index.faiss`, `gallery.npz` (paths, and pids / camids whe
 
 import datetime
 import json
-import logging
 import os
 
-logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # its INFO lines list CPU-feature probes
+import faiss
+import numpy as np
 
-import faiss  # noqa: E402
-import numpy as np  # noqa: E402
-
-from sal_tf.utils import write_atomically, write_json  # noqa: E402
+from sal_tf.evaluation.distance import check_distance, normalise, to_distance
+from sal_tf.gallery.hits import Hit
+from sal_tf.utils import write_json
 
 # Exact search of more queries than this uses BLAS (sgemm) instead of faiss's per-query loop. The
 # faiss-cpu 1.15 wheel ships 128000, so a batch of 100 queries ran the loop (~15x slower on 2 cores).
@@ -61,7 +63,6 @@ INDEX_FILE = "index.faiss"
 GALLERY_FILE = "gallery.npz"
 META_FILE = "index.json"
 INDEX_KINDS = ("flat", "ivf", "ivf_flat")
-DISTANCES = ("euclidean", "cosine")
 DEFAULT_NPROBE = 64
 K_FACTOR = 64  # ivf: candidates re-scored exactly per result (k·64)
 EXACT_BELOW = 1 << 25  # rows × dim under which `build` answers ivf kinds with an exact flat index
@@ -73,28 +74,6 @@ def use_blas_for_batches():
     """Lowers faiss's BLAS threshold to `BLAS_THRESHOLD` queries (a process-wide faiss setting; idempotent)."""
     if faiss.cvar.distance_compute_blas_threshold > BLAS_THRESHOLD:
         faiss.cvar.distance_compute_blas_threshold = BLAS_THRESHOLD
-
-
-def normalise(x, name="embeddings"):
-    """float32 C-contiguous [n, d] with unit rows (zero rows stay zero)."""
-    x = np.asarray(x)
-    if x.ndim != 2 or not np.issubdtype(x.dtype, np.number):
-        raise ValueError(f"`{name}` must be a numeric [count, dim] matrix. Received shape {x.shape}, dtype {x.dtype}")
-    x = np.array(x, dtype=np.float32, order="C")
-    if not np.isfinite(x).all():
-        raise ValueError(f"`{name}` contains NaN or infinite values.")
-    faiss.normalize_L2(x)
-    return x
-
-
-def to_distance(ip, distance="euclidean"):
-    """Inner products of unit vectors → distances (`euclidean` or `cosine`, module docstring)."""
-    ip = np.asarray(ip, np.float32)
-    if distance == "euclidean":
-        return np.sqrt(np.maximum(2.0 - 2.0 * ip, 0.0))
-    if distance == "cosine":
-        return np.clip(1.0 - ip, 0.0, 2.0)
-    raise ValueError(f"--distance must be one of {DISTANCES}. Received: {distance!r}")
 
 
 def default_nlist(count):
@@ -181,7 +160,7 @@ class GalleryIndex:
         """
         if kind not in INDEX_KINDS:
             raise ValueError(f"--index must be one of {INDEX_KINDS}. Received: {kind!r}")
-        to_distance(0.0, info.setdefault("distance", "euclidean"))  # checks the name
+        check_distance(info.setdefault("distance", "euclidean"))
         if kind != "flat" and (train is None or len(train) == 0):
             raise ValueError("An IVF index needs training vectors (a sample of the gallery).")
         train = None if train is None else normalise(train, "train")
@@ -347,72 +326,40 @@ class GalleryIndex:
         rows = np.argsort(dist, axis=1, kind="stable")[:, : min(k, len(self))]
         return np.take_along_axis(dist, rows, axis=1).astype(np.float32), rows.astype(np.int64)
 
-    def results(self, rows, distances, query_paths=None, query_pids=None, query_cameras=None):
-        """JSON-ready list of {query, query_pid, query_camera, results: [{rank, path, distance, pid,
-        camid, camera, match}]}.
-
-        `camid` is the stored (evaluation, 0-based for file names) id, `camera` the number a person
-        reads (`sources.camera_number`: `c1` → 1); rows -1 (fewer matches than k) are left out.
+    def hits(self, rows, distances):
+        """The `Hit`s of `search`'s rows and distances, one list per query; rows -1 (fewer matches than k)
+        are left out. An item's id is its path; its camera is the number a person reads
+        (`sources.camera_number`: `c1` → 1) and its person id the gallery's pid, where the index has them.
         """
         cameras = self.user_cameras()
         out = []
-        for i, (row, dist) in enumerate(zip(rows, distances)):
-            qpid = None if query_pids is None else int(query_pids[i])
-            hits = []
+        for row, dist in zip(rows, distances):
+            found = []
             for j, d in zip(row, dist):
                 if j < 0:
                     continue
-                hit = {"rank": len(hits) + 1, "path": self.paths[j], "distance": round(float(d), 6)}
-                if self.pids is not None:
-                    hit.update(pid=int(self.pids[j]), camid=int(self.camids[j]), camera=int(cameras[j]))
-                    if qpid is not None:
-                        hit["match"] = bool(self.pids[j] == qpid)
-                hits.append(hit)
-            entry = {"query": None if query_paths is None else str(query_paths[i]), "results": hits}
-            if qpid is not None:
-                entry["query_pid"] = qpid
-            if query_cameras is not None and query_cameras[i] is not None:
-                entry["query_camera"] = int(query_cameras[i])
-            out.append(entry)
+                camera = None if cameras is None or cameras[j] < 0 else int(cameras[j])
+                person = None if self.pids is None else int(self.pids[j])
+                found.append(Hit(self.paths[j], float(d), camera, None, self.paths[j], person))
+            out.append(found)
         return out
 
+    def search_hits(self, queries, k=10, exclude_camera=None, cameras=None, nprobe=None):
+        """Top-k `Hit`s of each query, as a store's `search`: `exclude_camera` leaves that camera out,
+        `cameras` keeps only those (inside the search, `keep`).
 
-def _time_text(timestamp):
-    if timestamp is None:
-        return "-"
-    return datetime.datetime.fromtimestamp(timestamp, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def format_table(results, distance="euclidean"):
-    """Plain-text table of search results (`GalleryIndex.results`, or the gallery store's): a block per query.
-
-    Cameras are shown as the file names number them (`c1`); a time column (UTC) appears when the
-    results carry timestamps (gallery stores).
-    """
-    lines = []
-    for entry in results:
-        about = [f"pid {entry['query_pid']}"] if "query_pid" in entry else []
-        about += [f"c{entry['query_camera']}"] if entry.get("query_camera") is not None else []
-        lines.append(f"query {entry['query']}" + (f" ({', '.join(about)})" if about else ""))
-        timed = any("timestamp" in hit for hit in entry["results"])
-        time_head = f"  {'time (UTC)':19s}" if timed else ""
-        lines.append(
-            f"  {'rank':>4s}  {distance + ' dist':>14s}  {'pid':>6s}  {'cam':>4s}  {'match':5s}{time_head}  path"
-        )
-        for hit in entry["results"]:
-            pid_text = "-" if hit.get("pid") is None else str(hit["pid"])
-            cam_text = "-" if hit.get("camera") is None else f"c{hit['camera']}"
-            match = {True: "yes", False: "no"}.get(hit.get("match"), "-")
-            time_text = f"  {_time_text(hit.get('timestamp')):19s}" if timed else ""
-            where = hit.get("path") or f"id {hit.get('id')}"
-            lines.append(
-                f"  {hit['rank']:4d}  {hit['distance']:14.4f}  {pid_text:>6s}  {cam_text:>4s}  {match:5s}{time_text}  {where}"
-            )
-        if not entry["results"]:
-            lines.append("  (no gallery item passes the filters)")
-    return "\n".join(lines)
-
-
-def write_jsonl(path, results):
-    """Writes one JSON object per query (atomically)."""
-    write_atomically(path, "".join(json.dumps(entry) + "\n" for entry in results))
+        Raises:
+            ValueError: a camera filter on an index whose gallery has no cameras.
+        """
+        keep = None
+        if exclude_camera is not None or cameras is not None:
+            gallery = self.user_cameras()
+            if gallery is None:
+                raise ValueError(
+                    "Camera filters need the gallery's cameras, and this index has none (its file names did not "
+                    "all parse); add the gallery to a --store with --camera, or use a CSV."
+                )
+            keep = np.ones(len(self), bool) if cameras is None else np.isin(gallery, list(cameras))
+            if exclude_camera is not None:
+                keep &= gallery != exclude_camera
+        return self.hits(*reversed(self.search(queries, k, nprobe, keep=keep)))
