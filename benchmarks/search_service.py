@@ -5,7 +5,7 @@
 
 For each case (back end × gallery size × embedding width) the script fills a fresh store directly
 (`sal_tf.gallery.open_store`, synthetic unit vectors with cameras 1..6 and timestamps over a day),
-starts its own `sal-serve` (`sal_tf.serve.process.ServiceProcess`, 127.0.0.1, a `tiny` SAL model
+starts its own `sal-serve` (`benchmarks/service_process.py`, 127.0.0.1, a `tiny` SAL model
 with random weights of that width), runs a fixed number of requests from 1..16 concurrent
 clients (threads, one keep-alive connection each), stops the server and prints JSON lines:
 
@@ -289,7 +289,7 @@ def store_location(folder, backend):
 
 
 def run_case(backend, size, dim, args, models, crops, emit):
-    from sal_tf.serve.process import ServiceProcess
+    from benchmarks.service_process import ServiceProcess
 
     case = {"backend": backend, "gallery": size, "dim": dim}
     with tempfile.TemporaryDirectory(prefix="search_service_", dir=args.work_dir) as folder:

@@ -1,6 +1,6 @@
 """Helpers of the sal-serve tests: the server as a subprocess, HTTP calls, and a TF Serving stand-in.
 
-`ServerProcess` is `sal_tf.serve.process.ServiceProcess` (`python -m sal_tf.cli.serve --port=0 ...` on
+`ServerProcess` is `benchmarks.service_process.ServiceProcess` (`python -m sal_tf.cli.serve --port=0 ...` on
 127.0.0.1 as a user would start it, stopped with SIGTERM, or SIGKILL for the durability test) run
 from this checkout. `TFServingStandIn` is a stand-in for a remote TF Serving: an HTTP
 server in a thread that loads an exported SavedModel with `tf.saved_model.load` and answers
@@ -17,7 +17,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from sal_tf.serve.process import ServiceProcess
+from benchmarks.service_process import ServiceProcess
 from tests.conftest import REPO
 
 

@@ -1,4 +1,5 @@
-"""sal-serve over real HTTP: every route, the API key, bad input, path-like ids, TF Serving mode, CORS.
+"""sal-serve over real HTTP: every route, its documented answer and schema, the API key, bad input, path-like
+and refused ids, a keyless server against other sites, TF Serving mode, CORS.
 
 One server per back end for the whole module, started as `python -m sal_tf.cli.serve` on
 127.0.0.1 and stopped by its fixture (`tests/serve_support.py`): `server` runs a small embedding
@@ -10,6 +11,7 @@ attention route's PNG needs a SAL model: tests/test_serve_page.py checks it on t
 
 import glob
 import http.client
+import json
 import os
 import re
 import sys
@@ -202,6 +204,15 @@ def test_path_like_ids_are_only_keys(server, crops):
     assert call("GET", f"{server.url}/v1/gallery/..%2F..%2F..%2Fetc%2Fpasswd/image", headers=AUTH).status == 404
 
 
+@pytest.mark.parametrize("item_id", ["nul\x00id", "esc\x1b[31mred", "x" * 4000])
+def test_ids_no_store_holds_are_refused_by_name_without_a_traceback(server, item_id):
+    for method, suffix in (("GET", "/image"), ("DELETE", "")):
+        reply = call(method, f"{server.url}/v1/gallery/{quoted(item_id)}{suffix}", headers=AUTH)
+        assert reply.status == 422 and reply.json()["field"] == "id", reply
+    log = server.log_tail(100_000)
+    assert "Traceback" not in log and "\x1b" not in log and "\x00" not in log
+
+
 def test_multipart_upload_as_the_page_sends_it(server, crops):
     names = list(crops)[7:9]
     body, kind = multipart({"camera": "4", "timestamp": "12.5"}, [("files", n, crops[n]) for n in names])
@@ -248,6 +259,10 @@ def _bad_cases(jpeg):
         "camera list of text": ("/v1/search", {"embedding": [0.1] * DIM, "cameras": ["a"]}, 422, "cameras[0]"),
         "reversed time range": ("/v1/search", {"embedding": [0.1] * DIM, "time_range": [5.0, 1.0]}, 422, "time_range"),
         "non-numeric exclude_camera": ("/v1/search", {**good, "exclude_camera": "c1"}, 422, "exclude_camera"),
+        "no camera in the list": ("/v1/search", {"embedding": [0.1] * DIM, "cameras": []}, 422, "cameras"),
+        "camera past 64 bits": ("/v1/gallery", {"items": [{**good, "camera": 2**63}]}, 422, "items[0].camera"),
+        "10,000-deep JSON": ("/v1/gallery", b'{"items": ' + b"[" * 10000 + b"]" * 10000 + b"}", 422, "body"),
+        "65,537 values": ("/v1/search", b'{"embedding": [' + b"0," * 65536 + b"0]}", 422, "body"),
         "attention not an image": ("/v1/attention", {"image_b64": b64(b"<html>")}, 422, "image_b64"),
     }
 
@@ -308,6 +323,82 @@ def test_tf_serving_mode_gives_the_in_process_models_numbers(server, tf_server, 
     assert bad.status == 422 and bad.json()["field"] == "items[0].image_b64" and count(tf_server.url) == 2
 
 
+def test_a_keyless_server_takes_no_cross_site_form_and_no_foreign_host(tf_server, crops):
+    # what a page on another site can send without a CORS preflight: a text/plain POST
+    body = json.dumps({"items": [{"id": "from-elsewhere", "image_b64": b64(next(iter(crops.values())))}]})
+    before = count(tf_server.url)
+    plain = call("POST", tf_server.url + "/v1/gallery", body.encode(), {"Content-Type": "text/plain"})
+    assert plain.status == 415 and plain.json()["field"] == "Content-Type", plain
+    # DNS rebinding: the page's own name in Host, the loopback address underneath
+    port = urllib.parse.urlsplit(tf_server.url).port
+    rebound = call("POST", tf_server.url + "/v1/gallery", body.encode(), {"Host": f"evil.example:{port}"})
+    assert rebound.status == 400 and rebound.json()["field"] == "Host", rebound
+    assert call("GET", tf_server.url + "/healthz", headers={"Host": "evil.example"}).status == 400
+    assert call("GET", tf_server.url + "/healthz", headers={"Host": f"localhost:{port}"}).status == 200
+    assert count(tf_server.url) == before
+
+
+ANSWERS = {  # BUILD.md "Search service": the fields of each JSON answer, and the schema each is documented by
+    "HealthOut": {"status", "count", "store", "model"},
+    "AddOut": {"ids", "count"},
+    "DeleteOut": {"deleted", "count"},
+    "SearchOut": {"results", "took_ms"},
+    "HitOut": {"id", "distance", "camera", "timestamp", "path", "person_id"},
+    "ErrorOut": {"error", "field"},
+}
+ROUTES = {  # every route of the API: (path in the schema, method) → its 200 answer's schema (None: not JSON)
+    ("/healthz", "get"): "HealthOut",
+    ("/v1/gallery", "post"): "AddOut",
+    ("/v1/gallery/{item_id}", "delete"): "DeleteOut",
+    ("/v1/gallery/{item_id}/image", "get"): None,
+    ("/v1/search", "post"): "SearchOut",
+    ("/v1/attention", "post"): None,
+}
+
+
+def test_openapi_lists_every_route_with_its_schemas_and_docs_is_open(server):
+    reply = call("GET", server.url + "/openapi.json")  # open, like /healthz
+    assert reply.status == 200
+    schema = reply.json()
+    assert {(p, m) for p, ops in schema["paths"].items() for m in ops} == set(ROUTES)
+    components = schema["components"]["schemas"]
+    for (path, method), answer in ROUTES.items():
+        operation = schema["paths"][path][method]
+        content = operation["responses"]["200"]["content"]
+        if answer:
+            assert content["application/json"]["schema"]["$ref"] == f"#/components/schemas/{answer}"
+        else:
+            assert all(kind.startswith("image/") for kind in content)
+        if method == "post":
+            assert (
+                operation["requestBody"]["content"]["application/json"]["schema"]["$ref"].split("/")[-1] in components
+            )
+        if path.startswith("/v1"):
+            assert operation["responses"]["422"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorOut")
+            assert operation["security"] == [{"HTTPBearer": []}]
+    for name, fields in ANSWERS.items():
+        assert set(components[name]["properties"]) == fields, name
+    assert "multipart/form-data" in schema["paths"]["/v1/gallery"]["post"]["requestBody"]["content"]
+    assert "ItemIn" in components and KEY not in reply.body.decode() and "filter-0" not in reply.body.decode()
+    docs = call("GET", server.url + "/docs")
+    assert docs.status == 200 and b"/openapi.json" in docs.body and b"swagger-ui" in docs.body
+    assert "script-src https://cdn.jsdelivr.net 'sha256-" in docs.headers["content-security-policy"]
+
+
+def test_every_answer_keeps_its_documented_fields(server, crops):
+    image = b64(next(iter(crops.values())))
+    answers = {
+        "HealthOut": call("GET", server.url + "/healthz"),
+        "AddOut": add(server.url, [{"id": "fields-1", "image_b64": image}]),
+        "SearchOut": search(server.url, {"image_b64": image, "k": 2}),
+        "ErrorOut": search(server.url, {"image_b64": image, "k": 0}),
+    }
+    answers["DeleteOut"] = call("DELETE", server.url + "/v1/gallery/fields-1", headers=AUTH)
+    for name, reply in answers.items():
+        assert set(reply.json()) == ANSWERS[name], (name, reply)
+    assert all(set(hit) == ANSWERS["HitOut"] for hit in answers["SearchOut"].json()["results"])
+
+
 def test_cors_only_for_the_given_origins(server, tf_server):
     preflight = {
         "Origin": ORIGIN,
@@ -357,9 +448,17 @@ def test_concurrent_searches_get_their_own_answers(server):
 
 
 def test_the_command_refuses_bad_flags_with_one_error_line(tmp_path):
+    from sal_tf.serve import ServeSettings
     from tests.conftest import run_cmd
 
-    out = run_cmd([sys.executable, "-m", "sal_tf.cli.serve", "--model=runs/none", "--max_k=0", f"--store={tmp_path}/s"])
+    # a keyless server beyond loopback is refused before anything loads or binds
+    args = ["--model=runs/none", "--host=0.0.0.0", f"--store={tmp_path}/s"]
+    out = run_cmd([sys.executable, "-m", "sal_tf.cli.serve", *args])
     assert out.returncode == 2, out.stderr[-2000:]
-    assert out.stderr.strip().splitlines()[-1] == "error: --max_k must be >= 1. Received: 0"
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: --host=0.0.0.0 listens beyond this machine") and "--insecure_no_key" in last
     assert "Traceback" not in out.stderr and not os.path.exists(tmp_path / "s")
+    with pytest.raises(ValueError, match=r"^--max_k must be >= 1. Received: 0$"):
+        ServeSettings(model="m", store="s", max_k=0)
+    for host, key, insecure in [("127.0.0.1", None, False), ("0.0.0.0", "k", False), ("0.0.0.0", None, True)]:
+        ServeSettings(model="m", store="s", host=host, api_key=key, insecure_no_key=insecure)  # accepted

@@ -7,7 +7,8 @@
 --model: a training --model_dir, a .keras file or an exported SavedModel folder (or --tf_serving: a
 TF Serving REST model URL). --store: a folder (faiss, created when missing), a *.db file (Milvus
 Lite) or http://host:19530 (a Milvus server). Listens on 127.0.0.1 unless --host says otherwise;
-with --api_key (or $SAL_SERVE_API_KEY) every /v1 route wants `Authorization: Bearer <key>`.
+with --api_key (or $SAL_SERVE_API_KEY) every /v1 route wants `Authorization: Bearer <key>`, and
+without one any --host beyond loopback is refused unless --insecure_no_key.
 The routes and errors: BUILD.md "Search service".
 """
 
@@ -44,10 +45,23 @@ def define_flags():
     flags.DEFINE_string("host", _default("host"), "Address to listen on (0.0.0.0: every interface).")
     flags.DEFINE_integer("port", _default("port"), "Port to listen on (0: a free one, printed).")
     flags.DEFINE_string("api_key", None, f"API key wanted on every /v1 route (default: ${API_KEY_ENV}; none: open).")
+    flags.DEFINE_bool(
+        "insecure_no_key",
+        False,
+        "Without --api_key, listen beyond loopback anyway: anyone who reaches the port may add, delete and read.",
+    )
+    flags.DEFINE_list("allowed_hosts", [], "Host header values answered (default: from --host; 0.0.0.0: any).")
     flags.DEFINE_list("cors_origins", [], "Origins allowed by CORS (default: none, no CORS headers).")
     flags.DEFINE_integer("max_k", _default("max_k"), "Largest k a search may ask for.")
     flags.DEFINE_integer("max_items", _default("max_items"), "Most items per POST /v1/gallery.")
     flags.DEFINE_float("max_upload_mb", _default("max_upload_mb"), "Largest request body, MiB (413 above).")
+    flags.DEFINE_integer(
+        "max_image_pixels", _default("max_image_pixels"), "Most pixels of an uploaded image, read from its header."
+    )
+    flags.DEFINE_float(
+        "request_timeout_s", _default("request_timeout_s"), "Seconds to send a request's headers and body."
+    )
+    flags.DEFINE_integer("max_connections", _default("max_connections"), "Requests in flight before 503.")
     flags.DEFINE_integer("batch_size", _default("max_embedding_batch"), "Images per model call when indexing.")
     flags.DEFINE_bool("progress", _default("progress"), "Show indexing progress on stderr.")
 
@@ -63,10 +77,15 @@ def settings_from_flags():
         host=FLAGS.host,
         port=FLAGS.port,
         api_key=FLAGS.api_key or os.environ.get(API_KEY_ENV) or None,
+        insecure_no_key=FLAGS.insecure_no_key,
+        allowed_hosts=tuple(FLAGS.allowed_hosts),
         cors_origins=tuple(FLAGS.cors_origins),
         max_k=FLAGS.max_k,
         max_items=FLAGS.max_items,
         max_upload_mb=FLAGS.max_upload_mb,
+        max_image_pixels=FLAGS.max_image_pixels,
+        request_timeout_s=FLAGS.request_timeout_s,
+        max_connections=FLAGS.max_connections,
         max_embedding_batch=FLAGS.batch_size,
         progress=FLAGS.progress,
     )

@@ -4,10 +4,14 @@
     app = create_app(ServeSettings(model="runs/demo", store="gallery_store"))   # a FastAPI app
     # or, as `sal-serve` does: sal_tf.serve.server.serve(settings)
 
-Modules: `settings` (every default), `app` (routes), `service` (add / delete / search without
-HTTP), `embedding` (in-process model or TF Serving), `images` (decoding as the serving
-signature), `crops` (durable crop files), `uploads` (multipart forms), `limits` (body cap),
-`errors` (JSON errors), `indexing` (start-up indexing), `server` (uvicorn), `static/` (the page).
+Modules: `settings` (every default), `app` (routers and routes), `schemas` (request and response
+models), `service` (add / delete / search without HTTP), `failures` (its refusals),
+`errors` (refusal → HTTP status, the one map), `guard` (host, key, media type and body checks
+before any route), `limits` (body size and JSON shape), `embedding` (in-process model or TF
+Serving), `images` (header checks and decoding as the serving signature), `uploads` (multipart
+forms), `indexing` (start-up indexing), `batching` (concurrent work joined), `server` (uvicorn,
+the request deadline), `static/` (the page). The crops live beside the store:
+`sal_tf.gallery.crops`.
 """
 
 from sal_tf.serve.settings import ServeSettings

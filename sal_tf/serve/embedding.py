@@ -19,7 +19,7 @@ import numpy as np
 
 from sal_tf.serve import images
 from sal_tf.serve.batching import Coalescer
-from sal_tf.serve.errors import NotSupported, UpstreamError
+from sal_tf.serve.failures import NotSupported, UpstreamError
 
 TF_SERVING_PATH = re.compile(r"^/v1/models/(?P<name>[^/:]+)(/versions/(?P<version>\d+))?/?$")
 TF_SERVING_EXPECTED = "a TF Serving REST model URL such as http://host:8501/v1/models/sal[/versions/N]"
@@ -36,11 +36,11 @@ class LocalEmbedding:
         self.name = f"{embedder.kind}:{os.path.basename(os.path.normpath(embedder.source or 'model'))}"
         self._attention_lock = threading.Lock()
         self._calls = Coalescer(self._embed_batches, MODEL_BATCH, weight=len)
-        self.embed([blank_png()], ["warm-up"])  # traces decoding and the model now, not in the first request
+        self.embed([images.picture(blank_png(), "warm-up", 128)])  # traces decoding and the model now
 
-    def embed(self, encoded, fields):
-        """Encoded images (list of bytes) → float32 [B, D] unit rows; `fields` name them in errors."""
-        return self._calls.submit(None, images.decode_batch(encoded, fields, self.embedder.image_size))
+    def embed(self, pictures):
+        """`images.Picture`s → float32 [B, D] unit rows (BadInput naming the field of one that does not decode)."""
+        return self._calls.submit(None, images.decode_batch(pictures, self.embedder.image_size))
 
     def _embed_batches(self, _, batches):
         """One model call for the decoded images of concurrent requests; their embeddings, split back."""
@@ -48,8 +48,8 @@ class LocalEmbedding:
         out = self.embedder(x, batch_size=max(len(x), 1))
         return np.split(out, np.cumsum([len(b) for b in batches])[:-1])
 
-    def attention_png(self, encoded, field):
-        """PNG bytes of the image's attention maps (paper Fig. 3, `visualize.attention_figure`)."""
+    def attention_png(self, picture):
+        """PNG bytes of an `images.Picture`'s attention maps (paper Fig. 3, `visualize.attention_figure`)."""
         if not self.has_attention:
             raise NotSupported(
                 f"the model {self.name} has no attention maps (a SavedModel keeps only the embedding, and "
@@ -57,7 +57,7 @@ class LocalEmbedding:
             )
         from sal_tf.evaluation import visualize
 
-        batch = images.decode_batch([encoded], [field], self.embedder.image_size)
+        batch = images.decode_batch([picture], self.embedder.image_size)
         with self._attention_lock:
             maps = self.embedder.attention(batch)
         stages = [s.replace("stage", "stage ") for s in self.embedder.attention_stages]
@@ -110,11 +110,11 @@ class TFServingEmbedding:
         except RuntimeError as e:
             raise UpstreamError(str(e)) from None
 
-    def embed(self, encoded, fields):
-        images.check_decodes(encoded, fields)
-        return self._predict(encoded)  # unit rows already (the export normalises)
+    def embed(self, pictures):
+        images.check_decodes(pictures)
+        return self._predict([p.decodable for p in pictures])  # unit rows already (the export normalises)
 
-    def attention_png(self, encoded, field):
+    def attention_png(self, picture):
         raise NotSupported(
             f"the model is served by TF Serving ({self.name}), which returns only the embedding; "
             "attention maps need --model=<.keras file or training folder>."

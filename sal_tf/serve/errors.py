@@ -1,18 +1,22 @@
-"""The service's errors and how they are answered: JSON `{"error": "...", "field": "..."}`.
+"""How every refusal is answered: the one map from error class to HTTP status, and JSON `{"error", "field"}`.
 
 Status codes (BUILD.md "Search service"):
 
-* 422: the request is malformed or a value is wrong (schema errors from FastAPI's validation and
-  the service's own checks alike): `field` names it as a path (`items[2].image_b64`), `error` says
+* 422 `BadInput`, `InvalidValue` (refused by the store): the request is malformed or a value is wrong (FastAPI's schema errors and the
+  service's own checks alike): `field` names it as a path (`items[2].image_b64`), `error` says
   what was expected and what came;
-* 413: the body is over `--max_upload_mb` (not read);
-* 401: a `/v1` route without the right `Authorization: Bearer <key>`;
-* 404: an unknown gallery id or route;
-* 501: the model form cannot do it (attention maps of a SavedModel or of a TF Serving model);
-* 502: TF Serving answered with an error or could not be reached.
+* 400 `HostRefused`: a `Host` header the server does not answer to (DNS rebinding);
+* 401 `Unauthorized`: a `/v1` route without the right `Authorization: Bearer <key>`;
+* 404 `NotFound`: an unknown gallery id or route;
+* 413 `BodyTooLarge`: the body is over `--max_upload_mb` (not read past the cap);
+* 415 `UnsupportedMediaType`: a body that is neither `application/json` nor a multipart form;
+* 501 `NotSupported`: the model form cannot do it (attention maps of a SavedModel or TF Serving);
+* 502 `UpstreamError`: TF Serving answered with an error or could not be reached;
+* 503 `Busy`: too many requests in flight (`Retry-After`).
 
-A user's mistake never produces a traceback; an unexpected failure is logged and answered 500
-with a generic message.
+A user's mistake never produces a traceback: it is answered here and not logged. An unexpected
+failure is logged (its path escaped: no control bytes reach the log) and answered 500 with a
+generic message.
 """
 
 import logging
@@ -22,52 +26,55 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from sal_tf.serve.failures import BadInput, InvalidValue, NotFound, NotSupported, ServiceError, UpstreamError
+
 log = logging.getLogger("sal_tf.serve")
+RETRY_AFTER_S = 1  # what a 503 asks the client to wait
 
 
-class ServiceError(Exception):
-    """An error answered with `status` and `{"error": message, "field": field}`."""
-
-    status = 500
-
-    def __init__(self, message, field=None, status=None):
-        super().__init__(message)
-        self.message, self.field = message, field
-        if status is not None:
-            self.status = status
-
-    def body(self):
-        return {"error": self.message, **({"field": self.field} if self.field else {})}
-
-
-class BadInput(ServiceError):
-    """A wrong value in the request: 422 naming the field."""
-
-    status = 422
-
-    def __init__(self, field, expected, received=None):
-        got = "" if received is None else f"; received {received}"
-        super().__init__(f"{field}: expected {expected}{got}", field)
-
-
-class NotFound(ServiceError):
-    status = 404
+class HostRefused(ServiceError):
+    """A `Host` header that names no address or name the server answers to."""
 
 
 class Unauthorized(ServiceError):
-    status = 401
-
-
-class NotSupported(ServiceError):
-    status = 501
-
-
-class UpstreamError(ServiceError):
-    status = 502
+    """A `/v1` request without the right API key."""
 
 
 class BodyTooLarge(ServiceError):
-    status = 413
+    """A body over `--max_upload_mb`."""
+
+
+class UnsupportedMediaType(ServiceError):
+    """A body neither JSON nor a multipart form (a cross-site `text/plain` POST, say)."""
+
+
+class Busy(ServiceError):
+    """More requests in flight than the server takes (`--max_connections`)."""
+
+
+STATUS = {  # the one map from a refusal to its HTTP status
+    BadInput: 422,
+    InvalidValue: 422,
+    HostRefused: 400,
+    Unauthorized: 401,
+    NotFound: 404,
+    BodyTooLarge: 413,
+    UnsupportedMediaType: 415,
+    NotSupported: 501,
+    UpstreamError: 502,
+    Busy: 503,
+}
+HEADERS = {Unauthorized: {"WWW-Authenticate": "Bearer"}, Busy: {"Retry-After": str(RETRY_AFTER_S)}}
+
+
+def status_of(error):
+    return next((code for kind, code in STATUS.items() if isinstance(error, kind)), 500)
+
+
+def response_of(error):
+    """The JSON response of a `ServiceError` (also used by the raw-ASGI guard, before any route)."""
+    headers = next((h for kind, h in HEADERS.items() if isinstance(error, kind)), None)
+    return JSONResponse(error.body(), status_code=status_of(error), headers=headers)
 
 
 def field_path(loc):
@@ -86,7 +93,7 @@ def _short(value, limit=60):
 
 
 def validation_message(error):
-    """One pydantic error dict → "items[0].camera: expected an integer; received 'x'"."""
+    """One pydantic error dict → ("items[0].camera", "items[0].camera: expected an integer; received 'x'")."""
     field = field_path(error.get("loc", ()))
     expected = error.get("msg", "a valid value")
     expected = expected[0].lower() + expected[1:] if expected else expected
@@ -94,7 +101,7 @@ def validation_message(error):
         return field, f"{field}: required field missing"
     if error.get("type") == "json_invalid":
         return "body", "body: expected a JSON object; " + expected
-    received = f"; received {_short(error['input'])}" if "input" in error and error.get("type") != "missing" else ""
+    received = f"; received {_short(error['input'])}" if "input" in error else ""
     return field, f"{field}: {expected}{received}"
 
 
@@ -103,12 +110,11 @@ async def on_validation_error(request: Request, exc: RequestValidationError):
     field, message = validation_message(errors[0]) if errors else ("body", "body: invalid request")
     if len(errors) > 1:
         message += f" (and {len(errors) - 1} more error(s))"
-    return JSONResponse({"error": message, "field": field}, status_code=422)
+    return JSONResponse({"error": message, "field": field}, status_code=STATUS[BadInput])
 
 
 async def on_service_error(request: Request, exc: ServiceError):
-    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-    return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
+    return response_of(exc)
 
 
 async def on_http_error(request: Request, exc: StarletteHTTPException):
@@ -116,7 +122,7 @@ async def on_http_error(request: Request, exc: StarletteHTTPException):
 
 
 async def on_unexpected_error(request: Request, exc: Exception):
-    log.exception("unexpected error in %s %s", request.method, request.url.path)
+    log.exception("unexpected error in %s %s", request.method, ascii(request.url.path))
     return JSONResponse({"error": "internal error (see the server's log)"}, status_code=500)
 
 

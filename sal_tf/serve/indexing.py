@@ -12,7 +12,7 @@ import os
 import sys
 
 from sal_tf.inference import sources
-from sal_tf.serve.errors import ServiceError
+from sal_tf.serve.failures import ServiceError
 from sal_tf.serve.service import Upload
 from sal_tf.utils.progress import Progress
 

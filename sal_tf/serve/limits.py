@@ -1,39 +1,95 @@
-"""`BodyLimit`: ASGI middleware that caps a request body at `--max_upload_mb` (413, never read past the cap).
+"""Bounds on a request body, applied by `sal_tf.serve.guard.RequestGuard` before any parsing.
 
-A declared `Content-Length` over the cap is answered at once; a body sent without one (chunked) is
-counted as it arrives and refused when it passes the cap, so no request holds more than the cap
-in memory.
+* Size: at most `--max_upload_mb`; a declared `Content-Length` over the cap is refused unread, a
+  body without one (chunked) is counted as it streams in and refused when it passes the cap, so no
+  request holds more than the cap in memory.
+* JSON shape: nesting at most `MAX_JSON_DEPTH` deep and at most `MAX_JSON_VALUES` values, counted
+  on the raw bytes with numpy (strings masked out, then brackets and commas counted) before
+  `json.loads` sees them: Python's parser recurses per level (a 10,000-deep body is a
+  RecursionError), and a body of 16 MiB of `0,` is 8 M Python objects.
 """
 
-from fastapi.responses import JSONResponse
+import re
+
+import numpy as np
 
 from sal_tf.serve.errors import BodyTooLarge
+from sal_tf.serve.failures import BadInput
+
+MAX_JSON_DEPTH = 8  # the API's bodies nest 3 deep ({"items": [{...}]})
+MAX_JSON_VALUES = 65536  # an embedding of up to ~65 k numbers, or 64 items of a few fields
+SCAN_CHUNK = 1 << 20  # bytes scanned at once (bounds the scan's own memory)
+_ESCAPE = re.compile(rb"\\.", re.S)  # a backslash and the byte it escapes (inside strings only, in valid JSON)
+OTHER_BYTES = bytes(sorted(set(range(256)) - set(b'"[]{},')))  # bytes.translate deletes these
+QUOTE, OPEN, CLOSE, COMMA = (np.frombuffer(c, np.uint8) for c in (b'"', b"[{", b"]}", b","))
 
 
-class BodyLimit:
-    def __init__(self, app, max_bytes):
-        self.app, self.max_bytes = app, int(max_bytes)
+def too_large(max_bytes, received):
+    mib = max_bytes / 1024 / 1024
+    return BodyTooLarge(f"body: expected at most {mib:g} MiB (--max_upload_mb); received {received}", "body")
 
-    def too_large(self, received):
-        mib = self.max_bytes / 1024 / 1024
-        return BodyTooLarge(f"body: expected at most {mib:g} MiB (--max_upload_mb); received {received}", "body")
 
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            error = self.too_large(f"{int(declared)} bytes")
-            return await JSONResponse(error.body(), status_code=error.status)(scope, receive, send)
-        received = 0
+def declared_length(scope):
+    """The request's `Content-Length` as an int, or None when absent or not a number."""
+    for name, value in scope.get("headers") or ():
+        if name == b"content-length":
+            return int(value) if value.isdigit() else None
+    return None
 
-        async def limited_receive():
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise self.too_large(f"more than {self.max_bytes} bytes")
-            return message
 
-        return await self.app(scope, limited_receive, send)
+def check_json_shape(body):
+    """Refuses (BadInput naming `body`) JSON nested deeper than MAX_JSON_DEPTH or with more than MAX_JSON_VALUES values.
+
+    Escaped bytes are dropped, then every byte but quotes, brackets and commas; then per chunk, a bracket or comma is outside a string when an even
+    number of quotes precede it; those give the depth (running sum of opens minus closes) and the
+    count (opens and commas).
+    """
+    data = (_ESCAPE.sub(b"", body) if b"\\" in body else body).translate(None, OTHER_BYTES)
+    in_string, depth, deepest, values = 0, 0, 0, 1
+    for start in range(0, len(data), SCAN_CHUNK):
+        chunk = np.frombuffer(data, np.uint8, min(SCAN_CHUNK, len(data) - start), start)
+        quotes = np.flatnonzero(chunk == QUOTE)
+        marks = np.flatnonzero(chunk != QUOTE)
+        marks = marks[(np.searchsorted(quotes, marks) + in_string) % 2 == 0]  # outside strings
+        in_string = (in_string + len(quotes)) % 2
+        symbols = chunk[marks]
+        steps = np.isin(symbols, OPEN).astype(np.int64) - np.isin(symbols, CLOSE)
+        levels = np.cumsum(steps) + depth
+        deepest, depth = max(deepest, int(levels.max(initial=depth))), int(levels[-1]) if len(levels) else depth
+        values += int(np.count_nonzero(steps > 0)) + int(np.count_nonzero(symbols == COMMA))
+        if deepest > MAX_JSON_DEPTH:
+            raise BadInput("body", f"JSON nested at most {MAX_JSON_DEPTH} deep", f"more than {MAX_JSON_DEPTH} levels")
+        if values > MAX_JSON_VALUES:
+            raise BadInput("body", f"JSON of at most {MAX_JSON_VALUES} values", f"more than {MAX_JSON_VALUES}")
+
+
+async def read_capped(receive, max_bytes):
+    """The whole body (bytes), read as it streams; BodyTooLarge past `max_bytes`; None if the client left."""
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > max_bytes:
+            raise too_large(max_bytes, f"more than {max_bytes} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def capped(receive, max_bytes):
+    """`receive` that raises BodyTooLarge once the body passes `max_bytes` (for bodies parsed as they stream)."""
+    size = 0
+
+    async def limited():
+        nonlocal size
+        message = await receive()
+        if message["type"] == "http.request":
+            size += len(message.get("body", b""))
+            if size > max_bytes:
+                raise too_large(max_bytes, f"more than {max_bytes} bytes")
+        return message
+
+    return limited

@@ -1,7 +1,9 @@
-"""Request bodies of the JSON API (pydantic; strict numbers, unknown fields refused).
+"""The JSON API's bodies (pydantic): requests (strict numbers, unknown fields refused) and responses.
 
-Limits that depend on the settings (`k` ≤ `--max_k`, items ≤ `--max_items`, the embedding width)
-are checked by `sal_tf.serve.service.GalleryService`, with the same 422 answer.
+The request models check types only; limits that depend on the settings (`k` ≤ `--max_k`, items ≤
+`--max_items`, image pixels) are the service's (`sal_tf.serve.service.GalleryService`), and the
+values the store keeps (id length, metadata ranges, filters) the store's, all with the same 422.
+The response models are the documented form of each answer (`/openapi.json`, BUILD.md "Search service").
 """
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
@@ -16,7 +18,7 @@ class Strict(BaseModel):
 class ItemIn(Strict):
     """One gallery item of `POST /v1/gallery`: the crop (base64) and its metadata."""
 
-    id: StrictStr | None = Field(None, description="Any string; left out: a new uuid4 hex.")
+    id: StrictStr | None = Field(None, description="Any string up to 1,024 UTF-8 bytes; left out: a new uuid4 hex.")
     image_b64: StrictStr = Field(description="The crop: base64 of a JPEG/PNG/GIF/BMP/WebP file.")
     camera: StrictInt | None = None
     timestamp: StrictFloat | None = None
@@ -25,19 +27,63 @@ class ItemIn(Strict):
 
 
 class GalleryAdd(Strict):
-    items: list[ItemIn] = Field(min_length=1)
+    """`POST /v1/gallery` as JSON: 1 to `--max_items` items."""
+
+    items: list[ItemIn]
 
 
 class SearchIn(Strict):
     """`POST /v1/search`: a query image or embedding, k, and the filters."""
 
-    image_b64: StrictStr | None = None
-    embedding: list[StrictFloat] | None = None
-    k: StrictInt = DEFAULT_K
-    exclude_camera: StrictInt | None = None
-    cameras: list[StrictInt] | None = None
-    time_range: tuple[StrictFloat, StrictFloat] | None = None
+    image_b64: StrictStr | None = Field(None, description="The query image (base64); or give `embedding`.")
+    embedding: list[StrictFloat] | None = Field(None, description="The query embedding (the gallery's width).")
+    k: StrictInt = Field(DEFAULT_K, description="Hits wanted, 1..--max_k.")
+    exclude_camera: StrictInt | None = Field(None, description="Leave out this camera's items.")
+    cameras: list[StrictInt] | None = Field(None, description="Only these cameras' items (at least one).")
+    time_range: tuple[StrictFloat, StrictFloat] | None = Field(None, description="[t0, t1], t0 <= t1.")
 
 
 class AttentionIn(Strict):
+    """`POST /v1/attention`: the image whose attention maps are drawn."""
+
     image_b64: StrictStr
+
+
+class HealthOut(BaseModel):
+    status: str
+    count: int
+    store: str
+    model: str
+
+
+class AddOut(BaseModel):
+    ids: list[str] = Field(description="The items' ids, in request order.")
+    count: int = Field(description="Items in the gallery after the add.")
+
+
+class DeleteOut(BaseModel):
+    deleted: str
+    count: int
+
+
+class HitOut(BaseModel):
+    """One hit: `sal_tf.gallery.Hit.to_json()`."""
+
+    id: str
+    distance: float
+    camera: int | None
+    timestamp: float | None
+    path: str | None
+    person_id: int | None
+
+
+class SearchOut(BaseModel):
+    results: list[HitOut] = Field(description="Nearest first.")
+    took_ms: float = Field(description="The server's own time for the search (no HTTP, no queueing before it).")
+
+
+class ErrorOut(BaseModel):
+    """Every refusal: what was expected and what came, and the field it names (a path such as items[2].camera)."""
+
+    error: str
+    field: str | None = None

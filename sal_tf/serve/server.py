@@ -1,14 +1,71 @@
 """`serve(settings)`: open the service, index the start-up images if the store is empty, run uvicorn.
 
 uvicorn runs programmatically (`uvicorn.Server`), on `settings.host` (loopback unless told
-otherwise); the request bodies are capped by `BodyLimit` and the open connections by
-`limit_concurrency`, so memory stays bounded under load.
+otherwise; a keyless server refuses any other address unless `--insecure_no_key`, see
+`ServeSettings.check`). Memory and time per client are bounded: request bodies by
+`RequestGuard` (size, JSON shape), requests in flight by `--max_connections` (503 with
+`Retry-After`; uvicorn's own `limit_concurrency`, at `CONNECTION_BACKSTOP` times that, caps idle
+connections), and the time to send a request by `--request_timeout_s` (`DeadlineH11Protocol`).
 """
 
+import logging
 import socket
 import sys
 
-MAX_CONNECTIONS = 64  # open connections before uvicorn answers 503
+from sal_tf.serve.settings import is_loopback
+
+CONNECTION_BACKSTOP = 4  # uvicorn's connection cap (plain 503) = this x --max_connections
+log = logging.getLogger("sal_tf.serve")
+
+
+def deadline_protocol(timeout_s):
+    """uvicorn's h11 protocol with a deadline: a request's headers and body must be in within `timeout_s`.
+
+    uvicorn bounds neither (`timeout_keep_alive` runs only between requests; a client sending one
+    byte a second holds a connection for ever), and the app cannot see a request whose headers
+    are still arriving, so the deadline lives here: armed when a connection opens or the next
+    request's first bytes arrive, cleared once the client has sent the whole request (h11's
+    `their_state` leaves IDLE / SEND_BODY); when it fires, the connection is closed.
+    """
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    sending = (h11.IDLE, h11.SEND_BODY)
+
+    class DeadlineH11Protocol(H11Protocol):
+        def connection_made(self, transport):
+            super().connection_made(transport)
+            self.deadline = None
+            self.arm()
+
+        def arm(self):
+            self.deadline = self.loop.call_later(timeout_s, self.expire)
+
+        def disarm(self):
+            if self.deadline is not None:
+                self.deadline.cancel()
+                self.deadline = None
+
+        def data_received(self, data):
+            if self.deadline is None and self.conn.their_state is h11.IDLE:
+                self.arm()  # the first bytes of the next request on a kept-alive connection
+            super().data_received(data)
+            if self.conn.their_state not in sending:
+                self.disarm()
+
+        def expire(self):
+            self.deadline = None
+            if self.conn.their_state in sending and not self.transport.is_closing():
+                log.warning(
+                    "dropped %s: the request was not sent within %g s (--request_timeout_s)", self.client, timeout_s
+                )
+                self.transport.close()
+
+        def connection_lost(self, exc):
+            self.disarm()
+            super().connection_lost(exc)
+
+    return DeadlineH11Protocol
 
 
 def listening_socket(host, port):
@@ -31,13 +88,25 @@ def url_of(host, port):
     return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 
+def audience(settings):
+    """Who may use the API, in words, for the start-up line."""
+    if settings.api_key:
+        who = "this machine only" if is_loopback(settings.host) else "any host that reaches the port"
+        return f"/v1 needs the API key; {who} can connect"
+    if is_loopback(settings.host):
+        return "no API key: /v1 open to every program on this machine (loopback only, Host checked)"
+    return f"--insecure_no_key: /v1 open to anyone who reaches {settings.host} (no key)"
+
+
 def describe(settings, service, port):
     where = url_of(settings.host, port)
     if settings.host in ("0.0.0.0", "::"):
         where += " (all interfaces)"
     health = service.health()
-    auth = "API key required on /v1" if settings.api_key else "no API key (loopback use)"
-    return f"sal-serve: {health['count']} items in {health['store']} store, model {health['model']}, {auth}: {where}"
+    return (
+        f"sal-serve: {health['count']} items in {health['store']} store, model {health['model']}; "
+        f"{audience(settings)}: {where}"
+    )
 
 
 def prepare(settings):
@@ -49,8 +118,8 @@ def prepare(settings):
     service = GalleryService.open(settings)
     try:
         if service.recovered:
-            print(f"Removed {service.recovered} crop(s) of adds or deletes a crash interrupted.", file=sys.stderr)
-        if settings.index_images and service.store.count() == 0:
+            print(f"Removed {service.recovered} crop(s) of items the store does not hold.", file=sys.stderr)
+        if settings.index_images and service.count() == 0:
             added, skipped = index_images(
                 service, settings.index_images, settings.max_embedding_batch, settings.progress
             )
@@ -75,7 +144,11 @@ def serve(settings, log_level="warning"):
     try:
         service, app = prepare(settings)
         config = uvicorn.Config(
-            app, log_level=log_level, limit_concurrency=MAX_CONNECTIONS, timeout_graceful_shutdown=10
+            app,
+            log_level=log_level,
+            http=deadline_protocol(settings.request_timeout_s),
+            limit_concurrency=CONNECTION_BACKSTOP * settings.max_connections,
+            timeout_graceful_shutdown=10,
         )
         print(describe(settings, service, sock.getsockname()[1]), flush=True)
         uvicorn.Server(config).run(sockets=[sock])

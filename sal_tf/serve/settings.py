@@ -5,10 +5,23 @@ and pass it to `sal_tf.serve.create_app` or `sal_tf.serve.server.serve`.
 """
 
 import dataclasses
+import ipaddress
 import os
 
 API_KEY_ENV = "SAL_SERVE_API_KEY"  # read by the command when --api_key is not given
 DEFAULT_DATA_DIR = "serve_data"
+LOOPBACK_NAMES = ("localhost",)
+WILDCARD_HOSTS = ("0.0.0.0", "::", "")
+
+
+def is_loopback(host):
+    """True for 127.0.0.0/8, ::1 and `localhost`: an address only this machine reaches."""
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclasses.dataclass
@@ -27,10 +40,19 @@ class ServeSettings:
         index_images: a folder / glob / CSV indexed at start-up when the store is empty.
         host, port: where to listen (loopback unless `host` says otherwise).
         api_key: when set, every `/v1` route wants `Authorization: Bearer <api_key>`.
+        insecure_no_key: let a server without `api_key` listen beyond loopback (anyone who reaches
+            the port may then add, delete and read the gallery); refused otherwise.
+        allowed_hosts: the `Host` header values answered (others: 400); default: the loopback
+            names for a loopback server, the address itself for another one, any for 0.0.0.0 / ::.
         cors_origins: origins allowed by CORS (none: no CORS headers at all).
         max_k: the largest `k` a search may ask for.
         max_items: the most items one `POST /v1/gallery` may carry.
         max_upload_mb: the largest request body (MiB); a larger one is answered 413 unread.
+        max_image_pixels: the most pixels (width x height, read from the image's header before
+            decoding) of an uploaded image; a larger one is answered 422 undecoded.
+        request_timeout_s: seconds a client has to send a request's headers and body; a
+            connection still sending after that is dropped.
+        max_connections: requests in flight before the server answers 503 with `Retry-After`.
         max_embedding_batch: images per model call when indexing at start-up.
         tf_serving_timeout_s: seconds to wait for TF Serving.
         progress: print indexing progress.
@@ -45,16 +67,22 @@ class ServeSettings:
     host: str = "127.0.0.1"
     port: int = 8080
     api_key: str = None
+    insecure_no_key: bool = False
+    allowed_hosts: tuple = ()
     cors_origins: tuple = ()
     max_k: int = 100
     max_items: int = 64
     max_upload_mb: float = 16.0
+    max_image_pixels: int = 4_000_000
+    request_timeout_s: float = 20.0
+    max_connections: int = 64
     max_embedding_batch: int = 64
     tf_serving_timeout_s: float = 30.0
     progress: bool = True
 
     def __post_init__(self):
         self.cors_origins = tuple(self.cors_origins or ())
+        self.allowed_hosts = tuple(self.allowed_hosts or ())
         self.check()
 
     def check(self):
@@ -65,13 +93,30 @@ class ServeSettings:
             raise ValueError("--store is required: a folder (faiss), a *.db file (Milvus Lite) or http://host:19530.")
         if self.distance not in ("euclidean", "cosine"):
             raise ValueError(f"--distance must be 'euclidean' or 'cosine'. Received: {self.distance!r}")
-        for name in ("max_k", "max_items", "max_embedding_batch"):
+        for name in ("max_k", "max_items", "max_embedding_batch", "max_image_pixels", "max_connections"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"--{name} must be >= 1. Received: {getattr(self, name)}")
-        if not self.max_upload_mb > 0:
-            raise ValueError(f"--max_upload_mb must be > 0. Received: {self.max_upload_mb}")
+        for name in ("max_upload_mb", "request_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"--{name} must be > 0. Received: {getattr(self, name)}")
+        if not self.api_key and not self.insecure_no_key and not is_loopback(self.host):
+            raise ValueError(
+                f"--host={self.host} listens beyond this machine, and without a key anyone who reaches the "
+                "port could add, delete and read the gallery: give --api_key (or $SAL_SERVE_API_KEY), or "
+                "--insecure_no_key to allow exactly that."
+            )
         if not 0 <= int(self.port) < 65536:
             raise ValueError(f"--port must be in 0..65535. Received: {self.port}")
+
+    def trusted_hosts(self):
+        """The `Host` values answered (`allowed_hosts`, or the default of the listening address)."""
+        if self.allowed_hosts:
+            return list(self.allowed_hosts)
+        if self.host in WILDCARD_HOSTS:
+            return ["*"]
+        if is_loopback(self.host):
+            return ["127.0.0.1", "localhost", "::1", "[::1]", self.host]
+        return [self.host, f"[{self.host}]"] if ":" in self.host else [self.host]
 
     @property
     def max_body_bytes(self):

@@ -9,11 +9,13 @@ import math
 
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
+from starlette.requests import ClientDisconnect
 
-from sal_tf.serve.errors import BadInput
+from sal_tf.serve.failures import BadInput
 from sal_tf.serve.service import Upload
 
 FORM_FIELDS = ("files", "camera", "timestamp", "person_id", "id")
+FORM_PARTS = 1000  # the parser's bound on parts (Starlette's default); the service checks --max_items
 
 
 def form_number(form, name, kind):
@@ -33,15 +35,13 @@ def form_number(form, name, kind):
     return value
 
 
-async def form_uploads(request, max_items):
+async def form_uploads(request):
     """The `Upload`s of a multipart form (see the module docstring)."""
     try:
-        form = await request.form(max_files=max_items, max_fields=len(FORM_FIELDS) * 2)
-    except (MultiPartException, HTTPException) as e:
-        detail = getattr(e, "message", None) or getattr(e, "detail", str(e))
-        raise BadInput(
-            "files", f"at most {max_items} files (--max_items) and the fields {FORM_FIELDS}", detail
-        ) from None
+        form = await request.form(max_files=FORM_PARTS, max_fields=len(FORM_FIELDS) * 2)
+    except (MultiPartException, HTTPException, ClientDisconnect) as e:
+        detail = getattr(e, "message", None) or getattr(e, "detail", None) or "the client left"
+        raise BadInput("files", f"a multipart form with the fields {', '.join(FORM_FIELDS)}", detail) from None
     unknown = sorted(set(form.keys()) - set(FORM_FIELDS))
     if unknown:
         raise BadInput(unknown[0], f"only the form fields {', '.join(FORM_FIELDS)}", "an unknown field")

@@ -1,11 +1,14 @@
-"""`ServiceProcess`: `sal-serve` as a child process (benchmarks, tests, scripts that need a running service).
+"""`ServiceProcess`: `sal-serve` as a child process, for the benchmarks and the tests of a checkout.
 
+    from benchmarks.service_process import ServiceProcess     # the checkout's root on sys.path
     with ServiceProcess(["--model=runs/demo", "--store=gallery_store"], log_path="serve.log") as service:
         urllib.request.urlopen(service.url + "/healthz")
 
 It runs `python -m sal_tf.cli.serve --port=0 ...` (a free loopback port, read back from the URL the
 service prints once it is ready), waits until `/healthz` answers, and stops it with SIGTERM
-(uvicorn drains the requests and the store closes), SIGKILL only if it hangs.
+(uvicorn drains the requests and the store closes), SIGKILL only if it hangs. It is a harness,
+not part of the installed package: `benchmarks/search_service.py` and `tests/serve_support.py`
+use it.
 """
 
 import os

@@ -1,4 +1,4 @@
-"""`CropFolder`: the gallery's image crops on disk, durable before the store hears of them.
+"""`CropFolder`: a gallery's image crops on disk, a journal kept beside the store, durable before the store hears of them.
 
 Layout of the service's data folder:
 
@@ -8,12 +8,13 @@ Layout of the service's data folder:
 * `pending/<uuid>.json`: the ids of an add or delete in flight (written and fsynced first,
   removed once the store has answered).
 
-Order of an add (`sal_tf/serve/service.py`): pending record → crops (each written to a temporary
+Order of an add (`sal_tf/serve/service.py`, the service that keeps crops): pending record → crops (each written to a temporary
 file, fsynced, renamed; then the folder fsynced) → `store.add` (durable when it returns) → pending
 record removed. A delete: pending record → `store.delete` → crop removed → record removed. After a
 crash, `recover` walks the pending records: a crop whose id the store does not hold is garbage
 and goes; so a store entry always has its crop, and a crop without a store entry does not survive
-a restart.
+a restart. `clean` goes further at open: every crop whose id the store does not hold goes (items
+deleted by other means, `sal-search delete`, or dropped by `sal-search repair`).
 """
 
 import concurrent.futures
@@ -99,6 +100,16 @@ class CropFolder:
         garbage = [i for i in ids if os.path.exists(self.path_of(i)) and not in_store(i)]
         self.remove(garbage)
         os.remove(record)
+        return len(garbage)
+
+    def clean(self, held_ids):
+        """Removes every crop whose id is not in `held_ids` (all the store's ids); returns the number removed."""
+        keep = {crop_name(i) for i in held_ids}
+        garbage = [n for n in os.listdir(self.crops) if n not in keep and ".tmp-" not in n]
+        for name in garbage:
+            os.remove(os.path.join(self.crops, name))
+        if garbage:
+            fsync_folder(self.crops)
         return len(garbage)
 
     def recover(self, in_store):
