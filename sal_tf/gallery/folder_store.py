@@ -49,7 +49,7 @@ import time
 import numpy as np
 
 from sal_tf.evaluation.distance import check_distance
-from sal_tf.gallery import append_log, base
+from sal_tf.gallery import ann_index, append_log, base
 from sal_tf.gallery.hits import Hit
 from sal_tf.utils import fsync_folder, write_atomically
 
@@ -159,8 +159,9 @@ class FolderStore(base.GalleryStore):
 
     kind = "folder"
 
-    def __init__(self, folder, dim, distance, compact_bytes=COMPACT_BYTES):
+    def __init__(self, folder, dim, distance, compact_bytes=COMPACT_BYTES, index="auto"):
         self.location = folder
+        self._index = ann_index.AnnIndex(index, dim)  # approximate search (ann_index.py), opened with the snapshot
         self.dim = dim
         self.distance = distance
         self.compact_bytes = int(compact_bytes)
@@ -179,10 +180,11 @@ class FolderStore(base.GalleryStore):
     # --- opening ----------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, folder, dim=None, distance="euclidean", compact_bytes=COMPACT_BYTES):
+    def open(cls, folder, dim=None, distance="euclidean", compact_bytes=COMPACT_BYTES, index="auto"):
         """Opens the store in `folder`, creating it when `dim` is given and the folder holds none.
 
-        `distance` applies to a new store; an existing one keeps its own.
+        `distance` applies to a new store; an existing one keeps its own. `index`: "auto", "flat",
+        "hnsw" or "ivf", the approximate index searches use (`sal_tf/gallery/ann_index.py`).
 
         Raises:
             FileNotFoundError: no store there and no `dim` to create one.
@@ -193,6 +195,7 @@ class FolderStore(base.GalleryStore):
         if dim is not None:
             dim = base.check_dim(dim)
         check_distance(distance)
+        ann_index.check_kind(index)
         if os.path.exists(folder) and not os.path.isdir(folder):
             raise ValueError(f"Gallery store {folder!r} is a file; expected a store folder (or a new path).")
         if is_store_folder(folder) and dim is not None:
@@ -211,7 +214,7 @@ class FolderStore(base.GalleryStore):
                     "Give an empty or new folder."
                 )
             os.makedirs(folder, exist_ok=True)
-        store = cls(folder, dim or 0, distance, compact_bytes)
+        store = cls(folder, dim or 0, distance, compact_bytes, index)
         try:
             store._lock()
             store._load_or_create(dim, distance)
@@ -256,6 +259,8 @@ class FolderStore(base.GalleryStore):
         for stale in glob.glob(os.path.join(self.location, f".{SNAPSHOT_FILE}.tmp-*")):
             os.remove(stale)  # an interrupted compaction
         self._load_snapshot()
+        self._index = ann_index.AnnIndex(self._index.kind, self.dim)
+        self._index.open(self.location, self._generation, self._vectors[: self._n])  # the log replays into it
         for old in glob.glob(os.path.join(self.location, "log-*.bin")):
             if old != self._log_path():
                 os.remove(old)  # a compaction's predecessor, or a log no snapshot leads to
@@ -399,6 +404,7 @@ class FolderStore(base.GalleryStore):
     def _apply_add(self, vectors, items):
         new = sum(item.id not in self._row for item in items)
         self._grow(self._n + new)
+        rows = []
         for vector, item in zip(vectors, items):
             row = self._row.get(item.id)
             if row is None:
@@ -409,6 +415,8 @@ class FolderStore(base.GalleryStore):
                 self._paths.append(None)
                 self._person.append(None)
             self._set_row(row, vector, item)
+            rows.append(row)
+        self._index.on_add(rows, vectors)
 
     def _apply_delete(self, item_id):
         row = self._row.pop(item_id, None)
@@ -426,6 +434,7 @@ class FolderStore(base.GalleryStore):
         self._person.pop()
         self._has_camera[last], self._time[last] = False, np.nan
         self._n = last
+        self._index.on_delete(row, last)
         return True
 
     def add(self, embeddings, items):
@@ -458,7 +467,8 @@ class FolderStore(base.GalleryStore):
     # --- compaction -------------------------------------------------------------------------
 
     def _maybe_compact(self):
-        if self._log_bytes > max(self.compact_bytes, self._snapshot_bytes // 2):
+        built = self._index.build_if_due(self._vectors[: self._n], self._rw.write)  # saved by the compaction
+        if built or self._log_bytes > max(self.compact_bytes, self._snapshot_bytes // 2):
             self._compact()
 
     def compact(self):
@@ -501,6 +511,7 @@ class FolderStore(base.GalleryStore):
                     os.remove(tmp)
                 raise
         fsync_folder(self.location)
+        self._index.save(self.location, generation, self._vectors[:n], self._rw.write)
         old_fd, old_path = self._log_fd, self._log_path()
         self._generation = generation
         self._snapshot_bytes = os.path.getsize(final)
@@ -549,6 +560,9 @@ class FolderStore(base.GalleryStore):
         with self._rw.read():
             n = self._n
             keep = self._mask(n, exclude_camera, cameras, time_range)
+            found = self._index.search(q, k, self._vectors[:n], keep)  # None: exact, below
+            if found is not None:
+                return self._hits(q, found)
             rows = None if keep is None else np.flatnonzero(keep)
             if rows is not None and len(rows) >= SPARSE_FILTER * n:
                 penalty, rows = np.where(keep, np.float32(0), np.float32(-np.inf)), None
@@ -579,6 +593,14 @@ class FolderStore(base.GalleryStore):
                     results.append([Hit.of(self._item(int(r[j])), d[j]) for j in order])
             return results
 
+    def _hits(self, queries, found):
+        """`Hit`s of each query's `found` rows (−1: none), nearest first by the exact distance."""
+        dist = base.exact_distances(queries, self._vectors[np.maximum(found, 0)], self.distance)
+        return [
+            [Hit.of(self._item(int(r[j])), d[j]) for j in np.argsort(d, kind="stable") if r[j] >= 0]
+            for r, d in zip(found, dist)
+        ]
+
     def stats(self):
         self._check_open()
         with self._rw.read():
@@ -595,6 +617,7 @@ class FolderStore(base.GalleryStore):
                 "snapshot_bytes": self._snapshot_bytes,
                 "compact_bytes": self.compact_bytes,
                 "recovered_bytes": self._recovered_bytes,
+                **self._index.stats(),
                 **({"model": self.model} if self.model else {}),
             }
 
