@@ -134,3 +134,120 @@ def test_kinds_and_sizes():
     assert auto.due_kind(ann_index.AUTO_MIN_ROWS) == "hnsw"
     assert auto.due_kind(ann_index.AUTO_IVF_ROWS) == "ivf"
     assert ann_index.AnnIndex("ivf", DIM).due_kind(ann_index.IVF_MIN_ROWS - 1) is None
+
+
+# --- in the folder store (open_store(..., index=...)) ------------------------------------------
+
+
+def _items(count, start=0):
+    from sal_tf.gallery import Item
+
+    return [Item(id=f"p{i}", camera=i % CAMERAS + 1, timestamp=float(i)) for i in range(start, start + count)]
+
+
+def _ids(hits):
+    return [[h.id for h in row] for row in hits]
+
+
+@pytest.fixture(scope="module")
+def exact_store(gallery, tmp_path_factory):
+    from sal_tf.gallery import open_store
+
+    store = open_store(str(tmp_path_factory.mktemp("flat") / "s"), dim=DIM, index="flat")
+    store.add(gallery[0], _items(ROWS))
+    yield store
+    store.close()
+
+
+@pytest.mark.parametrize("kind", ["hnsw", "ivf"])
+def test_a_store_with_an_index_answers_as_exact_search_does(kind, gallery, exact_store, tmp_path):
+    from sal_tf.gallery import open_store
+
+    vectors, _, queries = gallery
+    folder = str(tmp_path / "s")
+    with open_store(folder, dim=DIM, index=kind) as store:
+        for start in range(0, ROWS, 1500):  # `ivf` trains when the gallery passes IVF_MIN_ROWS
+            store.add(vectors[start : start + 1500], _items(min(1500, ROWS - start), start))
+        stats = store.stats()
+        assert stats["index"] == kind and stats["index_built"] == kind
+        assert stats["index_recall_at_10"] >= ann_index.TARGET_RECALL
+        assert len({"efSearch", "nprobe"} & set(stats)) == 1
+        for filters in ({}, {"exclude_camera": 2}, {"cameras": [1, 3]}, {"time_range": (100.0, 3000.0)}):
+            found, truth = store.search(queries, 10, **filters), exact_store.search(queries, 10, **filters)
+            same = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(_ids(found), _ids(truth))])
+            assert same >= 0.95, filters
+            for hit in (h for row in found for h in row):  # distances are exact; filters hold
+                assert hit.camera != filters.get("exclude_camera") and hit.camera in filters.get(
+                    "cameras", [hit.camera]
+                )
+        nearest = [row[0] for row in _ids(store.search(queries[:5], 1))]
+        for item_id in nearest:
+            assert store.delete(item_id)
+        store.add(queries[5:6], _items(1, start=7))  # replaces p7 by query 5
+        after = store.search(queries[:6], 3)
+        assert not set(nearest) & {h.id for row in after for h in row}, "a deleted item was returned"
+        assert after[5][0].id == "p7" and after[5][0].distance < 1e-6
+    with open_store(folder, index=kind) as store:  # reopened: the saved index, the log replayed into it
+        assert store.stats()["index_build_s"] == stats["index_build_s"], "the index was rebuilt at open"
+        assert _ids(store.search(queries[:6], 3)) == _ids(after)
+
+
+CHILD = """
+import json, sys
+import numpy as np
+from sal_tf.gallery import Item, open_store
+store = open_store(sys.argv[1], dim=16, compact_bytes=20_000, index="hnsw")
+for batch in range(100000):
+    rng = np.random.default_rng(batch)
+    ids = [f"b{batch}-{j}" for j in range(8)]
+    store.add(rng.standard_normal((8, 16)), [Item(id=i, camera=batch % 3) for i in ids])
+    if batch % 5 == 4:
+        store.delete(ids[0])
+    print(json.dumps(ids[1:] if batch % 5 == 4 else ids), flush=True)
+"""
+
+
+def test_every_acknowledged_add_survives_kill_9_with_an_hnsw_index(tmp_path):
+    """A writer adds (and deletes) in a loop, the index saved at each compaction, and is killed mid-stream."""
+    import json
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from sal_tf.gallery import open_store
+    from tests.conftest import REPO
+
+    folder = str(tmp_path / "crash")
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, folder],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": REPO},
+    )
+    acknowledged = []
+    deadline = time.monotonic() + 60
+    try:
+        while len(acknowledged) < 400 and time.monotonic() < deadline:
+            line = child.stdout.readline()
+            if not line:
+                break
+            acknowledged += json.loads(line)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    assert len(acknowledged) >= 400, child.stderr.read()[-2000:]
+    assert any(name.startswith("index-") for name in os.listdir(folder)), "no index was saved before the kill"
+    with open_store(folder, index="hnsw") as store:
+        assert store.stats()["index_built"] == "hnsw"
+        batches = sorted({int(i.split("-")[0][1:]) for i in acknowledged})
+        for batch in batches:
+            rng = np.random.default_rng(batch)
+            found = [row[0].id for row in store.search(rng.standard_normal((8, 16)), k=1)]
+            wanted = [f"b{batch}-{j}" for j in range(8)]
+            if batch % 5 == 4:  # its first item was deleted: never returned
+                assert found[0] != wanted[0] and found[1:] == wanted[1:]
+            else:
+                assert found == wanted
