@@ -36,7 +36,7 @@ import urllib.parse
 import numpy as np
 
 from sal_tf.evaluation.distance import check_distance
-from sal_tf.gallery import base
+from sal_tf.gallery import base, milvus_index
 from sal_tf.gallery.hits import Hit
 
 DEFAULT_COLLECTION = "sal_gallery"
@@ -115,9 +115,21 @@ class MilvusStore(base.GalleryStore):
         self._closed = False
         self._unflushed = 0
         self._meta = {}
+        self._index = ("FLAT", {}, {})  # Milvus type, build and search parameters (milvus_index.py)
 
     @classmethod
-    def open(cls, location, dim=None, distance="euclidean", collection=DEFAULT_COLLECTION, token=None, db_name=None):
+    def open(
+        cls,
+        location,
+        dim=None,
+        distance="euclidean",
+        collection=DEFAULT_COLLECTION,
+        token=None,
+        db_name=None,
+        index="auto",
+        index_params=None,
+        search_params=None,
+    ):
         """Opens (or, given `dim`, creates) the store's collection at `location`.
 
         Args:
@@ -125,12 +137,15 @@ class MilvusStore(base.GalleryStore):
             dim: embedding width: creates the collection when missing; must match when present.
             distance: a new store's convention; an existing one keeps its own.
             collection: the collection's name; token / db_name: a server's credentials and database.
+            index, index_params, search_params: the vector index (`sal_tf/gallery/milvus_index.py`).
         """
         pymilvus = _import_pymilvus()
         if dim is not None:
             dim = base.check_dim(dim)
         check_distance(distance)
         location = os.fspath(location)
+        lite = location.endswith(".db") and "://" not in location
+        milvus_index.spec(index, dim or 1, lite, index_params, search_params, current="FLAT")  # refused early
         lite_path = None
         if location.endswith(".db") and "://" not in location:
             lite_path = os.path.abspath(os.path.expanduser(location))
@@ -150,7 +165,9 @@ class MilvusStore(base.GalleryStore):
                 _lite_users[lite_path] = _lite_users.get(lite_path, 0) + 1
         store = cls(client, location, collection, dim or 0, distance, lite_path)
         try:
-            store._open_collection(dim, distance)
+            store._open_collection(
+                dim, distance, dict(index=index, index_params=index_params, search_params=search_params)
+            )
         except BaseException:
             store.close()
             raise
@@ -176,7 +193,7 @@ class MilvusStore(base.GalleryStore):
         finally:
             os.close(fd)
 
-    def _open_collection(self, dim, distance):
+    def _open_collection(self, dim, distance, index_options):
         from pymilvus import DataType, MilvusClient
 
         c = self._client
@@ -197,6 +214,8 @@ class MilvusStore(base.GalleryStore):
                     f"Gallery store {self.location!r} holds {self.dim}-d embeddings; `dim`={dim} was given."
                 )
             c.load_collection(self.collection)
+            lite = self._lite_path is not None
+            self._index = milvus_index.prepare(c, self.collection, self.dim, lite, True, **index_options)
             return
         if dim is None:
             raise FileNotFoundError(
@@ -210,8 +229,8 @@ class MilvusStore(base.GalleryStore):
         schema.add_field("timestamp", DataType.DOUBLE, nullable=True)
         schema.add_field("path", DataType.VARCHAR, max_length=base.MAX_PATH_BYTES, nullable=True)
         schema.add_field("person_id", DataType.INT64, nullable=True)
-        index = c.prepare_index_params()
-        index.add_index(field_name="embedding", index_type="FLAT", metric_type="IP")
+        self._index = milvus_index.prepare(c, self.collection, dim, self._lite_path is not None, False, **index_options)
+        index = milvus_index.index_params(c, *self._index[:2])
         meta = json.dumps({"distance": distance, "version": 1})
         c.create_collection(
             self.collection,
@@ -325,7 +344,7 @@ class MilvusStore(base.GalleryStore):
             limit=k,
             filter=filter_expression(exclude_camera, cameras, time_range),
             output_fields=[*FIELDS, "embedding"],
-            search_params={"metric_type": "IP"},
+            search_params={"metric_type": "IP", "params": self._index[2]},
             anns_field="embedding",
             consistency_level="Strong",
         )
@@ -356,7 +375,9 @@ class MilvusStore(base.GalleryStore):
             "location": self.location,
             "collection": self.collection,
             "server": "milvus-lite (in process)" if self._lite_path else "milvus server",
-            "index": "FLAT, metric IP (exact)",
+            "index": f"{self._index[0]}, metric IP" + (" (exact)" if self._index[0] == "FLAT" else ""),
+            "index_params": self._index[1],
+            "search_params": self._index[2],
             "consistency_level": "Strong",
             "pymilvus": pymilvus.__version__,
         }
