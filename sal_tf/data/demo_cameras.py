@@ -10,7 +10,7 @@ Each person (drawn with `sal_tf.data.demo`'s `person_params` / `draw_person`, fr
 its own: never the demo dataset's people) enters camera 1 at a random time, walks through it, takes
 2–6 s to reach the next camera, and so on; the recordings are finite, so people seen late in
 camera 1 may leave camera 4's recording unseen. Within a camera people cross at several depths
-(nearer people occlude farther ones), some pause, some walk in pairs, and about a third leave the
+(nearer people occlude farther ones), some pause, one in eight walks beside a friend the whole way, and about a third leave the
 view and **come back** 1–4 s later from the side they left by, before going on.
 
 What changes between cameras (so that a match across them is a re-identification, not a copy):
@@ -45,7 +45,7 @@ from sal_tf.data.demo_sequences import Geometry, render_frame, write_seqinfo
 from sal_tf.utils.files import generate_folder_once
 from sal_tf.utils.visibility import MIN_VISIBILITY
 
-VERSION = 1  # bump when the rendering changes (cached cameras are regenerated)
+VERSION = 2  # bump when the rendering changes (cached cameras are regenerated)
 FRAME_SIZE = (360, 640)  # (height, width)
 FPS = 10
 TEST_SEED, TUNING_SEED = 42, 41  # benchmarks/mtmc.py: held-out cameras, settings cameras
@@ -179,16 +179,16 @@ def camera_visits(rng, geo, walk, arrival, speed):
     return states, left
 
 
-def _pairs(rng, tracks, geo):
-    """One person walks beside another, a little behind (half hidden), in about half of the cameras."""
-    ids = sorted(tracks)
-    if len(ids) < 2 or rng.random() < 0.5:
-        return
-    lead, follower = rng.choice(ids, 2, replace=False)
-    offset, depth = rng.uniform(0.03, 0.06) * geo.width * rng.choice([-1, 1]), rng.uniform(8, 20)
-    tracks[follower] = {
-        t: (x + offset, max(geo.far, y - depth), v, ph + 1.0) for t, (x, y, v, ph) in tracks[lead].items()
-    }
+def _walk_together(rng, tracks, geos, lead, follower):
+    """`follower` walks beside `lead` through every camera, a little behind (half hidden): a pair of friends."""
+    offset, depth = rng.uniform(0.03, 0.06) * rng.choice([-1, 1]), rng.uniform(8, 20)
+    for k, geo in enumerate(geos):
+        tracks[k].pop(follower, None)
+        if lead in tracks[k]:
+            tracks[k][follower] = {
+                t: (x + offset * geo.width, max(geo.far, y - depth), v, ph + 1.0)
+                for t, (x, y, v, ph) in tracks[k][lead].items()
+            }
 
 
 def _detect(rng, box, visibility, geo):
@@ -276,8 +276,9 @@ def plan_walks(rng, geos, looks, num_people, offsets, frames):
             if kept:
                 tracks[k][pid] = kept
             clock = offsets[k] + left / FPS + rng.uniform(*TRANSIT_SECONDS)
-    for k, geo in enumerate(geos):
-        _pairs(rng, tracks[k], geo)
+    for _ in range(num_people // 8):  # pairs of friends, walking together the whole way
+        lead, follower = (int(p) for p in rng.choice(np.arange(1, num_people + 1), 2, replace=False))
+        _walk_together(rng, tracks, geos, lead, follower)
     return tracks
 
 

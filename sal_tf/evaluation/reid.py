@@ -13,6 +13,7 @@ it would change the k-reciprocal neighbourhoods of the other images.
 import numpy as np
 
 from sal_tf.evaluation.blockwise import evaluate_features
+from sal_tf.evaluation.calibration import calibrate_features
 from sal_tf.evaluation.distance import distance_matrix
 from sal_tf.evaluation.features import extract_features
 from sal_tf.evaluation.rank import evaluate_rank
@@ -83,12 +84,16 @@ def evaluate_model(
         rank_list_path: PNG file for them (None: only returned).
 
     Returns:
-        (summary dict, rank-list picture): the picture is a uint8 [H, W, 3] array with `rank_list_queries`,
-        None without.
+        (summary dict, rank-list picture): the summary also holds `calibration` (the "same person?"
+        distances across cameras, `sal_tf.evaluation.calibration`); the picture is a uint8 [H, W, 3]
+        array with `rank_list_queries`, None without.
     """
     qf = extract_features(model, query_images, flip=flip, normalize=True, verbose=verbose)
     gf = extract_features(model, gallery_images, flip=flip, normalize=True, verbose=verbose)
     out = evaluate_embeddings(qf, gf, query, gallery, rerank=rerank, metric=metric)
+    q_pids, q_cams = ids_of(query)
+    g_pids, g_cams = ids_of(gallery)
+    out["calibration"] = calibrate_features(qf, gf, q_pids, g_pids, q_cams, g_cams)  # "same person?" (calibration.py)
     if not len(rank_list_queries):
         return out, None
     chosen = [int(i) for i in rank_list_queries]

@@ -1,0 +1,20 @@
+"""Multi-camera tracking: several cameras' video in, one global identity per person out (`sal-mtmc`).
+
+The pipeline (`sal_tf.mtmc.run.run_cameras`, BUILD.md "Multi-camera tracking"):
+
+* `sources`: the cameras — MOTChallenge sequence folders or video files — and their clocks
+  (`startTime` of seqinfo.ini, or `--start_times`), checked before any work;
+* `detectors`: the boxes of each frame — det/gt files, OpenCV's HOG people detector, a user's ONNX
+  detector (`[N, 6]` x1, y1, x2, y2, score, class);
+* `tracklets`: the single-camera tracker (`sal_tf.tracking.deepsort`) per camera, each track's
+  embedding pooled over its boxes weighted by quality, a few representative crops;
+* `linking`: tracklets clustered into global ids under hard constraints (never two places at once,
+  never two tracks of one camera at the same time, optional transit windows), first within each
+  camera (a person back after a long occlusion or exit), then across cameras;
+* `journeys`: each global id's appearances through the cameras (`journeys.json`, crops);
+* `metrics`: per-camera IDF1 / MOTA / ID switches and the cross-camera IDF1 / IDP / IDR, with
+  py-motmetrics; the share of re-entries that keep their id.
+
+The decision threshold comes from the model's calibration (`sal_tf.evaluation.calibration`).
+Nothing is imported by `import sal_tf.mtmc`.
+"""

@@ -1,0 +1,187 @@
+"""Tracklets → global identities: average-linkage clustering under hard constraints.
+
+Two tracklets can never be one person when (`conflicts`):
+
+* they are of one camera and share a frame (two tracks of one camera at the same time);
+* they are of two cameras and their time spans overlap on the common time line (one person is
+  never in two places at once — the cameras' views are assumed not to overlap);
+* a transit window `A:B:MIN_S:MAX_S` is given for their cameras (either direction) and the second
+  starts less than MIN_S after the first ends (nobody walks from A to B faster).
+
+These are pairwise and monotone (a group containing a conflicting pair stays invalid), so each
+merge ORs the two groups' rows of a blocked matrix. MAX_S applies to consecutive appearances of a
+group (a person may pass through other cameras in between), checked when a merge is proposed.
+
+Clustering (`cluster`): agglomerative, average linkage of the cosine distance between tracklet
+embeddings — with unit rows, the mean pairwise distance of groups A and B is
+1 − (Σ_A f · Σ_B f) / (|A| |B|) — merging the closest allowed pair while its distance is at most
+the threshold (from the model's calibration, `sal_tf.evaluation.calibration`). `link` runs it
+twice: within each camera for tracklets at most `relink_gap` seconds apart (a person back after an
+occlusion or a short exit keeps their id), then over all groups of all cameras.
+"""
+
+import numpy as np
+
+DEFAULT_RELINK_GAP = 30.0  # seconds: within a camera, the first pass links tracklets at most this far apart
+
+
+def parse_transit(specs):
+    """`--transit=A:B:MIN_S:MAX_S` items → {(A, B): (min, max), (B, A): (min, max)}; errors name the flag."""
+    windows = {}
+    for spec in specs or ():
+        parts = spec.split(":")
+        try:
+            a, b, low, high = parts[0], parts[1], float(parts[2]), float(parts[3])
+        except (IndexError, ValueError):
+            raise ValueError(f"--transit: expected CAMERA_A:CAMERA_B:MIN_S:MAX_S, got {spec!r}.") from None
+        if len(parts) != 4 or not a or not b or a == b or not 0 <= low <= high:
+            raise ValueError(f"--transit {spec!r}: two different cameras and 0 <= MIN_S <= MAX_S expected.")
+        windows[(a, b)] = windows[(b, a)] = (low, high)
+    return windows
+
+
+def check_transit_cameras(windows, names):
+    unknown = sorted({c for pair in windows for c in pair} - set(names))
+    if unknown:
+        raise ValueError(f"--transit names {unknown}, not cameras of --source ({sorted(names)}).")
+
+
+def conflicts(tracklets, windows=None):
+    """bool [T, T]: the pairs that can never be one person (see the module docstring)."""
+    windows = windows or {}
+    start = np.array([t.start for t in tracklets])
+    end = np.array([t.end for t in tracklets])
+    cams = np.array([t.camera for t in tracklets])
+    same_cam = cams[:, None] == cams[None, :]
+    overlap = (start[:, None] <= end[None, :]) & (start[None, :] <= end[:, None])
+    out = overlap & ~same_cam
+    for i, j in zip(*np.nonzero(np.triu(overlap & same_cam, 1))):  # spans overlap: do frames coincide?
+        out[i, j] = out[j, i] = bool(np.intersect1d(tracklets[i].frames, tracklets[j].frames).size)
+    for (a, b), (low, _) in windows.items():
+        pair = (cams[:, None] == a) & (cams[None, :] == b)
+        gap = start[None, :] - end[:, None]  # j after i
+        too_fast = pair & (gap >= 0) & (gap < low)
+        out |= too_fast | too_fast.T
+    np.fill_diagonal(out, False)
+    return out
+
+
+def transit_ok(members, tracklets, windows):
+    """True when consecutive appearances of two cameras with a window are at most its MAX_S apart."""
+    if not windows:
+        return True
+    ordered = sorted((tracklets[m] for m in members), key=lambda t: t.start)
+    for x, y in zip(ordered, ordered[1:]):
+        window = windows.get((x.camera, y.camera))
+        if window is not None and y.start - x.end > window[1]:
+            return False
+    return True
+
+
+class _Groups:
+    """The state of a clustering: member lists, feature sums, blocked pairs, the distance matrix."""
+
+    def __init__(self, tracklets, groups, blocked):
+        self.members = [list(g) for g in groups]
+        features = np.stack([t.feature for t in tracklets]).astype(np.float64)
+        self.sums = np.stack([features[g].sum(0) for g in self.members])
+        self.sizes = np.array([len(g) for g in self.members], np.float64)
+        index = np.zeros((len(groups), len(tracklets)), bool)
+        for i, g in enumerate(self.members):
+            index[i, g] = True
+        self.blocked = (index.astype(np.int64) @ blocked.astype(np.int64) @ index.T.astype(np.int64)) > 0
+        self.active = np.ones(len(groups), bool)
+        self.distance = 1.0 - (self.sums @ self.sums.T) / np.outer(self.sizes, self.sizes)
+
+    def merge(self, i, j):
+        self.members[i] += self.members[j]
+        self.sums[i] += self.sums[j]
+        self.sizes[i] += self.sizes[j]
+        self.blocked[i] |= self.blocked[j]
+        self.blocked[:, i] = self.blocked[i]
+        self.active[j] = False
+        self.distance[i] = self.distance[:, i] = 1.0 - (self.sums @ self.sums[i]) / (self.sizes * self.sizes[i])
+
+
+def cluster(tracklets, groups, threshold, windows=None, blocked=None, may_link=None):
+    """Merges `groups` (lists of tracklet indices) by average linkage while the closest allowed pair is ≤ `threshold`.
+
+    `blocked`: `conflicts(tracklets, windows)` (computed when None); `may_link(members_a, members_b)`:
+    an extra condition on a pair (e.g. one camera, close in time). Returns the groups, as lists.
+    """
+    if not groups:
+        return []
+    blocked = conflicts(tracklets, windows) if blocked is None else blocked
+    state = _Groups(tracklets, groups, blocked)
+    n = len(groups)
+    refused = np.zeros((n, n), bool)  # a merge that broke a transit window's MAX_S
+    outside = np.zeros((n, n), bool)  # pairs `may_link` rules out
+    if may_link is not None:
+        for i in range(n):
+            for j in range(i + 1, n):
+                outside[i, j] = outside[j, i] = not state.blocked[i, j] and not may_link(
+                    state.members[i], state.members[j]
+                )
+    while True:
+        closed = state.blocked | refused | outside | ~np.outer(state.active, state.active) | np.eye(n, dtype=bool)
+        candidates = np.where(closed, np.inf, state.distance)
+        i, j = np.unravel_index(np.argmin(candidates), candidates.shape)
+        if not candidates[i, j] <= threshold:
+            break
+        if not transit_ok(state.members[i] + state.members[j], tracklets, windows):
+            refused[i, j] = refused[j, i] = True
+            continue
+        state.merge(i, j)
+        refused[i] |= refused[j]
+        refused[:, i] = refused[i]
+        if may_link is not None:
+            for k in np.nonzero(state.active)[0]:
+                if k != i:
+                    outside[i, k] = outside[k, i] = not state.blocked[i, k] and not may_link(
+                        state.members[i], state.members[k]
+                    )
+    return [state.members[i] for i in np.nonzero(state.active)[0]]
+
+
+def link(tracklets, threshold, windows=None, relink_gap=DEFAULT_RELINK_GAP, across=True):
+    """Global groups of tracklet indices: within each camera (gap ≤ `relink_gap` s), then across cameras.
+
+    `across=False` stops after the first pass (each camera's tracks kept apart); `threshold=None`
+    links nothing. Groups are ordered by their first appearance.
+    """
+    groups = [[i] for i in range(len(tracklets))]
+    if threshold is not None and tracklets:
+        blocked = conflicts(tracklets, windows)
+
+        def close_in_one_camera(a, b):
+            members = [tracklets[m] for m in a + b]
+            if len({t.camera for t in members}) > 1:
+                return False
+            first, second = sorted((a, b), key=lambda g: min(tracklets[m].start for m in g))
+            gap = min(tracklets[m].start for m in second) - max(tracklets[m].end for m in first)
+            return gap <= relink_gap
+
+        groups = cluster(tracklets, groups, threshold, windows, blocked, close_in_one_camera)
+        if across:
+            groups = cluster(tracklets, groups, threshold, windows, blocked)
+    return sorted(groups, key=lambda g: min((tracklets[m].start, tracklets[m].camera) for m in g))
+
+
+def observed_threshold(tracklets, fmr=1e-2, blocked=None, min_pairs=20):
+    """The distance at false-match rate `fmr` of pairs known to be two people: tracklets of two cameras at once.
+
+    The run's own "different identity" pairs, under its cameras' light and views (no model
+    calibration needed: the histogram baseline's threshold, and the fallback of a model without
+    one). None when fewer than `min_pairs` such pairs exist.
+    """
+    from sal_tf.evaluation.calibration import threshold_at
+
+    if len(tracklets) < 2:
+        return None
+    blocked = conflicts(tracklets) if blocked is None else blocked
+    cams = np.array([t.camera for t in tracklets])
+    pairs = np.triu(blocked & (cams[:, None] != cams[None, :]), 1)
+    if pairs.sum() < min_pairs:
+        return None
+    features = np.stack([t.feature for t in tracklets]).astype(np.float64)
+    return threshold_at((1.0 - features @ features.T)[pairs], fmr)

@@ -1,0 +1,152 @@
+"""A multi-camera run end to end: cameras in; global-id results, journeys, metrics, annotated clips out.
+
+Used by `sal-mtmc` (`sal_tf/cli/mtmc.py`) and `benchmarks/mtmc.py`. Steps: each camera through
+its detector and the single-camera tracker (`tracklets.track_camera`); the tracklets linked into
+global ids (`linking.link`, threshold from `choose_threshold`); `<camera>.txt`, `journeys.json`,
+crops; where gt/gt.txt exists, the metrics (`metrics`); the annotated clips.
+"""
+
+import dataclasses
+import json
+import os
+import time
+
+from sal_tf.data.demo_sequences import MIN_VISIBILITY
+from sal_tf.evaluation import calibration as calibration_lib
+from sal_tf.mtmc import detectors, journeys, linking, metrics, tracklets
+from sal_tf.tracking import annotate, mot
+
+LINKS = ("all", "camera", "none")  # across cameras too / within each camera only / no linking
+
+
+@dataclasses.dataclass
+class Options:
+    """How tracklets are linked and what is written (see `sal-mtmc --help`)."""
+
+    link: str = "all"
+    threshold: float | None = None  # None: from the calibration (or the observed pairs)
+    fmr: float = 1e-2
+    calibration: dict | None = None
+    transit: dict = dataclasses.field(default_factory=dict)
+    relink_gap: float = linking.DEFAULT_RELINK_GAP
+    detections: str = "det"
+    min_visibility: float = MIN_VISIBILITY
+    batch_frames: int = 16
+    threads: int | None = None
+    annotate: str | None = "mp4"
+    crops: bool = True
+
+
+def choose_threshold(found, options):
+    """(threshold, how it was chosen) of a run: --threshold, the model's calibration, or the observed pairs."""
+    if options.link == "none":
+        return None, "no linking"
+    if options.threshold is not None:
+        return options.threshold, "--threshold"
+    if options.calibration is not None:
+        return calibration_lib.threshold(options.calibration, options.fmr), f"calibration at FMR {options.fmr:g}"
+    observed = linking.observed_threshold(found, options.fmr)
+    if observed is None:
+        raise ValueError(
+            "no threshold: the model has no calibration (run sal-evaluate, or pass --calibration / --threshold) "
+            "and too few tracklets of two cameras at once to measure one."
+        )
+    return observed, f"observed cross-camera pairs at FMR {options.fmr:g}"
+
+
+def track_cameras(cameras, appearance, settings, options, progress=None):
+    """All cameras' tracklets (one list) and {camera: stats}."""
+    found, stats = [], {}
+    for camera in cameras:
+        detector = detectors.detector_for(options.detections, camera, options.min_visibility, options.threads)
+        step = None if progress is None else (lambda n, image, reported: progress.update(progress.step + 1))
+        camera_tracklets, stats[camera.name] = tracklets.track_camera(
+            camera, detector, appearance, settings, options.batch_frames, on_frame=step
+        )
+        found += camera_tracklets
+    return found, stats
+
+
+def ground_truth(cameras, min_visibility):
+    """{camera: gt rows that count} of the cameras with gt/gt.txt."""
+    out = {}
+    for camera in cameras:
+        if camera.source.folder is not None and os.path.isfile(camera.source.file(mot.GT_FILE)):
+            rows = mot.read_rows(camera.source.file(mot.GT_FILE), "ground truth")
+            out[camera.name] = mot.ground_truth_rows(rows, min_visibility)
+    return out
+
+
+def evaluate(cameras, results, min_visibility):
+    """The metrics dict (per camera, cross-camera, re-entries), or None without ground truth."""
+    gt = ground_truth(cameras, min_visibility)
+    if not gt:
+        return None
+    timed = [c for c in cameras if c.name in gt]
+    summary = metrics.summarize(metrics.accumulators(timed, gt, results))
+    return {"cameras": {c.name: summary[c.name] for c in timed}, "cross_camera": summary["cross-camera"],
+            "reentries": metrics.reentries(timed, gt, results)}  # fmt: skip
+
+
+def write_clips(cameras, found, ids, output_dir, kind):
+    """One annotated clip per camera (`<camera>.<kind>`), boxes labelled with their global id."""
+    paths = {}
+    for camera in cameras:
+        path = os.path.join(output_dir, f"{camera.name}.{kind}")
+        writer, boxes = annotate.AnnotatedWriter(path, camera.fps, camera.source.channels), None
+        boxes = journeys.frames_of(found, ids, camera.name)
+        for number, image in camera.source.frames():
+            writer.add(image, boxes.get(number, []))
+        writer.close()
+        paths[camera.name] = path
+    return paths
+
+
+def link_tracklets(found, options):
+    """(groups of tracklet indices, threshold, how it was chosen)."""
+    threshold, how = choose_threshold(found, options)
+    groups = linking.link(found, threshold, options.transit, options.relink_gap, across=options.link == "all")
+    return groups, threshold, how
+
+
+def run_cameras(cameras, appearance, settings, output_dir, options, progress=None, info=None):
+    """Runs everything (see the module docstring); returns the report (`info` added) written to metrics.json / run.json."""
+    os.makedirs(output_dir, exist_ok=True)
+    start = time.perf_counter()
+    found, stats = track_cameras(cameras, appearance, settings, options, progress)
+    tracked = time.perf_counter()
+    groups, threshold, how = link_tracklets(found, options)
+    ids = journeys.global_ids(groups, found)
+    linked = time.perf_counter()
+    results = journeys.write_results(output_dir, cameras, found, ids)
+    people = journeys.journeys(groups, found, cameras, output_dir if options.crops else None)
+    with open(os.path.join(output_dir, "journeys.json"), "w") as f:
+        json.dump({"global_ids": len(groups), "journeys": people}, f, indent=2)
+    frames = sum(s["frames"] for s in stats.values())
+    report = {
+        **(info or {}),
+        "cameras": [c.name for c in cameras], "frames": frames, "tracklets": len(found), "global_ids": len(groups),
+        "link": options.link, "threshold": threshold, "threshold_from": how, "transit": _windows(options.transit),
+        "seconds": {"tracking": round(tracked - start, 3), "linking": round(linked - tracked, 3)},
+        "frames_per_second": round(frames / max(linked - start, 1e-9), 2), "per_camera": stats,
+    }  # fmt: skip
+    report["metrics"] = evaluate(cameras, results, options.min_visibility)
+    if options.annotate:
+        report["annotated"] = write_clips(cameras, found, ids, output_dir, options.annotate)
+    with open(os.path.join(output_dir, "metrics.json" if report["metrics"] else "run.json"), "w") as f:
+        json.dump(report, f, indent=2)
+    return report
+
+
+def _windows(transit):
+    return {f"{a}:{b}": list(w) for (a, b), w in transit.items() if a < b}
+
+
+def check_outputs(cameras, output_dir, overwrite=False):
+    """Refuses existing result files in `output_dir` unless `overwrite` (before any work is done)."""
+    names = [f"{c.name}.txt" for c in cameras] + ["journeys.json"]
+    existing = [n for n in names if os.path.exists(os.path.join(output_dir, n))]
+    if existing and not overwrite:
+        raise FileExistsError(
+            f"--output_dir {output_dir!r} already holds {existing}; pass --overwrite to replace them."
+        )
