@@ -39,6 +39,8 @@ print("OK")
     assert out.returncode == 0 and "OK" in out.stdout, out.stderr[-3000:]
 
 
+# Over 60 lines: most of it is the script of a child process (two logical CPU devices must be configured
+# before TensorFlow starts), kept whole so the four runs read side by side.
 @pytest.mark.slow
 def test_mirrored_two_devices_matches_default(tmp_path, data_root):
     """One stage-1 step (softmax + SAC, synchronised BN) on 2 replicas equals the 1-device step.
