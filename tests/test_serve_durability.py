@@ -4,7 +4,8 @@ Two clients stream adds of two crops each to a server over the embedded (faiss) 
 enough are acknowledged the server gets `kill -9` with requests in flight. Started again on the
 same folders (no repair by hand), it must hold every acknowledged id, searchable and with its crop
 served byte for byte; a batch that was in flight is all there or not at all; and no crop is left
-without its store entry (crop files = store count, no pending record).
+without its store entry (crop files = store count, no pending record), not even one planted
+before the restart for an id the store never held.
 """
 
 import glob
@@ -63,6 +64,11 @@ def test_kill_9_mid_stream_loses_nothing_acknowledged(tmp_path, data_root):
         c.join()
     assert len(acked) >= 2 * ACKS_BEFORE_KILL and len(sent) * 2 < len(crops)  # killed mid-stream
 
+    from sal_tf.gallery.crops import CropFolder
+
+    orphans = CropFolder(tmp_path / "store.crops")  # a crop of an id the store never held (deleted by other means)
+    orphans.write(["orphan"], [crops[0][1]], ["image/jpeg"])
+    orphans.close()
     again = ServerProcess(args, str(tmp_path / "server2.log"))
     try:
         for item_id, data in acked:
