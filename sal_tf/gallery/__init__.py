@@ -10,6 +10,10 @@
 durable append-only log, no server); a `*.db` path → `MilvusStore` on the in-process Milvus Lite;
 `http(s)://host:19530` → `MilvusStore` on a Milvus server. Both implement `GalleryStore`
 (`sal_tf/gallery/base.py`) and give the same results on the same items.
+
+A search answers `Hit`s (`sal_tf/gallery/hits.py`), whose `to_json()` is the one JSON form of a hit
+shared by the stores, the index folders (`sal_tf.gallery.faiss_index.GalleryIndex`, a gallery built
+once into a faiss index), `sal-search` and `sal-serve`.
 """
 
 import os

@@ -21,6 +21,7 @@ repair command, and changes nothing. If nothing intact follows, it is the one re
 still matches its CRC, and drops the rest.
 """
 
+import contextlib
 import dataclasses
 import mmap
 import os
@@ -122,11 +123,18 @@ class LogRead:
     size: int
 
 
-def _open_map(path):
-    """(file, mmap or b"" for an empty file) of `path`, read-only."""
-    f = open(path, "rb")
-    size = os.fstat(f.fileno()).st_size
-    return f, (mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else b"")
+@contextlib.contextmanager
+def _mapped(path):
+    """The bytes of `path`, memory-mapped read-only (b"" for an empty file)."""
+    with open(path, "rb") as f:
+        if not os.fstat(f.fileno()).st_size:
+            yield b""
+            return
+        data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        try:
+            yield data
+        finally:
+            data.close()
 
 
 def read(path, apply, store=None):
@@ -136,8 +144,7 @@ def read(path, apply, store=None):
     truncate. Raises `StoreCorruptedError` (the file unchanged) for a bad magic or a damaged record
     with an intact one after it. `store`: the folder named in the message's repair command.
     """
-    f, data = _open_map(path)
-    try:
+    with _mapped(path) as data:
         size = len(data)
         version = version_of(data[:MAGIC_SIZE])
         if version is None:
@@ -155,10 +162,6 @@ def read(path, apply, store=None):
             apply(record[1])
             at = record[0]
         return LogRead(version, at, size)
-    finally:
-        if isinstance(data, mmap.mmap):
-            data.close()
-        f.close()
 
 
 @dataclasses.dataclass
@@ -199,8 +202,7 @@ def _salvage(data, at, end, version):
 
 def intact_records(path):
     """(every intact record's payload in order, `Repair` summary) of the log at `path`."""
-    f, data = _open_map(path)
-    try:
+    with _mapped(path) as data:
         size = len(data)
         version = version_of(data[:MAGIC_SIZE])
         if version is None:
@@ -223,7 +225,3 @@ def intact_records(path):
                 dropped.append((at, end))
                 at = end
         return payloads, Repair(len(payloads), recovered, dropped, version)
-    finally:
-        if isinstance(data, mmap.mmap):
-            data.close()
-        f.close()
