@@ -72,22 +72,24 @@ def _record_at(data, at, version):
     return (end, bytes(payload)) if zlib.crc32(payload) == crc else None
 
 
-def _candidates_v1(data, start):
-    """Offsets >= start where a version-1 record could begin (its length fits and its op byte is known)."""
+def _candidates_v1(data, start, block=1 << 22):
+    """Offsets >= start, in order, where a version-1 record could begin (its length fits in the file and
+    its op byte is known): numpy over `block` bytes at a time, so a long log is scanned in bounded memory."""
     size = len(data)
-    found = []
-    for align in range(4):
-        first = start + (align - start) % 4
-        count = (size - first - HEADER_V1.size) // 4
-        if count <= 0:
-            continue
-        lengths = np.frombuffer(data, "<u4", count=count, offset=first).astype(np.int64)
-        at = first + 4 * np.arange(count, dtype=np.int64)
-        fits = (lengths >= 1) & (lengths <= size - at - HEADER_V1.size)
-        at = at[fits]
-        ops = np.frombuffer(data, np.uint8)[at + HEADER_V1.size]
-        found.append(at[(ops == OP_ADD) | (ops == OP_DELETE)])
-    return np.sort(np.concatenate(found)) if found else np.zeros(0, np.int64)
+    for lo in range(start, size - HEADER_V1.size, block):
+        hi = min(lo + block, size - HEADER_V1.size)  # offsets [lo, hi)
+        found = []
+        for align in range(4):
+            first = lo + align
+            count = (hi - first + 3) // 4
+            if count <= 0:
+                continue
+            lengths = np.frombuffer(data, "<u4", count=count, offset=first).astype(np.int64)
+            at = first + 4 * np.arange(count, dtype=np.int64)
+            at = at[(lengths >= 1) & (lengths <= size - at - HEADER_V1.size)]
+            ops = np.frombuffer(data, np.uint8, count=hi - lo + HEADER_V1.size, offset=lo)[at - lo + HEADER_V1.size]
+            found.append(at[(ops == OP_ADD) | (ops == OP_DELETE)])
+        yield from np.sort(np.concatenate(found)).tolist()
 
 
 def next_intact(data, start, version):
