@@ -86,3 +86,7 @@ def test_kill_9_mid_stream_loses_nothing_acknowledged(tmp_path, data_root):
         assert os.listdir(tmp_path / "store.crops" / "pending") == []
     finally:
         again.stop_cleanly()
+    from sal_tf.gallery import open_store
+
+    with open_store(str(tmp_path / "store")) as store:  # which model made the embeddings: in the store itself
+        assert store.model == str(tmp_path / "small.keras")

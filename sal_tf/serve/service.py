@@ -68,6 +68,7 @@ class GalleryService:
     def __init__(self, settings, embedding, store, crops):
         self.settings, self.embedding, self.store, self.crops = settings, embedding, store, crops
         self._write_lock = threading.Lock()
+        self._model_recorded = False
         self._searches = Coalescer(self._search_batch, SEARCH_BATCH)
         if store.dim != embedding.dim:
             raise ValueError(
@@ -123,7 +124,15 @@ class GalleryService:
                 self.crops.settle(record, self.in_store)
                 raise
             self.crops.end(record)
+            self.record_model()
         return ids
+
+    def record_model(self):
+        """Records in the store which model made its embeddings (`store.model`, read by `sal-search`), once."""
+        if not self._model_recorded:
+            if self.store.model is None:
+                self.store.record_model(self.settings.model_source())
+            self._model_recorded = True
 
     def in_store(self, item_id):
         return self.store.get(item_id) is not None

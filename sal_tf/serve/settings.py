@@ -108,6 +108,12 @@ class ServeSettings:
         if not 0 <= int(self.port) < 65536:
             raise ValueError(f"--port must be in 0..65535. Received: {self.port}")
 
+    def model_source(self):
+        """The model as a store records it: the absolute path of `model`, or the `tf_serving` URL."""
+        if self.model:
+            return os.path.abspath(os.path.expanduser(self.model)) if os.path.exists(self.model) else self.model
+        return self.tf_serving
+
     def trusted_hosts(self):
         """The `Host` values answered (`allowed_hosts`, or the default of the listening address)."""
         if self.allowed_hosts:
