@@ -280,7 +280,7 @@ def store_case(args):
 
     n, kind = args.size, args.kind
     work = tempfile.mkdtemp(prefix="store_bench_", dir=args.tmp)
-    location = os.path.join(work, "store" if kind == "faiss" else "store.db")
+    location = os.path.join(work, "store" if kind == "folder" else "store.db")
     base = {"benchmark": "store", "kind": kind, "size": n, "dim": 128}
     try:
         store = open_store(location, dim=128)
@@ -302,9 +302,9 @@ def store_case(args):
         store.close()
         start = time.perf_counter()
         store = open_store(location)
-        line["open_s"] = round(time.perf_counter() - start, 2)  # faiss: log replay
+        line["open_s"] = round(time.perf_counter() - start, 2)  # folder store: log replay
         assert store.count() == n
-        if kind == "faiss":
+        if kind == "folder":
             start = time.perf_counter()
             store.compact()
             line["compact_s"] = round(time.perf_counter() - start, 2)
@@ -351,7 +351,7 @@ def cases(args):
         yield ["--case=kernel"]
     if "store" in args.cases:
         for n in args.store_sizes:
-            yield ["--case=store", "--kind=faiss", f"--size={n}"]
+            yield ["--case=store", "--kind=folder", f"--size={n}"]
         if args.milvus_size:
             yield ["--case=store", "--kind=milvus", f"--size={args.milvus_size}"]
 
