@@ -1,16 +1,16 @@
 """Filling an empty gallery from image files at start-up (`sal-serve --index_images=...`).
 
 Files come from `sal_tf.inference.sources.list_images` (a folder, a glob or a CSV) and get the
-metadata `sal-search add` gives them by default (`sal_tf/cli/search.py`), so both fill a store
-alike: the id and `path` are the file's absolute path (indexing again replaces, never
-duplicates), the timestamp its modification time, the camera and person id those of a Market /
-Duke style name or the CSV (`sources.camera_number`: `c1` is camera 1). Files that do not decode
-are skipped and counted. The crops are stored as in `POST /v1/gallery`.
+metadata `sal-search add` gives them by default, from the one function both use
+(`sal_tf.gallery.file_items.file_item`): the id and `path` are the file's absolute path
+(indexing again replaces, never duplicates), the timestamp its modification time, the camera and
+person id those of the CSV or a Market / Duke style name (`c1` is camera 1). Files that do not
+decode are skipped and counted. The crops are stored as in `POST /v1/gallery`.
 """
 
-import os
 import sys
 
+from sal_tf.gallery.file_items import file_item
 from sal_tf.inference import sources
 from sal_tf.serve.failures import ServiceError
 from sal_tf.serve.service import Upload
@@ -23,14 +23,15 @@ def upload_of(images, i):
     try:
         with open(path, "rb") as f:
             data = f.read()
-        mtime = os.path.getmtime(path)
     except OSError as e:
         print(f"skipped {path}: {e.strerror}", file=sys.stderr)
         return None
-    pid = images.pids[i] if images.pids is not None else None
-    camera = sources.camera_number(path, images.camids[i]) if images.camids is not None else None
-    name = os.path.abspath(path)
-    return Upload(data, path, name, camera, mtime, name, pid)
+    item = file_item(
+        path,
+        images.camids[i] if images.camids is not None else None,
+        images.pids[i] if images.pids is not None else None,
+    )
+    return Upload(data, path, item.id, item.camera, item.timestamp, item.path, item.person_id)
 
 
 def add_skipping_bad(service, uploads):
