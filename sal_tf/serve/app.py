@@ -22,6 +22,7 @@ are plain `def`s, which FastAPI runs in its thread pool; the service does the lo
 
 import base64
 import contextlib
+import functools
 import hashlib
 import importlib.resources
 import re
@@ -83,10 +84,14 @@ def healthz(service: Service):
     return service.health()
 
 
+@functools.cache
+def page_html():
+    return (importlib.resources.files("sal_tf.serve") / "static" / "index.html").read_text("utf-8")
+
+
 @open_routes.get("/", response_class=HTMLResponse, include_in_schema=False)
 def index():
-    page = (importlib.resources.files("sal_tf.serve") / "static" / "index.html").read_text("utf-8")
-    return HTMLResponse(page, headers=PAGE_HEADERS)
+    return HTMLResponse(page_html(), headers=PAGE_HEADERS)
 
 
 @open_routes.get("/docs", response_class=HTMLResponse, include_in_schema=False)
@@ -96,7 +101,7 @@ def docs():
     scripts = re.findall(r"<script>(.*?)</script>", html, flags=re.S)
     hashes = " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(s.encode()).digest()).decode()}'" for s in scripts)
     policy = (
-        f"default-src 'self'; script-src {SWAGGER_CDN} {hashes}; style-src {SWAGGER_CDN}; "
+        f"default-src 'self'; script-src {SWAGGER_CDN} {hashes}; style-src {SWAGGER_CDN} 'unsafe-inline'; "
         f"img-src 'self' data: https://fastapi.tiangolo.com; connect-src 'self'; object-src 'none'; frame-ancestors 'none'"
     )
     html = html.replace('<div id="swagger-ui">', DOCS_NOTE + '<div id="swagger-ui">', 1)
