@@ -41,3 +41,30 @@ def test_pairwise_distance_rejects_bad_input():
         distance_matrix(np.zeros(4), x)
     with pytest.raises(ValueError, match="NaN"):
         distance_matrix(np.full((2, 4), np.nan), x)
+
+
+def test_search_distances_on_unit_rows_and_the_one_matrix_check():
+    """`normalise` / `to_distance` (what searches report) agree with `distance_matrix`; `as_matrix` names the argument."""
+    from sal_tf.evaluation.distance import as_matrix, check_distance, normalise, to_distance
+
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((5, 6)) * 10.0
+    x[2] = 0.0
+    unit = normalise(x)
+    assert unit.dtype == np.float32 and unit.flags.c_contiguous and not unit[2].any()
+    np.testing.assert_allclose(np.linalg.norm(unit[[0, 1, 3, 4]], axis=1), 1.0, atol=1e-6)
+    ip = unit @ unit.T
+    for metric in ("euclidean", "cosine"):
+        np.testing.assert_allclose(
+            to_distance(ip[:2, 3:], metric), distance_matrix(unit[:2], unit[3:], metric), atol=1e-5
+        )
+    with pytest.raises(ValueError, match=r"`queries` must be a \[count, dim\] matrix. Received shape: \(6,\)"):
+        normalise(np.ones(6), "queries")
+    with pytest.raises(ValueError, match="`x` contains NaN"):
+        normalise(np.full((1, 2), np.inf), "x")
+    with pytest.raises(ValueError, match="`distmat` must be numeric"):
+        as_matrix(np.array([["a"]]), "distmat")
+    with pytest.raises(ValueError, match=r"`e` must be a \[count, 4\] matrix"):
+        as_matrix(np.ones((2, 3)), "e", "[count, 4]", columns=4)
+    with pytest.raises(ValueError, match="`distance` must be one of"):
+        check_distance("manhattan")

@@ -273,6 +273,8 @@ def test_reopen_keeps_items_deletes_and_distance(tmp_path, kind):
     store.add(vectors[20:], _items(10, start=20))
     store.add(vectors[:1], [Item(id="item-0", camera=9)])
     store.delete("item-5")
+    assert store.model is None
+    store.record_model("runs/market")
     before = store.search(vectors[:3], k=10)
     store.close()
     with pytest.raises(RuntimeError, match="is closed"):
@@ -283,6 +285,8 @@ def test_reopen_keeps_items_deletes_and_distance(tmp_path, kind):
         assert again.kind == kind and again.distance == "cosine" and again.dim == DIM and again.count() == 29
         assert again.get("item-0").camera == 9 and again.get("item-5") is None
         assert again.search(vectors[:3], k=10) == before
+        assert again.model == again.stats()["model"] == "runs/market"  # kept in the store itself
+        assert sorted(again.ids()) == sorted(f"item-{i}" for i in range(30) if i != 5)
 
 
 def test_parity_of_the_two_back_ends(tmp_path, milvus_db):
