@@ -187,7 +187,8 @@ def test_a_store_with_an_index_answers_as_exact_search_does(kind, gallery, exact
         after = store.search(queries[:6], 3)
         assert not set(nearest) & {h.id for row in after for h in row}, "a deleted item was returned"
         assert after[5][0].id == "p7" and after[5][0].distance < 1e-6
-    with open_store(folder, index=kind) as store:  # reopened: the saved index, the log replayed into it
+    with open_store(folder) as store:  # reopened: the saved index (of the kind asked before), the log replayed into it
+        assert store.stats()["index"] == kind
         assert store.stats()["index_build_s"] == stats["index_build_s"], "the index was rebuilt at open"
         assert _ids(store.search(queries[:6], 3)) == _ids(after)
 

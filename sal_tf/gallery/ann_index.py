@@ -67,12 +67,14 @@ CALIBRATION_QUERIES = 200
 CALIBRATION_K = 10
 TOMBSTONE_REBUILD = 1 / 3
 TRAIN_PER_LIST = 64
+MAX_LISTS = 4096
 
 logger = logging.getLogger(__name__)
 
 
 def check_kind(kind):
-    if kind not in KINDS:
+    """`kind` if it is one of KINDS or None (the kind the store's saved index was asked for, else auto)."""
+    if kind is not None and kind not in KINDS:
         raise ValueError(f"`index` must be one of {KINDS}. Received: {kind!r}")
     return kind
 
@@ -84,8 +86,9 @@ def _faiss():
 
 
 def ivf_lists(rows):
-    """IVF cells for `rows` vectors: 4·sqrt(rows) (faiss's guideline), at least TRAIN_PER_LIST rows each."""
-    return int(max(1, min(4 * math.sqrt(rows), rows // TRAIN_PER_LIST)))
+    """IVF cells for `rows` vectors: 4·sqrt(rows) (faiss's guideline), at least TRAIN_PER_LIST rows each,
+    at most MAX_LISTS (k-means on 2 cores; 2.4 k rows a cell at 10 M)."""
+    return int(max(1, min(4 * math.sqrt(rows), rows // TRAIN_PER_LIST, MAX_LISTS)))
 
 
 def _pq_subquantizers(dim):
@@ -379,6 +382,7 @@ class AnnIndex:
             "format": FORMAT,
             "version": VERSION,
             "kind": self.built,
+            "requested": self.kind,
             "generation": generation,
             "rows": len(self._label_of_row),
             "labels": self._labels,
@@ -397,9 +401,11 @@ class AnnIndex:
             os.path.join(folder, "index-*.tmp-*")
         ):
             os.remove(stale)
-        due = self.due_kind(len(vectors))
         meta_path = _file_names(folder, generation)[2]
         _remove_index_files(folder, keep=generation)
+        if self.kind is None:
+            self.kind = _requested_kind(meta_path)
+        due = self.due_kind(len(vectors))
         if due is not None and os.path.isfile(meta_path):
             problem = self._load(folder, generation, len(vectors))
             if problem is None and self.built == due:
@@ -473,6 +479,16 @@ def _recall(found, truth, own_rows, k):
         f = [r for r in f.tolist() if r not in (own, -1)][:k]
         hits += len(set(t) & set(f))
     return hits / (k * len(truth))
+
+
+def _requested_kind(meta_path):
+    """The kind the saved index at `meta_path` was asked for ("auto" when none is saved or readable)."""
+    try:
+        with open(meta_path) as f:
+            kind = json.load(f).get("requested")
+    except (OSError, ValueError, AttributeError):
+        return "auto"
+    return kind if kind in KINDS else "auto"
 
 
 def _remove_index_files(folder, keep):

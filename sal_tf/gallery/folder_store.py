@@ -159,7 +159,7 @@ class FolderStore(base.GalleryStore):
 
     kind = "folder"
 
-    def __init__(self, folder, dim, distance, compact_bytes=COMPACT_BYTES, index="auto"):
+    def __init__(self, folder, dim, distance, compact_bytes=COMPACT_BYTES, index=None):
         self.location = folder
         self._index = ann_index.AnnIndex(index, dim)  # approximate search (ann_index.py), opened with the snapshot
         self.dim = dim
@@ -180,11 +180,12 @@ class FolderStore(base.GalleryStore):
     # --- opening ----------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, folder, dim=None, distance="euclidean", compact_bytes=COMPACT_BYTES, index="auto"):
+    def open(cls, folder, dim=None, distance="euclidean", compact_bytes=COMPACT_BYTES, index=None):
         """Opens the store in `folder`, creating it when `dim` is given and the folder holds none.
 
         `distance` applies to a new store; an existing one keeps its own. `index`: "auto", "flat",
-        "hnsw" or "ivf", the approximate index searches use (`sal_tf/gallery/ann_index.py`).
+        "hnsw" or "ivf", the approximate index searches use (`sal_tf/gallery/ann_index.py`); None:
+        what the store's saved index was opened with, else "auto".
 
         Raises:
             FileNotFoundError: no store there and no `dim` to create one.

@@ -12,7 +12,7 @@
     -            HNSW_SQ       M=32, efConstruction=128, SQ8 + FP32 refine ef=128, refine_k=2
     -            DISKANN       - (a server's own defaults)                search_list=100
 
-`auto` keeps an existing collection's index; a new one gets FLAT on Milvus Lite (a single process's
+`auto` (or None) keeps an existing collection's index; a new one gets FLAT on Milvus Lite (a single process's
 gallery, exact) and HNSW on a server. Milvus Lite (milvus-lite 3.2) builds only LITE_TYPES: it
 accepts IVF_PQ / DISKANN / SCANN at creation and then fails to build them in the background, so
 those are refused here for a `*.db` store with a message naming a server. An existing collection
@@ -52,9 +52,9 @@ logger = logging.getLogger(__name__)
 
 def index_type(index, lite, current=None):
     """The Milvus index type of the store option `index` (a store kind or a Milvus type name)."""
-    if not isinstance(index, str):
+    if index is not None and not isinstance(index, str):
         raise ValueError(f"`index` must be a string. Received: {index!r}")
-    if index == "auto":
+    if index in (None, "auto"):
         return current or ("FLAT" if lite else "HNSW")
     wanted = KINDS.get(index, index.upper())
     if wanted not in BUILD:
