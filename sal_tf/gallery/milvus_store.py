@@ -267,6 +267,12 @@ class MilvusStore(base.GalleryStore):
 
     def ids(self):
         self._check_open()
+        count = self.count()
+        if count <= base.MAX_K:  # one query (Milvus answers at most MAX_K rows; the iterator warns on Lite)
+            rows = self._client.query(
+                self.collection, filter="", output_fields=["id"], limit=max(count, 1), consistency_level="Strong"
+            )
+            return [row["id"] for row in rows]
         pages = self._client.query_iterator(
             self.collection, batch_size=ID_BATCH, filter="", output_fields=["id"], consistency_level="Strong"
         )
