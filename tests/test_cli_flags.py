@@ -280,11 +280,12 @@ def test_command_defaults_are_the_library_defaults(commands, command, flag):
 
 def test_command_choices_are_the_library_tuples(commands):
     from sal_tf.evaluation.distance import DISTANCES
-    from sal_tf.gallery import faiss_index
+    from sal_tf.gallery import ann_index, faiss_index
 
     evaluate = commands["flags"]["sal_tf.cli.evaluate"]
     assert evaluate["dataset"][1] == list(LAYOUTS) and evaluate["dataset"][0] == TrainConfig.dataset
     assert evaluate["rerank"][0] == TrainConfig.rerank
     searching = commands["flags"]["sal_tf.cli.search"]
-    assert searching["index"][1] == list(faiss_index.INDEX_KINDS) and searching["distance"][1] == list(DISTANCES)
+    assert searching["index"][1] == list(dict.fromkeys([*faiss_index.INDEX_KINDS, *ann_index.KINDS]))
+    assert searching["distance"][1] == list(DISTANCES)
     assert searching["max_rerank"][0] == faiss_index.MAX_RERANK_ITEMS

@@ -252,3 +252,31 @@ def test_every_acknowledged_add_survives_kill_9_with_an_hnsw_index(tmp_path):
                 assert found[0] != wanted[0] and found[1:] == wanted[1:]
             else:
                 assert found == wanted
+
+
+def test_sal_search_add_with_an_index_and_its_mistakes(gallery, tmp_path):
+    import json
+    import sys
+
+    from sal_tf.inference import embedding_files
+    from tests.conftest import run_cmd
+
+    def cli(*args):
+        return run_cmd([sys.executable, "-m", "sal_tf.cli.search", *args], timeout=120, cwd=str(tmp_path))
+
+    paths = [f"{i:04d}_c{i % CAMERAS + 1}s1_000001_00.jpg" for i in range(300)]
+    embedding_files.save_npz(str(tmp_path / "g.npz"), embedding_files.Embeddings(gallery[0][:300], paths))
+    added = cli("add", "--store=s", "--embeddings=g.npz", "--index=hnsw", "--timestamp=none")
+    assert added.returncode == 0, added.stderr[-2000:]
+    stats = cli("stats", "--store=s")  # no --index: the store keeps what it was given
+    assert stats.returncode == 0, stats.stderr[-2000:]
+    assert {k: json.loads(stats.stdout)[k] for k in ("index", "index_built")} == {
+        "index": "hnsw",
+        "index_built": "hnsw",
+    }
+    for args, message in (
+        (["add", "--store=t", "--embeddings=g.npz", "--index=ivf_flat"], "`index` must be one of"),
+        (["index", "--embeddings=g.npz", "--index_dir=i", "--index=hnsw"], "index: --index must be one of flat, ivf"),
+    ):
+        out = cli(*args)
+        assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr, out.stderr[-2000:]

@@ -39,7 +39,9 @@ FLAGS = flags.FLAGS
 
 def define_flags():
     """Defines this command's flags (called by `run`, never at import)."""
+    from sal_tf.cli import engine
     from sal_tf.evaluation.distance import DISTANCES
+    from sal_tf.gallery.ann_index import KINDS as STORE_INDEX_KINDS
     from sal_tf.gallery.faiss_index import INDEX_KINDS
 
     flags.DEFINE_string(
@@ -57,10 +59,12 @@ def define_flags():
     )
     flags.DEFINE_enum(
         "index",
-        "flat",
-        list(INDEX_KINDS),
-        "index: flat = exact inner product; ivf = approximate (IVF cells, PQ fast-scan, exact re-scoring) for "
-        "galleries past a million; ivf_flat = IVF cells scanned as float vectors.",
+        None,
+        list(dict.fromkeys([*INDEX_KINDS, *STORE_INDEX_KINDS])),
+        "index (default flat): flat = exact inner product; ivf = approximate (IVF cells, PQ fast-scan, exact "
+        "re-scoring) for galleries past a million; ivf_flat = IVF cells scanned as float vectors. "
+        "--store (default: what the store was given before, else auto): auto = exact below 100 k items, hnsw "
+        "above; flat; hnsw; ivf (IVF-PQ, exact re-scoring); Milvus: also a Milvus index type.",
     )
     flags.DEFINE_integer("nlist", None, "index --index=ivf*: number of cells (default: by gallery size and width).")
     flags.DEFINE_integer("nprobe", None, "IVF cells scanned per query (index default: by nlist; query overrides).")
@@ -94,6 +98,7 @@ def define_flags():
     flags.DEFINE_bool("flip", False, "Flip-average when embedding images.")
     flags.DEFINE_bool("overwrite", False, "index: replace an existing index in --index_dir.")
     flags.DEFINE_bool("progress", True, "Show a progress bar while embedding.")
+    engine.define_flags()
 
 
 def main(argv):

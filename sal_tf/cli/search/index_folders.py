@@ -9,8 +9,11 @@ FLAGS = flags.FLAGS
 
 
 def build():
-    from sal_tf.gallery.faiss_index import GalleryIndex
+    from sal_tf.gallery.faiss_index import INDEX_KINDS, GalleryIndex
 
+    kind = FLAGS.index or "flat"
+    if kind not in INDEX_KINDS:
+        raise sal_app.UserError(f"index: --index must be one of {', '.join(INDEX_KINDS)}. Received: {kind!r}")
     if bool(FLAGS.embeddings) == bool(FLAGS.images):
         raise sal_app.UserError("index: give exactly one of --embeddings=FILE.npz or --images=... with --model.")
     gallery = inputs.embeddings(FLAGS.embeddings or FLAGS.images, FLAGS.model, "--images")
@@ -19,7 +22,7 @@ def build():
         gallery.paths,
         gallery.pids,
         gallery.camids,
-        kind=FLAGS.index,
+        kind=kind,
         nlist=FLAGS.nlist,
         nprobe=FLAGS.nprobe,
         distance=FLAGS.distance,

@@ -1,6 +1,8 @@
 """What `sal-search` reads from its flags: embeddings (an .npz, or images embedded with --model), the
-items' cameras, person ids, times and ids, and the query filters."""
+gallery's items (`file_item`'s defaults, changed by --camera / --ids / --timestamp), the queries'
+cameras, and the query filters."""
 
+import dataclasses
 import datetime
 import os
 
@@ -13,37 +15,46 @@ FLAGS = flags.FLAGS
 
 def embeddings(spec, model, what):
     """`Embeddings` of an .npz, or of images embedded with `model`."""
-    from sal_tf.inference import embedding_files, loading, sources
+    from sal_tf.cli import engine
+    from sal_tf.inference import embedding_files, sources
 
     if spec.endswith(".npz"):
         return embedding_files.load_npz(spec)
     if not model:
         raise sal_app.UserError(f"{what} {spec!r} are images: pass --model to embed them (or give an .npz).")
     images = sources.list_images(spec, what)
-    result = embedding_files.embed_images(
-        loading.load_embedder(model), images, FLAGS.batch_size, FLAGS.flip, FLAGS.progress
-    )
+    result = engine.embed_images(model, images, FLAGS.batch_size, FLAGS.flip, FLAGS.progress)
     if result.skipped:
         print(f"Skipped {len(result.skipped)} undecodable file(s): {', '.join(result.skipped[:10])}")
     return result
 
 
-def cameras_of(emb):
-    """The camera of each row of `Embeddings` as a person numbers it (None where unknown)."""
-    from sal_tf.inference import sources
+def file_items(emb):
+    """The default `Item` of each row of `Embeddings` (`sal_tf.gallery.file_items.file_item`: its absolute
+    path as id and path, the file's mtime, the camera and person id the .npz or the file name gives)."""
+    from sal_tf.gallery.file_items import file_item
 
-    if emb.camids is not None:
-        return [sources.camera_number(p, c) for p, c in zip(emb.paths, emb.camids)]
-    return [sources.parse_camera(p) for p in emb.paths]
+    count = len(emb.paths)
+    camids = emb.camids if emb.camids is not None else [None] * count
+    pids = emb.pids if emb.pids is not None else [None] * count
+    return [file_item(p, c, pid) for p, c, pid in zip(emb.paths, camids, pids)]
 
 
-def person_ids_of(emb):
-    """The person id of each row of `Embeddings` (None where unknown)."""
-    from sal_tf.inference import sources
-
-    if emb.pids is not None:
-        return [int(p) for p in emb.pids]
-    return [None if ids is None else ids[0] for ids in map(sources.parse_ids, emb.paths)]
+def gallery_items(emb):
+    """`file_items` of the gallery with the flags' changes: --camera, --ids, --timestamp."""
+    items = file_items(emb)
+    ids = _item_ids(emb.paths)
+    mode = FLAGS.timestamp.strip().lower()
+    fixed = None if mode in ("none", "mtime") else parse_time(FLAGS.timestamp, "timestamp")
+    out = []
+    for item, item_id in zip(items, ids):
+        changes = {} if FLAGS.ids == "path" else {"id": item_id}
+        if FLAGS.camera is not None:
+            changes["camera"] = FLAGS.camera
+        if mode != "mtime":
+            changes["timestamp"] = fixed
+        out.append(dataclasses.replace(item, **changes))
+    return out
 
 
 def parse_time(text, flag):
@@ -94,7 +105,7 @@ def query_cameras(queries):
     """Each query's camera for --exclude_own_camera (UserError naming a query whose camera is unknown)."""
     if FLAGS.query_camera is not None:
         return [FLAGS.query_camera] * len(queries.paths)
-    cameras = cameras_of(queries)
+    cameras = [item.camera for item in file_items(queries)]
     if FLAGS.exclude_own_camera:
         unknown = [p for p, c in zip(queries.paths, cameras) if c is None]
         if unknown:
@@ -106,18 +117,7 @@ def query_cameras(queries):
     return cameras
 
 
-def item_times(paths):
-    """--timestamp for each item: its file's mtime, none, or one given time."""
-    mode = FLAGS.timestamp.strip().lower()
-    if mode == "none":
-        return [None] * len(paths)
-    if mode == "mtime":
-        return [os.path.getmtime(p) if os.path.isfile(p) else None for p in paths]
-    value = parse_time(FLAGS.timestamp, "timestamp")
-    return [value] * len(paths)
-
-
-def item_ids(paths):
+def _item_ids(paths):
     """--ids for each item: its absolute path, its file name, or None (a new uuid)."""
     if FLAGS.ids == "uuid":
         return [None] * len(paths)

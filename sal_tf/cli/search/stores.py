@@ -16,7 +16,7 @@ def open_store(dim=None):
     from sal_tf.gallery import StoreCorruptedError, StoreLockedError, open_store
 
     try:
-        return open_store(FLAGS.store, dim=dim, distance=FLAGS.distance)
+        return open_store(FLAGS.store, dim=dim, distance=FLAGS.distance, index=FLAGS.index)
     except FileNotFoundError:
         raise sal_app.UserError(
             f"--store {FLAGS.store!r} holds no gallery store; create one with `add` (see --help)."
@@ -30,31 +30,19 @@ def _model_name(model):
 
 
 def add():
-    from sal_tf.gallery import Item
-
     if bool(FLAGS.embeddings) == bool(FLAGS.images):
         raise sal_app.UserError("add: give exactly one of --embeddings=FILE.npz or --images=... with --model.")
     gallery = inputs.embeddings(FLAGS.embeddings or FLAGS.images, FLAGS.model, "--images")
     if len(gallery.paths) == 0:
         raise sal_app.UserError("add: nothing to add (no embeddings).")
-    cameras = [FLAGS.camera] * len(gallery.paths) if FLAGS.camera is not None else inputs.cameras_of(gallery)
-    items = [
-        Item(id=i, camera=c, timestamp=t, path=os.path.abspath(p), person_id=pid)
-        for i, c, t, p, pid in zip(
-            inputs.item_ids(gallery.paths),
-            cameras,
-            inputs.item_times(gallery.paths),
-            gallery.paths,
-            inputs.person_ids_of(gallery),
-        )
-    ]
+    items = inputs.gallery_items(gallery)
     with open_store(dim=gallery.embeddings.shape[1]) as store:
         before = store.count()
         ids = store.add(gallery.embeddings, items)
         if gallery.model and store.model is None:
             store.record_model(_model_name(gallery.model))
         replaced = before + len(ids) - store.count()
-        known = sum(c is not None for c in cameras)
+        known = sum(item.camera is not None for item in items)
         print(
             f"Added {len(ids)} item(s) to {store.location} ({store.kind}, {store.dim}-d"
             f"{f', {replaced} replaced' if replaced else ''}); it holds {store.count()}. "
