@@ -189,3 +189,12 @@ def test_a_damaged_store_is_refused_until_repair_keeps_every_intact_record(files
     stats = json.loads(_ok(_cli("stats", f"--store={folder}", cwd=files)))
     assert stats["count"] == 9
     assert "is intact (3 record(s)); nothing changed" in _ok(_cli("repair", f"--store={folder}", cwd=files))
+
+
+def test_add_flags_change_the_file_defaults(files):
+    """--ids=name, --camera and --timestamp=none change what `file_item` gives each gallery file."""
+    _ok(_cli("add", "--store=named", "--embeddings=g.npz", "--ids=name", "--camera=7", "--timestamp=none", cwd=files))
+    out = _ok(_cli("query", "--store=named", "--queries=q.npz", "--k=1", "--format=jsonl", cwd=files))
+    hit = json.loads(out.splitlines()[0])["results"][0]
+    assert hit["id"] == "0001_c1s1_000101_01.jpg" and hit["camera"] == 7 and hit["timestamp"] is None
+    assert hit["path"] == os.path.join(str(files), "gallery/0001_c1s1_000101_01.jpg") and hit["person_id"] == 1

@@ -36,7 +36,8 @@ def run():
 
 
 def _show(hits, queries, query_cameras, distance):
-    results = output.entries(hits, queries.paths, inputs.person_ids_of(queries), query_cameras)
+    person_ids = [item.person_id for item in inputs.file_items(queries)]
+    results = output.entries(hits, queries.paths, person_ids, query_cameras)
     output.show(results, distance)
 
 
