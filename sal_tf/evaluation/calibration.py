@@ -191,3 +191,26 @@ def write(path, calibration):
     """Writes a calibration dict as JSON."""
     with open(path, "w") as f:
         json.dump(calibration, f, indent=2)
+
+
+def holdout(q_feats, g_feats, q_pids, g_pids, q_cams, g_cams, fmr=1e-2):
+    """Does a threshold hold on unseen people? Chosen at `fmr` on the pairs of one half of the identities
+    (even / odd pids), its false-match rate measured on the other half's pairs, both ways round.
+
+    Returns [{"chosen_on", "threshold", "measured_fmr", "different_pairs"}, ...] (two rows).
+    """
+    q_feats, g_feats, q_pids, g_pids, q_cams, g_cams = map(
+        np.asarray, (q_feats, g_feats, q_pids, g_pids, q_cams, g_cams)
+    )
+    halves = []
+    for parity in (0, 1):
+        q, g = q_pids % 2 == parity, g_pids % 2 == parity
+        halves.append(cross_camera_pairs(q_feats[q], g_feats[g], q_pids[q], g_pids[g], q_cams[q], g_cams[g])[1])
+    rows = []
+    for chosen, measured in ((0, 1), (1, 0)):
+        t = threshold_at(halves[chosen], fmr)
+        rows.append({
+            "chosen_on": "even ids" if chosen == 0 else "odd ids", "threshold": round(t, 6),
+            "measured_fmr": float(np.mean(halves[measured] <= t)), "different_pairs": int(len(halves[measured])),
+        })  # fmt: skip
+    return rows

@@ -5,7 +5,8 @@
 * `det` — a sequence's `det/det.txt` (a video's `ROOT/<camera>.txt`), MOT rows `frame,-1,x,y,w,h,conf`;
 * `gt` — the oracle: `gt/gt.txt` rows that count (`sal_tf.tracking.mot.ground_truth_rows`);
 * `hog` — OpenCV's HOG + linear SVM people detector (Dalal & Triggs 2005; the weights ship inside
-  OpenCV, nothing to download): 64×128 windows, so people shorter than ~128 px are missed unless
+  OpenCV 4, nothing to download — OpenCV 5, which deep-sort-realtime's opencv-python now resolves
+  to, moved it out of the main module: the error then says so): 64×128 windows, so people shorter than ~128 px are missed unless
   `upscale` enlarges the frame; slow on a CPU (BUILD.md "Multi-camera tracking" gives its figures);
 * a path to an `.onnx` detector: input float32 `[1, 3, H, W]` RGB / 255 (a fixed H, W: the frame
   is resized to it; dynamic: the frame as it is), first output `[N, 6]` (or `[1, N, 6]`) rows
@@ -44,6 +45,11 @@ class HOGDetector:
     def __init__(self, upscale=1.0, min_score=0.3, nms_iou=0.45):
         import cv2
 
+        if not hasattr(cv2, "HOGDescriptor"):
+            raise ValueError(
+                f"--detections=hog: OpenCV {cv2.__version__} has no HOGDescriptor (OpenCV 5 moved it out of the main "
+                "module); install opencv-python<5, or pass an .onnx detector or det files."
+            )
         self.hog = cv2.HOGDescriptor()
         self.hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
         self.upscale, self.min_score, self.nms_iou = float(upscale), float(min_score), float(nms_iou)

@@ -1,0 +1,135 @@
+"""`sal-mtmc` end to end on small generated cameras, and its detectors (det files, HOG, a user's ONNX detector)."""
+
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+
+from sal_tf.data import demo_cameras
+from sal_tf.mtmc import detectors, sources
+from sal_tf.tracking import mot
+from tests.conftest import run_cmd
+
+SIZE, FRAMES = (90, 160), 150
+
+
+@pytest.fixture(scope="module")
+def cameras_root(tmp_path_factory):
+    """Two small cameras, 150 frames, 4 people (3 of them walk on into camera 2)."""
+    root = str(tmp_path_factory.mktemp("cameras"))
+    demo_cameras.generate_cameras(root, seed=2, cameras=2, frames=FRAMES, people=4, size=SIZE, verbose=False)
+    return root
+
+
+def _mtmc(cameras_root, out, *extra):
+    cmd = [sys.executable, "-m", "sal_tf.cli.mtmc", f"--source={cameras_root}", f"--output_dir={out}", "--noprogress"]
+    return run_cmd(cmd + list(extra), timeout=300)
+
+
+@pytest.mark.slow
+def test_histogram_pipeline_writes_global_ids_journeys_and_metrics(cameras_root, tmp_path):
+    out = tmp_path / "out"
+    result = _mtmc(
+        cameras_root, out, "--tracker=histogram", "--annotate=gif", "--transit=c1:c2:1:60", "--threshold=0.3"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "cross-camera" in result.stdout and "re-entries (all)" in result.stdout
+    rows = {c: mot.read_rows(str(out / f"{c}.txt")) for c in ("c1", "c2")}
+    assert all(r.shape[1] == 10 and (r[:, 7:] == -1).all() and len(r) for r in rows.values())
+    journeys = json.load(open(out / "journeys.json"))["journeys"]
+    by_id = {j["global_id"]: j for j in journeys}
+    for camera, r in rows.items():  # every id of a result file is a journey that passes through that camera
+        assert all(camera in by_id[int(i)]["cameras"] for i in np.unique(r[:, 1]))
+    for j in journeys:
+        a = j["appearances"]
+        assert [x["start_seconds"] for x in a] == sorted(x["start_seconds"] for x in a)
+        assert a[0]["start_time"].startswith("2026-03-02T09:00") and os.path.isfile(out / a[0]["crop"])
+        for x, y in zip(a, a[1:]):  # one person is never in two places at once
+            assert x["camera"] == y["camera"] or y["start_seconds"] > x["end_seconds"]
+    report = json.load(open(out / "metrics.json"))
+    assert report["tracker"] == "histogram" and report["transit"] == {"c1:c2": [1.0, 60.0]}
+    assert report["threshold"] == 0.3 and report["threshold_from"] == "--threshold"
+    m = report["metrics"]
+    assert set(m["cameras"]) == {"c1", "c2"} and 0 < m["cross_camera"]["idf1"] <= 1
+    assert m["cross_camera"]["ground_truth_ids"] == 4 and m["reentries"]["other_camera"]["reentries"] >= 2
+    from PIL import Image
+
+    with Image.open(out / "c2.gif") as gif:
+        assert gif.n_frames == FRAMES and gif.size == SIZE[::-1]
+    again = _mtmc(cameras_root, out, "--tracker=histogram")
+    assert again.returncode != 0 and "--overwrite" in again.stderr and "Traceback" not in again.stderr
+
+
+def test_no_linking_keeps_each_cameras_tracks_apart_and_a_threshold_is_needed(cameras_root, tmp_path):
+    from sal_tf.mtmc import run
+    from sal_tf.tracking import appearance, deepsort
+
+    cameras, _ = sources.open_cameras(cameras_root)
+    options = run.Options(link="none", annotate=None, crops=False)
+    model, settings = appearance.HistogramAppearance(), deepsort.settings_for("histogram")
+    report = run.run_cameras(cameras, model, settings, str(tmp_path), options)
+    ids = [set(mot.read_rows(str(tmp_path / f"{c}.txt"))[:, 1].astype(int)) for c in ("c1", "c2")]
+    assert ids[0] and ids[1] and not ids[0] & ids[1] and report["global_ids"] == report["tracklets"]
+    found, _ = run.track_cameras(cameras[:1], model, settings, options)
+    with pytest.raises(ValueError, match="no threshold: the model has no calibration"):
+        run.choose_threshold(found, run.Options())  # one camera: no pairs of two cameras at once
+
+
+@pytest.mark.slow
+def test_sal_pipeline_with_a_trained_model(cameras_root, trained_run, tmp_path):
+    result = _mtmc(cameras_root, tmp_path, f"--model={trained_run['run_dir']}", "--annotate=none", "--detections=gt")
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.load(open(tmp_path / "metrics.json"))
+    assert report["tracker"] == "sal" and report["threshold_from"] == "calibration at FMR 0.01"
+    assert report["metrics"]["cameras"]["c1"]["false_positives"] == 0  # oracle boxes
+    assert 0 < report["global_ids"] <= report["tracklets"]
+
+
+def test_bad_input_is_named_without_a_traceback(cameras_root, tmp_path):
+    result = _mtmc(cameras_root, tmp_path, "--tracker=histogram", "--transit=c1:c7:1:5")
+    assert result.returncode != 0 and "--transit names ['c7']" in result.stderr and "Traceback" not in result.stderr
+
+
+def _onnx_detector(path, rows, size=(64, 96)):
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    value = numpy_helper.from_array(np.asarray(rows, np.float32), "rows")
+    graph = helper.make_graph(
+        [helper.make_node("Constant", [], ["boxes"], value=value)],
+        "detector",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, *size])],
+        [helper.make_tensor_value_info("boxes", TensorProto.FLOAT, None)],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    return str(path)
+
+
+def test_detectors_onnx_hog_and_det_files(cameras_root, tmp_path):
+    (camera, *_), _ = sources.open_cameras(cameras_root)
+    rows = [[10, 8, 30, 56, 0.9, 0], [40, 8, 60, 56, 0.2, 0], [50, 8, 70, 56, 0.8, 2]]  # kept / low score / a car
+    onnx_path = _onnx_detector(tmp_path / "det.onnx", rows)
+    (boxes, scores), *_ = detectors.detector_for(onnx_path, camera, 0.3).detect([1], [np.zeros((*SIZE, 3), np.uint8)])
+    np.testing.assert_allclose(boxes, [[10 * 160 / 96, 8 * 90 / 64, 30 * 160 / 96, 56 * 90 / 64]], rtol=1e-5)
+    assert scores.tolist() == pytest.approx([0.9])
+    wrong = detectors.detector_for(_onnx_detector(tmp_path / "wrong.onnx", [[1, 2, 3, 4, 0.9]]), camera, 0.3)
+    with pytest.raises(ValueError, match=r"wrong\.onnx: expected the first output \[N, 6\] .*got shape \[1, 5\]"):
+        wrong.detect([1], [np.zeros((*SIZE, 3), np.uint8)])
+    import cv2
+
+    if hasattr(cv2, "HOGDescriptor"):
+        (found, _), *_ = detectors.detector_for("hog", camera, 0.3).detect([1], [np.zeros((256, 128, 3), np.uint8)])
+        assert found.shape[1:] == (4,)
+    else:  # OpenCV 5: a clear error instead
+        with pytest.raises(ValueError, match="--detections=hog: OpenCV 5.* has no HOGDescriptor"):
+            detectors.detector_for("hog", camera, 0.3)
+    det = detectors.detector_for("det", camera, 0.3).detect([1, 2], [None, None])
+    assert len(det) == 2 and det[0][0].shape[1] == 4
+    short = tmp_path / "short.txt"
+    short.write_text("1,-1,10,10,20\n")
+    with pytest.raises(ValueError, match=r"short\.txt:1: expected at least frame,id,x,y,w,h"):
+        mot.read_rows(str(short))
+    with pytest.raises(ValueError, match="--detections must be det, gt, hog or the path of an .onnx"):
+        detectors.detector_for("yolo", camera, 0.3)

@@ -1,0 +1,105 @@
+"""`sal_tf.mtmc.linking` / `tracklets` / `metrics` on hand-made tracklets: constraints, clustering, pooling, re-entries."""
+
+import numpy as np
+import pytest
+
+from sal_tf.mtmc import linking, metrics, tracklets
+from sal_tf.mtmc.sources import Camera
+
+
+def _tracklet(camera, track, first, last, feature, fps=10.0, offset=0.0):
+    frames = np.arange(first, last + 1)
+    f = np.asarray(feature, np.float32)
+    return tracklets.Tracklet(
+        camera, track, frames, np.tile([10.0, 10.0, 40.0, 100.0], (len(frames), 1)), np.ones(len(frames)),
+        np.ones(len(frames)), f / np.linalg.norm(f), offset + (first - 1) / fps, offset + (last - 1) / fps,
+    )  # fmt: skip
+
+
+A, B, C = np.eye(3)
+
+
+def test_constraints_never_two_places_at_once_nor_two_tracks_of_a_camera_at_once():
+    ts = [
+        _tracklet("c1", 1, 1, 50, A),
+        _tracklet("c1", 2, 40, 90, A),  # shares frames 40-50 with track 1: two people
+        _tracklet("c2", 1, 45, 60, A, offset=0.0),  # c2 at 4.4-5.9 s while c1 track 1 runs to 4.9 s: elsewhere
+        _tracklet("c2", 2, 120, 150, A),  # later: may be anyone
+    ]
+    blocked = linking.conflicts(ts)
+    assert blocked[0, 1] and blocked[0, 2] and blocked[1, 2] and not blocked[0, 3] and not blocked[1, 3]
+    groups = linking.link(ts, threshold=0.5)  # identical features: only the constraints keep them apart
+    assert sorted(sorted(g) for g in groups) == [[0], [1], [2, 3]]  # camera 2's two tracks: one person, after 6 s
+
+
+def test_transit_windows_minimum_and_maximum():
+    windows = linking.parse_transit(["c1:c2:5:20"])
+    assert windows == {("c1", "c2"): (5.0, 20.0), ("c2", "c1"): (5.0, 20.0)}
+    early = [_tracklet("c1", 1, 1, 10, A), _tracklet("c2", 1, 30, 40, A)]  # 2 s after: faster than 5 s
+    assert linking.conflicts(early, windows)[0, 1] and len(linking.link(early, 0.5, windows)) == 2
+    on_time = [_tracklet("c1", 1, 1, 10, A), _tracklet("c2", 1, 100, 110, A)]  # 9 s after
+    assert len(linking.link(on_time, 0.5, windows)) == 1
+    late = [_tracklet("c1", 1, 1, 10, A), _tracklet("c2", 1, 400, 410, A)]  # 39 s after: beyond 20 s
+    assert len(linking.link(late, 0.5, windows)) == 2 and len(linking.link(late, 0.5)) == 1
+    for bad in ("c1:c2:5", "c1:c1:1:2", "c1:c2:9:3", "c1:c2:a:3"):
+        with pytest.raises(ValueError, match="--transit"):
+            linking.parse_transit([bad])
+    with pytest.raises(ValueError, match=r"--transit names \['c9'\]"):
+        linking.check_transit_cameras(linking.parse_transit(["c1:c9:1:2"]), ["c1", "c2"])
+
+
+def test_clustering_by_appearance_within_then_across_cameras():
+    noisy = lambda base, k: base + 0.05 * np.array([k, -k, k])  # noqa: E731
+    ts = [
+        _tracklet("c1", 1, 1, 30, noisy(A, 1)),  # person A
+        _tracklet("c1", 2, 5, 40, noisy(B, 1)),  # person B, at the same time
+        _tracklet("c1", 3, 60, 80, noisy(A, -1)),  # A back in camera 1 after an exit
+        _tracklet("c2", 1, 150, 190, noisy(B, -1)),  # B, then A, in camera 2
+        _tracklet("c2", 2, 200, 230, noisy(A, 2)),
+        _tracklet("c2", 3, 210, 240, C),  # someone else
+    ]
+    groups = linking.link(ts, threshold=0.3)
+    assert sorted(sorted(g) for g in groups) == [[0, 2, 4], [1, 3], [5]]
+    assert sorted(groups[0]) == [0, 2, 4]  # groups in order of first appearance
+    camera_only = linking.link(ts, threshold=0.3, across=False)
+    assert sorted(sorted(g) for g in camera_only) == [[0, 2], [1], [3], [4], [5]]
+    assert len(linking.link(ts, threshold=None)) == 6  # no linking
+    assert len(linking.link(ts, threshold=0.3, relink_gap=1.0, across=False)) == 6  # A's exit was longer than 1 s
+
+
+def test_observed_threshold_from_tracklets_of_two_cameras_at_once():
+    rng = np.random.default_rng(0)
+    ts = [_tracklet(f"c{k % 2}", k, 1 + 3 * k, 40 + 3 * k, rng.normal(size=8)) for k in range(40)]
+    t = linking.observed_threshold(ts, fmr=0.1)
+    f = np.stack([x.feature for x in ts])
+    cams = np.array([x.camera for x in ts])
+    pairs = np.triu(linking.conflicts(ts) & (cams[:, None] != cams[None, :]), 1)
+    assert np.mean((1 - f @ f.T)[pairs] <= t) == pytest.approx(0.1, abs=0.01)
+    assert linking.observed_threshold(ts[:2]) is None
+
+
+def test_quality_weights_and_pooling():
+    boxes = np.array([[0, 10, 20, 70], [100, 10, 140, 130], [110, 10, 150, 130], [300, 10, 340, 130]], float)
+    w = tracklets.quality(boxes, np.array([0.9, 0.9, 0.9, 0.5]), (240, 320))
+    assert w[0] < w[3] and w[1] < w[3] / 0.5 * 0.9  # cut by the edge (and small) / overlapping: lower
+    assert w[3] == pytest.approx(0.5 * 120 / 128 * 0.5, rel=1e-3)  # at the right edge: halved
+    pooled = tracklets.pooled(np.array([[1.0, 0], [0, 1.0]]), np.array([3.0, 1.0]))
+    np.testing.assert_allclose(pooled, np.array([3, 1]) / np.sqrt(10), rtol=1e-6)
+
+
+def test_reentries_keep_or_lose_their_id():
+    cams = [Camera("c1", type("S", (), {"fps": 10.0, "length": 100})(), None, 0.0),
+            Camera("c2", type("S", (), {"fps": 10.0, "length": 100})(), None, 20.0)]  # fmt: skip
+    box = [10, 10, 30, 80]
+    gt = {"c1": np.array([[f, 7, *box, 1, 1, 1] for f in [*range(1, 21), *range(50, 61)]], float),
+          "c2": np.array([[f, 7, *box, 1, 1, 1] for f in range(1, 11)], float)}  # fmt: skip
+    same_id = {c: np.array([[r[0], 3, *box, 1, -1, -1, -1] for r in gt[c]], float) for c in gt}
+    kept = metrics.reentries(cams, gt, same_id)
+    assert kept["same_camera"] == {"reentries": 1, "kept": 1, "share": 1.0} and kept["other_camera"]["kept"] == 1
+    new_id_in_c2 = {**same_id, "c2": same_id["c2"].copy()}
+    new_id_in_c2["c2"][:, 1] = 4
+    lost = metrics.reentries(cams, gt, new_id_in_c2)
+    assert lost["all"] == {"reentries": 2, "kept": 1, "share": 0.5}
+    summary = metrics.summarize(metrics.accumulators(cams, gt, new_id_in_c2))
+    assert summary["c2"]["idf1"] == 1.0 and summary["cross-camera"]["idf1"] < 1.0
+    assert summary["cross-camera"]["idr"] == pytest.approx(31 / 41)
