@@ -40,6 +40,10 @@ def define_flags():
     flags.DEFINE_string("data_dir", None, "Folder of the stored crops (default: <store>.crops next to the store).")
     flags.DEFINE_enum("distance", _default("distance"), ["euclidean", "cosine"], "Distance of a new store.")
     flags.DEFINE_string(
+        "index", None, "The store's search index: auto, flat, hnsw, ivf (Milvus: or an index type, e.g. IVF_PQ); "
+        "default: what the store was given before, else auto (exact below 100 k items)."
+    )  # fmt: skip
+    flags.DEFINE_string(
         "index_images", None, "Folder / glob / CSV of images indexed at start-up when the store is empty."
     )
     flags.DEFINE_string("host", _default("host"), "Address to listen on (0.0.0.0: every interface).")
@@ -73,6 +77,7 @@ def settings_from_flags():
         store=FLAGS.store,
         data_dir=FLAGS.data_dir,
         distance=FLAGS.distance,
+        index=FLAGS.index,
         index_images=FLAGS.index_images,
         host=FLAGS.host,
         port=FLAGS.port,

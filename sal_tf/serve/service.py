@@ -79,7 +79,7 @@ class GalleryService:
     @classmethod
     def open(cls, settings):
         embedding = open_embedding(settings)
-        store = open_store(settings.store, dim=embedding.dim, distance=settings.distance)
+        store = open_store(settings.store, dim=embedding.dim, distance=settings.distance, index=settings.index)
         try:
             return cls(settings, embedding, store, CropFolder(settings.crops_dir()))
         except BaseException:

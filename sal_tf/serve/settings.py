@@ -37,6 +37,8 @@ class ServeSettings:
         data_dir: the service's own folder (the stored crops); default: `<store>.crops` for a folder
             or file store, `serve_data` for a Milvus server.
         distance: "euclidean" or "cosine" (a new store's metric; an existing store keeps its own).
+        index: the store's search index (`open_store(index=...)`): "auto", "flat", "hnsw", "ivf" (or a
+            Milvus index type); None: what the store was given before, else auto.
         index_images: a folder / glob / CSV indexed at start-up when the store is empty.
         host, port: where to listen (loopback unless `host` says otherwise).
         api_key: when set, every `/v1` route wants `Authorization: Bearer <api_key>`.
@@ -63,6 +65,7 @@ class ServeSettings:
     tf_serving: str = None
     data_dir: str = None
     distance: str = "euclidean"
+    index: str = None
     index_images: str = None
     host: str = "127.0.0.1"
     port: int = 8080
