@@ -25,7 +25,8 @@ URL_LINE = re.compile(r"(http://127\.0\.0\.1:\d+)/")
 
 
 class ServiceProcess:
-    """A running `sal-serve` child; `.url` (no trailing slash), `.pid`, `stop()`, `kill9()`, `peak_rss_bytes()`."""
+    """A running `sal-serve` child; `.url` (no trailing slash), `.start_line` (the line that printed it), `.pid`,
+    `stop()`, `kill9()`, `peak_rss_bytes()`."""
 
     def __init__(self, args, log_path, env=None, start_timeout=300, cwd=None):
         self.log_path = log_path
@@ -60,6 +61,7 @@ class ServiceProcess:
                 break
             match = URL_LINE.search(line)
             if match and self._healthy(match.group(1)):
+                self.start_line = line.strip()
                 return match.group(1)
         self.stop()
         raise RuntimeError(f"sal-serve did not start (exit {self.proc.returncode}):\n{self.log_tail()}")

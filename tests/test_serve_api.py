@@ -336,6 +336,7 @@ def test_a_keyless_server_takes_no_cross_site_form_and_no_foreign_host(tf_server
     assert call("GET", tf_server.url + "/healthz", headers={"Host": "evil.example"}).status == 400
     assert call("GET", tf_server.url + "/healthz", headers={"Host": f"localhost:{port}"}).status == 200
     assert count(tf_server.url) == before
+    assert "no API key: /v1 open to every program on this machine" in tf_server.start_line
 
 
 ANSWERS = {  # BUILD.md "Search service": the fields of each JSON answer, and the schema each is documented by

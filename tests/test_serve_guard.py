@@ -63,6 +63,10 @@ def answer_of(sock):
     return int(data.split(b" ", 2)[1])
 
 
+def test_the_start_up_line_says_what_is_open_to_whom(server):
+    assert "/v1 needs the API key; this machine only can connect" in server.start_line, server.start_line
+
+
 def test_an_anonymous_upload_is_refused_before_its_body_is_read(server):
     body = json.dumps({"items": [{"image_b64": "A" * (15 * MIB)}]}).encode()
     seconds = []
