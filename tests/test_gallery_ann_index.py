@@ -280,3 +280,29 @@ def test_sal_search_add_with_an_index_and_its_mistakes(gallery, tmp_path):
     ):
         out = cli(*args)
         assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr, out.stderr[-2000:]
+
+
+@pytest.mark.slow  # a sal-serve process with a model: ~20 s on 2 cores
+def test_sal_serve_index_reaches_the_store(tmp_path):
+    """`sal-serve --index=hnsw` over real HTTP: searches answered, and the store keeps the kind it was given."""
+    from PIL import Image
+
+    from sal_tf.gallery import open_store
+    from tests.serve_support import ServerProcess, b64, call, small_embedding_model
+
+    small_embedding_model().save(tmp_path / "small.keras")
+    rng = np.random.default_rng(0)
+    images = []
+    for i in range(6):
+        Image.fromarray(rng.integers(0, 256, (64, 32, 3)).astype(np.uint8)).save(tmp_path / f"{i}.png")
+        images.append(b64((tmp_path / f"{i}.png").read_bytes()))
+    store = str(tmp_path / "store")
+    with ServerProcess(
+        [f"--model={tmp_path / 'small.keras'}", f"--store={store}", "--index=hnsw"], str(tmp_path / "log")
+    ) as server:
+        items = [{"id": f"i{i}", "image_b64": image, "camera": i % 2} for i, image in enumerate(images)]
+        assert call("POST", server.url + "/v1/gallery", {"items": items}).status == 200
+        reply = call("POST", server.url + "/v1/search", {"image_b64": images[3], "k": 2, "exclude_camera": 0})
+        assert reply.status == 200 and [h["id"] for h in reply.json()["results"]][0] == "i3"
+    with open_store(store) as opened:
+        assert {k: opened.stats()[k] for k in ("index", "index_built")} == {"index": "hnsw", "index_built": "hnsw"}
