@@ -1,5 +1,5 @@
-"""`python -m sal_tf.cli.search`: the `sal-search` command."""
+from sal_tf.cli import search
 
-from sal_tf.cli.search import run
+__doc__ = search.__doc__  # `--help` shows the __main__ module's docstring: the command's usage
 
-run()
+search.run()
