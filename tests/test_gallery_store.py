@@ -474,6 +474,19 @@ def test_an_old_store_opens_upgraded_and_its_torn_tail_is_still_cut(tmp_path):
     assert (meta["format"], meta["version"], meta["model"]) == (folder_store.FORMAT, 2, "new.keras")
 
 
+def test_a_damaged_snapshot_is_refused_naming_it(tmp_path):
+    folder = str(tmp_path / "s")
+    with open_store(folder, dim=DIM) as store:
+        store.add(_unit(np.random.default_rng(15), 200), _items(200))
+        store.compact()
+    path = os.path.join(folder, "snapshot.npz")
+    data = bytearray(open(path, "rb").read())
+    data[len(data) // 3] ^= 0xFF  # inside the vectors
+    open(path, "wb").write(bytes(data))
+    with pytest.raises(StoreCorruptedError, match=r"snapshot.npz' is damaged \(BadZipFile: Bad CRC-32"):
+        open_store(folder)
+
+
 def test_compaction_keeps_everything_and_bounds_the_log(tmp_path):
     folder = str(tmp_path / "s")
     rng = np.random.default_rng(12)

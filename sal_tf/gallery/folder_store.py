@@ -45,6 +45,7 @@ import os
 import struct
 import threading
 import time
+import zipfile
 
 import numpy as np
 
@@ -298,6 +299,18 @@ class FolderStore(base.GalleryStore):
         path = os.path.join(self.location, SNAPSHOT_FILE)
         if not os.path.isfile(path):
             return
+        try:
+            self._read_snapshot(path)
+        except (zipfile.BadZipFile, KeyError, ValueError, EOFError, OSError) as e:
+            raise base.StoreCorruptedError(
+                f"{path!r} is damaged ({type(e).__name__}: {e}); it cannot be read, so the store cannot open. "
+                "Restore the store's folder from a backup."
+            ) from None
+        self._row = {item_id: row for row, item_id in enumerate(self._ids)}
+        self._snapshot_bytes = os.path.getsize(path)
+
+    def _read_snapshot(self, path):
+        """Loads every item of the snapshot at `path` (its zip members carry CRC-32s, checked as they are read)."""
         with np.load(path, allow_pickle=False) as s:
             if int(s["dim"]) != self.dim:
                 raise base.StoreCorruptedError(f"{path!r} holds {int(s['dim'])}-d rows; the store is {self.dim}-d.")
@@ -310,8 +323,6 @@ class FolderStore(base.GalleryStore):
             self._paths = _decode_strings(s["path_blob"], s["path_offsets"], s["has_path"])
             person, has_person = s["person_id"], s["has_person"]
             self._person = [int(p) if h else None for p, h in zip(person, has_person)]
-        self._row = {item_id: row for row, item_id in enumerate(self._ids)}
-        self._snapshot_bytes = os.path.getsize(path)
 
     def _replay_log(self):
         """Applies the log over the snapshot; truncates a torn tail (`append_log`). Returns the log's version."""
