@@ -1,9 +1,9 @@
-"""Using a trained model: load any saved form, embed images, search a gallery.
+"""Using a trained model: load any saved form, embed images.
 
 * `load_embedder(path)` (also `sal_tf.load_embedder`): a training `--model_dir`, a `.keras` file or an
   exported SavedModel version folder → an `Embedder` (images → L2-normalised embeddings).
 * `sal_tf.inference.embedding_files`: files (folder / glob / CSV) → embeddings `.npz`.
-* `sal_tf.inference.search`: a faiss index of a gallery's embeddings; top-k queries, re-ranking.
+* a gallery to search: `sal_tf.gallery` (stores, and faiss index folders in `sal_tf.gallery.faiss_index`).
 
 Names are resolved lazily, so importing this package does not import TensorFlow or faiss.
 """
@@ -14,7 +14,6 @@ _LAZY = {
     "load_embedder": "sal_tf.inference.loading",
     "load_model": "sal_tf.inference.loading",
     "resolve_model_path": "sal_tf.inference.loading",
-    "GalleryIndex": "sal_tf.inference.search",
 }
 
 __all__ = sorted(_LAZY)
