@@ -53,9 +53,13 @@ class InvalidField(ValueError):
 class StoreLockedError(RuntimeError):
     """The store is open for writing in another process (or another handle of this one)."""
 
+    exit_status = 2  # a command (`sal_tf.utils.app.run`) prints the message, no traceback, and exits 2
+
 
 class StoreCorruptedError(RuntimeError):
     """A store file is damaged in a way a crash cannot explain (not a torn last record)."""
+
+    exit_status = 2
 
 
 class GalleryStore(abc.ABC):
