@@ -36,6 +36,17 @@ KNOWN_PEAKS = {
 }
 
 
+def with_fraction_of_peak(out, device, mixed):
+    """`out` with `fraction_of_peak` / `peak_tflops_assumed` when the device's peak is known (or --peak_tflops)."""
+    peak = FLAGS.peak_tflops or next(
+        (v["mixed" if mixed else "fp32"] for k, v in KNOWN_PEAKS.items() if k in device), 0.0
+    )
+    if peak:
+        out["fraction_of_peak"] = round(out["train_tflops_per_second"] / peak, 4)
+        out["peak_tflops_assumed"] = peak
+    return out
+
+
 # The JAX twin of `run_case`, kept beside it line for line so the two timings measure the same step.
 def run_case_jax(preset, variant, batch, steps, warmup):
     """Same step on Keras' JAX backend (KERAS_BACKEND=jax): stateless call + jax.jit."""
@@ -99,14 +110,8 @@ def run_case_jax(preset, variant, batch, steps, warmup):
         "device": device,
         "final_loss": round(float(loss), 4),
     }
-    peak = FLAGS.peak_tflops or next(
-        (v["mixed" if mixed else "fp32"] for k, v in KNOWN_PEAKS.items() if k in device), 0.0
-    )
-    if peak:
-        out["fraction_of_peak"] = round(out["train_tflops_per_second"] / peak, 4)
-        out["peak_tflops_assumed"] = peak
     keras.mixed_precision.set_global_policy("float32")
-    return out
+    return with_fraction_of_peak(out, device, mixed)
 
 
 # Long but linear: build, warm up, time, report; kept whole so the timed region is visible at once.
@@ -166,14 +171,8 @@ def run_case(preset, variant, batch, steps, warmup):
         "train_tflops_per_second": round(3 * flops * ips / 1e12, 3),
         "device": device,
     }
-    peak = FLAGS.peak_tflops or next(
-        (v["mixed" if mixed else "fp32"] for k, v in KNOWN_PEAKS.items() if k in device), 0.0
-    )
-    if peak:
-        out["fraction_of_peak"] = round(out["train_tflops_per_second"] / peak, 4)
-        out["peak_tflops_assumed"] = peak
     keras.mixed_precision.set_global_policy("float32")
-    return out
+    return with_fraction_of_peak(out, device, mixed)
 
 
 def main(argv):
