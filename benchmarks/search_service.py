@@ -1,7 +1,7 @@
 """sal-serve under load on loopback: search latency and throughput, ingest rate, add → searchable, memory.
 
     nice -n 5 python benchmarks/search_service.py --output=benchmarks/results/search_service_cpu_2core.jsonl
-    python benchmarks/search_service.py --backends=faiss --sizes=10000 --requests=200      # a quick run
+    python benchmarks/search_service.py --backends=folder --sizes=10000 --requests=200     # a quick run
 
 For each case (back end × gallery size × embedding width) the script fills a fresh store directly
 (`sal_tf.gallery.open_store`, synthetic unit vectors with cameras 1..6 and timestamps over a day),
@@ -340,10 +340,14 @@ def mib(n):
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--backends", default="faiss,milvus", help="faiss (folder store) and/or milvus (Milvus Lite).")
+    p.add_argument(
+        "--backends",
+        default="folder,milvus",
+        help="folder (the embedded store; earlier results: faiss) and/or milvus (Milvus Lite).",
+    )
     p.add_argument("--sizes", default="10000,100000", help="Gallery sizes.")
     p.add_argument("--dims", default="128,1024", help="Embedding widths; the wider ones run at the largest size only.")
-    p.add_argument("--wide_backends", default="faiss", help="Back ends that also run the wider widths.")
+    p.add_argument("--wide_backends", default="folder", help="Back ends that also run the wider widths.")
     p.add_argument("--image_dim", type=int, default=128, help="The width whose cases also search and ingest by image.")
     p.add_argument("--requests", type=int, default=400, help="Searches by embedding per client count.")
     p.add_argument("--image_requests", type=int, default=160, help="Searches by image per client count.")
