@@ -200,23 +200,22 @@ def test_custom_csv_extra_columns_whitespace_blank_lines_and_absolute_paths(tmp_
     assert ds.gallery == [Record(str(absolute), 5, 0)]
 
 
+# A bad gallery.csv → (exception, what its message must say).
+BAD_GALLERY_CSVS = (
+    ("path,person_id\nimgs/g1.jpg,3\n", ValueError, r"gallery\.csv.*camera_id.*path,person_id,camera_id"),
+    ("path,person_id,camera_id\nimgs/missing.jpg,3,0\n", FileNotFoundError, r"gallery\.csv' line 2.*imgs/missing\.jpg"),
+    ("path,person_id,camera_id\nimgs/g1.jpg,three,0\n", ValueError, r"gallery\.csv' line 2.*integers"),
+    ("path,person_id,camera_id\nimgs/g1.jpg,-5,0\n", ValueError, r"person_id >= -1"),
+    ("path,person_id,camera_id\n", ValueError, r"gallery\.csv' lists no images"),
+)
+
+
 def test_custom_csv_errors_name_the_file(tmp_path):
     root = write_custom(tmp_path, CUSTOM)
-    (tmp_path / "gallery.csv").write_text("path,person_id\nimgs/g1.jpg,3\n")
-    with pytest.raises(ValueError, match=r"gallery\.csv.*camera_id.*path,person_id,camera_id"):
-        load_custom(root, verbose=False)
-    (tmp_path / "gallery.csv").write_text("path,person_id,camera_id\nimgs/missing.jpg,3,0\n")
-    with pytest.raises(FileNotFoundError, match=r"gallery\.csv' line 2.*imgs/missing\.jpg"):
-        load_custom(root, verbose=False)
-    (tmp_path / "gallery.csv").write_text("path,person_id,camera_id\nimgs/g1.jpg,three,0\n")
-    with pytest.raises(ValueError, match=r"gallery\.csv' line 2.*integers"):
-        load_custom(root, verbose=False)
-    (tmp_path / "gallery.csv").write_text("path,person_id,camera_id\nimgs/g1.jpg,-5,0\n")
-    with pytest.raises(ValueError, match=r"person_id >= -1"):
-        load_custom(root, verbose=False)
-    (tmp_path / "gallery.csv").write_text("path,person_id,camera_id\n")
-    with pytest.raises(ValueError, match=r"gallery\.csv' lists no images"):
-        load_custom(root, verbose=False)
+    for text, error, match in BAD_GALLERY_CSVS:
+        (tmp_path / "gallery.csv").write_text(text)
+        with pytest.raises(error, match=match):
+            load_custom(root, verbose=False)
     os.remove(tmp_path / "gallery.csv")
     with pytest.raises(FileNotFoundError, match=r"gallery\.csv.*train\.csv, query\.csv and gallery\.csv"):
         load_custom(root, verbose=False)

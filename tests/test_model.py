@@ -13,14 +13,19 @@ from sal_tf.models.stats import model_stats
 from tests.conftest import REPO
 
 
+def random_resnet_h5(tmp_path_factory, name, seed, input_shape):
+    """(model, path): `keras.applications.<name>` with random weights, saved as a legacy .h5."""
+    keras.utils.set_random_seed(seed)
+    ref = getattr(keras.applications, name)(weights=None, include_top=False, input_shape=input_shape)
+    path = str(tmp_path_factory.mktemp(f"weights_{name}") / f"{name.lower()}_random.h5")
+    ref.save(path)
+    return ref, path
+
+
 @pytest.fixture(scope="module")
 def keras_resnet_h5(tmp_path_factory):
     """keras.applications.ResNet50 with random weights, saved as a legacy .h5."""
-    keras.utils.set_random_seed(1)
-    ref = keras.applications.ResNet50(weights=None, include_top=False, input_shape=(256, 128, 3))
-    path = str(tmp_path_factory.mktemp("weights") / "resnet50_random.h5")
-    ref.save(path)
-    return ref, path
+    return random_resnet_h5(tmp_path_factory, "ResNet50", 1, (256, 128, 3))
 
 
 def test_paper_preset_shapes():
@@ -259,11 +264,7 @@ def test_model_and_loss_code_import_no_tensorflow():
 @pytest.fixture(scope="module")
 def keras_resnet101_h5(tmp_path_factory):
     """keras.applications.ResNet101 with random weights at a tiny input, saved as a legacy .h5."""
-    keras.utils.set_random_seed(2)
-    ref = keras.applications.ResNet101(weights=None, include_top=False, input_shape=(64, 32, 3))
-    path = str(tmp_path_factory.mktemp("weights101") / "resnet101_random.h5")
-    ref.save(path)
-    return ref, path
+    return random_resnet_h5(tmp_path_factory, "ResNet101", 2, (64, 32, 3))
 
 
 def test_resnet101_h5_loads_by_name_and_matches_keras(keras_resnet101_h5):
