@@ -42,12 +42,15 @@ def open_store(location, dim=None, distance="euclidean", **options):
             `http(s)://host:port` URI (Milvus server).
         dim: embedding width; needed to create a store, checked against an existing one.
         distance: "euclidean" (default) or "cosine", for a new store (an existing one keeps its own).
-        **options: back-end options: the folder store's `compact_bytes`; Milvus `collection`, `token`, `db_name`.
+        **options: back-end options: `index` (both: "auto", "flat", "hnsw", "ivf"; Milvus types too),
+            the folder store's `compact_bytes`; Milvus `collection`, `token`, `db_name`, `index_params`,
+            `search_params`.
 
     Raises:
         FileNotFoundError: no store there and no `dim`; ValueError: a dim mismatch or a location
         holding something else; StoreLockedError: the embedded store (or a Milvus Lite file) is open
-        in another process.
+        in another process; StoreCorruptedError: a folder store's log or snapshot is damaged (the
+        message names the byte and `sal-search repair`).
     """
     from sal_tf.gallery import milvus_store
 
