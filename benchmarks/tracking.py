@@ -146,7 +146,7 @@ def separability(data, features, step=4):
 def encoder_speed(model, frames, emit):
     """crops/s of `BoxEncoder` on real frames and boxes: per batch of one frame's boxes, and 16 frames at once."""
     encoder = model if isinstance(model, BoxEncoder) else BoxEncoder(model)
-    line = {"benchmark": "tracking_encoder", "model": encoder.runner.source, "kind": encoder.kind}
+    line = {"benchmark": "tracking_encoder", "model": encoder.backend.source, "kind": encoder.kind}
     busy = [f for f in frames if len(f[2]) >= 3][:50]
     for batch in [int(b) for b in FLAGS.batches]:
         boxes = [np.resize(f[2], (batch, 4)) for f in busy]  # the frame's boxes, repeated up to `batch`

@@ -427,7 +427,7 @@ def test_tflite_file_with_nan_output_is_an_error_and_removed(exported, samples, 
 
     nan_model = tf.lite.TFLiteConverter.from_concrete_functions([broken.get_concrete_function()], broken).convert()
     monkeypatch.setattr(tflite, "freeze", lambda module: None)
-    monkeypatch.setattr(tflite, "convert", lambda frozen, q: nan_model)
+    monkeypatch.setattr(tflite, "convert", lambda frozen, q, calibration=None: nan_model)
     data, reference = samples
     images = export_lib.smp.decode_batch(data, (64, 32))
     with pytest.raises(tflite.TFLiteParityError, match="non-finite"):

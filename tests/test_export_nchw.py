@@ -88,7 +88,7 @@ def _frame_and_boxes(images):
 def test_box_encoder_runs_the_nchw_file(exported, keras_encoder, images):
     frame, boxes = _frame_and_boxes(images)
     encoder = BoxEncoder(exported["nchw"])
-    assert encoder.kind == "onnx" and encoder.runner.channels_first and encoder.image_size == (64, 32)
+    assert encoder.kind == "onnx" and encoder.backend.channels_first and encoder.image_size == (64, 32)
     got, want = encoder(frame, boxes), keras_encoder(frame, boxes)
     assert onnx_export.cosine(got, want).min() >= 0.9999 and np.abs(got - want).max() <= 1e-4
 
@@ -104,7 +104,7 @@ def test_nchw_tflite_file(model, keras_encoder, images, tmp_path):
     assert json.load(open(tmp_path / "parity.json"))["reference"] == nchw.REFERENCE_LABEL
     frame, boxes = _frame_and_boxes(images)
     encoder = BoxEncoder(path)
-    assert encoder.kind == "tflite" and encoder.runner.channels_first
+    assert encoder.kind == "tflite" and encoder.backend.channels_first
     got, want = encoder(frame, boxes), keras_encoder(frame, boxes)
     assert onnx_export.cosine(got, want).min() >= 0.9999 and np.abs(got - want).max() <= 1e-4
 

@@ -51,10 +51,12 @@ def test_other_boxes_match_embedding_each_crop_resized_by_tensorflow(encoder, em
     assert has_area.all() and pixels[0].tolist() == [10, 21, 60, 150]  # rounded to whole pixels
     want = np.concatenate([embedder(frame[None, y1:y2, x1:x2]) for x1, y1, x2, y2 in pixels])
     assert got.shape == (4, 128) and got.dtype == np.float32
-    np.testing.assert_allclose(got, want, atol=1e-5)
+    assert onnx_export.cosine(got, want).min() >= 0.9999 and np.abs(got - want).max() <= 2e-3
     crops = encoder.crops(frame, BOXES)[0]
-    x1, y1, x2, y2 = pixels[1]
-    np.testing.assert_array_equal(crops[1], tf.image.resize(frame[y1:y2, x1:x2], SIZE).numpy())
+    assert crops.dtype == np.uint8 and crops.shape == (4, *SIZE, 3)
+    for crop, (x1, y1, x2, y2) in zip(crops, pixels):  # OpenCV's fixed point: within one grey level of TF
+        tf_crop = tf.image.resize(frame[y1:y2, x1:x2], SIZE).numpy()
+        assert np.abs(crop - tf_crop).max() < 1.0 and np.abs(crop - tf_crop).mean() < 0.4
     np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
 
 
@@ -117,10 +119,7 @@ def test_onnx_and_tflite_runners_agree_with_keras(embedder, encoder, frame, tmp_
         assert other(frame, []).shape == (0, 128) and not other(frame, [[-9, -9, -1, -1]]).any()
 
 
-def test_the_form_is_picked_from_the_path(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no such ONNX file"):
-        BoxEncoder(str(tmp_path / "missing.onnx"))
-    with pytest.raises(FileNotFoundError, match="no such TFLite file"):
-        BoxEncoder(str(tmp_path / "missing.tflite"))
-    with pytest.raises(FileNotFoundError, match=r"missing\.keras' does not exist; expected a training --model_dir"):
-        BoxEncoder(str(tmp_path / "missing.keras"))  # through sal_tf.load_embedder
+def test_a_missing_model_is_named_with_the_forms_accepted(tmp_path):
+    for name in ("missing.onnx", "missing.tflite", "missing.keras"):
+        with pytest.raises(FileNotFoundError, match=rf"{name}' does not exist; expected a training --model_dir"):
+            BoxEncoder(str(tmp_path / name))

@@ -30,7 +30,7 @@ def main(argv):
     from sal_tf.inference import loading, pictures, sources
 
     paths = sources.list_images(FLAGS.images).paths[: FLAGS.count]
-    embedder = loading.load_embedder(FLAGS.model)
+    embedder = loading.load_embedder(FLAGS.model, form="keras")  # attention maps: the Keras form
     image, drawn = pictures.attention_picture(embedder, paths, FLAGS.output, alpha=FLAGS.alpha)
     print(f"Attention maps of {len(drawn)} image(s) ({image.shape[1]}x{image.shape[0]} px) -> {FLAGS.output}")
     skipped = [p for p in paths if p not in drawn]

@@ -4,10 +4,13 @@
     python -m sal_tf.cli.embed --model=exports/sal/1 --images='cams/**/*.jpg' --output=cams.npz --flip
     python -m sal_tf.cli.embed --model=stage2.keras --images=data/query.csv --output=query.npz
 
---model: a training --model_dir, a .keras file or an exported SavedModel folder. --images: a
+--model: a training --model_dir, a .keras file, an exported SavedModel folder, an .onnx or a .tflite
+file (a folder holding several: the fastest form, printed; `sal_tf/inference/backend.py`). --images: a
 folder (recursively), a glob pattern or a CSV with the header path,person_id,camera_id.
 Undecodable files are skipped and listed. An existing --output is kept unless --overwrite.
 """
+
+import sys
 
 from absl import flags
 
@@ -18,7 +21,8 @@ FLAGS = flags.FLAGS
 
 def define_flags():
     """Defines this command's flags (called by `run`, never at import)."""
-    flags.DEFINE_string("model", None, "A training --model_dir, a .keras file or an exported SavedModel folder.")
+    flags.DEFINE_string("model", None, "A training --model_dir, .keras, SavedModel folder, .onnx or .tflite file.")
+    flags.DEFINE_integer("threads", None, "Threads of the model's runtime (default: the runtime's).")
     flags.DEFINE_string("images", None, "A folder (recursive), a glob pattern, or a CSV (path,person_id,camera_id).")
     flags.DEFINE_string("output", None, "The .npz to write (embeddings, paths, pids/camids, skipped).")
     flags.DEFINE_integer("batch_size", 32, "Images per model call.")
@@ -34,7 +38,8 @@ def main(argv):
     from sal_tf.inference import embedding_files, loading, sources
 
     images = sources.list_images(FLAGS.images)
-    embedder = loading.load_embedder(FLAGS.model)
+    embedder = loading.load_embedder(FLAGS.model, threads=FLAGS.threads)
+    print(f"Model: {embedder.describe()}", file=sys.stderr)
     result = embedding_files.embed_images(embedder, images, FLAGS.batch_size, FLAGS.flip, FLAGS.progress)
     embedding_files.save_npz(FLAGS.output, result, overwrite=FLAGS.overwrite)
     ids = f"ids from {images.ids_from}" if result.pids is not None else "no ids (file names do not all parse)"

@@ -5,8 +5,9 @@
     python -m sal_tf.cli.evaluate --model=exports/sal/1 --dataset=custom --data_dir=/data/my_cameras \\
         --output=eval/cams.json --flip --queries=0,17,0042_c3s1_001234_00.jpg
 
---model: a training --model_dir (its highest stage<N>.keras), a .keras file or an exported
-SavedModel version folder. Whatever the model was trained on, no training configuration is needed.
+--model: a training --model_dir (its highest stage<N>.keras), a .keras file, an exported
+SavedModel version folder, an .onnx or a .tflite file (a folder holding several: the fastest form,
+printed; `sal_tf/inference/backend.py`). Whatever the model was trained on, no training configuration is needed.
 Rank lists go to <output without .json>_rank_lists.png. An existing --output is kept unless --overwrite.
 """
 
@@ -21,7 +22,8 @@ def define_flags():
     """Defines this command's flags (called by `run`, never at import)."""
     from sal_tf.data import LAYOUTS
 
-    flags.DEFINE_string("model", None, "A training --model_dir, a .keras file or an exported SavedModel folder.")
+    flags.DEFINE_string("model", None, "A training --model_dir, .keras, SavedModel folder, .onnx or .tflite file.")
+    flags.DEFINE_integer("threads", None, "Threads of the model's runtime (default: the runtime's).")
     flags.DEFINE_enum("dataset", "market1501", list(LAYOUTS),
                       "Layout of --data_dir (custom: train.csv / query.csv / gallery.csv).")  # fmt: skip
     flags.DEFINE_string("data_dir", None, "Dataset root (Market-1501 / DukeMTMC-reID folders, or the custom CSVs).")
@@ -49,7 +51,9 @@ def main(argv):
     from sal_tf.inference.loading import load_embedder
     from sal_tf.utils import write_json
 
-    embedder = load_embedder(FLAGS.model)
+    embedder = load_embedder(FLAGS.model, threads=FLAGS.threads)
+    if FLAGS.verbose > 0:
+        print(f"Model: {embedder.describe()}")
     name = dataset_name(FLAGS.dataset)
     verbose = FLAGS.verbose > 0
     data = load_dataset(name, FLAGS.data_dir, verbose=verbose, drop_bad_eval_images=FLAGS.drop_bad_eval_images)

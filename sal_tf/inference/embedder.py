@@ -1,4 +1,4 @@
-"""`Embedder`: a loaded SAL model as images → L2-normalised embeddings.
+"""The TensorFlow forms of `sal_tf.inference.backend.EmbeddingBackend`: Keras and SavedModel.
 
 Input convention (that of training, evaluation and the serving signatures, `sal_tf/export/signatures.py`):
 RGB [B, H, W, 3], uint8 or float in 0..255; images of another size than the model's are resized
@@ -14,9 +14,8 @@ holds normalised outputs, so it averages those and normalises again (differences
 import numpy as np
 import tensorflow as tf
 
+from sal_tf.inference.backend import DEFAULT_BATCH, EmbeddingBackend
 from sal_tf.models.embedding import embedding_model_of
-
-DEFAULT_BATCH = 64  # images per model call in `Embedder.__call__`
 
 
 def as_image_batch(images, image_size):
@@ -34,30 +33,36 @@ def as_image_batch(images, image_size):
     return tf.cast(x, tf.float32)
 
 
-class Embedder:
-    """Base class: call with images, get L2-normalised float32 embeddings [B, D].
+def open_tensorflow_form(kind, path, threads=None):
+    """The `Embedder` of a "keras" file or a "saved_model" folder (`sal_tf.inference.backend.open_backend`)."""
+    if threads:
+        set_tensorflow_threads(threads)
+    if kind == "keras":
+        from sal_tf.models.saving import load_model as load_keras_model
 
-    Attributes:
-        kind: "keras" or "saved_model".
-        source: the file / folder loaded.
-        image_size: (H, W) the model takes.
-        embedding_dim: D.
-        has_attention: whether `attention(images)` works (Keras forms of a `SALModel`).
-    """
+        return KerasEmbedder(load_keras_model(path), source=path)
+    from sal_tf.inference.loading import export_metadata
 
-    kind = None
-    has_attention = False
+    return SavedModelEmbedder(tf.saved_model.load(path), source=path, metadata=export_metadata(path))
 
-    def __init__(self, source, image_size, embedding_dim):
-        self.source = source
-        self.image_size = tuple(int(s) for s in image_size)
-        self.embedding_dim = int(embedding_dim)
 
-    def __repr__(self):
-        return (
-            f"{type(self).__name__}(source={self.source!r}, image_size={self.image_size}, "
-            f"embedding_dim={self.embedding_dim})"
+def set_tensorflow_threads(threads):
+    """TensorFlow's intra-op pool size, possible only before TensorFlow runs its first op (else unchanged)."""
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(int(threads))
+    except RuntimeError:
+        import warnings
+
+        warnings.warn(
+            f"threads={threads}: TensorFlow has already started; its thread pool keeps its size.", stacklevel=3
         )
+
+
+class Embedder(EmbeddingBackend):
+    """The TensorFlow forms: images resized with `tf.image.resize`, the model run by TensorFlow.
+
+    Attributes: those of `EmbeddingBackend`; `kind` is "keras" or "saved_model".
+    """
 
     def __call__(self, images, flip=False, batch_size=DEFAULT_BATCH):
         """Embeddings of `images` (see the module docstring): np.float32 [B, D]."""
@@ -75,19 +80,15 @@ class Embedder:
             return tf.math.l2_normalize((a + b) / 2.0, axis=-1).numpy()
         return tf.math.l2_normalize(self.raw_embeddings(images), axis=-1).numpy()
 
+    def embed_array(self, images):
+        return self.embed_batch(tf.cast(images, tf.float32))
+
     def raw_embeddings(self, images):
         """float32 tf images [b, H, W, 3] at `image_size` → tf [b, D], not yet normalised by us (traceable).
 
         Keras forms: the raw embedding layer output; a SavedModel: its (already unit-length) output.
         """
         raise NotImplementedError
-
-    def attention(self, images):
-        """Attention maps (paper eq. 1) of `attention_stages`: np.float32 [B, S, h·w] (Keras forms only)."""
-        raise ValueError(
-            f"{self.source!r} is a SavedModel, which holds only the embedding; attention maps need the "
-            ".keras file or the training --model_dir."
-        )
 
 
 class KerasEmbedder(Embedder):

@@ -13,11 +13,20 @@ from sal_tf.data import pipelines
 from sal_tf.evaluation.reid import evaluate_model
 
 
-def feature_model(embedder):
-    """What `extract_features` calls: the Keras model itself, or the SavedModel's raw embedding function."""
-    if embedder.kind == "keras":
-        return embedder.model
-    return lambda images, training=False: embedder.raw_embeddings(images)
+def feature_model(backend):
+    """What `extract_features` calls: the Keras model itself, the SavedModel's raw embedding function, or
+    (ONNX / TFLite) the back end's numpy call inside the traced function (`tf.numpy_function`)."""
+    if backend.kind == "keras":
+        return backend.model
+    if backend.kind == "saved_model":
+        return lambda images, training=False: backend.raw_embeddings(images)
+    import tensorflow as tf
+
+    def embed(images, training=False):
+        out = tf.numpy_function(backend.embed_array, [images], tf.float32, stateful=True)
+        return tf.ensure_shape(out, [None, backend.embedding_dim])
+
+    return embed
 
 
 def select_queries(spec, query, default_count=4):
@@ -49,7 +58,8 @@ def select_queries(spec, query, default_count=4):
 
 def evaluate_dataset(embedder, dataset, rerank=True, flip=False, batch_size=128, queries=(), rank_list_path=None,
                      verbose=True):  # fmt: skip
-    """CMC / mAP / mINP of `embedder` (`sal_tf.load_embedder`) on a `ReIDDataset`'s query / gallery splits.
+    """CMC / mAP / mINP of `embedder` (any `EmbeddingBackend`, `sal_tf.load_embedder`) on a `ReIDDataset`'s
+    query / gallery splits.
 
     Returns `evaluate_model`'s (summary dict, rank-list picture or None).
     """

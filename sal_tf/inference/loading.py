@@ -1,6 +1,6 @@
-"""`load_embedder(path)`: the three saved forms of a SAL model → an `Embedder`.
+"""`load_embedder(path)`: any saved form of a SAL model → its `EmbeddingBackend` (`sal_tf/inference/backend.py`).
 
-Accepted forms (`resolve_model_path` tells them apart):
+The TensorFlow forms (`resolve_model_path` tells them apart; `open_backend` adds `.onnx` and `.tflite`):
 
 * a training `--model_dir`: its highest `stage<N>.keras` (written when stage N ends,
   `sal_tf/training/experiment.py`; the rule lives in `sal_tf.models.saving`);
@@ -93,31 +93,22 @@ def export_metadata(saved_model_dir):
         return json.load(f)
 
 
-def load_embedder(path):
-    """Loads a SAL model in any saved form; returns an `Embedder` (images → embeddings).
+def load_embedder(path, threads=None, form="auto"):
+    """Loads a SAL model in any saved form; returns its `EmbeddingBackend` (images → embeddings).
 
-    Args:
-        path: a training `--model_dir` (its highest `stage<N>.keras`), a `.keras` file, or an
-            exported SavedModel version folder (or its parent: the highest version).
+    The one loader of every command: `sal_tf.inference.backend.open_backend` (a training
+    `--model_dir`, a `.keras` file, a SavedModel folder, an `.onnx` or a `.tflite` file, or a folder
+    holding several: the fastest form).
 
     Returns:
-        `sal_tf.inference.embedder.Embedder`: `embedder(images)` maps RGB [B, H, W, 3] (uint8 or
+        `sal_tf.inference.backend.EmbeddingBackend`: `backend(images)` maps RGB [B, H, W, 3] (uint8 or
         float in 0..255; other sizes resized bilinearly as the serving signatures do) to
-        L2-normalised float32 [B, D]; `.image_size`, `.embedding_dim`, `.source`, `.kind`.
+        L2-normalised float32 [B, D]; `.image_size`, `.embedding_dim`, `.source`, `.kind`, `.describe()`.
     """
-    kind, resolved = resolve_model_path(path)
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")  # SavedModels and the embedders run on TensorFlow
-    from sal_tf.inference import embedder
+    from sal_tf.inference.backend import open_backend
 
-    if kind == "keras":
-        from sal_tf.models.saving import load_model as load_keras_model
-
-        return embedder.KerasEmbedder(load_keras_model(resolved), source=resolved)
-    import tensorflow as tf
-
-    return embedder.SavedModelEmbedder(
-        tf.saved_model.load(resolved), source=resolved, metadata=export_metadata(resolved)
-    )
+    return open_backend(path, threads=threads, form=form)
 
 
 def load_model(path):

@@ -14,7 +14,9 @@ rows for boxes without area, `sal_tf.inference.boxes.pixel_boxes`):
 
 import numpy as np
 
-from sal_tf.inference.boxes import BoxEncoder, check_frame, crop_and_resize, pixel_boxes
+from sal_tf.inference.backend import DEFAULT_BATCH
+from sal_tf.inference.boxes import BoxEncoder, pixel_boxes
+from sal_tf.inference.resize import check_channels, check_frame, crop_and_resize
 
 KINDS = ("iou", "histogram", "sal")
 HISTOGRAM_SIZE = (64, 32)
@@ -22,12 +24,14 @@ HISTOGRAM_BINS = (8, 4, 4)  # hue, saturation, value
 
 
 def _per_frame(frames, boxes, channels, rows_of):
-    """Applies `rows_of(crops [M, ...])` to the boxes with area of each frame; zero rows for the others."""
+    """Applies `rows_of(frame, pixel boxes [M, 4], channels)` to the boxes with area of each frame; zero rows
+    for the others."""
     out = []
+    check_channels(channels)
     for frame, b in zip(frames, boxes):
-        rgb = check_frame(frame, channels)
-        pixels, has_area = pixel_boxes(b, rgb.shape)
-        rows = rows_of(rgb, pixels[has_area])
+        image = check_frame(frame)
+        pixels, has_area = pixel_boxes(b, image.shape)
+        rows = rows_of(image, pixels[has_area], channels)
         full = np.zeros((len(has_area), rows.shape[1]), np.float32)
         full[has_area] = rows
         out.append(full)
@@ -40,7 +44,7 @@ class NoAppearance:
     kind, dim = "iou", 1
 
     def embed_frames(self, frames, boxes, channels="rgb"):
-        return _per_frame(frames, boxes, channels, lambda rgb, pixels: np.ones((len(pixels), 1), np.float32))
+        return _per_frame(frames, boxes, channels, lambda image, pixels, _: np.ones((len(pixels), 1), np.float32))
 
 
 class HistogramAppearance:
@@ -52,10 +56,10 @@ class HistogramAppearance:
     def embed_frames(self, frames, boxes, channels="rgb"):
         return _per_frame(frames, boxes, channels, self._histograms)
 
-    def _histograms(self, rgb, pixels):
+    def _histograms(self, image, pixels, channels):
         from matplotlib.colors import rgb_to_hsv
 
-        crops = crop_and_resize(rgb, pixels, HISTOGRAM_SIZE)
+        crops = crop_and_resize(image, pixels, HISTOGRAM_SIZE, channels)
         if not len(crops):
             return np.zeros((0, self.dim), np.float32)
         hsv = rgb_to_hsv(np.clip(crops / 255.0, 0, 1))
@@ -74,7 +78,7 @@ class SALAppearance:
 
     kind = "sal"
 
-    def __init__(self, model, batch_size=64, threads=None):
+    def __init__(self, model, batch_size=DEFAULT_BATCH, threads=None):
         self.encoder = model if isinstance(model, BoxEncoder) else BoxEncoder(model, batch_size, threads)
         self.dim = self.encoder.embedding_dim
 
@@ -88,6 +92,8 @@ def appearance_model(kind, model=None, threads=None):
         raise ValueError(f"--tracker must be one of {', '.join(KINDS)}; got {kind!r}.")
     if kind == "sal":
         if model is None:
-            raise ValueError("--tracker=sal needs --model (a model_dir, .keras, SavedModel, .onnx or .tflite).")
+            raise ValueError(
+                "--tracker=sal needs --model (a model_dir, .keras, SavedModel, .onnx or .tflite, or a folder of several)."
+            )
         return SALAppearance(model, threads=threads)
     return NoAppearance() if kind == "iou" else HistogramAppearance()

@@ -1,0 +1,184 @@
+"""The appearance model of a tracker: `BoxEncoder` crops/s per preset × saved form, beside its bare network.
+
+    nice -n 10 python benchmarks/encoder.py --presets=tiny --model=runs/demo        # trained: mAP too
+    nice -n 10 python benchmarks/encoder.py --presets=paper --rounds=2              # random weights: speed only
+
+Per preset the model (a trained run's `.keras` with --model, else random weights) is exported once with
+`sal_tf.export.export_lib.export` (SavedModel, ONNX, float32 / float16 / int8 TFLite; int8 calibrated
+on --calibration_images training crops of the demo dataset, `sal_tf/export/accuracy.py`). Each form
+is opened through `sal_tf.inference.backend.open_backend` with --threads threads, and timed in
+interleaved rounds on one synthetic 1920×1080 frame with --boxes person boxes (60–200 px wide):
+
+  * `encoder_crops_per_s`: `BoxEncoder(frame, boxes)`: crops cut and resized, the model, unit rows;
+  * `network_images_per_s`: the same back end on the same crops already cut (`embed_array`, batch = boxes);
+  * `vs_network`: their ratio (what cropping and batching cost);
+  * `bytes`: the form's size on disk; with --model, `mAP` / `rank1` (%) on the demo evaluation set
+    (the export's accuracy report; the SavedModel scored here).
+
+One JSON line per (preset, form), after a setup line naming the CPU's features (/proc/cpuinfo:
+avx2, avx512f, avx512_vnni, amx) and the load average. Speed only: the paper preset (~31 GFLOPs a
+crop) runs at a few crops/s on 2 cores, so keep --rounds small there.
+"""
+
+import json
+import os
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+from absl import app, flags, logging
+
+flags.DEFINE_list("presets", ["tiny"], "Model presets (tiny, paper).")
+flags.DEFINE_string("model", None, "A trained .keras file or run folder of the first preset (mAP reported).")
+flags.DEFINE_integer("boxes", 16, "Person boxes in the 1080p frame (the batch of each model call).")
+flags.DEFINE_integer("threads", 2, "Intra-op threads of every runtime.")
+flags.DEFINE_integer("rounds", 3, "Interleaved timing rounds.")
+flags.DEFINE_float("min_seconds", 1.0, "Each case's slice of a round (at least one call).")
+flags.DEFINE_integer("calibration_images", 200, "Demo training crops that calibrate the int8 file.")
+FLAGS = flags.FLAGS
+
+CPU_FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16")
+
+
+def cpu_features():
+    """The `CPU_FEATURES` flags /proc/cpuinfo lists (empty where it cannot be read)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            words = set(f.read().split())
+    except OSError:
+        return []
+    return [feature for feature in CPU_FEATURES if feature in words]
+
+
+def frame_and_boxes(count, seed=0):
+    """A 1080p RGB uint8 frame with structure (blocks, gradients, noise) and `count` person boxes."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    blocks = np.kron(rng.uniform(0, 255, (27, 48, 3)), np.ones((40, 40, 1)))
+    frame = np.clip(blocks + rng.normal(0, 12, blocks.shape), 0, 255).astype(np.uint8)
+    width = rng.uniform(60, 200, count)
+    height = width * rng.uniform(2.0, 3.0, count)
+    x, y = rng.uniform(0, 1920 - width), rng.uniform(0, 1080 - height)
+    return frame, np.stack([x, y, x + width, y + height], 1)
+
+
+def timed_rounds(cases, rounds, min_seconds):
+    """{name: median seconds per call} over interleaved rounds, after one warm-up call each."""
+    for fn in cases.values():
+        fn()
+    samples = {name: [] for name in cases}
+    for _ in range(rounds):
+        for name, fn in cases.items():
+            calls, start = 0, time.perf_counter()
+            while calls < 1 or time.perf_counter() - start < min_seconds:
+                fn()
+                calls += 1
+            samples[name].append((time.perf_counter() - start) / calls)
+    return {name: sorted(v)[len(v) // 2] for name, v in samples.items()}
+
+
+def exported_forms(model, folder, preset, data, trained):
+    """{form: path} of the exported model and the export's result (accuracy reported when `trained`)."""
+    from sal_tf.export import accuracy, export_lib
+    from sal_tf.models.embedding import embedding_model_of
+
+    _, size = embedding_model_of(model)
+    check = accuracy.AccuracyCheck(data, allow_drop=True) if trained else None
+    calibration = accuracy.calibration_images(data, size, FLAGS.calibration_images)
+    result = export_lib.export(model, folder, preset, num_samples=4, tflite_files=True, onnx_file=True,
+                               accuracy=check, calibration=calibration)  # fmt: skip
+    forms = {"saved_model": result["saved_model"], "onnx": result["onnx"]}
+    for q in ("float32", "float16", "int8"):
+        forms[f"tflite_{q}"] = os.path.join(result["tflite"], f"{preset}_{q}.tflite")
+    return forms, result
+
+
+def accuracies(result, forms, data):
+    """{form: {"mAP", "rank1"}} from the export's reports (the SavedModel scored here)."""
+    from sal_tf.export import accuracy
+    from sal_tf.inference.backend import open_backend
+
+    out = {"keras": result["keras_accuracy"], "saved_model": accuracy.score(open_backend(forms["saved_model"]), data)}
+    out["onnx"] = {k: result["onnx_report"]["accuracy"][k] for k in ("mAP", "rank1")}
+    for entry in result["tflite_report"]["files"]:
+        out[f"tflite_{entry['quantization']}"] = {k: entry[k] for k in ("mAP", "rank1")}
+    return out
+
+
+def size_on_disk(path):
+    if os.path.isfile(path):
+        return os.path.getsize(path)
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
+
+
+def run_preset(preset, model_path, data):
+    import numpy as np
+
+    from sal_tf.inference.backend import open_backend
+    from sal_tf.inference.boxes import BoxEncoder
+    from sal_tf.inference.embedder import KerasEmbedder
+    from sal_tf.models import build_model, load_model
+
+    model = load_model(model_path) if model_path else build_model(preset, num_classes=751, verbose=False)
+    frame, boxes = frame_and_boxes(FLAGS.boxes)
+    with tempfile.TemporaryDirectory() as tmp:
+        keras_file = model_path and (model_path if model_path.endswith(".keras") else None)
+        if keras_file is None:
+            keras_file = os.path.join(tmp, f"{preset}.keras")
+            model.save(keras_file)
+        t0 = time.perf_counter()
+        forms, result = exported_forms(model, os.path.join(tmp, "exports"), preset, data, bool(model_path))
+        export_s = round(time.perf_counter() - t0, 1)
+        scores = accuracies(result, forms, data) if model_path else {}
+        backends = {"keras": KerasEmbedder(model, source=keras_file)}
+        backends.update({form: open_backend(path, threads=FLAGS.threads) for form, path in forms.items()})
+        sizes = {"keras": size_on_disk(keras_file), **{form: size_on_disk(path) for form, path in forms.items()}}
+        cases = {}
+        for form, backend in backends.items():
+            encoder = BoxEncoder(backend, batch_size=FLAGS.boxes)
+            crops = encoder.crops(frame, boxes)[0].astype(np.float32)
+            cases[f"{form}/encoder"] = lambda encoder=encoder: encoder(frame, boxes)
+            cases[f"{form}/network"] = lambda backend=backend, crops=crops: backend.embed_array(crops)
+        seconds = timed_rounds(cases, FLAGS.rounds, FLAGS.min_seconds)
+        for form in backends:
+            encoder_rate = FLAGS.boxes / seconds[f"{form}/encoder"]
+            network_rate = FLAGS.boxes / seconds[f"{form}/network"]
+            line = {
+                "benchmark": "encoder",
+                "preset": preset,
+                "form": form,
+                "boxes": FLAGS.boxes,
+                "threads": FLAGS.threads if form not in ("keras", "saved_model") else "tensorflow default",
+                "encoder_crops_per_s": round(encoder_rate, 2),
+                "network_images_per_s": round(network_rate, 2),
+                "vs_network": round(encoder_rate / network_rate, 3),
+                "bytes": sizes[form],
+                **scores.get(form, {}),
+                "export_seconds": export_s,
+            }
+            print(json.dumps(line), flush=True)
+
+
+def main(argv):
+    del argv
+    if not FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)
+    import tensorflow as tf
+
+    from sal_tf.data import load_dataset
+
+    tf.config.set_visible_devices([], "GPU")
+    print(json.dumps({"benchmark": "encoder_setup", "cpus": os.cpu_count(), "cpu_features": cpu_features(),
+                      "tensorflow": tf.__version__, "load_average": list(os.getloadavg())}), flush=True)  # fmt: skip
+    data = load_dataset("demo", verbose=False)
+    for i, preset in enumerate(FLAGS.presets):
+        run_preset(preset, FLAGS.model if i == 0 else None, data)
+
+
+if __name__ == "__main__":
+    app.run(main)
