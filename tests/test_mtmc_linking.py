@@ -103,3 +103,31 @@ def test_reentries_keep_or_lose_their_id():
     summary = metrics.summarize(metrics.accumulators(cams, gt, new_id_in_c2))
     assert summary["c2"]["idf1"] == 1.0 and summary["cross-camera"]["idf1"] < 1.0
     assert summary["cross-camera"]["idr"] == pytest.approx(31 / 41)
+
+
+def test_a_track_that_jumps_to_another_person_is_split_and_relinked():
+    rows = np.concatenate([np.tile(A, (20, 1)), np.tile(B, (15, 1))]).astype(np.float32)
+    t = _tracklet("c1", 4, 1, 35, A)
+    t.rows, t.crops = rows, [(1.0, 30, np.zeros((4, 2, 3), np.uint8)), (0.5, 3, np.ones((4, 2, 3), np.uint8))]
+    first, second = tracklets.split(t, threshold=0.3)
+    assert (first.track, second.track) == (4, 100004) and first.last == 20 and second.first == 21
+    np.testing.assert_allclose(first.feature, A)
+    np.testing.assert_allclose(second.feature, B)
+    assert [c[1] for c in first.crops] == [3] and [c[1] for c in second.crops] == [30]
+    assert second.start == pytest.approx(2.0) and first.end == pytest.approx(1.9)
+    t.rows = np.tile(A, (35, 1)).astype(np.float32)
+    assert tracklets.split(t, threshold=0.3) == [t]
+    later = _tracklet("c1", 9, 60, 90, B)  # the second person again, after an exit
+    groups = linking.link([first, second, later], threshold=0.3)
+    assert sorted(sorted(g) for g in groups) == [[0], [1, 2]]
+
+
+def test_gray_world_removes_a_cameras_colour_cast():
+    rng = np.random.default_rng(0)
+    scene = rng.uniform(40, 200, (2, 30, 40, 3))
+    warm = np.clip(scene * [1.25, 1.0, 0.75], 0, 255).astype(np.uint8)
+    cool = np.clip(scene * [0.8, 1.0, 1.2], 0, 255).astype(np.uint8)
+    fixed = [tracklets.balanced(f, tracklets.gray_world(f[None])) for f in (warm[0], cool[0])]
+    for f in fixed:
+        np.testing.assert_allclose(f.reshape(-1, 3).mean(0), tracklets.GREY_LEVEL, atol=1.5)
+    assert np.abs(fixed[0].astype(float) - fixed[1]).mean() < 0.2 * np.abs(warm[0].astype(float) - cool[0]).mean()

@@ -103,10 +103,13 @@ def write_clips(cameras, found, ids, output_dir, kind):
 
 
 def link_tracklets(found, options):
-    """(groups of tracklet indices, threshold, how it was chosen)."""
+    """(tracklets, groups of their indices, threshold, how it was chosen): tracks cut where their appearance
+    jumps (`tracklets.split`, at the linking threshold), then linked (`linking.link`)."""
     threshold, how = choose_threshold(found, options)
+    if threshold is not None:
+        found = [part for t in found for part in tracklets.split(t, threshold)]
     groups = linking.link(found, threshold, options.transit, options.relink_gap, across=options.link == "all")
-    return groups, threshold, how
+    return found, groups, threshold, how
 
 
 def run_cameras(cameras, appearance, settings, output_dir, options, progress=None, info=None):
@@ -115,7 +118,7 @@ def run_cameras(cameras, appearance, settings, output_dir, options, progress=Non
     start = time.perf_counter()
     found, stats = track_cameras(cameras, appearance, settings, options, progress)
     tracked = time.perf_counter()
-    groups, threshold, how = link_tracklets(found, options)
+    found, groups, threshold, how = link_tracklets(found, options)
     ids = journeys.global_ids(groups, found)
     linked = time.perf_counter()
     results = journeys.write_results(output_dir, cameras, found, ids)
@@ -125,7 +128,8 @@ def run_cameras(cameras, appearance, settings, output_dir, options, progress=Non
     frames = sum(s["frames"] for s in stats.values())
     report = {
         **(info or {}),
-        "cameras": [c.name for c in cameras], "frames": frames, "tracklets": len(found), "global_ids": len(groups),
+        "cameras": [c.name for c in cameras], "frames": frames, "tracks": sum(s["tracks"] for s in stats.values()),
+        "tracklets": len(found), "global_ids": len(groups),
         "link": options.link, "threshold": threshold, "threshold_from": how, "transit": _windows(options.transit),
         "seconds": {"tracking": round(tracked - start, 3), "linking": round(linked - tracked, 3)},
         "frames_per_second": round(frames / max(linked - start, 1e-9), 2), "per_camera": stats,

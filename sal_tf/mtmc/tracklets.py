@@ -9,7 +9,7 @@ its detections; every box a track reports keeps its embedding and a **quality** 
 by the border shows part of a person). A tracklet's embedding is the quality-weighted mean of its
 rows, re-normalised (Σ w·f / ‖Σ w·f‖) — set-to-set re-ID by weighted pooling (e.g. the quality-aware
 aggregation of Liu et al., "Quality Aware Network for Set to Set Recognition", CVPR 2017) — and it
-keeps its `CROPS` best-quality crops.
+keeps its `CROPS` best-quality crops. A track whose appearance jumps is cut in two (`split`).
 """
 
 import dataclasses
@@ -22,7 +22,9 @@ import numpy as np
 from sal_tf.inference.boxes import pixel_boxes
 from sal_tf.tracking import deepsort
 
-CROPS = 3  # representative crops kept per tracklet
+CROPS = 6  # representative crops kept per track (a track split later shares them out)
+GREY_LEVEL = 118.0  # the mean colour `gray_world` brings every camera to
+SPLIT_WINDOW = 5  # boxes on each side of a cut compared by `split`
 FULL_HEIGHT = 128.0  # box height (px) from which size no longer adds quality (the demo model's input height)
 
 
@@ -40,6 +42,8 @@ class Tracklet:
     start: float  # seconds on the run's common time line (`sources.Camera.seconds`)
     end: float
     crops: list = dataclasses.field(default_factory=list)  # [(weight, frame, RGB uint8 crop)], best first
+    rows: np.ndarray | None = None  # the unit embedding of every box [n, D]
+    fps: float = 10.0
 
     @property
     def first(self):
@@ -99,13 +103,33 @@ def _frame_detections(detector, chunk, channels):
     return rgb, out
 
 
-def track_camera(camera, detector, appearance, settings, batch_frames=16, keep_crops=CROPS, on_frame=None):
+def gray_world(frames, level=GREY_LEVEL):
+    """Per-channel uint8 look-up tables [3, 256] that bring the frames' mean colour to grey `level`.
+
+    Gray-world colour constancy (Buchsbaum 1980): a scene's average colour is taken to be grey, so a
+    camera's colour cast and exposure are the gains that make it so. Estimated once per camera on
+    its first frames and applied to every frame before the appearance model sees it: the white
+    balance and light of the cameras then differ less (the same for SAL and the histograms).
+    """
+    mean = np.mean([np.asarray(f, np.float64).reshape(-1, 3).mean(0) for f in frames], axis=0)
+    gains = level / np.maximum(mean, 1.0)
+    return np.clip(np.round(np.arange(256)[None, :] * gains[:, None]), 0, 255).astype(np.uint8)
+
+
+def balanced(frame, lut):
+    """An RGB uint8 frame through per-channel look-up tables."""
+    return np.stack([lut[c][frame[..., c]] for c in range(3)], axis=-1)
+
+
+def track_camera(camera, detector, appearance, settings, batch_frames=16, keep_crops=CROPS, on_frame=None,
+                 white_balance=True):  # fmt: skip
     """Runs the tracker over one `sources.Camera`; returns (tracklets sorted by start, stats).
 
     `on_frame(number, rgb frame, [(track id, x1, y1, x2, y2, score)])` is called per frame.
-    Stats: frames, boxes, detection / appearance / association seconds.
+    `white_balance`: the appearance model sees the frames through `gray_world` (estimated on the
+    first `batch_frames` frames). Stats: frames, boxes, detection / appearance / association seconds.
     """
-    tracker, seen = deepsort.Tracker(settings), _Observations(keep_crops)
+    tracker, seen, lut = deepsort.Tracker(settings), _Observations(keep_crops), None
     stats = {"frames": 0, "boxes": 0, "detection_seconds": 0.0, "appearance_seconds": 0.0, "association_seconds": 0.0}
     frames = iter(camera.source.frames())
     while chunk := list(itertools.islice(frames, batch_frames)):
@@ -113,6 +137,9 @@ def track_camera(camera, detector, appearance, settings, batch_frames=16, keep_c
         rgb, dets = _frame_detections(detector, chunk, camera.source.channels)
         stats["detection_seconds"] += time.perf_counter() - clock
         clock = time.perf_counter()
+        if white_balance:
+            lut = gray_world(rgb) if lut is None else lut
+            rgb = [balanced(image, lut) for image in rgb]
         features = appearance.embed_frames(rgb, [b for b, _ in dets], "rgb")
         stats["appearance_seconds"] += time.perf_counter() - clock
         clock = time.perf_counter()
@@ -122,6 +149,7 @@ def track_camera(camera, detector, appearance, settings, batch_frames=16, keep_c
             if on_frame is not None:
                 on_frame(number, image, reported)
         stats["association_seconds"] += time.perf_counter() - clock
+    stats["tracks"] = len(seen.rows)
     return build_tracklets(camera, seen), stats
 
 
@@ -150,21 +178,57 @@ def build_tracklets(camera, seen):
     out = []
     for track_id, rows in seen.rows.items():
         frames = np.array([r[0] for r in rows], np.int64)
-        weights = np.array([r[3] for r in rows])
-        features = np.stack([r[4] for r in rows])
+        weights, features = np.array([r[3] for r in rows]), np.stack([r[4] for r in rows]).astype(np.float32)
         crops = sorted(seen.crops.get(track_id, []), key=lambda c: -c[0])
-        out.append(
-            Tracklet(
-                camera.name,
-                track_id,
-                frames,
-                np.stack([r[1] for r in rows]),
-                np.array([r[2] for r in rows]),
-                weights,
-                pooled(features, weights),
-                camera.seconds(frames[0]),
-                camera.seconds(frames[-1]),
-                crops,
-            )  # fmt: skip
-        )
+        boxes, scores = np.stack([r[1] for r in rows]), np.array([r[2] for r in rows])
+        start, end = camera.seconds(frames[0]), camera.seconds(frames[-1])
+        feature = pooled(features, weights)
+        out.append(Tracklet(camera.name, track_id, frames, boxes, scores, weights, feature, start, end, crops,
+                            features, camera.fps))  # fmt: skip
     return sorted(out, key=lambda t: (t.first, t.track))
+
+
+def cut_point(rows, threshold, window=SPLIT_WINDOW):
+    """The index where the mean embeddings of the `window` rows before and after it differ most, if by more
+    than `threshold` (cosine distance); else None."""
+    if len(rows) < 2 * window:
+        return None
+    c = np.concatenate([np.zeros((1, rows.shape[1])), np.cumsum(rows.astype(np.float64), 0)])
+    cuts = np.arange(window, len(rows) - window + 1)
+    before, after = c[cuts] - c[cuts - window], c[cuts + window] - c[cuts]
+    norms = np.maximum(np.linalg.norm(before, axis=1) * np.linalg.norm(after, axis=1), 1e-12)
+    distance = 1.0 - (before * after).sum(1) / norms
+    best = int(np.argmax(distance))
+    return int(cuts[best]) if distance[best] > threshold else None
+
+
+def split(tracklet, threshold, window=SPLIT_WINDOW):
+    """A track cut where its appearance jumps (a tracker's identity switch: two people crossing), recursively.
+
+    Tracks of people who cross or walk side by side may jump from one person to the other; a cut
+    between `window` boxes whose mean embeddings are more than `threshold` apart makes two
+    tracklets, which linking joins again when they are one person (a change of view). Parts are
+    numbered `track`, `track + 100000`, `track + 200000`, … (local ids stay unique in a camera).
+    """
+    if tracklet.rows is None:
+        return [tracklet]
+    parts, queue = [], [(0, len(tracklet.frames))]
+    while queue:
+        lo, hi = queue.pop()
+        cut = cut_point(tracklet.rows[lo:hi], threshold, window)
+        if cut is None:
+            parts.append((lo, hi))
+        else:
+            queue += [(lo, lo + cut), (lo + cut, hi)]
+    if len(parts) == 1:
+        return [tracklet]
+    return [_part(tracklet, lo, hi, k) for k, (lo, hi) in enumerate(sorted(parts))]
+
+
+def _part(t, lo, hi, k):
+    frames = t.frames[lo:hi]
+    crops = [c for c in t.crops if frames[0] <= c[1] <= frames[-1]]
+    start, end = t.start + (frames[0] - t.frames[0]) / t.fps, t.start + (frames[-1] - t.frames[0]) / t.fps
+    feature = pooled(t.rows[lo:hi], t.weights[lo:hi])
+    return Tracklet(t.camera, t.track + 100000 * k, frames, t.boxes[lo:hi], t.scores[lo:hi], t.weights[lo:hi],
+                    feature, start, end, crops, t.rows[lo:hi], t.fps)  # fmt: skip
