@@ -41,7 +41,7 @@ def define_flags():
     flags.DEFINE_enum("distance", _default("distance"), ["euclidean", "cosine"], "Distance of a new store.")
     flags.DEFINE_string(
         "index", None, "The store's search index: auto, flat, hnsw, ivf (Milvus: or an index type, e.g. IVF_PQ); "
-        "default: what the store was given before, else auto (exact below 100 k items)."
+        "default: what the store was given before, else auto (exact below 50 k items)."
     )  # fmt: skip
     flags.DEFINE_string(
         "index_images", None, "Folder / glob / CSV of images indexed at start-up when the store is empty."

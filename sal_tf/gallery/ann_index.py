@@ -50,7 +50,7 @@ from sal_tf.utils import fsync_folder, write_atomically
 KINDS = ("auto", "flat", "hnsw", "ivf")
 FORMAT = "sal_tf.gallery.ann_index"
 VERSION = 1
-AUTO_MIN_ROWS = 100_000
+AUTO_MIN_ROWS = 50_000
 AUTO_IVF_ROWS = 4_000_000
 IVF_MIN_ROWS = 4096
 RETRAIN_GROWTH = 4

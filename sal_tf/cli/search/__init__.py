@@ -63,7 +63,7 @@ def define_flags():
         list(dict.fromkeys([*INDEX_KINDS, *STORE_INDEX_KINDS])),
         "index (default flat): flat = exact inner product; ivf = approximate (IVF cells, PQ fast-scan, exact "
         "re-scoring) for galleries past a million; ivf_flat = IVF cells scanned as float vectors. "
-        "--store (default: what the store was given before, else auto): auto = exact below 100 k items, hnsw "
+        "--store (default: what the store was given before, else auto): auto = exact below 50 k items, hnsw "
         "above; flat; hnsw; ivf (IVF-PQ, exact re-scoring); Milvus: also a Milvus index type.",
     )
     flags.DEFINE_integer("nlist", None, "index --index=ivf*: number of cells (default: by gallery size and width).")
