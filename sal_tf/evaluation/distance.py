@@ -29,17 +29,18 @@ def check_metric(metric):
         raise ValueError(f"`metric` must be one of {DISTANCE_METRICS}. Received: metric={metric!r}")
 
 
-def as_matrix(x, name, shape="2-D [num_items, dim]", columns=None):
+def as_matrix(x, name, shape="2-D [num_items, dim]", columns=None, rows=None):
     """`x` (an array, or a tensor with `.numpy()`) as a numeric 2-D ndarray, unconverted.
 
     Raises:
-        ValueError naming `name`: not 2-D (or not `columns` wide: `shape` says what is expected),
-            or not numeric (bool, object, strings).
+        ValueError naming `name`: not 2-D (or not `rows` high / `columns` wide: `shape` says what is
+            expected), or not numeric (bool, object, strings).
     """
     if hasattr(x, "numpy"):
         x = x.numpy()
     x = np.asarray(x)
-    if x.ndim != 2 or (columns is not None and x.shape[1] != columns):
+    wrong_size = (rows is not None and x.shape[0] != rows) or (columns is not None and x.shape[1] != columns)
+    if x.ndim != 2 or wrong_size:
         raise ValueError(f"`{name}` must be a {shape} matrix. Received shape: {x.shape}")
     if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
         raise ValueError(f"`{name}` must be numeric. Received dtype: {x.dtype}")

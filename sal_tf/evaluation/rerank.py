@@ -41,7 +41,7 @@ where the time goes; `re_rank_features(knn_mode=...)` picks how it finds neighbo
 import numpy as np
 
 from sal_tf.evaluation import knn
-from sal_tf.evaluation.distance import as_feature_pair, check_metric, distance_block, pair_distances, prepare
+from sal_tf.evaluation.distance import as_feature_pair, as_matrix, check_metric, distance_block, pair_distances, prepare
 from sal_tf.evaluation.rank_count import numba_available
 from sal_tf.utils.checks import check_int
 
@@ -493,13 +493,8 @@ def re_rank_features(
 
 
 def _as_dist(x, name, shape):
-    if hasattr(x, "numpy"):
-        x = x.numpy()
-    x = np.asarray(x)
-    if x.shape != shape:
-        raise ValueError(f"`{name}` must have shape {shape}. Received shape: {x.shape}")
-    if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
-        raise ValueError(f"`{name}` must be numeric. Received dtype: {x.dtype}")
+    """`x` as a finite numeric matrix of exactly `shape` (`distance.as_matrix`, then its values)."""
+    x = as_matrix(x, name, f"{shape[0]}×{shape[1]}", rows=shape[0], columns=shape[1])
     if not np.isfinite(x).all():
         raise ValueError(f"`{name}` contains NaN or infinite values.")
     return x
@@ -519,11 +514,10 @@ def re_rank_distances(q_g_dist, q_q_dist, g_g_dist, k1=20, k2=6, lambda_value=0.
         np.float32 [num_query, num_gallery]; the classic code's output, ties broken by
         the lower index. No further N×N matrix is built (the inputs already are one).
     """
-    q_g = np.asarray(q_g_dist.numpy() if hasattr(q_g_dist, "numpy") else q_g_dist)
-    if q_g.ndim != 2 or 0 in q_g.shape:
-        raise ValueError(
-            f"`q_g_dist` must be a non-empty 2-D [num_query, num_gallery] matrix. Received shape: {q_g.shape}"
-        )
+    shape = "non-empty 2-D [num_query, num_gallery]"
+    q_g = as_matrix(q_g_dist, "q_g_dist", shape)
+    if 0 in q_g.shape:
+        raise ValueError(f"`q_g_dist` must be a {shape} matrix. Received shape: {q_g.shape}")
     nq, ng = q_g.shape
     q_g = _as_dist(q_g, "q_g_dist", (nq, ng))
     q_q = _as_dist(q_q_dist, "q_q_dist", (nq, nq))
