@@ -6,7 +6,7 @@
 Per preset the model (a trained run's `.keras` with --model, else random weights) is exported once with
 `sal_tf.export.export_lib.export` (SavedModel, ONNX, float32 / float16 / int8 TFLite; int8 calibrated
 on --calibration_images training crops of the demo dataset, `sal_tf/export/accuracy.py`). Each form
-is opened through `sal_tf.inference.backend.open_backend` with --threads threads, and timed in
+is opened through `sal_tf.inference.forms.open_backend` with --threads threads, and timed in
 interleaved rounds on one synthetic 1920×1080 frame with --boxes person boxes (60–200 px wide):
 
   * `encoder_crops_per_s`: `BoxEncoder(frame, boxes)`: crops cut and resized, the model, unit rows;
@@ -101,7 +101,7 @@ def exported_forms(model, folder, preset, data, trained):
 def accuracies(result, forms, data):
     """{form: {"mAP", "rank1"}} from the export's reports (the SavedModel scored here)."""
     from sal_tf.export import accuracy
-    from sal_tf.inference.backend import open_backend
+    from sal_tf.inference.forms import open_backend
 
     out = {"keras": result["keras_accuracy"], "saved_model": accuracy.score(open_backend(forms["saved_model"]), data)}
     out["onnx"] = {k: result["onnx_report"]["accuracy"][k] for k in ("mAP", "rank1")}
@@ -119,9 +119,9 @@ def size_on_disk(path):
 def run_preset(preset, model_path, data):
     import numpy as np
 
-    from sal_tf.inference.backend import open_backend
     from sal_tf.inference.boxes import BoxEncoder
     from sal_tf.inference.embedder import KerasEmbedder
+    from sal_tf.inference.forms import open_backend
     from sal_tf.models import build_model, load_model
 
     model = load_model(model_path) if model_path else build_model(preset, num_classes=751, verbose=False)

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 from sal_tf.export import accuracy, export_lib, tflite
-from sal_tf.inference.backend import EmbeddingBackend, open_backend
+from sal_tf.inference.backend import EmbeddingBackend
 from sal_tf.inference.boxes import BoxEncoder
+from sal_tf.inference.forms import open_backend
 from tests.conftest import run_cmd
 from tests.serve_support import ServerProcess, b64, call
 

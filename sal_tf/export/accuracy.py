@@ -2,7 +2,7 @@
 
 `AccuracyCheck` scores each exported file on the evaluation set (the query / gallery splits of the
 run's dataset, `sal_tf.inference.evaluate.evaluate_dataset`, no re-ranking) through the same back end
-that serves it (`sal_tf.inference.backend.open_backend`), beside the Keras model's own score; a form whose
+that serves it (`sal_tf.inference.forms.open_backend`), beside the Keras model's own score; a form whose
 mAP is more than `max_map_drop` points below the Keras model's is refused (not published) unless
 `allow_drop`. `calibration_images` gives the representative dataset of full-integer quantisation
 (`sal_tf/export/tflite.py`): training crops of the run's data, decoded and resized as training does.
@@ -76,7 +76,7 @@ class AccuracyCheck:
 
     def judge(self, path):
         """{"mAP", "rank1", "map_drop", "max_map_drop", "accuracy_passed"} of the model file at `path`."""
-        from sal_tf.inference.backend import open_backend
+        from sal_tf.inference.forms import open_backend
 
         got = score(open_backend(path), self.dataset)
         drop = round(self.reference["mAP"] - got["mAP"], 2)

@@ -26,7 +26,8 @@ those detections first — `pixel_boxes(boxes, frame.shape)[1]` is the mask of t
 
 import numpy as np
 
-from sal_tf.inference.backend import DEFAULT_BATCH, open_backend
+from sal_tf.inference.backend import DEFAULT_BATCH
+from sal_tf.inference.forms import open_backend
 from sal_tf.inference.resize import check_channels, check_frame, crop_and_resize
 
 
@@ -60,7 +61,7 @@ class BoxEncoder:
     """Embeds the boxes of frames with a SAL model in any saved form (see the module docstring).
 
     Args:
-        model: any path `sal_tf.inference.backend.open_backend` takes (a training `--model_dir`, a
+        model: any path `sal_tf.inference.forms.open_backend` takes (a training `--model_dir`, a
             `.keras` file, a SavedModel folder, an `.onnx` or `.tflite` file, or a folder holding
             several: the fastest form), or an `EmbeddingBackend` already opened.
         batch_size: crops per model call.

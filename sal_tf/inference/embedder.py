@@ -11,11 +11,16 @@ embeddings of the image and its mirror, then normalise (`extract_features`); a S
 holds normalised outputs, so it averages those and normalises again (differences ~1e-3).
 """
 
+import json
+import os
+
 import numpy as np
 import tensorflow as tf
 
 from sal_tf.inference.backend import DEFAULT_BATCH, EmbeddingBackend
 from sal_tf.models.embedding import embedding_model_of
+
+EXPORT_METADATA = os.path.join("assets.extra", "sal_tf_export.json")  # sal_tf/export/export_lib.py METADATA_FILE
 
 
 def as_image_batch(images, image_size):
@@ -34,16 +39,23 @@ def as_image_batch(images, image_size):
 
 
 def open_tensorflow_form(kind, path, threads=None):
-    """The `Embedder` of a "keras" file or a "saved_model" folder (`sal_tf.inference.backend.open_backend`)."""
+    """The `Embedder` of a "keras" file or a "saved_model" folder (`sal_tf.inference.forms.open_backend`)."""
     if threads:
         set_tensorflow_threads(threads)
     if kind == "keras":
         from sal_tf.models.saving import load_model as load_keras_model
 
         return KerasEmbedder(load_keras_model(path), source=path)
-    from sal_tf.inference.loading import export_metadata
-
     return SavedModelEmbedder(tf.saved_model.load(path), source=path, metadata=export_metadata(path))
+
+
+def export_metadata(saved_model_dir):
+    """The export's `assets.extra/sal_tf_export.json` as a dict ({} when absent)."""
+    meta = os.path.join(saved_model_dir, EXPORT_METADATA)
+    if not os.path.isfile(meta):
+        return {}
+    with open(meta) as f:
+        return json.load(f)
 
 
 def set_tensorflow_threads(threads):

@@ -1,29 +1,22 @@
 """`load_embedder(path)`: any saved form of a SAL model → its `EmbeddingBackend` (`sal_tf/inference/backend.py`).
 
-The TensorFlow forms (`resolve_model_path` tells them apart; `open_backend` adds `.onnx` and `.tflite`):
+Every form (`sal_tf/inference/forms.py` tells them apart; `resolve_model_path` says which), among them:
 
 * a training `--model_dir`: its highest `stage<N>.keras` (written when stage N ends,
   `sal_tf/training/experiment.py`; the rule lives in `sal_tf.models.saving`);
 * a `.keras` file (`model.save(...)`);
 * an exported SavedModel version folder (`exports/sal/1/`, `sal_tf/export/saved_model.py`), or
-  its parent `exports/sal/` (the highest version).
+  its parent `exports/sal/` (the highest version);
+* an `.onnx` or a `.tflite` file, or a folder holding several forms (the fastest).
 
 The Keras model itself (not an embedder) comes from `sal_tf.models.load_model`. `load_model` here
 is the old name of `load_embedder`, kept for one release with a `DeprecationWarning`.
 """
 
-import json
 import os
 import warnings
 
 from sal_tf.models.saving import highest_stage_file
-
-SAVED_MODEL_FILE = "saved_model.pb"
-EXPORT_METADATA = os.path.join("assets.extra", "sal_tf_export.json")  # sal_tf/export/export_lib.py METADATA_FILE
-FORMS = (
-    "a training --model_dir holding stage<N>.keras, a .keras file, or an exported SavedModel "
-    "version folder holding saved_model.pb (e.g. exports/sal/1)"
-)
 
 
 def find_model_file(model_dir=None, model=None):
@@ -52,51 +45,23 @@ def find_model_file(model_dir=None, model=None):
     return path
 
 
-def _highest_version(folder):
-    versions = [n for n in os.listdir(folder) if n.isdigit()]
-    versions = [n for n in versions if os.path.isfile(os.path.join(folder, n, SAVED_MODEL_FILE))]
-    return os.path.join(folder, max(versions, key=int)) if versions else None
-
-
 def resolve_model_path(path):
-    """("keras" | "saved_model", file or folder to load) for any of the three forms.
+    """("keras" | "saved_model" | "onnx" | "tflite", the file or folder to open) of a model path (the
+    fastest form of a folder holding several; `sal_tf.inference.forms.choose`).
 
     Raises:
-        FileNotFoundError: `path` does not exist.
-        ValueError: `path` is none of the three forms (the message lists them).
+        FileNotFoundError: `path` does not exist. ValueError: not a model (the message lists the forms).
     """
-    path = os.fspath(path)
-    expanded = os.path.expanduser(path)
-    if not os.path.exists(expanded):
-        raise FileNotFoundError(f"Model {path!r} does not exist; expected {FORMS}.")
-    if os.path.isfile(expanded):
-        if expanded.endswith(".keras"):
-            return "keras", expanded
-        raise ValueError(f"Model {path!r} is a file but not a .keras file; expected {FORMS}.")
-    if os.path.isfile(os.path.join(expanded, SAVED_MODEL_FILE)):
-        return "saved_model", expanded
-    stage = highest_stage_file(expanded)
-    if stage is not None:
-        return "keras", stage
-    version = _highest_version(expanded)
-    if version is not None:
-        return "saved_model", version
-    raise ValueError(f"Model folder {path!r} holds no stage<N>.keras and no saved_model.pb; expected {FORMS}.")
+    from sal_tf.inference.forms import choose
 
-
-def export_metadata(saved_model_dir):
-    """The export's `assets.extra/sal_tf_export.json` as a dict ({} when absent)."""
-    meta = os.path.join(saved_model_dir, EXPORT_METADATA)
-    if not os.path.isfile(meta):
-        return {}
-    with open(meta) as f:
-        return json.load(f)
+    kind, resolved, _ = choose(path)
+    return kind, resolved
 
 
 def load_embedder(path, threads=None, form="auto"):
     """Loads a SAL model in any saved form; returns its `EmbeddingBackend` (images → embeddings).
 
-    The one loader of every command: `sal_tf.inference.backend.open_backend` (a training
+    The one loader of every command: `sal_tf.inference.forms.open_backend` (a training
     `--model_dir`, a `.keras` file, a SavedModel folder, an `.onnx` or a `.tflite` file, or a folder
     holding several: the fastest form).
 
@@ -106,7 +71,7 @@ def load_embedder(path, threads=None, form="auto"):
         L2-normalised float32 [B, D]; `.image_size`, `.embedding_dim`, `.source`, `.kind`, `.describe()`.
     """
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")  # SavedModels and the embedders run on TensorFlow
-    from sal_tf.inference.backend import open_backend
+    from sal_tf.inference.forms import open_backend
 
     return open_backend(path, threads=threads, form=form)
 
