@@ -1,5 +1,6 @@
 """`sal-mtmc` end to end on small generated cameras, and its detectors (det files, HOG, a user's ONNX detector)."""
 
+import datetime
 import json
 import os
 import sys
@@ -67,11 +68,22 @@ def test_no_linking_keeps_each_cameras_tracks_apart_and_a_threshold_is_needed(ca
     from sal_tf.tracking import appearance, deepsort
 
     cameras, _ = sources.open_cameras(cameras_root)
-    options = run.Options(link="none", annotate=None, crops=False)
+    options = run.Options(link="none", annotate=None, store=str(tmp_path / "store"), store_run="r1")
     model, settings = appearance.HistogramAppearance(), deepsort.settings_for("histogram")
     report = run.run_cameras(cameras, model, settings, str(tmp_path), options)
     ids = [set(mot.read_rows(str(tmp_path / f"{c}.txt"))[:, 1].astype(int)) for c in ("c1", "c2")]
     assert ids[0] and ids[1] and not ids[0] & ids[1] and report["global_ids"] == report["tracklets"]
+    from sal_tf.gallery import open_store
+
+    journeys = json.load(open(tmp_path / "journeys.json"))["journeys"]
+    first = journeys[0]["appearances"][0]
+    with open_store(str(tmp_path / "store")) as store:  # every tracklet, searchable, with its global id
+        assert store.count() == report["store"]["items"] == report["tracklets"] and store.dim == model.dim
+        item = store.get(f"r1/{first['camera']}/{first['track']}")
+        assert item.person_id == journeys[0]["global_id"] and item.camera == int(first["camera"][1:])
+        assert item.path.endswith(first["crop"]) and os.path.isfile(item.path)
+        start = sources.parse_time(first["start_time"], "").replace(tzinfo=datetime.UTC)
+        assert item.timestamp == pytest.approx(start.timestamp(), abs=1e-3)
     found, _ = run.track_cameras(cameras[:1], model, settings, options)
     with pytest.raises(ValueError, match="no threshold: the model has no calibration"):
         run.choose_threshold(found, run.Options())  # one camera: no pairs of two cameras at once

@@ -14,7 +14,8 @@ hard constraints (never two places at once, never two tracks of a camera at once
 at the distance the model's calibration gives for --fmr (BUILD.md "Multi-camera tracking").
 
 Writes `<output_dir>/<camera>.txt` (MOTChallenge results, the global id in every camera),
-`journeys.json` and `crops/`, `<camera>.mp4` annotated clips (--annotate), and `metrics.json` with
+`journeys.json` and `crops/`, `<camera>.mp4` annotated clips (--annotate), each tracklet into a gallery
+store with --store (searchable with sal-search / sal-serve), and `metrics.json` with
 a printed table where gt/gt.txt exists (per camera IDF1 / MOTA / ID switches; cross-camera IDF1 /
 IDP / IDR; re-entries that keep their id), else `run.json`.
 """
@@ -53,6 +54,9 @@ def define_flags():
     flags.DEFINE_float("min_visibility", None, "Ground-truth boxes less visible are ignored (default 0.3).")
     flags.DEFINE_integer("batch_frames", 16, "Frames whose boxes are embedded in one model call.")
     flags.DEFINE_integer("threads", None, "ONNX Runtime / LiteRT threads (default: the runtime's).")
+    flags.DEFINE_string("store", None, "A gallery store (folder, *.db, Milvus URI): every tracklet is added to it "
+                        "(pooled embedding; camera, start time, best crop, global id as person_id).")  # fmt: skip
+    flags.DEFINE_string("store_run", None, "The run's name in the store's item ids (default: --output_dir's name).")
     flags.DEFINE_bool("overwrite", False, "Replace existing results in --output_dir.")
     flags.DEFINE_bool("progress", True, "Show progress on stderr.")
 
@@ -89,7 +93,8 @@ def _options():
     return Options(
         link=FLAGS.link, threshold=FLAGS.threshold, fmr=FLAGS.fmr, calibration=found,
         transit=linking.parse_transit(FLAGS.transit), detections=FLAGS.detections, batch_frames=FLAGS.batch_frames,
-        threads=FLAGS.threads, annotate=None if FLAGS.annotate == "none" else FLAGS.annotate, **optional,
+        threads=FLAGS.threads, annotate=None if FLAGS.annotate == "none" else FLAGS.annotate,
+        store=FLAGS.store, store_run=FLAGS.store_run, **optional,
     )  # fmt: skip
 
 
@@ -119,6 +124,10 @@ def main(argv):
         f"{report['global_ids']} global ids (threshold {report['threshold']} from {report['threshold_from']}); "
         f"{report['frames_per_second']:.1f} frames/s; journeys: {os.path.join(FLAGS.output_dir, 'journeys.json')}"
     )
+    if "store" in report:
+        print(
+            f"{report['store']['items']} tracklets added to the store {FLAGS.store} (ids {report['store']['run']}/...)"
+        )
     if report["metrics"]:
         print(_table(report))
 

@@ -35,6 +35,8 @@ class Options:
     threads: int | None = None
     annotate: str | None = "mp4"
     crops: bool = True
+    store: str | None = None  # a gallery store location: every tracklet is added to it (`sal_tf.mtmc.store`)
+    store_run: str | None = None  # the run's name in the store's ids (default: the output folder's name)
 
 
 def choose_threshold(found, options):
@@ -134,6 +136,13 @@ def run_cameras(cameras, appearance, settings, output_dir, options, progress=Non
         "seconds": {"tracking": round(tracked - start, 3), "linking": round(linked - tracked, 3)},
         "frames_per_second": round(frames / max(linked - start, 1e-9), 2), "per_camera": stats,
     }  # fmt: skip
+    if options.store:
+        from sal_tf.mtmc import store
+
+        name = options.store_run or os.path.basename(os.path.abspath(output_dir))
+        model = (info or {}).get("model")
+        added = store.add_tracklets(options.store, found, ids, cameras, output_dir, name, model)
+        report["store"] = {"location": options.store, "run": name, "items": added}
     report["metrics"] = evaluate(cameras, results, options.min_visibility)
     if options.annotate:
         report["annotated"] = write_clips(cameras, found, ids, output_dir, options.annotate)
