@@ -5,18 +5,22 @@ In order, each refusal answered at once in the documented JSON form (`sal_tf/ser
 1. `Host` (Starlette's `TrustedHostMiddleware` rules, `ServeSettings.trusted_hosts`): a page
    on another site that rebinds its DNS name to 127.0.0.1 sends its own name → 400;
 2. requests in flight past `--max_connections` → 503 with `Retry-After`;
-3. the API key, for `/v1` (constant-time compare) → 401, before a byte of the body is read: an
-   anonymous 16 MiB upload costs the headers only (FastAPI reads and parses the body before a
-   route's dependencies run, so a dependency cannot do this; `require_key` in `app.py` only
-   confirms this check ran);
+3. the API key, for `/v1` (constant-time compare) → 401, from the headers alone: the body of an
+   anonymous request is never held or parsed (FastAPI reads and parses the body before a route's
+   dependencies run, so a dependency cannot do this; `require_key` in `app.py` only confirms this
+   check ran);
 4. a body on POST / PUT / PATCH must be `application/json` or `multipart/form-data` → 415 (a
    cross-site page may send `text/plain` without a CORS preflight);
-5. the body's size (`--max_upload_mb`, 413) as it streams; a JSON body is read whole (it is
-   parsed whole anyway) and its nesting and value count bounded (`limits.check_json_shape`, 422)
-   before the route's parser sees it; a multipart body streams to the form parser, capped.
+5. the body's size (`--max_upload_mb`, 413; a declared length at once) as it streams; a JSON
+   body is read whole (it is parsed whole anyway) and its nesting and value count bounded
+   (`limits.check_json_shape`, 422) before the route's parser sees it; a multipart body streams
+   to the form parser, capped.
 
-The time a client may take to send its headers and body is bounded below this, in the HTTP
-protocol (`sal_tf/serve/server.py`): the app never sees a request whose headers are not all in.
+After a refusal of 1-4 the rest of the body (up to the cap) is dropped unparsed as it arrives
+(`then_drop_body`), so that a client that writes its whole body before reading gets the answer,
+not a reset. The time a client may take to send its headers and body is bounded below this, in
+the HTTP protocol (`sal_tf/serve/server.py`): the app never sees a request whose headers are not
+all in.
 """
 
 import secrets
@@ -69,44 +73,64 @@ class RequestGuard:
             return await self.app(scope, receive, send)
         self.in_flight += 1
         try:
-            await self.host_check(scope)
-            await self.guarded(scope, receive, send)
-        except errors.ServiceError as error:
-            await errors.response_of(error)(scope, receive, send)
+            try:
+                await self.admit(scope)
+            except errors.BodyTooLarge as error:  # not worth reading: answered at once
+                return await errors.response_of(error)(scope, receive, send)
+            except errors.ServiceError as error:
+                return await errors.response_of(error)(scope, receive, self.then_drop_body(receive, send))
+            try:
+                await self.forward(scope, receive, send)
+            except errors.ServiceError as error:
+                await errors.response_of(error)(scope, receive, send)
         finally:
             self.in_flight -= 1
 
-    async def host_check(self, scope):
+    def then_drop_body(self, receive, send):
+        """`send` that holds back the end of the answer until what the client still sends of its body is dropped.
+
+        The client has the whole answer at once (its Content-Length); a connection closed with body
+        bytes unread would be reset, and a client that writes its whole body before reading would
+        see the reset, not the answer.
+        """
+
+        async def held(message):
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                await send({**message, "more_body": True})
+                await limits.discard_body(receive, self.max_bytes)
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        return held
+
+    async def admit(self, scope):
+        """Checks 1-4 of the module docstring and the declared length; nothing of the body is read."""
         await self.hosts(scope, None, _discard)  # calls _host_ok only for an allowed Host
         if not scope.pop("sal_tf.serve.host_ok", False):
             raise errors.HostRefused("Host: expected a name this server answers to (--allowed_hosts)", "Host")
-
-    def key_check(self, scope):
-        if not scope["path"].startswith(API_PREFIX):
-            return
-        if self.api_key is not None:
-            token = bearer_token(scope)
-            if token is None or not secrets.compare_digest(token, self.api_key):
+        if self.in_flight > self.max_in_flight:
+            raise errors.Busy(f"more than {self.max_in_flight} requests in flight; retry shortly")
+        if scope["path"].startswith(API_PREFIX):
+            token = bearer_token(scope) if self.api_key is not None else None
+            if self.api_key is not None and (token is None or not secrets.compare_digest(token, self.api_key)):
                 raise errors.Unauthorized(
                     "this route needs the header Authorization: Bearer <API key>", "Authorization"
                 )
-        scope[KEY_CHECKED] = True
-
-    async def guarded(self, scope, receive, send):
-        if self.in_flight > self.max_in_flight:
-            raise errors.Busy(f"more than {self.max_in_flight} requests in flight; retry shortly")
-        self.key_check(scope)
+            scope[KEY_CHECKED] = True
         declared = limits.declared_length(scope)
         if declared is not None and declared > self.max_bytes:
             raise limits.too_large(self.max_bytes, f"{declared} bytes")
         kind = media_type(scope)
-        if scope["method"] not in BODY_METHODS or kind == "multipart/form-data":
-            return await self.app(scope, limits.capped(receive, self.max_bytes), send)
-        if kind != "application/json":
+        if scope["method"] in BODY_METHODS and kind not in ("application/json", "multipart/form-data"):
             raise errors.UnsupportedMediaType(
                 f"Content-Type: expected application/json or multipart/form-data; received {kind or 'none'!r}",
                 "Content-Type",
             )
+
+    async def forward(self, scope, receive, send):
+        """Step 5: the body capped as it streams; a JSON body read whole and its shape checked first."""
+        if scope["method"] not in BODY_METHODS or media_type(scope) == "multipart/form-data":
+            return await self.app(scope, limits.capped(receive, self.max_bytes), send)
         body = await limits.read_capped(receive, self.max_bytes)
         if body is None:  # the client left
             return

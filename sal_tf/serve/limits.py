@@ -79,6 +79,16 @@ async def read_capped(receive, max_bytes):
             return b"".join(chunks)
 
 
+async def discard_body(receive, max_bytes):
+    """Reads what is left of a body and drops it, up to `max_bytes` (memory stays flat; the deadline bounds the time)."""
+    size = 0
+    while size <= max_bytes:
+        message = await receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return
+        size += len(message.get("body", b""))
+
+
 def capped(receive, max_bytes):
     """`receive` that raises BodyTooLarge once the body passes `max_bytes` (for bodies parsed as they stream)."""
     size = 0
