@@ -58,7 +58,7 @@ DOCS_NOTE = (
     'the API is described by <a href="/openapi.json">/openapi.json</a> and BUILD.md "Search service".</p>'
 )
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/bmp", "image/webp")
-ERRORS = {code: {"model": schemas.ErrorOut} for code in (401, 404, 413, 415, 422, 503)}
+ERRORS = {code: {"model": schemas.ErrorOut} for code in (400, 401, 404, 413, 415, 422, 502, 503)}
 
 bearer = HTTPBearer(auto_error=False, description="--api_key (absent: a keyless loopback server)")
 open_routes = APIRouter()
@@ -183,7 +183,10 @@ def search(body: schemas.SearchIn, service: Service):
 @api.post(
     "/attention",
     response_class=Response,
-    responses={200: {"content": {"image/png": {}}, "description": "The image and its attention maps."}, 501: {}},
+    responses={
+        200: {"content": {"image/png": {}}, "description": "The image and its attention maps."},
+        501: {"model": schemas.ErrorOut, "description": "The model has no attention maps."},
+    },
 )
 def attention(body: schemas.AttentionIn, service: Service):
     return Response(service.attention_png(query_image(body.image_b64)), media_type="image/png")
