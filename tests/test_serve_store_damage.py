@@ -1,0 +1,112 @@
+"""A damaged store log through a real `sal-serve` (issue 31): refused at start, repaired, served again.
+
+A server fills a folder store over HTTP (40 adds of two crops: 40 log records) and is stopped; its
+store and crop folders are copied. On the copy, record 10's length field becomes 0x7FFFFFFF (the case
+that once passed for a torn tail and cut the log to its first 9 records) and one payload byte of
+record 30 is flipped. `sal-serve` on the copy then refuses to start: exit status 2, one `error:` line
+naming the log, the byte and `sal-search repair`, no traceback, the log byte for byte as it was.
+`sal-search repair` keeps every other record (record 10 whole, its payload matching its CRC; record
+30 dropped); the server then starts and serves every kept item (search and `GET .../image`), and the
+crops of record 30's items, which the store no longer holds, are gone (cleaned at open).
+"""
+
+import glob
+import os
+import shutil
+import struct
+import sys
+
+import pytest
+
+from tests.conftest import run_cmd
+from tests.serve_support import ServerProcess, b64, call, small_embedding_model
+
+RECORDS = 40  # adds of two crops: one log record each
+LENGTH_DAMAGED, PAYLOAD_DAMAGED = 10, 30  # 1-based record numbers
+QUIET = {"TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+def record_starts(data):
+    """The byte offsets of a version-2 log's records, walked by their (intact) length fields."""
+    from sal_tf.gallery import append_log
+
+    assert data[: append_log.MAGIC_SIZE] == append_log.MAGIC_V2
+    starts, at = [], append_log.MAGIC_SIZE
+    while at < len(data):
+        assert data[at : at + 4] == append_log.RECORD_MAGIC
+        starts.append(at)
+        (length,) = struct.unpack_from("<I", data, at + 4)
+        at += append_log.HEADER_V2.size + length
+    return starts
+
+
+def present(url, item_id, data):
+    """Whether the gallery holds `item_id`: a search by its crop finds it at distance ~0."""
+    hits = call("POST", url + "/v1/search", {"image_b64": b64(data), "k": 5})
+    return any(h["id"] == item_id and h["distance"] < 1e-3 for h in hits.json()["results"])
+
+
+def image_of(url, item_id):
+    return call("GET", f"{url}/v1/gallery/{item_id}/image")
+
+
+@pytest.mark.slow
+def test_a_damaged_log_is_refused_at_start_and_served_again_after_repair(tmp_path, data_root):
+    small_embedding_model().save(tmp_path / "small.keras")
+    files = sorted(glob.glob(os.path.join(data_root, "bounding_box_test", "*.jpg")))[: 2 * RECORDS]
+    crops = [(f"item-{i}", open(p, "rb").read()) for i, p in enumerate(files)]
+    batches = [crops[i : i + 2] for i in range(0, len(crops), 2)]
+    model = f"--model={tmp_path / 'small.keras'}"
+
+    server = ServerProcess([model, f"--store={tmp_path / 'store'}"], str(tmp_path / "server.log"), env=QUIET)
+    try:
+        for batch in batches:
+            reply = call(
+                "POST", server.url + "/v1/gallery", {"items": [{"id": i, "image_b64": b64(d)} for i, d in batch]}
+            )
+            assert reply.status == 200, reply
+    finally:
+        server.stop_cleanly()
+
+    # A copy of the real store and its crops, damaged: record 10's length, a payload byte of record 30.
+    copy = tmp_path / "copy"
+    shutil.copytree(tmp_path / "store", copy / "store")
+    shutil.copytree(tmp_path / "store.crops", copy / "store.crops")
+    store = str(copy / "store")
+    (log,) = glob.glob(os.path.join(store, "log-*.bin"))
+    data = bytearray(open(log, "rb").read())
+    starts = record_starts(data)
+    assert len(starts) == RECORDS
+    bad_length, bad_payload = starts[LENGTH_DAMAGED - 1], starts[PAYLOAD_DAMAGED - 1]
+    data[bad_length + 4 : bad_length + 8] = struct.pack("<I", 0x7FFFFFFF)
+    data[bad_payload + 40] ^= 0xFF
+    damaged = bytes(data)
+    open(log, "wb").write(damaged)
+
+    refused = run_cmd([sys.executable, "-m", "sal_tf.cli.serve", "--port=0", model, f"--store={store}"], env=QUIET)
+    assert refused.returncode == 2, refused.stderr[-3000:]
+    assert "Traceback" not in refused.stderr and "http://" not in refused.stdout
+    (line,) = [s for s in refused.stderr.splitlines() if s.strip()]
+    assert line.startswith("error:") and log in line and f"is damaged at byte {bad_length}" in line, line
+    assert f"sal-search repair --store={store}" in line, line
+    assert open(log, "rb").read() == damaged
+
+    repaired = run_cmd([sys.executable, "-m", "sal_tf.cli.search", "repair", f"--store={store}"], timeout=120)
+    assert repaired.returncode == 0, repaired.stderr[-3000:]
+    assert "kept 39 intact record(s) (1 with a damaged header" in repaired.stdout, repaired.stdout
+    assert "dropped 1 damaged span(s)" in repaired.stdout, repaired.stdout
+
+    lost = batches[PAYLOAD_DAMAGED - 1]
+    kept = [c for c in crops if c not in lost]
+    again = ServerProcess([model, f"--store={store}"], str(tmp_path / "server2.log"), env=QUIET)
+    try:
+        assert call("GET", again.url + "/healthz").json()["count"] == len(kept) == 2 * RECORDS - 2
+        for item_id, image in kept:
+            reply = image_of(again.url, item_id)
+            assert reply.status == 200 and reply.body == image, item_id
+            assert present(again.url, item_id, image), item_id
+        for item_id, image in lost:
+            assert image_of(again.url, item_id).status == 404 and not present(again.url, item_id, image)
+        assert len(os.listdir(copy / "store.crops" / "crops")) == len(kept)  # the lost items' crops cleaned at open
+    finally:
+        again.stop_cleanly()
