@@ -50,11 +50,12 @@ def media_type(scope):
 
 
 def bearer_token(scope):
+    """The token of `Authorization: Bearer <token>` (bytes; empty when absent or another scheme)."""
     for name, value in scope.get("headers") or ():
         if name == b"authorization":
             scheme, _, token = value.partition(b" ")
-            return token.strip() if scheme.lower() == b"bearer" else None
-    return None
+            return token.strip() if scheme.lower() == b"bearer" else b""
+    return b""
 
 
 class RequestGuard:
@@ -111,8 +112,7 @@ class RequestGuard:
         if self.in_flight > self.max_in_flight:
             raise errors.Busy(f"more than {self.max_in_flight} requests in flight; retry shortly")
         if scope["path"].startswith(API_PREFIX):
-            token = bearer_token(scope) if self.api_key is not None else None
-            if self.api_key is not None and (token is None or not secrets.compare_digest(token, self.api_key)):
+            if self.api_key is not None and not secrets.compare_digest(bearer_token(scope), self.api_key):
                 raise errors.Unauthorized(
                     "this route needs the header Authorization: Bearer <API key>", "Authorization"
                 )
