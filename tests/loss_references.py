@@ -217,6 +217,21 @@ def need_float64(x):
         pytest.skip("float64 is disabled on this backend (set JAX_ENABLE_X64=1 for jax)")
 
 
+def gradient_batch():
+    """Labels [0, 0, 1, 1, 2, 2, 3, 3] and float64 [8, 5] embeddings with a small spread (most hinges active)."""
+    rng = np.random.default_rng(7)
+    return np.array([0, 0, 1, 1, 2, 2, 3, 3], np.int32), rng.standard_normal((8, 5)) * 0.3
+
+
+def assert_gradient_matches_finite_differences(loss, x):
+    """The gradient of the scalar `loss(x)` at float64 `x` is that of central finite differences
+    (skipped where the backend has no float64); returns (value, gradient)."""
+    need_float64(x)
+    value, grad = value_and_grad(loss, x)
+    np.testing.assert_allclose(grad, finite_difference(loss, x), atol=1e-6, rtol=1e-5)
+    return value, grad
+
+
 # ----------------------------------------------------------------------------------------------
 # assert helpers
 # ----------------------------------------------------------------------------------------------

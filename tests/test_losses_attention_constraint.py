@@ -8,12 +8,10 @@ from sal_tf.losses import SelfAttentionConstraint, self_attention_constraint_ter
 from tests.loss_references import (
     ATOL,
     assert_config_round_trip,
+    assert_gradient_matches_finite_differences,
     exact_mean,
-    finite_difference,
-    need_float64,
     ref_sac,
     to_numpy,
-    value_and_grad,
 )
 
 
@@ -32,13 +30,7 @@ def test_ref_self_attention_constraint():
 def test_ref_sac_gradient_matches_finite_differences():
     rng = np.random.default_rng(8)
     att = rng.standard_normal((2, 3, 5))
-    need_float64(att)
-
-    def loss(a):
-        return exact_mean(self_attention_constraint_terms(a))
-
-    _, grad = value_and_grad(loss, att)
-    np.testing.assert_allclose(grad, finite_difference(loss, att), atol=1e-6, rtol=1e-5)
+    assert_gradient_matches_finite_differences(lambda a: exact_mean(self_attention_constraint_terms(a)), att)
 
 
 def test_sac_with_two_stage_maps_is_the_stage5_to_stage4_distance():

@@ -10,17 +10,16 @@ from sal_tf.losses import TripletHardLoss, triplet_hard_terms
 from tests.loss_references import (
     HYPOTHESIS,
     assert_config_round_trip,
+    assert_gradient_matches_finite_differences,
     assert_triplet_matches,
     clustered_batch,
     distinct_id_batches,
     exact_mean,
-    finite_difference,
+    gradient_batch,
     grid_batches,
-    need_float64,
     one_id_batches,
     random_batch,
     random_float_batch,
-    value_and_grad,
 )
 
 
@@ -59,17 +58,11 @@ def test_ref_property_random_floats(seed, size, num_ids):
 
 
 def test_ref_gradients_match_finite_differences():
-    rng = np.random.default_rng(7)
-    labels = np.array([0, 0, 1, 1, 2, 2, 3, 3], np.int32)
-    x = rng.standard_normal((8, 5)) * 0.3  # float64, small spread: most hinges active
-    need_float64(x)
-
-    def loss(x):
-        return exact_mean(triplet_hard_terms(labels, x, 0.5))
-
-    value, grad = value_and_grad(loss, x)
+    labels, x = gradient_batch()
+    value, grad = assert_gradient_matches_finite_differences(
+        lambda x: exact_mean(triplet_hard_terms(labels, x, 0.5)), x
+    )
     assert value > 0 and np.abs(grad).max() > 0
-    np.testing.assert_allclose(grad, finite_difference(loss, x), atol=1e-6, rtol=1e-5)
 
 
 def test_get_config_round_trip():
