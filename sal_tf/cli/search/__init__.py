@@ -37,6 +37,8 @@ ID_KINDS = ("path", "name", "uuid")
 FLAGS = flags.FLAGS
 
 
+# Over 60 lines: one `flags.DEFINE_*` per flag of the six sub-commands, a flat list that reads as the
+# command's reference (each help text says which sub-commands use it).
 def define_flags():
     """Defines this command's flags (called by `run`, never at import)."""
     from sal_tf.cli import engine
