@@ -68,5 +68,7 @@ def test_search_distances_on_unit_rows_and_the_one_matrix_check():
         as_matrix(np.ones((2, 3)), "e", "[count, 4]", columns=4)
     with pytest.raises(ValueError, match=r"`d` must be a 3×3 matrix. Received shape: \(2, 3\)"):
         as_matrix(np.ones((2, 3)), "d", "3×3", rows=3, columns=3)
+    with pytest.raises(ValueError, match=r"`d` must be a 3×3 matrix. Received shape: \(9,\)"):
+        as_matrix(np.ones(9), "d", "3×3", rows=3, columns=3)
     with pytest.raises(ValueError, match="`distance` must be one of"):
         check_distance("manhattan")

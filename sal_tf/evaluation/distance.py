@@ -39,8 +39,7 @@ def as_matrix(x, name, shape="2-D [num_items, dim]", columns=None, rows=None):
     if hasattr(x, "numpy"):
         x = x.numpy()
     x = np.asarray(x)
-    wrong_size = (rows is not None and x.shape[0] != rows) or (columns is not None and x.shape[1] != columns)
-    if x.ndim != 2 or wrong_size:
+    if x.ndim != 2 or (rows is not None and x.shape[0] != rows) or (columns is not None and x.shape[1] != columns):
         raise ValueError(f"`{name}` must be a {shape} matrix. Received shape: {x.shape}")
     if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
         raise ValueError(f"`{name}` must be numeric. Received dtype: {x.dtype}")
