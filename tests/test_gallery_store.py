@@ -9,12 +9,9 @@ in the middle of a stream of adds), its lock and its compaction.
 import itertools
 import json
 import os
-import signal
 import struct
-import subprocess
 import sys
 import threading
-import time
 import zlib
 
 import numpy as np
@@ -22,7 +19,8 @@ import pytest
 
 from sal_tf.evaluation import distance_matrix
 from sal_tf.gallery import MAX_K, Item, StoreCorruptedError, StoreLockedError, append_log, folder_store, open_store
-from tests.conftest import REPO, run_cmd
+from tests.conftest import run_cmd
+from tests.crash_support import acknowledged_before_kill_9
 
 pytest.importorskip("pymilvus")
 DIM = 16
@@ -555,26 +553,7 @@ for batch in range(100000):
 def test_every_acknowledged_add_survives_kill_9(tmp_path):
     """A writer adds batches in a loop (compacting now and then) and is killed mid-stream."""
     folder = str(tmp_path / "crash")
-    child = subprocess.Popen(
-        [sys.executable, "-c", CHILD.format(dim=DIM), folder],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": REPO},
-    )
-    acknowledged = []
-    deadline = time.monotonic() + 60
-    try:
-        while len(acknowledged) < 60 * 8 and time.monotonic() < deadline:
-            line = child.stdout.readline()
-            if not line:
-                break
-            acknowledged += json.loads(line)
-    finally:
-        child.send_signal(signal.SIGKILL)
-        child.wait(timeout=30)
-    assert len(acknowledged) >= 60 * 8, child.stderr.read()[-2000:]
+    acknowledged = acknowledged_before_kill_9(CHILD.format(dim=DIM), [folder], wanted=60 * 8)
     with open_store(folder) as store:  # no repair by hand
         assert store.count() >= len(acknowledged)
         batches = sorted({int(i.split("-")[0][1:]) for i in acknowledged})
