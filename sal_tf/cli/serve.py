@@ -4,9 +4,10 @@
     sal-serve --tf_serving=http://localhost:8501/v1/models/sal --store=gallery.db --api_key=...
     python -m sal_tf.cli.serve --help
 
---model: a training --model_dir, a .keras file or an exported SavedModel folder (or --tf_serving: a
-TF Serving REST model URL). --store: a folder (faiss, created when missing), a *.db file (Milvus
-Lite) or http://host:19530 (a Milvus server). Listens on 127.0.0.1 unless --host says otherwise;
+--model: a training --model_dir, a .keras file, an exported SavedModel folder, an .onnx or .tflite
+file (or --tf_serving: a TF Serving REST model URL). --store: a folder (the embedded store,
+created when missing), a *.db file (Milvus Lite) or http://host:19530 (a Milvus server).
+Listens on 127.0.0.1 unless --host says otherwise;
 with --api_key (or $SAL_SERVE_API_KEY) every /v1 route wants `Authorization: Bearer <key>`, and
 without one any --host beyond loopback is refused unless --insecure_no_key.
 The routes and errors: BUILD.md "Search service".
@@ -30,7 +31,9 @@ def _default(name):
 
 def define_flags():
     """Defines this command's flags (called by `run`, never at import); defaults come from `ServeSettings`."""
-    flags.DEFINE_string("model", None, "A training --model_dir, a .keras file or an exported SavedModel folder.")
+    flags.DEFINE_string(
+        "model", None, "A training --model_dir, a .keras file, an exported SavedModel folder, an .onnx or .tflite file."
+    )
     flags.DEFINE_string(
         "tf_serving", None, "Instead of --model: a TF Serving REST model URL, http://host:8501/v1/models/sal."
     )
