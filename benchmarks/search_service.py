@@ -139,6 +139,17 @@ class Client:
         self.connection.close()
 
 
+def run_clients(worker, clients):
+    """Runs `worker(0)` .. `worker(clients - 1)` in threads at once; the seconds until the last one ends."""
+    start = time.perf_counter()
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - start
+
+
 def run_load(url, path, bodies, requests, clients):
     """`requests` POSTs of `bodies` (cycled) from `clients` threads: qps, p50 / p99 ms, errors."""
     latencies, took, errors, lock = [], [], [0], threading.Lock()
@@ -164,13 +175,7 @@ def run_load(url, path, bodies, requests, clients):
             latencies.extend(mine)
             took.extend(theirs)
 
-    start = time.perf_counter()
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - start
+    wall = run_clients(worker, clients)
     ms = np.asarray(latencies) * 1000.0
     return {
         "clients": clients,
@@ -221,13 +226,7 @@ def ingest(url, crops, total, batch, clients, tag):
                     errors[0] += 1
         client.close()
 
-    start = time.perf_counter()
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - start
+    wall = run_clients(worker, clients)
     return (
         {"crops_per_s": round(len(acked) / wall, 1), "items": total, "batch": batch, "clients": clients},
         acked,
