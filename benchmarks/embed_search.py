@@ -28,8 +28,6 @@ Timings are wall-clock on a machine that may be shared: compare ratios within on
 import argparse
 import json
 import os
-import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,6 +38,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import numpy as np  # noqa: E402
+
+from benchmarks.json_lines import JsonLines, child_lines, machine_line, peak_rss_mib  # noqa: E402
 
 DIM = 1024
 LATENT = 64  # clustered gallery: identities live in a 64-d subspace, as CNN embeddings mostly do
@@ -107,10 +107,6 @@ def train_sample(n, count, kind, seed=0):
 
 
 # ------------------------------------------------------------------ cases (child side)
-def peak_rss_mib():
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-
-
 def _batch_times(search, q):
     times, found = [], []
     for s in range(0, len(q), BATCH):
@@ -247,11 +243,7 @@ def _jpeg_files(folder, count):
 
 # ------------------------------------------------------------------ parent
 def child(case_args, tmp):
-    cmd = [sys.executable, os.path.abspath(__file__), "--tmp", tmp, *case_args]
-    run = subprocess.run(cmd, capture_output=True, text=True)
-    if run.returncode != 0:
-        return [{"benchmark": "error", "case": case_args, "returncode": run.returncode, "stderr": run.stderr[-2000:]}]
-    return [json.loads(s) for s in run.stdout.splitlines() if s.startswith("{")]
+    return child_lines([sys.executable, os.path.abspath(__file__), "--tmp", tmp, *case_args], case_args)
 
 
 def cases(args):
@@ -267,19 +259,9 @@ def cases(args):
 
 
 def parent(args):
-    import faiss
-
-    setup = {
-        "benchmark": "embed_search_setup",
-        "cpus": os.cpu_count(),
-        "load_average": [round(v, 2) for v in os.getloadavg()],
-        "faiss": faiss.__version__,
-        "numpy": np.__version__,
-        "queries": args.queries,
-        "note": "shared machine: compare ratios within this run",
-    }
-    lines = [setup]
-    print(json.dumps(setup), flush=True)
+    out = JsonLines(args.output)
+    note = "shared machine: compare ratios within this run"
+    out.emit(machine_line("embed_search_setup", ("faiss", "numpy"), queries=args.queries, note=note))
     flat_ms = {}
     with tempfile.TemporaryDirectory() as tmp:
         for case_args in cases(args):
@@ -288,11 +270,8 @@ def parent(args):
                     flat_ms[(line["size"], line["gallery"])] = line["ms_per_query"]
                 if line.get("method") in ("ivf", "ivf_flat", "numpy") and (line["size"], line["gallery"]) in flat_ms:
                     line["speedup_vs_flat"] = round(flat_ms[(line["size"], line["gallery"])] / line["ms_per_query"], 2)
-                lines.append(line)
-                print(json.dumps(line), flush=True)
-    if args.output:
-        with open(args.output, "w") as f:
-            f.writelines(json.dumps(line) + "\n" for line in lines)
+                out.emit(line)
+    out.save()
 
 
 def main():

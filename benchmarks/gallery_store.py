@@ -32,9 +32,7 @@ Timings are wall-clock on a shared 2-core machine: compare within one run.
 import argparse
 import json
 import os
-import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,13 +42,11 @@ sys.path.insert(0, ROOT)
 
 import numpy as np  # noqa: E402
 
+from benchmarks.json_lines import JsonLines, child_lines, load_average, machine_line, peak_rss_mib  # noqa: E402
+
 BATCH = 100
 K = 10
 WIDE = 1024
-
-
-def peak_rss_mib():
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def _unit(x):
@@ -335,13 +331,7 @@ def child(case_args, args):
     cmd += [f"--store_sizes={','.join(map(str, args.store_sizes))}"]
     if args.tmp:
         cmd.append(f"--tmp={args.tmp}")
-    run = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-    lines = [json.loads(s) for s in run.stdout.splitlines() if s.startswith("{")]
-    if run.returncode != 0:
-        lines.append(
-            {"benchmark": "error", "case": case_args, "returncode": run.returncode, "stderr": run.stderr[-2000:]}
-        )
-    return lines
+    return child_lines(cmd, case_args, env={"TF_CPP_MIN_LOG_LEVEL": "2"})
 
 
 def cases(args):
@@ -357,27 +347,14 @@ def cases(args):
 
 
 def parent(args):
-    import faiss
-
-    setup = {
-        "benchmark": "gallery_store_setup",
-        "cpus": os.cpu_count(),
-        "load_average": [round(v, 2) for v in os.getloadavg()],
-        "faiss": faiss.__version__,
-        "numpy": np.__version__,
-        "model": args.model,
-        "note": "shared machine: compare within this run",
-    }
-    lines = [setup]
-    print(json.dumps(setup), flush=True)
+    out = JsonLines(args.output)
+    note = "shared machine: compare within this run"
+    out.emit(machine_line("gallery_store_setup", ("faiss", "numpy"), model=args.model, note=note))
     for case_args in cases(args):
         for line in child(case_args, args):
-            line["load_average"] = [round(v, 2) for v in os.getloadavg()]
-            lines.append(line)
-            print(json.dumps(line), flush=True)
-    if args.output:
-        with open(args.output, "w") as f:
-            f.writelines(json.dumps(line) + "\n" for line in lines)
+            line["load_average"] = load_average()
+            out.emit(line)
+    out.save()
 
 
 def main():
