@@ -13,8 +13,10 @@ One JSON line per case, each in its own child process (`peak_rss_mib`: that proc
   before the next), then `compact()` (snapshot + index saved). Then, for --queries real query
   embeddings: recall@10 against exact search (the exact top 10 computed chunk by chunk with
   `faiss.knn`) with no filter, `exclude_camera=1` (5/6 of the rows kept) and `cameras=[2]` (1/6);
-  one query at a time through `store.search` (hits built): p50 / p99 ms; the store closed and
-  reopened (`open_s`, no rebuild: `index_build_s` unchanged), and its `stats()` index part.
+  one query at a time through `store.search` (hits built): p50 / p99 ms (`ann_store` lines); the
+  build (`ann_build`: add, compact, the `stats()` index part, that process's peak). Then `reopen`,
+  a fresh process: open (no rebuild: `index_build_s` unchanged), one-query p50 / p99, its peak
+  memory: what a service holding the store pays (`ann_reopen`).
 * `auto`: one query's p50 through a flat store and through an hnsw store at several sizes, with
   the hnsw build time: the sizes where exact search stops paying (`ann_index.AUTO_MIN_ROWS`).
 
@@ -38,7 +40,7 @@ import numpy as np  # noqa: E402
 
 K = 10
 CAMERAS = 6
-CHUNK = 1_000_000
+CHUNK = 100_000  # rows generated (and compared exactly) at a time: the benchmark's own memory stays small
 FILTERS = {"none": {}, "exclude_camera": {"exclude_camera": 1}, "one_camera": {"cameras": [2]}}
 
 
@@ -87,53 +89,68 @@ def exact_top(base, size, queries, keep):
 
 
 def store_case(args, base, queries):
+    """Fills a store at args.folder, compacts it, measures recall and latency (one line per filter)."""
     from sal_tf.gallery import Item, open_store
 
-    work = tempfile.mkdtemp(prefix="ann_bench_", dir=args.tmp)
-    folder = os.path.join(work, "store")
     cams = cameras_of(args.size)
-    try:
-        start_t = time.perf_counter()
-        store = open_store(folder, dim=base.shape[1], index=args.kind)
-        for start, rows in chunks(base, args.size):
-            for s in range(0, len(rows), args.batch):
-                r = start + s
-                block = rows[s : s + args.batch]
-                items = [
-                    Item(id=str(r + j), camera=int(cams[r + j]), timestamp=float(r + j)) for j in range(len(block))
-                ]
-                store.add(block, items)
-        add_s = time.perf_counter() - start_t
+    start_t = time.perf_counter()
+    store = open_store(args.folder, dim=base.shape[1], index=args.kind)
+    for start, rows in chunks(base, args.size):
+        for s in range(0, len(rows), args.batch):
+            r = start + s
+            block = rows[s : s + args.batch]
+            items = [Item(id=str(r + j), camera=int(cams[r + j]), timestamp=float(r + j)) for j in range(len(block))]
+            store.add(block, items)
+    add_s = time.perf_counter() - start_t
+    t = time.perf_counter()
+    store.compact()
+    compact_s = time.perf_counter() - t
+    build = {"add_s": round(add_s, 1), "items_per_s": round(args.size / add_s), "compact_s": round(compact_s, 1)}
+    results = measure(store, base, queries, cams, args)
+    stats = store.stats()
+    store.close()
+    index = {k: v for k, v in stats.items() if k.startswith("index") or k in ("efSearch", "nprobe")}
+    for row in results:
+        yield {"benchmark": "ann_store", "size": args.size, "dim": int(base.shape[1]), "kind": args.kind, **row}
+    yield {
+        "benchmark": "ann_build",
+        "size": args.size,
+        "kind": args.kind,
+        **build,
+        **index,
+        "peak_rss_mib": peak_rss_mib(),
+    }
+
+
+def reopen_case(args, base, queries):
+    """A fresh process opens the store (no rebuild) and searches: what a service pays, its peak memory."""
+    from sal_tf.gallery import open_store
+
+    before = peak_rss_mib()
+    t = time.perf_counter()
+    store = open_store(args.folder)
+    open_s = time.perf_counter() - t
+    times = []
+    for q in queries:
         t = time.perf_counter()
-        store.compact()
-        compact_s = time.perf_counter() - t
-        build = {"add_s": round(add_s, 1), "items_per_s": round(args.size / add_s), "compact_s": round(compact_s, 1)}
-        results = measure(store, base, queries, cams, args)
-        before = store.stats()
-        store.close()
-        t = time.perf_counter()
-        store = open_store(folder, index=args.kind)
-        open_s = time.perf_counter() - t
-        after = store.stats()
-        store.close()
-        index = {k: v for k, v in after.items() if k.startswith("index") or k in ("efSearch", "nprobe")}
-        disk = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(folder) for f in fs)
-        for row in results:
-            yield {
-                "benchmark": "ann_store",
-                "size": args.size,
-                "dim": int(base.shape[1]),
-                "kind": args.kind,
-                **row,
-                **build,
-                "open_s": round(open_s, 2),
-                "rebuilt_at_open": after.get("index_build_s") != before.get("index_build_s"),
-                **index,
-                "disk_mib": round(disk / 2**20),
-                "peak_rss_mib": peak_rss_mib(),
-            }
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+        store.search(q, K)
+        times.append(1000 * (time.perf_counter() - t))
+    stats = store.stats()
+    store.close()
+    disk = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(args.folder) for f in fs)
+    yield {
+        "benchmark": "ann_reopen",
+        "size": args.size,
+        "kind": args.kind,
+        "open_s": round(open_s, 2),
+        "index_build_s": stats.get("index_build_s"),
+        "index_built": stats.get("index_built"),
+        "ms_p50": round(float(np.percentile(times, 50)), 3),
+        "ms_p99": round(float(np.percentile(times, 99)), 3),
+        "disk_mib": round(disk / 2**20),
+        "rss_before_open_mib": before,
+        "peak_rss_mib": peak_rss_mib(),
+    }
 
 
 def measure(store, base, queries, cams, args):
@@ -203,7 +220,7 @@ def child(args):
     gallery, queries = prepare_embeddings(args)
     base = np.ascontiguousarray(_unit(gallery.astype(np.float32)))
     queries = np.ascontiguousarray(_unit(queries.astype(np.float32))[: args.queries])
-    case = store_case if args.case == "store" else auto_case
+    case = {"store": store_case, "reopen": reopen_case, "auto": auto_case}[args.case]
     for row in case(args, base, queries):
         print(json.dumps(row), flush=True)
 
@@ -221,29 +238,40 @@ def main():
     parser.add_argument("--demo_ids", type=int, default=1800, help="test identities of the generated gallery")
     parser.add_argument("--tmp", help="folder for the stores (default: the system's temporary folder)")
     parser.add_argument("--output", help="also append the JSON lines to this file")
-    parser.add_argument("--case", choices=["store", "auto"], help=argparse.SUPPRESS)
+    parser.add_argument("--case", choices=["store", "reopen", "auto"], help=argparse.SUPPRESS)
+    parser.add_argument("--folder", help=argparse.SUPPRESS)
     parser.add_argument("--kind", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
         return child(args)
-    runs = [["--case=store", f"--kind={kind}"] for kind in args.kinds if "store" in args.cases]
-    runs += [["--case=auto"]] if "auto" in args.cases else []
     passed = [a for a in sys.argv[1:] if not a.startswith(("--cases", "--kinds", "--output"))]
-    for run in runs:
-        proc = subprocess.run(
-            [sys.executable, os.path.abspath(__file__), *run, *passed],
-            capture_output=True,
-            text=True,
-            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
-        )
-        lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
-        if proc.returncode:
-            lines.append(json.dumps({"benchmark": "error", "case": run, "stderr": proc.stderr[-2000:]}))
-        for line in lines:
-            print(line, flush=True)
-            if args.output:
-                with open(args.output, "a") as f:
-                    f.write(line + "\n")
+    if "store" in args.cases:
+        for kind in args.kinds:
+            folder = os.path.join(tempfile.mkdtemp(prefix="ann_bench_", dir=args.tmp), "store")
+            try:
+                for case in ("store", "reopen"):
+                    _child([f"--case={case}", f"--kind={kind}", f"--folder={folder}", *passed], args.output)
+            finally:
+                shutil.rmtree(os.path.dirname(folder), ignore_errors=True)
+    if "auto" in args.cases:
+        _child(["--case=auto", *passed], args.output)
+
+
+def _child(argv, output):
+    proc = subprocess.run(
+        [sys.executable, os.path.abspath(__file__), *argv],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode:
+        lines.append(json.dumps({"benchmark": "error", "case": argv, "stderr": proc.stderr[-2000:]}))
+    for line in lines:
+        print(line, flush=True)
+        if output:
+            with open(output, "a") as f:
+                f.write(line + "\n")
 
 
 if __name__ == "__main__":
