@@ -72,7 +72,8 @@ class ServiceProcess:
             return response.status == 200
 
     def log_tail(self, chars=3000):
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         with open(self.log_path, "rb") as f:
             return f.read().decode("utf-8", "replace")[-chars:]
 

@@ -5,11 +5,13 @@ enough are acknowledged the server gets `kill -9` with requests in flight. Start
 same folders (no repair by hand), it must hold every acknowledged id, searchable and with its crop
 served byte for byte; a batch that was in flight is all there or not at all; and no crop is left
 without its store entry (crop files = store count, no pending record), not even one planted
-before the restart for an id the store never held.
+before the restart for an id the store never held. Then its log is damaged (issue 31): the server
+refuses to start until `sal-search repair`, and starts after it without the dropped items' crops.
 """
 
 import glob
 import os
+import sys
 import threading
 
 import pytest
@@ -90,3 +92,33 @@ def test_kill_9_mid_stream_loses_nothing_acknowledged(tmp_path, data_root):
 
     with open_store(str(tmp_path / "store")) as store:  # which model made the embeddings: in the store itself
         assert store.model == str(tmp_path / "small.keras")
+    damaged_log_refused_then_repaired(tmp_path, args, count)
+
+
+def damaged_log_refused_then_repaired(tmp_path, args, count):
+    """The store's log damaged (a corrupt length, a corrupt payload): the server refuses to start, naming
+    the byte and `sal-search repair`, the file left as it was; after the repair it serves every intact
+    record, and the crops of the items the repair dropped are gone (cleaned at open)."""
+    from sal_tf.gallery import append_log
+    from tests.conftest import run_cmd
+
+    (log,) = glob.glob(str(tmp_path / "store" / "log-*.bin"))
+    data = bytearray(open(log, "rb").read())
+    starts = [data.find(append_log.RECORD_MAGIC, append_log.MAGIC_SIZE)]
+    while len(starts) < 6:
+        starts.append(data.find(append_log.RECORD_MAGIC, starts[-1] + 1))
+    data[starts[2] + 4 : starts[2] + 8] = (0x7FFFFFFF).to_bytes(4, "little")  # record 3's length (issue 31)
+    data[starts[5] - 10] ^= 0xFF  # a byte of record 5's payload: that add (2 items) is lost
+    open(log, "wb").write(bytes(data))
+    with pytest.raises(RuntimeError, match=f"is damaged at byte {starts[2]}.*sal-search repair --store="):
+        ServerProcess(args, str(tmp_path / "server3.log"))
+    assert open(log, "rb").read() == bytes(data)
+    repair = run_cmd([sys.executable, "-m", "sal_tf.cli.search", "repair", f"--store={tmp_path / 'store'}"])
+    assert repair.returncode == 0 and "dropped 1 damaged span(s)" in repair.stdout, repair.stdout + repair.stderr
+    repaired = ServerProcess(args, str(tmp_path / "server4.log"))
+    try:
+        assert call("GET", repaired.url + "/healthz").json()["count"] == count - 2
+        assert len(os.listdir(tmp_path / "store.crops" / "crops")) == count - 2
+        assert "Removed 2 crop(s)" in repaired.log_tail()
+    finally:
+        repaired.stop_cleanly()
