@@ -7,8 +7,10 @@ the same batch is accepted or refused by both, with the same message.
 
 import abc
 import dataclasses
+import json
 import math
 import numbers
+import os
 import unicodedata
 import uuid
 
@@ -143,6 +145,17 @@ class GalleryStore(abc.ABC):
 
     def __repr__(self):
         return f"<{type(self).__name__} {self.location!r} dim={self.dim} distance={self.distance}>"
+
+
+def recorded_model(meta, legacy_file=None):
+    """The model that made a store's embeddings: `meta["model"]` (what `record_model` wrote), else the
+    "model" of `legacy_file` (the JSON note `sal-search add` kept beside a store before it held it), else None."""
+    if meta.get("model"):
+        return meta["model"]
+    if legacy_file and os.path.isfile(legacy_file):
+        with open(legacy_file) as f:
+            return json.load(f).get("model")
+    return None
 
 
 # --- validation shared by both back ends ------------------------------------------------------

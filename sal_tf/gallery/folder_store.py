@@ -636,13 +636,7 @@ class FolderStore(base.GalleryStore):
     @property
     def model(self):
         """The model that made the embeddings (store.json; a store's older `model.json` note), or None."""
-        if self._meta.get("model"):
-            return self._meta["model"]
-        legacy = os.path.join(self.location, LEGACY_MODEL_FILE)
-        if os.path.isfile(legacy):
-            with open(legacy) as f:
-                return json.load(f).get("model")
-        return None
+        return base.recorded_model(self._meta, os.path.join(self.location, LEGACY_MODEL_FILE))
 
     def record_model(self, model):
         """Records `model` (a path or name) in store.json as the model that made the embeddings."""

@@ -246,13 +246,7 @@ class MilvusStore(base.GalleryStore):
     @property
     def model(self):
         """The model that made the embeddings (the collection's properties; an older side file), or None."""
-        if self._meta.get("model"):
-            return self._meta["model"]
-        legacy = self._lite_path + LEGACY_MODEL_SUFFIX if self._lite_path else None
-        if legacy and os.path.isfile(legacy):
-            with open(legacy) as f:
-                return json.load(f).get("model")
-        return None
+        return base.recorded_model(self._meta, self._lite_path and self._lite_path + LEGACY_MODEL_SUFFIX)
 
     def record_model(self, model):
         """Records `model` in the collection's properties as the model that made the embeddings."""
