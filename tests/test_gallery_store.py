@@ -165,6 +165,30 @@ def test_delete(store):
     assert [h.id for h in store.search(vectors[19], k=1)[0]] == ["item-19"]  # the moved row still answers
 
 
+def test_items_of_person_in_time_order_after_upserts_and_deletes(store):
+    # a person's journey (sal-serve GET /v1/journeys/{id}): their items by timestamp, unknown times last, then id
+    rng = np.random.default_rng(4)
+    items = [
+        Item(id="run/c2/5", camera=2, timestamp=30.0, person_id=9),
+        Item(id="run/c1/1", camera=1, timestamp=10.0, person_id=9),
+        Item(id="run/c1/2", camera=1, timestamp=10.0, person_id=8),
+        Item(id="run/c3/b", camera=3, person_id=9),
+        Item(id="run/c3/a", camera=3, person_id=9),
+        Item(id="run/c2/7", camera=2, timestamp=20.0, person_id=-(2**63)),
+        Item(id="run/c4/1", camera=4, timestamp=5.0),
+    ]
+    store.add(_unit(rng, len(items)), items)
+    store.add(_unit(rng, 1), [Item(id="run/c1/2", camera=1, timestamp=12.0, person_id=9)])  # now person 9's
+    store.delete("run/c2/5")
+    assert [i.id for i in store.items_of_person(9)] == ["run/c1/1", "run/c1/2", "run/c3/a", "run/c3/b"]
+    assert store.items_of_person(9)[1] == Item("run/c1/2", 1, 12.0, None, 9)
+    assert [i.id for i in store.items_of_person(-(2**63))] == ["run/c2/7"]
+    assert store.items_of_person(8) == [] and store.items_of_person(0) == []
+    for bad in ("9", 2**63, None, True):
+        with pytest.raises(ValueError, match="person_id"):
+            store.items_of_person(bad)
+
+
 @pytest.mark.parametrize("distance", ["euclidean", "cosine"])
 @pytest.mark.parametrize("name", list(FILTERS))
 def test_search_is_exact_with_each_filter(backend, distance, name):

@@ -113,6 +113,10 @@ class GalleryStore(abc.ABC):
     def ids(self):
         """Every item's id (a list, in no particular order)."""
 
+    @abc.abstractmethod
+    def items_of_person(self, person_id):
+        """Every `Item` of `person_id` (an int64) in time order (`in_time_order`): a person's journey."""
+
     @property
     @abc.abstractmethod
     def model(self):
@@ -259,6 +263,18 @@ def check_id(id, field="id"):
     if any(unicodedata.category(ch) == "Cc" for ch in id):
         raise InvalidField(field, f"`{field}` contains a control character (newline, tab, ...). Received: {id!r}")
     return id
+
+
+def check_person_id(person_id, field="person_id"):
+    """`person_id` as a Python int (an integer that fits in 64 bits), else ValueError naming `field`."""
+    if person_id is None:
+        raise InvalidField(field, f"`{field}` must be an integer. Received: None")
+    return _optional_int(person_id, field)
+
+
+def in_time_order(items):
+    """`Item`s sorted by timestamp (unknown times last), then id: the order of a journey."""
+    return sorted(items, key=lambda item: (item.timestamp is None, item.timestamp or 0.0, item.id))
 
 
 def check_search(queries, k, exclude_camera, cameras, time_range, dim):

@@ -650,6 +650,13 @@ class FolderStore(base.GalleryStore):
         with self._rw.read():
             return list(self._ids)
 
+    def items_of_person(self, person_id):
+        person_id = base.check_person_id(person_id)
+        self._check_open()
+        with self._rw.read():
+            items = [self._item(row) for row, p in enumerate(self._person) if p == person_id]
+        return base.in_time_order(items)
+
     # --- repair -----------------------------------------------------------------------------
 
     @classmethod

@@ -278,6 +278,19 @@ class MilvusStore(base.GalleryStore):
             pages.close()
         return out
 
+    def items_of_person(self, person_id):
+        """See `GalleryStore.items_of_person`; at most `base.MAX_K` items (Milvus's largest query answer)."""
+        person_id = base.check_person_id(person_id)
+        self._check_open()
+        rows = self._client.query(
+            self.collection,
+            filter=f"person_id == {person_id}",
+            output_fields=["id", *FIELDS],
+            limit=base.MAX_K,
+            consistency_level="Strong",
+        )
+        return base.in_time_order([self._item(row, row["id"]) for row in rows])
+
     def _check_open(self):
         if self._closed:
             raise RuntimeError(f"Gallery store {self.location!r} is closed.")
