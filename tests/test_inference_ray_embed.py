@@ -55,16 +55,28 @@ def _worker_pids():
     return pids
 
 
-def test_ray_engine_writes_what_the_plain_path_writes(setup):
-    from sal_tf.inference import ray_embed
+def test_sal_embed_engine_ray_writes_the_plain_paths_file(setup, tmp_path):
+    """`sal-embed --engine=ray --ray_workers=2` (its own local Ray instance) against the plain path's .npz."""
+    import sys
+
+    from sal_tf.inference import embedding_files
+    from tests.conftest import run_cmd
 
     model, images, plain = setup
-    result = ray_embed.embed_images(model, images, batch_size=8, workers=2)
-    assert ray.is_initialized(), "the engine shut down a Ray instance it did not start"
+    folder = os.path.dirname(images.paths[0])
+    cmd = [sys.executable, "-m", "sal_tf.cli.embed", f"--model={model}", f"--images={folder}", "--output=r.npz"]
+    out = run_cmd([*cmd, "--engine=ray", "--ray_workers=2", "--batch_size=8"], cwd=str(tmp_path), timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "Embedded 60 of 61 images" in out.stdout and "2 Ray worker(s)" in out.stderr
+    result = embedding_files.load_npz(str(tmp_path / "r.npz"))
     assert result.paths == plain.paths
     assert result.skipped == plain.skipped == [images.paths[-1]]
     np.testing.assert_array_equal(result.pids, plain.pids)
     np.testing.assert_allclose(result.embeddings, plain.embeddings, rtol=0, atol=1e-5)
+    bad = run_cmd([*cmd, "--engine=ray", "--ray_workers=0", "--overwrite"], cwd=str(tmp_path))
+    assert (
+        bad.returncode == 2 and bad.stderr.strip().splitlines()[-1] == "error: --ray_workers must be >= 1. Received: 0"
+    )
 
 
 def test_a_killed_worker_is_restarted_and_no_image_is_lost_or_repeated(setup):

@@ -10,10 +10,9 @@ folder (recursively), a glob pattern or a CSV with the header path,person_id,cam
 Undecodable files are skipped and listed. An existing --output is kept unless --overwrite.
 """
 
-import sys
-
 from absl import flags
 
+from sal_tf.cli import engine
 from sal_tf.utils import app as sal_app
 
 FLAGS = flags.FLAGS
@@ -29,23 +28,22 @@ def define_flags():
     flags.DEFINE_bool("flip", False, "Average each image's embedding with its mirror's (as --flip_eval).")
     flags.DEFINE_bool("overwrite", False, "Replace an existing --output.")
     flags.DEFINE_bool("progress", True, "Show a progress bar on stderr.")
+    engine.define_flags()
 
 
 def main(argv):
     sal_app.no_arguments(argv)
     sal_app.require_flags("model", "images", "output")
     sal_app.check_new_output("output", ".npz", FLAGS.overwrite)
-    from sal_tf.inference import embedding_files, loading, sources
+    from sal_tf.inference import embedding_files, sources
 
     images = sources.list_images(FLAGS.images)
-    embedder = loading.load_embedder(FLAGS.model, threads=FLAGS.threads)
-    print(f"Model: {embedder.describe()}", file=sys.stderr)
-    result = embedding_files.embed_images(embedder, images, FLAGS.batch_size, FLAGS.flip, FLAGS.progress)
+    result = engine.embed_images(FLAGS.model, images, FLAGS.batch_size, FLAGS.flip, FLAGS.progress, FLAGS.threads)
     embedding_files.save_npz(FLAGS.output, result, overwrite=FLAGS.overwrite)
     ids = f"ids from {images.ids_from}" if result.pids is not None else "no ids (file names do not all parse)"
     print(
-        f"Embedded {len(result.paths)} of {len(images.paths)} images with {embedder.source} "
-        f"({embedder.embedding_dim}-d, {ids}) -> {FLAGS.output}"
+        f"Embedded {len(result.paths)} of {len(images.paths)} images with {result.model} "
+        f"({result.embeddings.shape[1]}-d, {ids}) -> {FLAGS.output}"
     )
     if result.skipped:
         print(f"Skipped {len(result.skipped)} unreadable or undecodable file(s):")

@@ -7,6 +7,8 @@ The Ray engine is `sal_tf/inference/ray_embed.py` (requirements-ray.txt); both e
 `Embeddings` (same paths in the same order, embeddings equal to ~1e-6).
 """
 
+import sys
+
 from absl import flags
 
 from sal_tf.utils import app as sal_app
@@ -37,10 +39,13 @@ def embed_images(model, images, batch_size, flip, progress, threads=None):
             ) from None
         if FLAGS.ray_workers < 1:
             raise sal_app.UserError(f"--ray_workers must be >= 1. Received: {FLAGS.ray_workers}")
+        where = FLAGS.ray_address or "a local Ray instance"
+        print(f"Model: {model}, embedded by {FLAGS.ray_workers} Ray worker(s) on {where}", file=sys.stderr)
         return ray_embed.embed_images(
             model, images, batch_size, flip, FLAGS.ray_workers, FLAGS.ray_address, threads, progress=progress
         )
     from sal_tf.inference import embedding_files, loading
 
     embedder = loading.load_embedder(model, threads=threads)
+    print(f"Model: {embedder.describe()}", file=sys.stderr)
     return embedding_files.embed_images(embedder, images, batch_size, flip, progress)
