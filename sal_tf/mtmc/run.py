@@ -16,7 +16,9 @@ from sal_tf.evaluation import calibration as calibration_lib
 from sal_tf.mtmc import detectors, journeys, linking, metrics, tracklets
 from sal_tf.tracking import annotate, mot
 
-LINKS = ("all", "camera", "none")  # across cameras too / within each camera only / no linking
+LINKS = ("all", "camera", "none")
+SPLIT_FACTOR = 1.5  # tracks are cut at appearance jumps of 1.5× the linking threshold (best of 1, 1.5, 2, 3 on the
+# tuning cameras, demo_cameras.TUNING_SEED; BUILD.md "Multi-camera tracking")  # across cameras too / within each camera only / no linking
 
 
 @dataclasses.dataclass
@@ -106,10 +108,10 @@ def write_clips(cameras, found, ids, output_dir, kind):
 
 def link_tracklets(found, options):
     """(tracklets, groups of their indices, threshold, how it was chosen): tracks cut where their appearance
-    jumps (`tracklets.split`, at the linking threshold), then linked (`linking.link`)."""
+    jumps (`tracklets.split`, at `SPLIT_FACTOR` × the linking threshold), then linked (`linking.link`)."""
     threshold, how = choose_threshold(found, options)
     if threshold is not None:
-        found = [part for t in found for part in tracklets.split(t, threshold)]
+        found = [part for t in found for part in tracklets.split(t, SPLIT_FACTOR * threshold)]
     groups = linking.link(found, threshold, options.transit, options.relink_gap, across=options.link == "all")
     return found, groups, threshold, how
 
