@@ -1,28 +1,30 @@
 """A damaged store log through a real `sal-serve` (issue 31): refused at start, repaired, served again.
 
-A server fills a folder store over HTTP (40 adds of two crops: 40 log records) and is stopped; its
-store and crop folders are copied. On the copy, record 10's length field becomes 0x7FFFFFFF (the case
-that once passed for a torn tail and cut the log to its first 9 records) and one payload byte of
-record 30 is flipped. `sal-serve` on the copy then refuses to start: exit status 2, one `error:` line
-naming the log, the byte and `sal-search repair`, no traceback, the log byte for byte as it was.
-`sal-search repair` keeps every other record (record 10 whole, its payload matching its CRC; record
-30 dropped); the server then starts and serves every kept item (search and `GET .../image`), and the
-crops of record 30's items, which the store no longer holds, are gone (cleaned at open).
+A folder store of 40 adds of two items each (40 log records: the store's own `add`, as the service
+calls it) and their crops (`CropFolder`, as the service keeps them beside the store) is damaged:
+record 10's length field becomes 0x7FFFFFFF (the case that once passed for a torn tail and cut the
+log to its first 9 records) and one payload byte of record 30 is flipped. `sal-serve` on it then
+refuses to start: exit status 2, one `error:` line naming the log, the byte and `sal-search repair`,
+no traceback, the log byte for byte as it was. `sal-search repair` keeps every other record (record
+10 whole, its payload matching its CRC; record 30 dropped); the server then starts and serves every
+kept item (search by its embedding, `GET .../image`), and the crops of record 30's items, which the
+store no longer holds, are gone (cleaned at open).
 """
 
 import glob
 import os
-import shutil
 import struct
 import sys
 
+import numpy as np
 import pytest
 
 from tests.conftest import run_cmd
-from tests.serve_support import ServerProcess, b64, call, small_embedding_model
+from tests.serve_support import ServerProcess, call, small_embedding_model
 
-RECORDS = 40  # adds of two crops: one log record each
+RECORDS = 40  # adds of two items: one log record each
 LENGTH_DAMAGED, PAYLOAD_DAMAGED = 10, 30  # 1-based record numbers
+DIM = 64  # small_embedding_model's width
 QUIET = {"TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
@@ -40,9 +42,25 @@ def record_starts(data):
     return starts
 
 
-def present(url, item_id, data):
-    """Whether the gallery holds `item_id`: a search by its crop finds it at distance ~0."""
-    hits = call("POST", url + "/v1/search", {"image_b64": b64(data), "k": 5})
+def fill(store_folder, crops):
+    """The store and its crop folder as the service leaves them: crops written, then the batch added."""
+    from sal_tf.gallery import Item, open_store
+    from sal_tf.gallery.crops import CropFolder
+
+    vectors = np.random.default_rng(0).standard_normal((len(crops), DIM)).astype(np.float32)
+    folder = CropFolder(store_folder + ".crops")
+    with open_store(store_folder, dim=DIM) as store:
+        for first in range(0, len(crops), 2):
+            ids, images = zip(*crops[first : first + 2])
+            folder.write(ids, images, ["image/jpeg"] * len(ids))
+            store.add(vectors[first : first + 2], [Item(id=i) for i in ids])
+    folder.close()
+    return {item_id: v for (item_id, _), v in zip(crops, vectors)}
+
+
+def present(url, item_id, vector):
+    """Whether the gallery holds `item_id`: a search by its embedding finds it at distance ~0."""
+    hits = call("POST", url + "/v1/search", {"embedding": [float(v) for v in vector], "k": 5})
     return any(h["id"] == item_id and h["distance"] < 1e-3 for h in hits.json()["results"])
 
 
@@ -55,24 +73,8 @@ def test_a_damaged_log_is_refused_at_start_and_served_again_after_repair(tmp_pat
     small_embedding_model().save(tmp_path / "small.keras")
     files = sorted(glob.glob(os.path.join(data_root, "bounding_box_test", "*.jpg")))[: 2 * RECORDS]
     crops = [(f"item-{i}", open(p, "rb").read()) for i, p in enumerate(files)]
-    batches = [crops[i : i + 2] for i in range(0, len(crops), 2)]
-    model = f"--model={tmp_path / 'small.keras'}"
-
-    server = ServerProcess([model, f"--store={tmp_path / 'store'}"], str(tmp_path / "server.log"), env=QUIET)
-    try:
-        for batch in batches:
-            reply = call(
-                "POST", server.url + "/v1/gallery", {"items": [{"id": i, "image_b64": b64(d)} for i, d in batch]}
-            )
-            assert reply.status == 200, reply
-    finally:
-        server.stop_cleanly()
-
-    # A copy of the real store and its crops, damaged: record 10's length, a payload byte of record 30.
-    copy = tmp_path / "copy"
-    shutil.copytree(tmp_path / "store", copy / "store")
-    shutil.copytree(tmp_path / "store.crops", copy / "store.crops")
-    store = str(copy / "store")
+    store = str(tmp_path / "store")
+    vectors = fill(store, crops)
     (log,) = glob.glob(os.path.join(store, "log-*.bin"))
     data = bytearray(open(log, "rb").read())
     starts = record_starts(data)
@@ -82,6 +84,7 @@ def test_a_damaged_log_is_refused_at_start_and_served_again_after_repair(tmp_pat
     data[bad_payload + 40] ^= 0xFF
     damaged = bytes(data)
     open(log, "wb").write(damaged)
+    model = f"--model={tmp_path / 'small.keras'}"
 
     refused = run_cmd([sys.executable, "-m", "sal_tf.cli.serve", "--port=0", model, f"--store={store}"], env=QUIET)
     assert refused.returncode == 2, refused.stderr[-3000:]
@@ -96,17 +99,18 @@ def test_a_damaged_log_is_refused_at_start_and_served_again_after_repair(tmp_pat
     assert "kept 39 intact record(s) (1 with a damaged header" in repaired.stdout, repaired.stdout
     assert "dropped 1 damaged span(s)" in repaired.stdout, repaired.stdout
 
-    lost = batches[PAYLOAD_DAMAGED - 1]
+    assert len(os.listdir(store + ".crops/crops")) == len(crops)  # repair leaves the crops alone
+    lost = crops[2 * (PAYLOAD_DAMAGED - 1) : 2 * PAYLOAD_DAMAGED]
     kept = [c for c in crops if c not in lost]
-    again = ServerProcess([model, f"--store={store}"], str(tmp_path / "server2.log"), env=QUIET)
+    server = ServerProcess([model, f"--store={store}"], str(tmp_path / "server.log"), env=QUIET)
     try:
-        assert call("GET", again.url + "/healthz").json()["count"] == len(kept) == 2 * RECORDS - 2
+        assert call("GET", server.url + "/healthz").json()["count"] == len(kept) == 2 * RECORDS - 2
         for item_id, image in kept:
-            reply = image_of(again.url, item_id)
+            reply = image_of(server.url, item_id)
             assert reply.status == 200 and reply.body == image, item_id
-            assert present(again.url, item_id, image), item_id
-        for item_id, image in lost:
-            assert image_of(again.url, item_id).status == 404 and not present(again.url, item_id, image)
-        assert len(os.listdir(copy / "store.crops" / "crops")) == len(kept)  # the lost items' crops cleaned at open
+            assert present(server.url, item_id, vectors[item_id]), item_id
+        for item_id, _ in lost:
+            assert image_of(server.url, item_id).status == 404 and not present(server.url, item_id, vectors[item_id])
+        assert len(os.listdir(store + ".crops/crops")) == len(kept)  # the lost items' crops cleaned at open
     finally:
-        again.stop_cleanly()
+        server.stop_cleanly()
