@@ -341,4 +341,9 @@ if __name__ == "__main__":
     flags.DEFINE_integer("frames", 600, "Frames per camera (10 frames/s).")
     flags.DEFINE_integer("people", 16, "Identities.")
     f = flags.FLAGS
-    app.run(lambda argv: [generate_cameras(f.out, f.seed, f.cameras, f.frames, f.people)] and None)  # exit status 0
+
+    def main(argv):
+        del argv
+        generate_cameras(f.out, f.seed, f.cameras, f.frames, f.people)  # returns nothing: exit status 0
+
+    app.run(main)
