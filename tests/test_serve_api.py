@@ -1,9 +1,12 @@
 """sal-serve over real HTTP: every route, its documented answer and schema, the API key, bad input, path-like
-and refused ids, a keyless server against other sites, TF Serving mode, CORS.
+and refused ids, a keyless server against other sites, TF Serving mode, CORS; journeys, same_person and
+grouped search over a store of tracklets as `sal-mtmc --store` fills it (issue 28).
 
 One server per back end for the whole module, started as `python -m sal_tf.cli.serve` on
 127.0.0.1 and stopped by its fixture (`tests/serve_support.py`): `server` runs a small embedding
-model (random weights) in-process over the embedded faiss store, with an API key and small limits;
+model (random weights) in-process over the embedded faiss store, with an API key and small limits,
+a calibration.json beside the model (so hits carry `same_person`) and a store that starts with a
+few tracklet items of two people (`TRACKLETS`, crops under `--paths_root`);
 `tf_server` gets the same model's embeddings from a TF Serving stand-in (an HTTP server loading
 its exported SavedModel) and keeps its gallery in Milvus Lite, with CORS for one origin. The
 attention route's PNG needs a SAL model: tests/test_serve_page.py checks it on the trained run.
@@ -29,6 +32,14 @@ AUTH = {"Authorization": f"Bearer {KEY}"}
 ORIGIN = "http://page.example"
 MAX_ITEMS, MAX_K, MAX_UPLOAD_MB = 4, 20, 0.25
 DIM = 64  # small_embedding_model
+TRACKLETS = [  # sal-mtmc --store items (sal_tf/mtmc/store.py): (id, camera, start time, global id), shuffled
+    ("run/c2/4", 2, 1_700_000_060.0, 1),
+    ("run/c1/3", 1, 1_700_000_000.0, 1),
+    ("run/c1/5", 1, 1_700_000_010.0, 2),
+    ("run/c3/1", 3, 1_700_000_200.0, 1),
+    ("run/c2/9", 2, 1_700_000_070.0, 2),
+    ("run/c1/8", 1, 1_700_000_300.0, 1),  # back in camera 1
+]
 
 
 def quoted(item_id):
@@ -43,6 +54,7 @@ def model_files(tmp_path_factory):
     folder = tmp_path_factory.mktemp("serve_model")
     model = small_embedding_model()
     model.save(folder / "small.keras")
+    write_calibration(folder / "calibration.json")  # found beside the model (calibration.find)
     saved_model = export(model, str(folder / "exports"), "sal", verify=False)["saved_model"]
     return {"keras": str(folder / "small.keras"), "saved_model": saved_model}
 
@@ -54,10 +66,54 @@ def crops(data_root):
     return {os.path.basename(p): open(p, "rb").read() for p in paths}
 
 
+def write_calibration(path):
+    """A calibration (sal_tf.evaluation.calibration) of made-up cross-camera distances: same ~0.1, different ~0.6."""
+    from sal_tf.evaluation import calibration
+
+    rng = np.random.default_rng(5)
+    same, different = rng.gamma(4.0, 0.025, 2000), 0.6 + 0.15 * rng.standard_normal(20000)
+    calibration.write(str(path), calibration.calibrate(same, different))
+
+
+def tracklet_embeddings():
+    """{global id: unit centre} and the unit embedding of each `TRACKLETS` item (near its person's centre)."""
+    rng = np.random.default_rng(6)
+    centres = {g: rng.standard_normal(DIM) for g in (1, 2)}
+    rows = [centres[g] / np.linalg.norm(centres[g]) + 0.04 * rng.standard_normal(DIM) for *_, g in TRACKLETS]
+    return {g: c / np.linalg.norm(c) for g, c in centres.items()}, np.stack(rows)
+
+
+def fill_tracklet_store(store, mtmc_dir, crops):
+    """The store as `sal-mtmc --store` leaves it: one item per tracklet, its best crop under `mtmc_dir`;
+    plus person 3, whose paths point outside `mtmc_dir` (one through a link inside it)."""
+    from sal_tf.gallery import Item, open_store
+
+    images = list(crops.values())
+    items = []
+    for i, (item_id, camera, start, gid) in enumerate(TRACKLETS):
+        crop = mtmc_dir / "crops" / str(gid) / f"c{camera}_{item_id.split('/')[-1]}.jpg"
+        crop.parent.mkdir(parents=True, exist_ok=True)
+        crop.write_bytes(images[i])
+        items.append(Item(item_id, camera, start, str(crop), gid))
+    outside = mtmc_dir.parent / "outside.jpg"
+    outside.write_bytes(images[0])
+    os.symlink(outside, mtmc_dir / "crops" / "link.jpg")
+    items += [
+        Item("run/c1/90", 1, 5.0, str(outside), 3),
+        Item("run/c1/91", 1, 6.0, str(mtmc_dir / "crops/link.jpg"), 3),
+    ]
+    rng = np.random.default_rng(7)
+    vectors = np.concatenate([tracklet_embeddings()[1], rng.standard_normal((2, DIM))])
+    with open_store(str(store), dim=DIM) as opened:
+        opened.add(vectors, items)
+
+
 @pytest.fixture(scope="module")
-def server(model_files, tmp_path_factory):
+def server(model_files, crops, tmp_path_factory):
     folder = tmp_path_factory.mktemp("serve_api")
+    fill_tracklet_store(folder / "store", folder / "mtmc", crops)
     args = [f"--model={model_files['keras']}", f"--store={folder / 'store'}", f"--api_key={KEY}"]
+    args += [f"--paths_root={folder / 'mtmc'}"]
     args += [f"--max_items={MAX_ITEMS}", f"--max_k={MAX_K}", f"--max_upload_mb={MAX_UPLOAD_MB}"]
     process = ServerProcess(args, str(folder / "server.log"))
     process.folder = folder
@@ -113,6 +169,7 @@ def test_healthz_and_page_are_open_and_reveal_nothing_sensitive(server, model_fi
         ("GET", "/v1/gallery/x/image", None),
         ("POST", "/v1/search", {"embedding": [0.0], "k": 1}),
         ("POST", "/v1/attention", {"image_b64": ""}),
+        ("GET", "/v1/journeys/1", None),
     ],
 )
 def test_every_v1_route_wants_the_api_key(server, method, path, body):
@@ -178,6 +235,71 @@ def test_search_by_embedding_width_of_the_model(server, crops):
     assert reply.status == 200 and len(reply.json()["results"]) == 5
     distances = [h["distance"] for h in reply.json()["results"]]
     assert distances == sorted(distances) and 0 <= distances[0] <= 2
+
+
+def test_journey_of_a_global_id_across_cameras_in_time_order(server, crops):
+    reply = call("GET", server.url + "/v1/journeys/1", headers=AUTH)
+    assert reply.status == 200, reply
+    journey = reply.json()
+    expected = sorted((t for t in TRACKLETS if t[3] == 1), key=lambda t: t[2])
+    assert journey["global_id"] == 1
+    assert [(a["id"], a["camera"], a["timestamp"], a["person_id"]) for a in journey["appearances"]] == expected
+    assert [a["camera"] for a in journey["appearances"]] == [1, 2, 3, 1]
+    images = list(crops.values())
+    for appearance in journey["appearances"]:  # the best crop at each item's path, under --paths_root
+        image = call("GET", f"{server.url}/v1/gallery/{quoted(appearance['id'])}/image", headers=AUTH)
+        assert image.status == 200 and image.headers["content-type"] == "image/jpeg"
+        assert image.body == images[[t[0] for t in TRACKLETS].index(appearance["id"])]
+        assert image.body == open(appearance["path"], "rb").read()
+    # person 3's paths lie outside --paths_root (one through a link inside it): never served
+    outside = call("GET", server.url + "/v1/journeys/3", headers=AUTH).json()["appearances"]
+    assert [a["id"] for a in outside] == ["run/c1/90", "run/c1/91"]
+    for appearance in outside:
+        assert call("GET", f"{server.url}/v1/gallery/{quoted(appearance['id'])}/image", headers=AUTH).status == 404
+
+
+@pytest.mark.parametrize(
+    "global_id, status",
+    [("999", 404), ("-5", 404), ("abc", 422), ("1.5", 422), (str(2**64), 422), ("1%200", 422)],
+)
+def test_a_journey_no_store_holds_is_a_4xx_naming_global_id(server, global_id, status):
+    reply = call("GET", f"{server.url}/v1/journeys/{global_id}", headers=AUTH)
+    assert reply.status == status, reply
+    assert reply.json()["field"] == "global_id" and "Traceback" not in reply.json()["error"], reply
+
+
+def test_same_person_follows_the_calibration_and_search_groups_by_global_id(server, model_files):
+    from sal_tf.evaluation import calibration
+
+    centres, _ = tracklet_embeddings()
+    body = {"embedding": centres[1].tolist(), "k": 8}
+    results = search(server.url, body).json()["results"]
+    grouped = search(server.url, {**body, "group_by": "person_id"}).json()
+    assert grouped["results"] == results and search(server.url, body).json()["groups"] is None
+    # same_person: the model's calibration (calibration.json beside it) of each distance, falling with it
+    cal = calibration.find(model_files["keras"])
+    assert cal is not None and "same_person: the model's calibration" in server.log_tail(100_000)
+    probabilities = [h["same_person"] for h in results]
+    assert all(0.0 <= p <= 1.0 for p in probabilities) and probabilities == sorted(probabilities, reverse=True)
+    for hit in results:
+        expected = calibration.probability(cal, hit["distance"], metric="euclidean")
+        assert hit["same_person"] == pytest.approx(expected, abs=1e-4)
+    assert probabilities[0] > 0.9 and probabilities[-1] < 0.1  # person 1's tracklets, then other people
+    # groups: each person once, nearest person first, with their hits in the search's order
+    groups = grouped["groups"]
+    assert [g["person_id"] for g in groups][:2] == [1, 2]
+    assert [h["id"] for h in groups[0]["hits"]] == [h["id"] for h in results if h["person_id"] == 1]
+    assert len(groups[0]["hits"]) == 4 and {h["camera"] for h in groups[0]["hits"]} == {1, 2, 3}
+    assert [g["distance"] for g in groups] == sorted(g["distance"] for g in groups)
+    for group in groups:
+        assert (group["distance"], group["same_person"]) == (
+            group["hits"][0]["distance"],
+            group["hits"][0]["same_person"],
+        )
+    grouped_ids = [h["id"] for g in groups for h in g["hits"]]
+    assert sorted(grouped_ids) == sorted(h["id"] for h in results if h["person_id"] is not None)
+    bad = search(server.url, {**body, "group_by": "camera"})
+    assert bad.status == 422 and bad.json()["field"] == "group_by"
 
 
 PATH_LIKE_IDS = ["../../etc/passwd", "a/b", "..", "x/../y/image", "50% off ü #?&"]
@@ -319,6 +441,8 @@ def test_tf_serving_mode_gives_the_in_process_models_numbers(server, tf_server, 
     assert image.status == 200 and image.body == crops[a]
     attention = call("POST", tf_server.url + "/v1/attention", {"image_b64": b64(crops[a])})
     assert attention.status == 501 and "TF Serving" in attention.json()["error"]
+    hits = search(tf_server.url, {"image_b64": b64(crops[a]), "k": 2}, {}).json()["results"]
+    assert [h["same_person"] for h in hits] == [None, None]  # TF Serving: no model file, no calibration
     bad = add(tf_server.url, [{"image_b64": b64(crops[a][:100])}], headers={})
     assert bad.status == 422 and bad.json()["field"] == "items[0].image_b64" and count(tf_server.url) == 2
 
@@ -343,8 +467,11 @@ ANSWERS = {  # BUILD.md "Search service": the fields of each JSON answer, and th
     "HealthOut": {"status", "count", "store", "model"},
     "AddOut": {"ids", "count"},
     "DeleteOut": {"deleted", "count"},
-    "SearchOut": {"results", "took_ms"},
-    "HitOut": {"id", "distance", "camera", "timestamp", "path", "person_id"},
+    "SearchOut": {"results", "groups", "took_ms"},
+    "HitOut": {"id", "distance", "camera", "timestamp", "path", "person_id", "same_person"},
+    "GroupOut": {"person_id", "distance", "same_person", "hits"},
+    "JourneyOut": {"global_id", "appearances"},
+    "AppearanceOut": {"id", "camera", "timestamp", "path", "person_id"},
     "ErrorOut": {"error", "field"},
 }
 ROUTES = {  # every route of the API: (path in the schema, method) → its 200 answer's schema (None: not JSON)
@@ -353,6 +480,7 @@ ROUTES = {  # every route of the API: (path in the schema, method) → its 200 a
     ("/v1/gallery/{item_id}", "delete"): "DeleteOut",
     ("/v1/gallery/{item_id}/image", "get"): None,
     ("/v1/search", "post"): "SearchOut",
+    ("/v1/journeys/{global_id}", "get"): "JourneyOut",
     ("/v1/attention", "post"): None,
 }
 
@@ -393,11 +521,15 @@ def test_every_answer_keeps_its_documented_fields(server, crops):
         "AddOut": add(server.url, [{"id": "fields-1", "image_b64": image}]),
         "SearchOut": search(server.url, {"image_b64": image, "k": 2}),
         "ErrorOut": search(server.url, {"image_b64": image, "k": 0}),
+        "JourneyOut": call("GET", server.url + "/v1/journeys/2", headers=AUTH),
     }
     answers["DeleteOut"] = call("DELETE", server.url + "/v1/gallery/fields-1", headers=AUTH)
     for name, reply in answers.items():
         assert set(reply.json()) == ANSWERS[name], (name, reply)
     assert all(set(hit) == ANSWERS["HitOut"] for hit in answers["SearchOut"].json()["results"])
+    assert all(set(a) == ANSWERS["AppearanceOut"] for a in answers["JourneyOut"].json()["appearances"])
+    grouped = search(server.url, {"image_b64": image, "k": 2, "group_by": "person_id"}).json()
+    assert all(set(g) == ANSWERS["GroupOut"] for g in grouped["groups"])
 
 
 def test_cors_only_for_the_given_origins(server, tf_server):

@@ -49,6 +49,14 @@ def define_flags():
     flags.DEFINE_string(
         "index_images", None, "Folder / glob / CSV of images indexed at start-up when the store is empty."
     )
+    flags.DEFINE_string(
+        "calibration", None, "The model's calibration JSON (sal-evaluate's output, results.json) for each hit's "
+        "same_person; default: the one beside --model; none: same_person is null."
+    )  # fmt: skip
+    flags.DEFINE_string(
+        "paths_root", None, "Serve an item's path as its crop when the service stored none, for files inside this "
+        "folder only (sal-mtmc --store items: its --output_dir)."
+    )  # fmt: skip
     flags.DEFINE_string("host", _default("host"), "Address to listen on (0.0.0.0: every interface).")
     flags.DEFINE_integer("port", _default("port"), "Port to listen on (0: a free one, printed).")
     flags.DEFINE_string("api_key", None, f"API key wanted on every /v1 route (default: ${API_KEY_ENV}; none: open).")
@@ -82,6 +90,8 @@ def settings_from_flags():
         distance=FLAGS.distance,
         index=FLAGS.index,
         index_images=FLAGS.index_images,
+        calibration=FLAGS.calibration,
+        paths_root=FLAGS.paths_root,
         host=FLAGS.host,
         port=FLAGS.port,
         api_key=FLAGS.api_key or os.environ.get(API_KEY_ENV) or None,

@@ -6,7 +6,9 @@
     POST   /v1/gallery                     JSON {"items": [...]} or multipart files=...  → {"ids", "count"}
     DELETE /v1/gallery/{id}                200 {"deleted", "count"} | 404
     GET    /v1/gallery/{id}/image          the stored crop, as uploaded
-    POST   /v1/search                      {"image_b64" | "embedding", "k", filters} → {"results", "took_ms"}
+    POST   /v1/search                      {"image_b64" | "embedding", "k", filters, "group_by"}
+                                           → {"results", "groups", "took_ms"} (hits with "same_person")
+    GET    /v1/journeys/{global_id}        {"global_id", "appearances"} in time order | 404 | 422
     POST   /v1/attention                   {"image_b64"} → PNG of the attention maps (paper Fig. 3)
 
 In FastAPI's own style: module-level routers, the service and the key as dependencies
@@ -40,7 +42,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from sal_tf.serve import errors, guard, schemas
+from sal_tf.serve import errors, guard, people, schemas
 from sal_tf.serve.failures import BadInput
 from sal_tf.serve.images import decode_base64
 from sal_tf.serve.service import GalleryService, Image, Upload
@@ -177,7 +179,16 @@ def search(body: schemas.SearchIn, service: Service):
     hits = service.search(
         body.k, query_image(body.image_b64), body.embedding, body.exclude_camera, body.cameras, body.time_range
     )
-    return {"results": [h.to_json() for h in hits], "took_ms": (time.perf_counter() - start) * 1000.0}
+    results = [service.hit_json(h) for h in hits]
+    groups = people.group_by_person(results) if body.group_by == "person_id" else None
+    return {"results": results, "groups": groups, "took_ms": (time.perf_counter() - start) * 1000.0}
+
+
+@api.get("/journeys/{global_id}", response_model=schemas.JourneyOut)
+def journey(global_id: int, service: Service):
+    """A person's appearances (sal-mtmc: one per tracklet, `person_id` = its global id) across cameras, in time order."""
+    items = service.journey(global_id)
+    return {"global_id": global_id, "appearances": [people.appearance_json(item) for item in items]}
 
 
 @api.post(

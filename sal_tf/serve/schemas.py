@@ -6,6 +6,8 @@ values the store keeps (id length, metadata ranges, filters) the store's, all wi
 The response models are the documented form of each answer (`/openapi.json`, BUILD.md "Search service").
 """
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
 
 DEFAULT_K = 10
@@ -41,6 +43,9 @@ class SearchIn(Strict):
     exclude_camera: StrictInt | None = Field(None, description="Leave out this camera's items.")
     cameras: list[StrictInt] | None = Field(None, description="Only these cameras' items (at least one).")
     time_range: tuple[StrictFloat, StrictFloat] | None = Field(None, description="[t0, t1], t0 <= t1.")
+    group_by: Literal["person_id"] | None = Field(
+        None, description='"person_id": also answer the hits grouped by person (sal-mtmc\'s global id) in `groups`.'
+    )
 
 
 class AttentionIn(Strict):
@@ -66,8 +71,20 @@ class DeleteOut(BaseModel):
     count: int
 
 
+class AppearanceOut(BaseModel):
+    """One item of a person's journey: `sal_tf.gallery.Item`'s fields (sal-mtmc: one tracklet)."""
+
+    id: str = Field(description='sal-mtmc: "<run>/<camera>/<track>".')
+    camera: int | None
+    timestamp: float | None = Field(description="sal-mtmc: unix seconds of the tracklet's first frame.")
+    path: str | None = Field(
+        description="sal-mtmc: its best crop (served by /v1/gallery/{id}/image with --paths_root)."
+    )
+    person_id: int | None
+
+
 class HitOut(BaseModel):
-    """One hit: `sal_tf.gallery.Hit.to_json()`."""
+    """One hit: `sal_tf.gallery.Hit.to_json()` and the probability that it is the query's person."""
 
     id: str
     distance: float
@@ -75,11 +92,34 @@ class HitOut(BaseModel):
     timestamp: float | None
     path: str | None
     person_id: int | None
+    same_person: float | None = Field(
+        description="P(same person) of the distance from the model's calibration (even prior); null without one."
+    )
+
+
+class GroupOut(BaseModel):
+    """The hits of one person (`person_id`), with the nearest one's distance and same_person."""
+
+    person_id: int
+    distance: float
+    same_person: float | None
+    hits: list[HitOut] = Field(description="Nearest first.")
 
 
 class SearchOut(BaseModel):
     results: list[HitOut] = Field(description="Nearest first.")
+    groups: list[GroupOut] | None = Field(
+        description='With "group_by": "person_id": the hits of `results` by person, nearest person first '
+        "(hits without a person_id only in `results`); else null."
+    )
     took_ms: float = Field(description="The server's own time for the search (no HTTP, no queueing before it).")
+
+
+class JourneyOut(BaseModel):
+    """`GET /v1/journeys/{global_id}`: a person's appearances across cameras, in time order."""
+
+    global_id: int
+    appearances: list[AppearanceOut] = Field(description="By timestamp (unknown last), then id.")
 
 
 class ErrorOut(BaseModel):

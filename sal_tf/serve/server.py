@@ -117,6 +117,7 @@ def prepare(settings):
 
     service = GalleryService.open(settings)
     try:
+        print(f"same_person: {service.calibration_source}", file=sys.stderr)
         if service.recovered:
             print(f"Removed {service.recovered} crop(s) of items the store does not hold.", file=sys.stderr)
         if settings.index_images and service.count() == 0:

@@ -23,7 +23,7 @@ import numpy as np
 from sal_tf.gallery import Item, open_store
 from sal_tf.gallery.base import check_batch, check_id, unit_rows
 from sal_tf.gallery.crops import CropFolder
-from sal_tf.serve import images
+from sal_tf.serve import images, people
 from sal_tf.serve.batching import Coalescer
 from sal_tf.serve.embedding import open_embedding
 from sal_tf.serve.failures import BadInput, InvalidValue, NotFound
@@ -65,8 +65,9 @@ class Image:
 class GalleryService:
     """The service over `settings` (`ServeSettings`); `open` loads the model and the store."""
 
-    def __init__(self, settings, embedding, store, crops):
+    def __init__(self, settings, embedding, store, crops, calibration=None, calibration_source="no calibration"):
         self.settings, self.embedding, self.store, self.crops = settings, embedding, store, crops
+        self.calibration, self.calibration_source = calibration, calibration_source
         self._write_lock = threading.Lock()
         self._model_recorded = False
         self._searches = Coalescer(self._search_batch, SEARCH_BATCH)
@@ -78,10 +79,11 @@ class GalleryService:
 
     @classmethod
     def open(cls, settings):
+        calibration = people.open_calibration(settings)  # a bad --calibration fails before the model loads
         embedding = open_embedding(settings)
         store = open_store(settings.store, dim=embedding.dim, distance=settings.distance, index=settings.index)
         try:
-            return cls(settings, embedding, store, CropFolder(settings.crops_dir()))
+            return cls(settings, embedding, store, CropFolder(settings.crops_dir()), *calibration)
         except BaseException:
             store.close()
             raise
@@ -157,11 +159,24 @@ class GalleryService:
                 self.crops.settle(record, self.in_store)
 
     def crop(self, item_id):
-        """(bytes, content type) of an item's stored crop; NotFound for an unknown id."""
+        """(bytes, content type) of an item's stored crop, else of its `path` under `--paths_root`; NotFound otherwise."""
         found = self.crops.read(item_id) if self.held(item_id) else None
+        if found is None and self.settings.paths_root:
+            item = self.store.get(item_id)
+            found = people.file_under(item.path, self.settings.paths_root) if item is not None else None
         if found is None:
             raise NotFound(f"no gallery item with id {item_id!r}", "id")
         return found
+
+    def journey(self, person_id):
+        """The `Item`s of `person_id` in time order (a person's journey); NotFound when the store holds none."""
+        try:
+            items = self.store.items_of_person(person_id)
+        except ValueError as e:
+            raise store_refusal(e, {"person_id": "global_id"}) from None
+        if not items:
+            raise NotFound(f"no gallery item has person_id {person_id}", "global_id")
+        return items
 
     # --- search ----------------------------------------------------------------------------------
 
@@ -192,6 +207,10 @@ class GalleryService:
         queries = np.concatenate([q for q, _ in payloads])
         hits = self.store.search(queries, max(k for _, k in payloads), *filters)
         return [row[:k] for row, (_, k) in zip(hits, payloads)]
+
+    def hit_json(self, hit):
+        """A `Hit`'s JSON with its `same_person` probability (null without a calibration, `people.py`)."""
+        return {**hit.to_json(), "same_person": people.same_person(self.calibration, hit.distance, self.store.distance)}
 
     def attention_png(self, image):
         """PNG bytes of the attention maps of an `Image` (NotSupported without a SAL model in-process)."""

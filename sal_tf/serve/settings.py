@@ -40,6 +40,12 @@ class ServeSettings:
         index: the store's search index (`open_store(index=...)`): "auto", "flat", "hnsw", "ivf" (or a
             Milvus index type); None: what the store was given before, else auto.
         index_images: a folder / glob / CSV indexed at start-up when the store is empty.
+        calibration: a JSON file holding the model's calibration (`sal_tf.evaluation.calibration`:
+            sal-evaluate's output, a results.json, a calibration.json) for each hit's `same_person`;
+            default: the one found beside `model` (`calibration.find`); none: `same_person` is null.
+        paths_root: a folder whose files an item's `path` may name: such a file is served as the
+            item's crop when the service stored none (the items `sal-mtmc --store` adds: give its
+            --output_dir); none: only stored crops.
         host, port: where to listen (loopback unless `host` says otherwise).
         api_key: when set, every `/v1` route wants `Authorization: Bearer <api_key>`.
         insecure_no_key: let a server without `api_key` listen beyond loopback (anyone who reaches
@@ -67,6 +73,8 @@ class ServeSettings:
     distance: str = "euclidean"
     index: str = None
     index_images: str = None
+    calibration: str = None
+    paths_root: str = None
     host: str = "127.0.0.1"
     port: int = 8080
     api_key: str = None
