@@ -67,3 +67,27 @@ def test_found_beside_a_model_in_results_json(tmp_path):
     (tmp_path / "other.json").write_text("{}")
     with pytest.raises(ValueError, match="other.json: holds no calibration"):
         calibration.from_json(str(tmp_path / "other.json"))
+
+
+@pytest.mark.slow
+def test_a_trained_models_threshold_holds_on_unseen_demo_identities(trained_run, tmp_path):
+    """Issue 28's goal: FMR 1e-2 chosen on half the demo test identities, measured in [0.5e-2, 2e-2] on the other half."""
+    from sal_tf.data import load_dataset, pipelines
+    from sal_tf.data.demo import generate_demo_dataset
+    from sal_tf.evaluation.features import extract_features
+    from sal_tf.evaluation.reid import ids_of
+    from sal_tf.models import load_model
+
+    root = str(tmp_path / "Market-1501-v15.09.15")
+    generate_demo_dataset(root, seed=11, num_train_ids=1, num_test_ids=60, num_distractors=0, num_junk=0)
+    data = load_dataset("market1501", root, verbose=False)
+    model = load_model(str(trained_run["run_dir"] / "stage2.keras"))
+    q, g = pipelines.build_query_gallery_datasets(data, tuple(model.image_size), 128)
+    qf, gf = (np.asarray(extract_features(model, x, normalize=True, verbose=False)) for x in (q, g))
+    (qp, qc), (gp, gc) = ids_of(data.query), ids_of(data.gallery)
+    rows = calibration.holdout(qf, gf, qp, gp, qc, gc, fmr=1e-2)
+    assert all(r["different_pairs"] > 5000 for r in rows)
+    for row in rows:
+        assert 0.5e-2 <= row["measured_fmr"] <= 2e-2, rows
+    stored = calibration.find(trained_run["run_dir"])  # the training run's evaluation wrote one (results.json)
+    assert stored is not None and stored["pairs"]["same"] > 0 and len(stored["knots"]["distance"]) > 2
