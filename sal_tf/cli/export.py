@@ -19,6 +19,7 @@ than --max_map_drop points of the Keras model's mAP is not published (exit statu
 
 import json
 import os
+import sys
 
 from absl import flags
 
@@ -97,7 +98,10 @@ def _accuracy_check(path, model):
     dataset, data_dir = accuracy.run_data(FLAGS.model_dir or path)
     dataset, data_dir = FLAGS.dataset or dataset, FLAGS.data_dir or data_dir
     if dataset is None or (data_dir is None and dataset != "demo"):
-        print("No --dataset / --data_dir (and no run config.json): int8 uses dynamic-range weights; no mAP check.")
+        print(
+            "No --dataset / --data_dir (and no run config.json): int8 uses dynamic-range weights; no mAP check.",
+            file=sys.stderr,
+        )
         return None, None
     data = load_dataset(dataset_name(dataset), data_dir, verbose=False)
     check = accuracy.AccuracyCheck(data, FLAGS.max_map_drop, FLAGS.allow_map_drop)
