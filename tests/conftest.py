@@ -90,6 +90,20 @@ def data(data_root):
     return load_dataset("market1501", data_root, verbose=False)
 
 
+# The small generated cameras of the multi-camera tests (tests/test_mtmc_*.py): 2 cameras × 150 frames of 90×160,
+# 4 people (3 of them walk on into camera 2), rendered once per session in a few seconds.
+MTMC_SIZE, MTMC_FRAMES = (90, 160), 150
+
+
+@pytest.fixture(scope="session")
+def mtmc_cameras(tmp_path_factory):
+    from sal_tf.data import demo_cameras
+
+    root = str(tmp_path_factory.mktemp("mtmc_cameras"))
+    demo_cameras.generate_cameras(root, seed=2, cameras=2, frames=MTMC_FRAMES, people=4, size=MTMC_SIZE, verbose=False)
+    return root
+
+
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory, data):
     """`--stage=1` then `--stage=2` in one model dir, trained once per test session (all xdist workers).

@@ -8,32 +8,23 @@ import sys
 import numpy as np
 import pytest
 
-from sal_tf.data import demo_cameras
 from sal_tf.mtmc import detectors, sources
 from sal_tf.tracking import mot
+from tests.conftest import MTMC_FRAMES as FRAMES
+from tests.conftest import MTMC_SIZE as SIZE
 from tests.conftest import run_cmd
 
-SIZE, FRAMES = (90, 160), 150
 
-
-@pytest.fixture(scope="module")
-def cameras_root(tmp_path_factory):
-    """Two small cameras, 150 frames, 4 people (3 of them walk on into camera 2)."""
-    root = str(tmp_path_factory.mktemp("cameras"))
-    demo_cameras.generate_cameras(root, seed=2, cameras=2, frames=FRAMES, people=4, size=SIZE, verbose=False)
-    return root
-
-
-def _mtmc(cameras_root, out, *extra):
-    cmd = [sys.executable, "-m", "sal_tf.cli.mtmc", f"--source={cameras_root}", f"--output_dir={out}", "--noprogress"]
+def _mtmc(mtmc_cameras, out, *extra):
+    cmd = [sys.executable, "-m", "sal_tf.cli.mtmc", f"--source={mtmc_cameras}", f"--output_dir={out}", "--noprogress"]
     return run_cmd(cmd + list(extra), timeout=300)
 
 
 @pytest.mark.slow
-def test_histogram_pipeline_writes_global_ids_journeys_and_metrics(cameras_root, tmp_path):
+def test_histogram_pipeline_writes_global_ids_journeys_and_metrics(mtmc_cameras, tmp_path):
     out = tmp_path / "out"
     result = _mtmc(
-        cameras_root, out, "--tracker=histogram", "--annotate=gif", "--transit=c1:c2:1:60", "--threshold=0.3"
+        mtmc_cameras, out, "--tracker=histogram", "--annotate=gif", "--transit=c1:c2:1:60", "--threshold=0.3"
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "cross-camera" in result.stdout and "re-entries (all)" in result.stdout
@@ -59,15 +50,15 @@ def test_histogram_pipeline_writes_global_ids_journeys_and_metrics(cameras_root,
 
     with Image.open(out / "c2.gif") as gif:
         assert gif.n_frames == FRAMES and gif.size == SIZE[::-1]
-    again = _mtmc(cameras_root, out, "--tracker=histogram")
+    again = _mtmc(mtmc_cameras, out, "--tracker=histogram")
     assert again.returncode != 0 and "--overwrite" in again.stderr and "Traceback" not in again.stderr
 
 
-def test_no_linking_keeps_each_cameras_tracks_apart_and_a_threshold_is_needed(cameras_root, tmp_path):
+def test_no_linking_keeps_each_cameras_tracks_apart_and_a_threshold_is_needed(mtmc_cameras, tmp_path):
     from sal_tf.mtmc import run
     from sal_tf.tracking import appearance, deepsort
 
-    cameras, _ = sources.open_cameras(cameras_root)
+    cameras, _ = sources.open_cameras(mtmc_cameras)
     options = run.Options(link="none", annotate=None, store=str(tmp_path / "store"), store_run="r1")
     model, settings = appearance.HistogramAppearance(), deepsort.settings_for("histogram")
     report = run.run_cameras(cameras, model, settings, str(tmp_path), options)
@@ -90,8 +81,8 @@ def test_no_linking_keeps_each_cameras_tracks_apart_and_a_threshold_is_needed(ca
 
 
 @pytest.mark.slow
-def test_sal_pipeline_with_a_trained_model(cameras_root, trained_run, tmp_path):
-    result = _mtmc(cameras_root, tmp_path, f"--model={trained_run['run_dir']}", "--annotate=none", "--detections=gt")
+def test_sal_pipeline_with_a_trained_model(mtmc_cameras, trained_run, tmp_path):
+    result = _mtmc(mtmc_cameras, tmp_path, f"--model={trained_run['run_dir']}", "--annotate=none", "--detections=gt")
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.load(open(tmp_path / "metrics.json"))
     assert report["tracker"] == "sal" and report["threshold_from"] == "calibration at FMR 0.01"
@@ -99,8 +90,8 @@ def test_sal_pipeline_with_a_trained_model(cameras_root, trained_run, tmp_path):
     assert 0 < report["global_ids"] <= report["tracklets"]
 
 
-def test_bad_input_is_named_without_a_traceback(cameras_root, tmp_path):
-    result = _mtmc(cameras_root, tmp_path, "--tracker=histogram", "--transit=c1:c7:1:5")
+def test_bad_input_is_named_without_a_traceback(mtmc_cameras, tmp_path):
+    result = _mtmc(mtmc_cameras, tmp_path, "--tracker=histogram", "--transit=c1:c7:1:5")
     assert result.returncode != 0 and "--transit names ['c7']" in result.stderr and "Traceback" not in result.stderr
 
 
@@ -119,8 +110,8 @@ def _onnx_detector(path, rows, size=(64, 96)):
     return str(path)
 
 
-def test_detectors_onnx_hog_and_det_files(cameras_root, tmp_path):
-    (camera, *_), _ = sources.open_cameras(cameras_root)
+def test_detectors_onnx_hog_and_det_files(mtmc_cameras, tmp_path):
+    (camera, *_), _ = sources.open_cameras(mtmc_cameras)
     rows = [[10, 8, 30, 56, 0.9, 0], [40, 8, 60, 56, 0.2, 0], [50, 8, 70, 56, 0.8, 2]]  # kept / low score / a car
     onnx_path = _onnx_detector(tmp_path / "det.onnx", rows)
     (boxes, scores), *_ = detectors.detector_for(onnx_path, camera, 0.3).detect([1], [np.zeros((*SIZE, 3), np.uint8)])

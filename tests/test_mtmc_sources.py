@@ -11,22 +11,13 @@ import pytest
 from sal_tf.data import demo_cameras
 from sal_tf.mtmc import sources
 from sal_tf.tracking import mot
-
-SIZE, FRAMES = (90, 160), 150
-
-
-@pytest.fixture(scope="module")
-def cameras_root(tmp_path_factory):
-    """Two small cameras, 150 frames, 4 people (3 of them walk on into camera 2); a few seconds to render."""
-    root = str(tmp_path_factory.mktemp("cameras"))
-    demo_cameras.generate_cameras(root, seed=2, cameras=2, frames=FRAMES, people=4, size=SIZE, verbose=False)
-    return root
+from tests.conftest import MTMC_FRAMES as FRAMES
 
 
-def test_generated_cameras_share_identities_and_have_start_times(cameras_root):
-    index = json.load(open(os.path.join(cameras_root, "cameras.json")))
+def test_generated_cameras_share_identities_and_have_start_times(mtmc_cameras):
+    index = json.load(open(os.path.join(mtmc_cameras, "cameras.json")))
     assert sorted(index["cameras"]) == ["c1", "c2"]
-    c1, c2 = (mot.read_rows(os.path.join(cameras_root, c, mot.GT_FILE)) for c in ("c1", "c2"))
+    c1, c2 = (mot.read_rows(os.path.join(mtmc_cameras, c, mot.GT_FILE)) for c in ("c1", "c2"))
     shared = set(c1[:, 1].astype(int)) & set(c2[:, 1].astype(int))
     assert len(shared) >= 2 and shared <= set(range(1, 5))  # the same ids walk through both cameras
     for pid in shared:  # in order: camera 1 first, then camera 2, later on the common clock
@@ -36,7 +27,7 @@ def test_generated_cameras_share_identities_and_have_start_times(cameras_root):
         assert enter2 > leave1
     cast = [np.array(index["cameras"][c]["white_balance"]) for c in ("c1", "c2")]
     assert np.abs(cast[0] - cast[1]).max() > 0.2  # white balance spread warm <-> cool across the cameras
-    (camera, *_), warnings = sources.open_cameras(cameras_root)
+    (camera, *_), warnings = sources.open_cameras(mtmc_cameras)
     assert warnings == [] and camera.name == "c1" and camera.fps == demo_cameras.FPS and camera.length == FRAMES
     assert camera.wall_time(11) == "2026-03-02T09:00:01.000"
 
@@ -50,9 +41,9 @@ def test_shared_garment_colours_make_colour_alone_ambiguous():
     assert any(people[a]["pattern"] != people[b]["pattern"] or people[a]["bag"] != people[b]["bag"] for a, b in twins)
 
 
-def test_cameras_are_ordered_by_start_time_and_start_times_override(cameras_root, tmp_path):
+def test_cameras_are_ordered_by_start_time_and_start_times_override(mtmc_cameras, tmp_path):
     for name in ("b_first", "a_second"):
-        shutil.copytree(os.path.join(cameras_root, "c1"), tmp_path / name)
+        shutil.copytree(os.path.join(mtmc_cameras, "c1"), tmp_path / name)
     times = sources.parse_start_times("a_second:2026-03-02T09:00:05+00:00,b_first:2026-03-02T09:00:00")
     cameras, _ = sources.open_cameras(str(tmp_path), times)
     assert [c.name for c in cameras] == ["b_first", "a_second"] and cameras[1].offset == 5.0
@@ -62,14 +53,14 @@ def test_cameras_are_ordered_by_start_time_and_start_times_override(cameras_root
         sources.parse_start_times("b:yesterday")
 
 
-def _copy_camera(cameras_root, root, name="c1"):
-    shutil.copytree(os.path.join(cameras_root, name), root / name)
+def _copy_camera(mtmc_cameras, root, name="c1"):
+    shutil.copytree(os.path.join(mtmc_cameras, name), root / name)
     return root / name
 
 
-def test_missing_start_time_orders_cameras_by_name_with_a_warning(cameras_root, tmp_path):
+def test_missing_start_time_orders_cameras_by_name_with_a_warning(mtmc_cameras, tmp_path):
     for name in ("c2", "c1"):
-        folder = _copy_camera(cameras_root, tmp_path, name)
+        folder = _copy_camera(mtmc_cameras, tmp_path, name)
         text = (folder / "seqinfo.ini").read_text()
         if name == "c2":
             (folder / "seqinfo.ini").write_text(
@@ -82,8 +73,8 @@ def test_missing_start_time_orders_cameras_by_name_with_a_warning(cameras_root, 
     assert cameras[1].wall_time(1) is None
 
 
-def test_a_camera_folder_with_missing_frames_is_named(cameras_root, tmp_path):
-    folder = _copy_camera(cameras_root, tmp_path)
+def test_a_camera_folder_with_missing_frames_is_named(mtmc_cameras, tmp_path):
+    folder = _copy_camera(mtmc_cameras, tmp_path)
     os.remove(folder / "img1" / "000007.jpg")
     with pytest.raises(ValueError, match=r"c1/img1: 1 of the 150 frames of seqLength are missing \(000007\.jpg\)"):
         sources.open_cameras(str(tmp_path))
