@@ -136,3 +136,33 @@ def test_detectors_onnx_hog_and_det_files(mtmc_cameras, tmp_path):
         mot.read_rows(str(short))
     with pytest.raises(ValueError, match="--detections must be det, gt, hog or the path of an .onnx"):
         detectors.detector_for("yolo", camera, 0.3)
+
+
+def test_video_cameras_with_det_files_and_start_times(mtmc_cameras, tmp_path):
+    import cv2
+
+    from sal_tf.mtmc import run
+    from sal_tf.tracking import appearance, deepsort
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for name in ("c1", "c2"):
+        sequence = mot.Sequence(os.path.join(mtmc_cameras, name))
+        writer = cv2.VideoWriter(str(videos / f"{name}.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, SIZE[::-1])
+        for _, image in sequence.frames():
+            writer.write(image[..., ::-1])
+        writer.release()
+        (videos / f"{name}.txt").write_text(open(sequence.file(mot.DET_FILE)).read())
+    with pytest.raises(ValueError, match=r"--detections=gt needs a sequence folder's gt/gt.txt; .*c1\.avi' is a video"):
+        detectors.detector_for("gt", sources.open_cameras(str(videos))[0][0], 0.3)
+    times = sources.parse_start_times("c2:2026-03-02T09:00:03,c1:2026-03-02T09:00:00")
+    cameras, warnings = sources.open_cameras(str(videos), times)
+    assert [c.name for c in cameras] == ["c1", "c2"] and warnings == [] and cameras[1].offset == 3.0
+    assert cameras[0].source.channels == "bgr" and cameras[0].length == FRAMES
+    options = run.Options(link="all", threshold=0.3, annotate="avi", crops=True)
+    report = run.run_cameras(cameras, appearance.HistogramAppearance(), deepsort.settings_for("histogram"),
+                             str(tmp_path / "out"), options)  # fmt: skip
+    assert report["metrics"] is None and report["frames"] == 2 * FRAMES and (tmp_path / "out" / "run.json").exists()
+    journeys = json.load(open(tmp_path / "out" / "journeys.json"))["journeys"]
+    assert journeys and journeys[0]["first_seen"].startswith("2026-03-02T09:00:0")
+    assert os.path.getsize(tmp_path / "out" / "c2.avi") > 0

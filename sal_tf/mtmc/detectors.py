@@ -125,9 +125,14 @@ def detector_for(spec, camera, min_visibility, threads=None):
     if spec not in FILE_KINDS:
         raise ValueError(f"--detections must be det, gt, hog or the path of an .onnx detector; got {spec!r}.")
     if camera.source.folder is None:  # a video: its ROOT/<camera>.txt
-        if spec == "gt" or camera.det_file is None:
+        if spec == "gt":
             raise ValueError(
-                f"--detections={spec}: the video {camera.source.path!r} has no {camera.name}.txt det file beside it; "
+                f"--detections=gt needs a sequence folder's gt/gt.txt; {camera.source.path!r} is a video: use det "
+                f"(its {camera.name}.txt beside it), hog or an .onnx detector."
+            )
+        if camera.det_file is None:
+            raise ValueError(
+                f"--detections=det: the video {camera.source.path!r} has no {camera.name}.txt det file beside it; "
                 "add one (MOT rows frame,-1,x,y,w,h,conf) or use --detections=hog or an .onnx detector."
             )
         return FileDetections(mot.detections_of(mot.read_rows(camera.det_file, "det file")))
