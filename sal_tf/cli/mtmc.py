@@ -52,7 +52,7 @@ def define_flags():
                        "first (default 30).")  # fmt: skip
     flags.DEFINE_enum("annotate", "mp4", ["mp4", "avi", "gif", "none"], "Annotated clip of each camera.")
     flags.DEFINE_float("min_visibility", None, "Ground-truth boxes less visible are ignored (default 0.3).")
-    flags.DEFINE_integer("batch_frames", 16, "Frames whose boxes are embedded in one model call.")
+    flags.DEFINE_integer("batch_frames", None, "Frames whose boxes are embedded in one model call (default 16).")
     flags.DEFINE_integer("threads", None, "ONNX Runtime / LiteRT threads (default: the runtime's).")
     flags.DEFINE_string("store", None, "A gallery store (folder, *.db, Milvus URI): every tracklet is added to it "
                         "(pooled embedding; camera, start time, best crop, global id as person_id).")  # fmt: skip
@@ -89,10 +89,12 @@ def _options():
         raise ValueError(f"--threshold must be > 0; got {FLAGS.threshold}.")
     if not 0 < FLAGS.fmr < 1:
         raise ValueError(f"--fmr must be in (0, 1); got {FLAGS.fmr}.")
-    optional = {k: FLAGS[k].value for k in ("relink_gap", "min_visibility") if FLAGS[k].value is not None}
+    optional = {
+        k: FLAGS[k].value for k in ("relink_gap", "min_visibility", "batch_frames") if FLAGS[k].value is not None
+    }
     return Options(
         link=FLAGS.link, threshold=FLAGS.threshold, fmr=FLAGS.fmr, calibration=found,
-        transit=linking.parse_transit(FLAGS.transit), detections=FLAGS.detections, batch_frames=FLAGS.batch_frames,
+        transit=linking.parse_transit(FLAGS.transit), detections=FLAGS.detections,
         threads=FLAGS.threads, annotate=None if FLAGS.annotate == "none" else FLAGS.annotate,
         store=FLAGS.store, store_run=FLAGS.store_run, **optional,
     )  # fmt: skip

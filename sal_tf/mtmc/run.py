@@ -11,10 +11,11 @@ import json
 import os
 import time
 
-from sal_tf.data.demo_sequences import MIN_VISIBILITY
 from sal_tf.evaluation import calibration as calibration_lib
 from sal_tf.mtmc import detectors, journeys, linking, metrics, tracklets
 from sal_tf.tracking import annotate, mot
+from sal_tf.tracking.run import BATCH_FRAMES
+from sal_tf.utils.visibility import MIN_VISIBILITY
 
 LINKS = ("all", "camera", "none")
 SPLIT_FACTOR = 1.5  # tracks are cut at appearance jumps of 1.5× the linking threshold (best of 1, 1.5, 2, 3 on the
@@ -33,7 +34,7 @@ class Options:
     relink_gap: float = linking.DEFAULT_RELINK_GAP
     detections: str = "det"
     min_visibility: float = MIN_VISIBILITY
-    batch_frames: int = 16
+    batch_frames: int = BATCH_FRAMES
     threads: int | None = None
     annotate: str | None = "mp4"
     crops: bool = True

@@ -21,6 +21,7 @@ import numpy as np
 
 from sal_tf.inference.boxes import pixel_boxes
 from sal_tf.tracking import deepsort
+from sal_tf.tracking.run import BATCH_FRAMES
 
 CROPS = 6  # representative crops kept per track (a track split later shares them out)
 GREY_LEVEL = 118.0  # the mean colour `gray_world` brings every camera to
@@ -121,7 +122,7 @@ def balanced(frame, lut):
     return np.stack([lut[c][frame[..., c]] for c in range(3)], axis=-1)
 
 
-def track_camera(camera, detector, appearance, settings, batch_frames=16, keep_crops=CROPS, on_frame=None,
+def track_camera(camera, detector, appearance, settings, batch_frames=BATCH_FRAMES, keep_crops=CROPS, on_frame=None,
                  white_balance=True):  # fmt: skip
     """Runs the tracker over one `sources.Camera`; returns (tracklets sorted by start, stats).
 
