@@ -269,6 +269,7 @@ COMMAND_DEFAULTS = {
     ("search", "k"): ("sal_tf.gallery.faiss_index", "GalleryIndex.search", "k"),
     ("search", "batch_size"): ("sal_tf.inference.embedding_files", "embed_images", "batch_size"),
     ("track", "batch_frames"): ("sal_tf.tracking.run", "run_sequence", "batch_frames"),
+    ("track", "min_visibility"): ("sal_tf.tracking.run", "run_sequence", "min_visibility"),
 }
 
 

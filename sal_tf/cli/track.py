@@ -25,6 +25,8 @@ FLAGS = flags.FLAGS
 
 def define_flags():
     """Defines this command's flags (called by `run`, never at import)."""
+    from sal_tf.utils.visibility import MIN_VISIBILITY
+
     flags.DEFINE_string("source", None, "A video file, a MOTChallenge sequence folder, or a folder of sequences.")
     flags.DEFINE_string("detections", "det", "det (det/det.txt), gt (oracle: gt/gt.txt boxes) or a det.txt path.")
     flags.DEFINE_enum("tracker", "sal", ["sal", "histogram", "iou"], "Appearance model of DeepSORT.")
@@ -39,7 +41,7 @@ def define_flags():
     flags.DEFINE_integer("n_init", None, "Detections before a track is confirmed (default: per tracker).")
     flags.DEFINE_float("max_cosine_distance", None, "Appearance gate of DeepSORT (default: per tracker).")
     flags.DEFINE_integer("nn_budget", None, "Appearance rows kept per track (default: per tracker).")
-    flags.DEFINE_float("min_visibility", None, "Ground-truth boxes less visible are ignored (default 0.3).")
+    flags.DEFINE_float("min_visibility", MIN_VISIBILITY, "Ground-truth boxes less visible are ignored.")
     flags.DEFINE_integer("batch_frames", 16, "Frames whose boxes are embedded in one model call.")
     flags.DEFINE_integer(
         "threads", None, "Threads of the model's runtime (ONNX Runtime, LiteRT, TensorFlow; default: the runtime's)."
@@ -90,7 +92,6 @@ def _track(source, model, settings, min_visibility):
 def main(argv):
     sal_app.no_arguments(argv)
     sal_app.require_flags("source", "output_dir")
-    from sal_tf.data.demo_sequences import MIN_VISIBILITY
     from sal_tf.tracking import appearance, deepsort, metrics, mot
     from sal_tf.tracking import run as tracking
 
@@ -101,10 +102,9 @@ def main(argv):
         print(f"Appearance model: {model.encoder.backend.describe()}", file=sys.stderr)
     overrides = {k: FLAGS[k].value for k in ("max_age", "n_init", "nn_budget", "max_cosine_distance")}
     settings = deepsort.settings_for(FLAGS.tracker, **overrides)
-    min_visibility = MIN_VISIBILITY if FLAGS.min_visibility is None else FLAGS.min_visibility
     accumulators, report = {}, {"tracker": FLAGS.tracker, "model": FLAGS.model, "settings": vars(settings)}
     for source in sources:
-        done = _track(source, model, settings, min_visibility)
+        done = _track(source, model, settings, FLAGS.min_visibility)
         report.setdefault("sequences", {})[source.name] = {
             k: done[k] for k in ("frames", "result_file", "annotated", "stats")
         }
