@@ -557,7 +557,9 @@ class FolderStore(base.GalleryStore):
         if exclude_camera is not None:
             keep &= self._has_camera[:n] & (self._camera[:n] != exclude_camera)
         if cameras is not None:
-            keep &= self._has_camera[:n] & np.isin(self._camera[:n], cameras)
+            # kind="sort" compares with each camera in turn (0.3 ms at 1 M rows); the default for
+            # integers builds a lookup table (8 ms at 1 M: benchmarks/ann_index.py, one_camera)
+            keep &= self._has_camera[:n] & np.isin(self._camera[:n], cameras, kind="sort")
         if time_range is not None:
             t = self._time[:n]
             with np.errstate(invalid="ignore"):
