@@ -25,8 +25,8 @@ search while no index is built. efSearch / nprobe grow as 1 / (fraction kept) fo
 
 The recall setting (efSearch / nprobe) is measured, not guessed: at each build and save the
 smallest step (from efSearch 32 / nprobe 16: EF_STEPS) whose recall@10 against exact search
-reaches TARGET_RECALL on CALIBRATION_QUERIES
-of the gallery's own rows (each query's own row left out) is kept; `stats()` reports it.
+reaches TARGET_RECALL on CALIBRATION_QUERIES of the gallery's own rows (each query's own row left
+out) is kept; `stats()` reports it.
 
 Saved with the store's snapshot (`save`, from the store's compaction): `index-<gen>.faiss`
 (faiss.write_index to a temporary file, fsync, rename), `index-<gen>.labels.npy` (the label of each
