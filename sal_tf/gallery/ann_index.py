@@ -65,7 +65,7 @@ NPROBE_STEPS = (16, 24, 32, 48, 64, 96, 128, 192, 256)
 RESCORE = 32  # IVF codes re-scored exactly per hit wanted
 MAX_APPROX_K = 1024  # larger top-k is answered exactly
 EXACT_FILTER_ROWS = 20_000
-TARGET_RECALL = 0.99  # on the gallery's own rows; new queries measured 0.96-0.98 at 0.987-0.999 here (200 k)
+TARGET_RECALL = 0.99  # on the gallery's own rows, which overestimate it for new queries (EF_STEPS)
 CALIBRATION_QUERIES = 200
 CALIBRATION_K = 10
 TOMBSTONE_REBUILD = 1 / 3
@@ -177,7 +177,7 @@ class AnnIndex:
     # --- building ----------------------------------------------------------------------------
 
     def _built(self, kind, vectors):
-        """A fresh state dict of a `kind` index over `vectors` (labels = rows), calibrated."""
+        """A fresh state dict of a `kind` index over `vectors` (labels = rows), not yet calibrated."""
         faiss = _faiss()
         start = time.perf_counter()
         vectors = np.ascontiguousarray(vectors, np.float32)
