@@ -9,7 +9,8 @@ models), `service` (add / delete / search without HTTP), `failures` (its refusal
 `errors` (refusal → HTTP status, the one map), `guard` (host, key, media type and body checks
 before any route), `limits` (body size and JSON shape), `embedding` (in-process model or TF
 Serving), `images` (header checks and decoding as the serving signature), `uploads` (multipart
-forms), `indexing` (start-up indexing), `batching` (concurrent work joined), `server` (uvicorn,
+forms), `people` (same-person probability, hits by person, journeys, files under `--paths_root`),
+`indexing` (start-up indexing), `batching` (concurrent work joined), `server` (uvicorn,
 the request deadline), `static/` (the page). The crops live beside the store:
 `sal_tf.gallery.crops`.
 """
