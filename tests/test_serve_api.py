@@ -595,3 +595,24 @@ def test_the_command_refuses_bad_flags_with_one_error_line(tmp_path):
         ServeSettings(model="m", store="s", max_k=0)
     for host, key, insecure in [("127.0.0.1", None, False), ("0.0.0.0", "k", False), ("0.0.0.0", None, True)]:
         ServeSettings(model="m", store="s", host=host, api_key=key, insecure_no_key=insecure)  # accepted
+
+
+def test_the_calibration_comes_from_the_flag_else_beside_the_model(model_files, tmp_path):
+    # (the command prints a ValueError as one `error:` line and exits 2, as above)
+    from sal_tf.serve import ServeSettings
+    from sal_tf.serve.people import open_calibration
+
+    def opened(**settings):
+        return open_calibration(ServeSettings(store="s", **settings))
+
+    beside, source = opened(model=model_files["keras"])
+    assert beside["knots"] and source == "the model's calibration"
+    assert opened(model=model_files["saved_model"])[0] is None  # an export folder without one: null
+    assert opened(tf_serving="http://tfs:8501/v1/models/sal")[0] is None
+    (tmp_path / "results.json").write_text(json.dumps({"stage2": {"mAP": 0.5, "calibration": beside}}))
+    assert opened(tf_serving="http://x:8501/v1/models/sal", calibration=str(tmp_path / "results.json"))[0] == beside
+    with pytest.raises(ValueError, match=r"^--calibration=.*missing.json: no such file"):
+        opened(model=model_files["keras"], calibration=str(tmp_path / "missing.json"))
+    (tmp_path / "other.json").write_text('{"mAP": 0.5}')
+    with pytest.raises(ValueError, match=r"^--calibration: .*other.json: holds no calibration"):
+        opened(model=model_files["keras"], calibration=str(tmp_path / "other.json"))
