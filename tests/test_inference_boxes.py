@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from sal_tf.export import onnx_export, tflite
-from sal_tf.export import saved_model as sm
+from sal_tf.export import onnx_export
 from sal_tf.inference.boxes import BoxEncoder, pixel_boxes
 from sal_tf.inference.embedder import KerasEmbedder
 from tests.conftest import tiny_model
@@ -104,19 +103,6 @@ def test_several_frames_in_one_call_equal_frame_by_frame(encoder, frame):
 def test_bad_input_is_named(encoder, frame_, boxes, channels, message):
     with pytest.raises(ValueError, match=message):
         encoder(frame_, boxes, channels=channels)
-
-
-def test_onnx_and_tflite_runners_agree_with_keras(embedder, encoder, frame, tmp_path):
-    module = sm.EmbeddingServingModule(embedder.model.embedding_model(), SIZE)
-    (tmp_path / "m.onnx").write_bytes(onnx_export.convert(module))
-    (tmp_path / "m.tflite").write_bytes(tflite.convert(tflite.freeze(module), "float32"))
-    want = encoder(frame, BOXES)
-    for name, kind in (("m.onnx", "onnx"), ("m.tflite", "tflite")):
-        other = BoxEncoder(str(tmp_path / name), batch_size=3)  # chunks of 3 and 1
-        assert other.kind == kind and other.image_size == SIZE and other.embedding_dim == 128
-        got = other(frame, BOXES)
-        assert onnx_export.cosine(got, want).min() >= 0.9999 and np.abs(got - want).max() <= 1e-4
-        assert other(frame, []).shape == (0, 128) and not other(frame, [[-9, -9, -1, -1]]).any()
 
 
 def test_a_missing_model_is_named_with_the_forms_accepted(tmp_path):
