@@ -463,6 +463,22 @@ def test_a_keyless_server_takes_no_cross_site_form_and_no_foreign_host(tf_server
     assert "no API key: /v1 open to every program on this machine" in tf_server.start_line
 
 
+def test_a_journey_over_milvus_lite(tf_server, crops):
+    images = list(crops.values())
+    items = [
+        {"id": f"mv/c{c}/{t}", "image_b64": b64(images[i]), "camera": c, "timestamp": t, "person_id": 42}
+        for i, (c, t) in enumerate([(2, 20.0), (1, 10.0), (3, 30.0)])
+    ]
+    assert add(tf_server.url, items, headers={}).status == 200
+    journey = call("GET", tf_server.url + "/v1/journeys/42").json()
+    assert [(a["id"], a["camera"]) for a in journey["appearances"]] == [
+        ("mv/c1/10.0", 1),
+        ("mv/c2/20.0", 2),
+        ("mv/c3/30.0", 3),
+    ]
+    assert call("GET", tf_server.url + "/v1/journeys/43").status == 404
+
+
 ANSWERS = {  # BUILD.md "Search service": the fields of each JSON answer, and the schema each is documented by
     "HealthOut": {"status", "count", "store", "model"},
     "AddOut": {"ids", "count"},
