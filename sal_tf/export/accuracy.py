@@ -95,8 +95,8 @@ class AccuracyCheck:
         return AccuracyDropError(
             "; ".join(
                 f"{e['file']}: mAP {e['mAP']:.2f} vs the Keras model's {self.reference['mAP']:.2f} "
-                f"(-{e['map_drop']:.2f} points > --max_map_drop={self.max_map_drop})"
+                f"(a drop of {e['map_drop']:.2f} points > --max_map_drop={self.max_map_drop})"
                 for e in failed
             )
-            + ". Not published; pass --allow_map_drop to publish it anyway."
+            + ". Not published; --allow_map_drop publishes such a file anyway."
         )
