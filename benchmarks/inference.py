@@ -6,7 +6,8 @@
 
 Per preset (random weights), the model is exported with `export.export_lib.export`
 (SavedModel + checked float32/float16/int8 TFLite files + checked ONNX file) into a
-temporary folder.
+temporary folder; its int8 file has dynamic-range weights (no calibration data is given here:
+`benchmarks/encoder.py` times the calibrated int8 file and `BoxEncoder` on every form).
 One JSON line per (preset, runtime, batch), with the median and best images/s over
 interleaved rounds (the cases alternate, so load from other processes hits all alike):
   * `keras`: `embedding_model.predict_on_batch` on float32 RGB at the model size;
