@@ -131,3 +131,11 @@ def test_gray_world_removes_a_cameras_colour_cast():
     for f in fixed:
         np.testing.assert_allclose(f.reshape(-1, 3).mean(0), tracklets.GREY_LEVEL, atol=1.5)
     assert np.abs(fixed[0].astype(float) - fixed[1]).mean() < 0.2 * np.abs(warm[0].astype(float) - cool[0]).mean()
+
+
+def test_a_camera_without_ground_truth_has_no_rates_instead_of_nan():
+    from sal_tf.tracking import metrics as single
+
+    empty = np.zeros((0, 10))
+    (row,) = metrics.summarize({"c9": single.accumulate(empty, empty, 5)}).values()
+    assert row["idf1"] is None and row["mota"] is None and row["id_switches"] == 0 and row["ground_truth_ids"] == 0

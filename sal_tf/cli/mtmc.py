@@ -65,10 +65,8 @@ def _table(report):
     m = report["metrics"]
     lines = [f"{'camera':<14}{'idf1':>8}{'idp':>8}{'idr':>8}{'mota':>8}{'id_sw':>7}{'gt_ids':>8}"]
     for name, row in [*m["cameras"].items(), ("cross-camera", m["cross_camera"])]:
-        lines.append(
-            f"{name:<14}{row['idf1']:>8.4f}{row['idp']:>8.4f}{row['idr']:>8.4f}{row['mota']:>8.4f}"
-            f"{row['id_switches']:>7}{row['ground_truth_ids']:>8}"
-        )
+        rates = "".join("       -" if row[k] is None else f"{row[k]:>8.4f}" for k in ("idf1", "idp", "idr", "mota"))
+        lines.append(f"{name:<14}{rates}{row['id_switches']:>7}{row['ground_truth_ids']:>8}")
     for kind, r in m["reentries"].items():
         share = "-" if r["share"] is None else f"{100 * r['share']:.1f} %"
         lines.append(f"re-entries ({kind.replace('_', ' ')}): {r['kept']}/{r['reentries']} keep their id ({share})")

@@ -60,10 +60,14 @@ def summarize(accs):
 
     names = list(accs)
     frame = motmetrics.metrics.create().compute_many([accs[n] for n in names], metrics=list(KEYS), names=names)
-    return {
-        str(name): {ours: (round(float(row[k]), 6) if ours in RATES else int(row[k])) for k, ours in KEYS.items()}
-        for name, row in frame.iterrows()
-    }
+    return {str(name): {ours: _number(row[k], ours) for k, ours in KEYS.items()} for name, row in frame.iterrows()}
+
+
+def _number(value, key):
+    """A rate rounded (None when undefined: a camera without ground truth), or a count."""
+    if key not in RATES:
+        return int(value)
+    return round(float(value), 6) if np.isfinite(value) else None
 
 
 def _matched_ids(gt, result):
