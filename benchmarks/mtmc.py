@@ -5,7 +5,8 @@
 
 Cameras: `sal_tf.data.demo_cameras` (4 cameras × 600 frames, 640×360, 10 frames/s, 16 people walking
 through c1 → c4, people never seen by the demo model), rendered once into --cache_dir. Detections:
-the cameras' det/det.txt (simulated detector: jitter, misses, false boxes). Pipelines (the same
+the cameras' det/det.txt (simulated detector: jitter, misses, false boxes); `--detections=hog`
+OpenCV's HOG people detector instead. Pipelines (the same
 `sal_tf.mtmc.run` as `sal-mtmc`):
 
 * `sal`: DeepSORT with SAL, tracklets linked within and across cameras at the calibration's
@@ -47,6 +48,8 @@ flags.DEFINE_string("calibration", None, "Calibration JSON of the model (default
 flags.DEFINE_string("demo_dir", "~/.cache/sal_tf/demo/demo_market_v1_seed0", "Demo dataset for the calibration.")
 flags.DEFINE_string("cache_dir", "~/.cache/sal_tf", "Where the cameras are rendered once.")
 flags.DEFINE_integer("seed", demo_cameras.TEST_SEED, "Cameras' seed (TEST_SEED: held out).")
+flags.DEFINE_string("detections", "det", "Boxes: det (the cameras' simulated det/det.txt), gt, hog (OpenCV's HOG "
+                    "people detector) or an .onnx detector (sal-mtmc --detections).")  # fmt: skip
 flags.DEFINE_list("pipelines", ["sal", "histogram", "sal_camera", "none"], "Pipelines to run.")
 flags.DEFINE_string("output", "benchmarks/results/mtmc_cpu_2core.jsonl", "JSON lines written here.")
 FLAGS = flags.FLAGS
@@ -87,7 +90,8 @@ def pipeline(name, cameras, cal, folder):
     kind = "histogram" if name == "histogram" else "sal"
     model = appearance.appearance_model(kind, FLAGS.model if kind == "sal" else None)
     link = {"sal": "all", "histogram": "all", "sal_camera": "camera", "none": "none"}[name]
-    options = run.Options(link=link, calibration=cal if kind == "sal" else None, annotate=None, crops=False)
+    options = run.Options(link=link, calibration=cal if kind == "sal" else None, annotate=None, crops=False,
+                          detections=FLAGS.detections)  # fmt: skip
     start = time.perf_counter()
     report = run.run_cameras(cameras, model, deepsort.settings_for(kind), os.path.join(folder, name), options)
     return report, time.perf_counter() - start
@@ -109,7 +113,7 @@ def main(argv):
     emit({"benchmark": "mtmc_setup", "cpus": os.cpu_count(), "load_average": [round(x, 2) for x in os.getloadavg()],
           "cameras": root, "seed": FLAGS.seed, "frames": sum(c.length for c in cameras),
           "frame_size": list(demo_cameras.FRAME_SIZE), "fps": demo_cameras.FPS, "model": FLAGS.model,
-          "detections": "det/det.txt (simulated detector)"})  # fmt: skip
+          "detections": "det/det.txt (simulated detector)" if FLAGS.detections == "det" else FLAGS.detections})  # fmt: skip
     cal = measure_calibration(emit)
     with tempfile.TemporaryDirectory() as folder:
         for name in FLAGS.pipelines:

@@ -5,9 +5,10 @@
 * `det` — a sequence's `det/det.txt` (a video's `ROOT/<camera>.txt`), MOT rows `frame,-1,x,y,w,h,conf`;
 * `gt` — the oracle: `gt/gt.txt` rows that count (`sal_tf.tracking.mot.ground_truth_rows`);
 * `hog` — OpenCV's HOG + linear SVM people detector (Dalal & Triggs 2005; the weights ship inside
-  OpenCV 4, nothing to download — OpenCV 5, which deep-sort-realtime's opencv-python now resolves
-  to, moved it out of the main module: the error then says so): 64×128 windows, so people shorter than ~128 px are missed unless
-  `upscale` enlarges the frame; slow on a CPU (BUILD.md "Multi-camera tracking" gives its figures);
+  OpenCV 4, nothing to download; requirements-track.txt pins opencv-python<5 because OpenCV 5 moved
+  it out of the main module — with OpenCV 5 the error says so): 64×128 windows, so people shorter
+  than ~128 px are missed unless `upscale` enlarges the frame; boxes clipped to the frame; slow on a
+  CPU (BUILD.md "Multi-camera tracking" gives its figures);
 * a path to an `.onnx` detector: input float32 `[1, 3, H, W]` RGB / 255 (a fixed H, W: the frame
   is resized to it; dynamic: the frame as it is), first output `[N, 6]` (or `[1, N, 6]`) rows
   `x1, y1, x2, y2, score, class` in the input's pixels — the YOLO-style export with NMS inside
@@ -70,6 +71,8 @@ class HOGDetector:
         )
         rects, scores = np.asarray(rects, np.float64)[keep.reshape(-1)], scores[keep.reshape(-1)]
         boxes = np.concatenate([rects[:, :2], rects[:, :2] + rects[:, 2:]], 1) / self.upscale
+        height, width = frame.shape[:2]
+        boxes = np.clip(boxes, 0, [width, height, width, height])  # windows padded past the border
         return boxes, np.clip(scores, 0, None) / (1 + np.clip(scores, 0, None))  # SVM margin → (0, 1)
 
 
