@@ -143,15 +143,20 @@ def hog_cameras(tmp_path_factory):
 def test_hog_detector_contract(hog_cameras):
     """OpenCV 4's HOG people detector (requirements-track.txt pins opencv-python<5): one (xyxy, score) per frame."""
     (camera, *_), _ = sources.open_cameras(hog_cameras)
-    frames = [image for _, image in camera.source.frames()][::3]
-    frames.append(np.asarray(np.kron(frames[0], np.ones((2, 2, 1))), np.uint8))  # upscaled: taller people
-    found = detectors.detector_for("hog", camera, 0.3).detect(list(range(1, len(frames) + 1)), frames)
-    assert len(found) == len(frames)
-    for image, (boxes, scores) in zip(frames, found):
-        height, width = image.shape[:2]
-        assert boxes.dtype == np.float64 and boxes.shape == (len(scores), 4) and scores.ndim == 1
-        assert (boxes[:, :2] >= 0).all() and (boxes[:, 2] <= width).all() and (boxes[:, 3] <= height).all()
-        assert (boxes[:, 2:] > boxes[:, :2]).all() and ((scores > 0) & (scores < 1)).all()
+    frames = [image for _, image in camera.source.frames()][:9:3]
+    frames = frames + [np.asarray(np.kron(f, np.ones((2, 2, 1))), np.uint8) for f in frames]  # taller people
+    numbers = list(range(1, len(frames) + 1))
+    everything = detectors.HOGDetector(min_score=0.0).detect(numbers, frames)
+    assert len(everything) == len(frames) and sum(len(b) for b, _ in everything) >= 1
+    for min_score in (0.0, 0.3, 1e9):  # 1e9: NMS keeps nothing (it returns an empty tuple)
+        found = everything if min_score == 0 else detectors.HOGDetector(min_score=min_score).detect(numbers, frames)
+        for image, (boxes, scores) in zip(frames, found):
+            height, width = image.shape[:2]
+            assert boxes.dtype == np.float64 and boxes.shape == (len(scores), 4) and scores.ndim == 1
+            assert (boxes[:, :2] >= 0).all() and (boxes[:, 2] <= width).all() and (boxes[:, 3] <= height).all()
+            assert (boxes[:, 2:] > boxes[:, :2]).all() and ((scores >= 0) & (scores < 1)).all()
+            assert min_score < 1e9 or not len(boxes)
+    assert isinstance(detectors.detector_for("hog", camera, 0.3), detectors.HOGDetector)
 
 
 def test_command_with_hog_detections(hog_cameras, tmp_path):

@@ -66,10 +66,11 @@ class HOGDetector:
         if not len(rects):
             return np.zeros((0, 4)), np.zeros(0)
         scores = np.asarray(weights, np.float64).reshape(-1)
-        keep = np.asarray(
-            cv2.dnn.NMSBoxes([list(map(int, r)) for r in rects], scores.tolist(), self.min_score, self.nms_iou)
-        )
-        rects, scores = np.asarray(rects, np.float64)[keep.reshape(-1)], scores[keep.reshape(-1)]
+        keep = np.asarray(  # () when every score is under min_score
+            cv2.dnn.NMSBoxes([list(map(int, r)) for r in rects], scores.tolist(), self.min_score, self.nms_iou),
+            np.int64,
+        ).reshape(-1)
+        rects, scores = np.asarray(rects, np.float64)[keep], scores[keep]
         boxes = np.concatenate([rects[:, :2], rects[:, :2] + rects[:, 2:]], 1) / self.upscale
         height, width = frame.shape[:2]
         boxes = np.clip(boxes, 0, [width, height, width, height])  # windows padded past the border
