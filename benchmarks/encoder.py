@@ -6,14 +6,19 @@
 Per preset the model (a trained run's `.keras` with --model, else random weights) is exported once with
 `sal_tf.export.export_lib.export` (SavedModel, ONNX, float32 / float16 / int8 TFLite; int8 calibrated
 on --calibration_images training crops of the demo dataset, `sal_tf/export/accuracy.py`). Each form
-is opened through `sal_tf.inference.forms.open_backend` with --threads threads, and timed in
-interleaved rounds on one synthetic 1920×1080 frame with --boxes person boxes (60–200 px wide):
+is opened through `sal_tf.inference.forms.open_backend` with --threads threads, and timed on one
+synthetic 1920×1080 frame with --boxes person boxes (60–200 px wide), the encoder and its network
+called in turn (median per call; interleaved rounds over the forms):
 
   * `encoder_crops_per_s`: `BoxEncoder(frame, boxes)`: crops cut and resized, the model, unit rows;
   * `network_images_per_s`: the same back end on the same crops already cut (`embed_array`, batch = boxes);
   * `vs_network`: their ratio (what cropping and batching cost);
   * `bytes`: the form's size on disk; with --model, `mAP` / `rank1` (%) on the demo evaluation set
     (the export's accuracy report; the SavedModel scored here).
+
+With --serve_ingest, `sal-serve` (its own process on 127.0.0.1, `benchmarks/service_process.py`) is
+started on the `.keras` file and on the export folder (`auto`: the int8 file) and adds 1,024 demo
+gallery crops by image (4 clients, 32 crops a request, `benchmarks/search_service.ingest`): crops/s.
 
 One JSON line per (preset, form), after a setup line naming the CPU's features (/proc/cpuinfo:
 avx2, avx512f, avx512_vnni, amx) and the load average. Speed only: the paper preset (~31 GFLOPs a
@@ -30,6 +35,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
+import numpy as np
 from absl import app, flags, logging
 
 flags.DEFINE_list("presets", ["tiny"], "Model presets (tiny, paper).")
@@ -39,6 +45,7 @@ flags.DEFINE_integer("threads", 2, "Intra-op threads of every runtime.")
 flags.DEFINE_integer("rounds", 3, "Interleaved timing rounds.")
 flags.DEFINE_float("min_seconds", 1.0, "Each case's slice of a round (at least one call).")
 flags.DEFINE_integer("calibration_images", 200, "Demo training crops that calibrate the int8 file.")
+flags.DEFINE_bool("serve_ingest", False, "Also time sal-serve's ingest by image with the .keras file and `auto`.")
 FLAGS = flags.FLAGS
 
 CPU_FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16")
@@ -67,19 +74,25 @@ def frame_and_boxes(count, seed=0):
     return frame, np.stack([x, y, x + width, y + height], 1)
 
 
-def timed_rounds(cases, rounds, min_seconds):
-    """{name: median seconds per call} over interleaved rounds, after one warm-up call each."""
-    for fn in cases.values():
-        fn()
-    samples = {name: [] for name in cases}
+def timed_pairs(pairs, rounds, min_seconds):
+    """{name: (median s per call of the first, of the second)} of each pair of callables.
+
+    The two of a pair are called in turn, call by call, for `min_seconds` per pair in each of `rounds`
+    interleaved rounds (after one warm-up call each), so that a burst of load from other processes
+    hits both alike and their ratio stays meaningful on a shared machine.
+    """
+    samples = {name: ([], []) for name in pairs}
+    for first, second in pairs.values():
+        first(), second()
     for _ in range(rounds):
-        for name, fn in cases.items():
-            calls, start = 0, time.perf_counter()
-            while calls < 1 or time.perf_counter() - start < min_seconds:
-                fn()
-                calls += 1
-            samples[name].append((time.perf_counter() - start) / calls)
-    return {name: sorted(v)[len(v) // 2] for name, v in samples.items()}
+        for name, fns in pairs.items():
+            start = time.perf_counter()
+            while not samples[name][0] or time.perf_counter() - start < min_seconds:
+                for fn, times in zip(fns, samples[name]):
+                    t0 = time.perf_counter()
+                    fn()
+                    times.append(time.perf_counter() - t0)
+    return {name: tuple(float(np.median(t)) for t in times) for name, times in samples.items()}
 
 
 def exported_forms(model, folder, preset, data, trained):
@@ -117,8 +130,6 @@ def size_on_disk(path):
 
 
 def run_preset(preset, model_path, data):
-    import numpy as np
-
     from sal_tf.inference.boxes import BoxEncoder
     from sal_tf.inference.embedder import KerasEmbedder
     from sal_tf.inference.forms import open_backend
@@ -138,16 +149,16 @@ def run_preset(preset, model_path, data):
         backends = {"keras": KerasEmbedder(model, source=keras_file)}
         backends.update({form: open_backend(path, threads=FLAGS.threads) for form, path in forms.items()})
         sizes = {"keras": size_on_disk(keras_file), **{form: size_on_disk(path) for form, path in forms.items()}}
-        cases = {}
+        pairs = {}
         for form, backend in backends.items():
             encoder = BoxEncoder(backend, batch_size=FLAGS.boxes)
             crops = encoder.crops(frame, boxes)[0].astype(np.float32)
-            cases[f"{form}/encoder"] = lambda encoder=encoder: encoder(frame, boxes)
-            cases[f"{form}/network"] = lambda backend=backend, crops=crops: backend.embed_array(crops)
-        seconds = timed_rounds(cases, FLAGS.rounds, FLAGS.min_seconds)
+            pairs[form] = (lambda encoder=encoder: encoder(frame, boxes)), (lambda b=backend, c=crops: b.embed_array(c))
+        seconds = timed_pairs(pairs, FLAGS.rounds, FLAGS.min_seconds)
+        if FLAGS.serve_ingest:
+            serve_ingest(preset, {"keras": keras_file, "auto": os.path.join(tmp, "exports")})
         for form in backends:
-            encoder_rate = FLAGS.boxes / seconds[f"{form}/encoder"]
-            network_rate = FLAGS.boxes / seconds[f"{form}/network"]
+            encoder_rate, network_rate = (FLAGS.boxes / t for t in seconds[form])
             line = {
                 "benchmark": "encoder",
                 "preset": preset,
@@ -162,6 +173,25 @@ def run_preset(preset, model_path, data):
                 "export_seconds": export_s,
             }
             print(json.dumps(line), flush=True)
+
+
+def serve_ingest(preset, models, total=1024, batch=32, clients=4):
+    """Prints sal-serve's ingest crops/s with each of `models` ({form: path}) on the demo gallery crops."""
+    import glob
+
+    from benchmarks.search_service import DEMO_GALLERY, ingest
+    from benchmarks.service_process import ServiceProcess
+
+    crops = [
+        open(p, "rb").read() for p in sorted(glob.glob(os.path.join(os.path.expanduser(DEMO_GALLERY), "*.jpg")))[:256]
+    ]
+    for form, model in models.items():
+        with tempfile.TemporaryDirectory() as tmp:
+            with ServiceProcess([f"--model={model}", f"--store={tmp}/store"], os.path.join(tmp, "log")) as server:
+                ingest(server.url, crops, 4 * batch, batch, clients, "warm-up")
+                line, _, errors = ingest(server.url, crops, total, batch, clients, "run")
+            print(json.dumps({"benchmark": "serve_ingest", "preset": preset, "form": form, **line, "errors": errors,
+                              "load_average": list(os.getloadavg())}), flush=True)  # fmt: skip
 
 
 def main(argv):
