@@ -23,18 +23,6 @@ sys.path.insert(0, ROOT)
 import numpy as np  # noqa: E402
 
 
-def _worker_pids():
-    pids = set()
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if b"_EmbedWorker" in f.read():
-                    pids.add(int(pid))
-        except OSError:
-            pass
-    return pids
-
-
 def ray_case(args, images, plain, workers, kill=False):
     import ray
 
@@ -49,7 +37,7 @@ def ray_case(args, images, plain, workers, kill=False):
             batches.append(batch)
             first = first or time.perf_counter()
             if kill and not killed:
-                killed = sorted(_worker_pids())
+                killed = sorted(ray_embed.worker_pids())
                 for pid in killed:
                     os.kill(pid, signal.SIGKILL)
         end = time.perf_counter()

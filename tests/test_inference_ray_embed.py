@@ -9,12 +9,12 @@ import time
 import numpy as np
 import pytest
 
+from sal_tf.inference import ray_embed
 from tests.conftest import tiny_model
 
 ray = pytest.importorskip("ray")  # requirements-ray.txt
 
 pytestmark = pytest.mark.slow  # Ray's start and one model per actor: ~40 s on 2 cores
-WORKER = "_EmbedWorker"
 
 
 @pytest.fixture(scope="module")
@@ -38,21 +38,9 @@ def setup(tmp_path_factory):
     yield model, images, plain
     ray.shutdown()
     deadline = time.monotonic() + 20  # workers exit on their own shortly after the shutdown
-    while _worker_pids() and time.monotonic() < deadline:
+    while ray_embed.worker_pids() and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert not _worker_pids(), "a Ray worker process outlived ray.shutdown()"
-
-
-def _worker_pids():
-    pids = set()
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if WORKER.encode() in f.read():
-                    pids.add(int(pid))
-        except OSError:
-            pass
-    return pids
+    assert not ray_embed.worker_pids(), "a Ray worker process outlived ray.shutdown()"
 
 
 def test_sal_embed_engine_ray_writes_the_plain_paths_file(setup, tmp_path):
@@ -76,14 +64,12 @@ def test_sal_embed_engine_ray_writes_the_plain_paths_file(setup, tmp_path):
 
 
 def test_a_killed_worker_is_restarted_and_no_image_is_lost_or_repeated(setup):
-    from sal_tf.inference import ray_embed
-
     model, images, plain = setup
     seen, stop = set(), threading.Event()
 
     def watch():
         while not stop.is_set():
-            seen.update(_worker_pids())
+            seen.update(ray_embed.worker_pids())
             time.sleep(0.1)
 
     watcher = threading.Thread(target=watch, daemon=True)
@@ -95,7 +81,7 @@ def test_a_killed_worker_is_restarted_and_no_image_is_lost_or_repeated(setup):
         for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
             batches.append(batch)
             if not killed:  # the first batch is out: the one actor is mid-job
-                killed = sorted(_worker_pids())
+                killed = sorted(ray_embed.worker_pids())
                 for pid in killed:
                     os.kill(pid, signal.SIGKILL)
     finally:
@@ -109,8 +95,6 @@ def test_a_killed_worker_is_restarted_and_no_image_is_lost_or_repeated(setup):
 
 
 def test_gather_refuses_a_lost_or_repeated_image():
-    from sal_tf.inference import ray_embed
-
     rows = {"position": np.array([0, 2, 2]), "ok": np.ones(3, bool), "embedding": np.zeros((3, 4), np.float32)}
     with pytest.raises(RuntimeError, match="1 lost, 1 twice"):
         ray_embed.gather(rows, ["a", "b", "c"])

@@ -126,6 +126,19 @@ def collect(batches):
     return {key: np.concatenate(parts) if parts else np.zeros(0) for key, parts in out.items()}
 
 
+def worker_pids():
+    """Process ids of this machine's embedding actors (their command lines name `_EmbedWorker`)."""
+    pids = set()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if _EmbedWorker.__name__.encode() in f.read():
+                    pids.add(int(pid))
+        except OSError:
+            pass  # the process ended meanwhile
+    return pids
+
+
 def gather(rows, paths):
     """(embeddings [n, D] in path order, positions embedded, skipped paths) of the job's rows;
     RuntimeError when a position is missing or came back twice."""
