@@ -29,7 +29,8 @@ def test_constraints_never_two_places_at_once_nor_two_tracks_of_a_camera_at_once
     blocked = linking.conflicts(ts)
     assert blocked[0, 1] and blocked[0, 2] and blocked[1, 2] and not blocked[0, 3] and not blocked[1, 3]
     groups = linking.link(ts, threshold=0.5)  # identical features: only the constraints keep them apart
-    assert sorted(sorted(g) for g in groups) == [[0], [1], [2, 3]]  # camera 2's two tracks: one person, after 6 s
+    assert len(groups) == 3 and [3] not in groups  # c2's later track joins one of them (all tie at distance 0)
+    assert not any(blocked[i, j] for g in groups for i in g for j in g)  # never a blocked pair in one group
 
 
 def test_transit_windows_minimum_and_maximum():
@@ -65,6 +66,24 @@ def test_clustering_by_appearance_within_then_across_cameras():
     assert sorted(sorted(g) for g in camera_only) == [[0, 2], [1], [3], [4], [5]]
     assert len(linking.link(ts, threshold=None)) == 6  # no linking
     assert len(linking.link(ts, threshold=0.3, relink_gap=1.0, across=False)) == 6  # A's exit was longer than 1 s
+
+
+def test_one_pass_over_all_cameras_keeps_a_cameras_look_alikes_apart():
+    """X (person A) and Y (person B) in c1 look alike (0.25 apart); c2 sees both at once, each close to its own.
+
+    Linking within c1 first merged X and Y before c2's views could tell them apart; one pass over
+    all cameras joins X to X' and Y to Y' first, and then X' and Y' (one camera, one time) keep the
+    two groups apart."""
+    x, y = np.array([1.0, 0.0, 0.0]), np.array([np.cos(0.7227), np.sin(0.7227), 0.0])  # cosine distance 0.25
+    ts = [
+        _tracklet("c1", 1, 1, 30, x),
+        _tracklet("c1", 2, 40, 70, y),
+        _tracklet("c2", 1, 150, 190, x + 0.02 * y),
+        _tracklet("c2", 2, 150, 190, y + 0.02 * x),
+    ]
+    assert 1 - ts[0].feature @ ts[1].feature == pytest.approx(0.25, abs=1e-3)
+    assert sorted(sorted(g) for g in linking.link(ts, threshold=0.3)) == [[0, 2], [1, 3]]
+    assert sorted(sorted(g) for g in linking.link(ts, threshold=0.3, across=False)) == [[0, 1], [2], [3]]
 
 
 def test_observed_threshold_from_tracklets_of_two_cameras_at_once():

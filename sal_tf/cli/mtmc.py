@@ -48,8 +48,8 @@ def define_flags():
     flags.DEFINE_float("threshold", None, "Linking threshold (cosine distance), instead of the calibration's.")
     flags.DEFINE_string("calibration", None, "A calibration JSON (sal-evaluate's output, results.json); default: "
                         "the model's (its folder's results.json or calibration.json).")  # fmt: skip
-    flags.DEFINE_float("relink_gap", None, "Within a camera, tracklets at most this many seconds apart are linked "
-                       "first (default 30).")  # fmt: skip
+    flags.DEFINE_float("relink_gap", None, "--link=camera: tracklets of a camera at most this many seconds apart "
+                       "are linked (default 30).")  # fmt: skip
     flags.DEFINE_enum("annotate", "mp4", ["mp4", "avi", "gif", "none"], "Annotated clip of each camera.")
     flags.DEFINE_float("min_visibility", None, "Ground-truth boxes less visible are ignored (default 0.3).")
     flags.DEFINE_integer("batch_frames", None, "Frames whose boxes are embedded in one model call (default 16).")

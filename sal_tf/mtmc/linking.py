@@ -16,8 +16,12 @@ Clustering (`cluster`): agglomerative, average linkage of the cosine distance be
 embeddings — with unit rows, the mean pairwise distance of groups A and B is
 1 − (Σ_A f · Σ_B f) / (|A| |B|) — merging the closest allowed pair while its distance is at most
 the threshold (from the model's calibration, `sal_tf.evaluation.calibration`). `link` runs it
-twice: within each camera for tracklets at most `relink_gap` seconds apart (a person back after an
-occlusion or a short exit keeps their id), then over all groups of all cameras.
+once over all tracklets of all cameras (a person back after an occlusion or an exit, in the same
+camera or another, is the same question); `across=False` links only within each camera, tracklets
+at most `relink_gap` seconds apart. A first within-camera pass before the global one was tried and
+dropped: it merges a camera's look-alikes before the other cameras' views of them can pull them
+apart (tuning cameras, seed 41: cross-camera IDF1 0.514 with it, 0.545 without, at the same
+threshold; BUILD.md "Multi-camera tracking").
 """
 
 import numpy as np
@@ -144,10 +148,11 @@ def cluster(tracklets, groups, threshold, windows=None, blocked=None, may_link=N
 
 
 def link(tracklets, threshold, windows=None, relink_gap=DEFAULT_RELINK_GAP, across=True):
-    """Global groups of tracklet indices: within each camera (gap ≤ `relink_gap` s), then across cameras.
+    """Global groups of tracklet indices: one clustering of all cameras' tracklets (see the module docstring).
 
-    `across=False` stops after the first pass (each camera's tracks kept apart); `threshold=None`
-    links nothing. Groups are ordered by their first appearance.
+    `across=False` links only within each camera (tracklets at most `relink_gap` s apart): each
+    camera's tracks kept apart; `threshold=None` links nothing. Groups are ordered by their first
+    appearance.
     """
     groups = [[i] for i in range(len(tracklets))]
     if threshold is not None and tracklets:
@@ -161,9 +166,7 @@ def link(tracklets, threshold, windows=None, relink_gap=DEFAULT_RELINK_GAP, acro
             gap = min(tracklets[m].start for m in second) - max(tracklets[m].end for m in first)
             return gap <= relink_gap
 
-        groups = cluster(tracklets, groups, threshold, windows, blocked, close_in_one_camera)
-        if across:
-            groups = cluster(tracklets, groups, threshold, windows, blocked)
+        groups = cluster(tracklets, groups, threshold, windows, blocked, None if across else close_in_one_camera)
     return sorted(groups, key=lambda g: min((tracklets[m].start, tracklets[m].camera) for m in g))
 
 
