@@ -138,6 +138,7 @@ class AnnIndex:
         self._identity = True  # label == row for every row (fresh build, appends only)
         self._live_bits = None
         self.setting, self.recall, self.trained_rows, self.build_s = None, None, 0, None
+        self.calibrated_rows = 0  # the gallery's size when the setting was measured
 
     # --- which index, when -------------------------------------------------------------------
 
@@ -165,9 +166,15 @@ class AnnIndex:
     def build_if_due(self, vectors, install_lock):
         """Builds the index when the gallery (`vectors`, the store's live rows) reached its size;
         the build runs outside `install_lock` (searches go on exactly) and is installed under it.
-        Returns True when it built one (the store then compacts, which saves it)."""
+        Returns True when it built one (the store then compacts, which saves it). A built index
+        has its setting measured again each time the gallery doubles (an `hnsw` store grows from
+        empty; compactions are far apart)."""
         due = self.due_kind(len(vectors))
-        if due is None or self.built is not None:
+        if self.built is not None:
+            if len(vectors) >= 2 * max(self.calibrated_rows, CALIBRATION_QUERIES):
+                self.calibrate(vectors)  # the gallery doubled since the setting was measured
+            return False
+        if due is None:
             return False
         fresh = self._fresh(due, vectors)
         with install_lock():
@@ -221,6 +228,7 @@ class AnnIndex:
         self._tombstones = self._labels - len(label_of_row) if self.built == "hnsw" else 0
         self._identity = bool(np.array_equal(label_of_row, np.arange(len(label_of_row))))
         self.setting, self.recall = setting, recall
+        self.calibrated_rows = len(label_of_row) if setting else 0
 
     # --- changes (under the store's writer lock) ----------------------------------------------
 
@@ -331,7 +339,7 @@ class AnnIndex:
         n = len(vectors)
         k = min(CALIBRATION_K, n - 1)
         if k < 1:
-            self.setting, self.recall = self._steps()[0], 1.0
+            self.setting, self.recall, self.calibrated_rows = self._steps()[0], None, n  # nothing to measure
             return
         rows = np.sort(np.random.default_rng(1).choice(n, min(n, CALIBRATION_QUERIES), replace=False))
         q = np.ascontiguousarray(vectors[rows], np.float32)
@@ -340,7 +348,7 @@ class AnnIndex:
             recall = _recall(self.search(q, k + 1, vectors, None, setting), truth, rows, k)
             if recall >= TARGET_RECALL:
                 break
-        self.setting, self.recall = setting, recall
+        self.setting, self.recall, self.calibrated_rows = setting, recall, n
         logger.info("Calibrated the %s index: %s gives recall@%d %.3f", self.built, self.setting, k, self.recall)
 
     def _steps(self):
