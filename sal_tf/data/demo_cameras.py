@@ -41,8 +41,8 @@ import os
 import numpy as np
 
 from sal_tf.data import demo
-from sal_tf.data.demo_sequences import Geometry, render_frame, write_seqinfo
-from sal_tf.utils.files import generate_folder_once
+from sal_tf.data.demo_sequences import Geometry, floor_and_props, foreground_pillar, write_frames, write_seqinfo
+from sal_tf.utils.files import generate_seeded_folder_once
 from sal_tf.utils.visibility import MIN_VISIBILITY
 
 VERSION = 2  # bump when the rendering changes (cached cameras are regenerated)
@@ -100,23 +100,8 @@ def _background(cam, rng, geo):
         "noise": 0.9 + 0.2 * ((xx // 24 + yy // 24) % 2),
     }[cam["texture"]]
     img = cam["wall"] * shade[..., None]
-    floor = yy >= geo.wall
-    depth = (yy[floor] - geo.wall) / (geo.height - geo.wall)
-    img[floor] = cam["floor"] * (0.8 + 0.35 * depth)[:, None]
-    for _ in range(rng.integers(3, 7)):  # doors, posters, benches against the wall
-        w, h = geo.width * rng.uniform(0.04, 0.15), rng.uniform(0.2, 1.0) * geo.wall + 10
-        x0, y1 = rng.uniform(-10, geo.width - 10), geo.wall + rng.uniform(-0.4, 0.05) * h
-        img[(xx >= x0) & (xx < x0 + w) & (yy >= y1 - h) & (yy < y1)] = demo.muted(rng, 0.1, 0.9, 0.5)
-    return img
-
-
-def _pillar(rng, geo):
-    """None, or (x0, x1, colour) of a foreground pillar (about half of the cameras)."""
-    if rng.random() < 0.5:
-        return None
-    width = geo.width * rng.uniform(0.05, 0.09)
-    x0 = geo.width * rng.uniform(0.25, 0.75) - width / 2
-    return x0, x0 + width, demo.muted(rng, 0.2, 0.7, 0.3)
+    props = (3, 7), lambda rng: (geo.width * rng.uniform(0.04, 0.15), rng.uniform(0.2, 1.0) * geo.wall + 10)
+    return floor_and_props(img, yy, xx, cam, rng, geo, *props)  # doors, posters, benches
 
 
 def _geometry(rng, cam, size):
@@ -230,23 +215,8 @@ def _frame_rows(rng, geo, t, visible):
 
 def render_camera(seq_dir, name, people, tracks, cam, geo, rng, num_frames, start_time, progress=None):
     """Renders one camera (`tracks`: {id: {frame: state}}) into `seq_dir` (MOTChallenge layout + startTime)."""
-    from PIL import Image
-
-    background, pillar = _background(cam, rng, geo), _pillar(rng, geo)
-    for sub in ("img1", "gt", "det"):
-        os.makedirs(os.path.join(seq_dir, sub), exist_ok=True)
-    gt, det = [], []
-    for t in range(num_frames):
-        states = {pid: s[t] for pid, s in tracks.items() if t in s}
-        frame, visible = render_frame(background, geo, cam, rng, people, states, pillar)
-        Image.fromarray(frame).save(os.path.join(seq_dir, "img1", f"{t + 1:06d}.jpg"), quality=cam["quality"])
-        rows = _frame_rows(rng, geo, t, visible)
-        gt, det = gt + rows[0], det + rows[1]
-        if progress is not None:
-            progress.update(progress.step + 1)
-    for path, rows in (("gt/gt.txt", gt), ("det/det.txt", det)):
-        with open(os.path.join(seq_dir, path), "w") as f:
-            f.write("\n".join(rows) + "\n")
+    background, pillar = _background(cam, rng, geo), foreground_pillar(rng, geo, widths=(0.05, 0.09))
+    write_frames(seq_dir, (background, pillar, geo, cam), rng, people, tracks, num_frames, _frame_rows, progress)
     write_seqinfo(seq_dir, name, num_frames, (geo.height, geo.width), FPS)
     add_start_time(seq_dir, start_time)
 
@@ -323,13 +293,8 @@ def generate_cameras(out_dir, seed=TEST_SEED, cameras=4, frames=600, people=16, 
 
 def ensure_cameras(cache_dir, seed=TEST_SEED, **kwargs):
     """The cameras of `seed` under `cache_dir` (`demo_cameras_v<VERSION>_seed<seed>…`), rendered on first use
-    (`sal_tf.utils.files.generate_folder_once`)."""
-    extra = "".join(f"_{k}{v}" for k, v in sorted(kwargs.items()) if k != "verbose")
-    return generate_folder_once(
-        cache_dir,
-        f"demo_cameras_v{VERSION}_seed{seed}{extra}",
-        lambda folder: generate_cameras(folder, seed=seed, **kwargs),
-    )
+    (`sal_tf.utils.files.generate_seeded_folder_once`)."""
+    return generate_seeded_folder_once(cache_dir, f"demo_cameras_v{VERSION}", generate_cameras, seed, kwargs)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ import os
 import numpy as np
 
 from sal_tf.data import demo
-from sal_tf.utils.files import generate_folder_once
+from sal_tf.utils.files import generate_seeded_folder_once
 from sal_tf.utils.visibility import MIN_VISIBILITY  # people less visible are not detected (det.txt)
 
 VERSION = 1  # bump when the rendering changes (cached sequences are regenerated)
@@ -91,21 +91,28 @@ def _background(cam, rng, geo):
         "noise": np.kron(rng.uniform(0.88, 1.08, (geo.height // 16 + 1, geo.width // 16 + 1)), np.ones((16, 16))),
     }[cam["texture"]][: geo.height, : geo.width]
     img = cam["wall"] * shade[..., None]
+    props = (2, 5), lambda rng: (rng.uniform(20, 60), rng.uniform(20, 0.9 * geo.wall + 20))  # count, (w, h)
+    return floor_and_props(img, yy, xx, cam, rng, geo, *props)
+
+
+def floor_and_props(img, yy, xx, cam, rng, geo, count, prop_size):
+    """`img` (the wall) with the floor shaded below `geo.wall` and rng.integers(*count) props (doors, posters,
+    bins) against the wall, `prop_size(rng)` → (width, height) each (also `demo_cameras`' scenes)."""
     floor = yy >= geo.wall
     depth = (yy[floor] - geo.wall) / (geo.height - geo.wall)
     img[floor] = cam["floor"] * (0.8 + 0.35 * depth)[:, None]
-    for _ in range(rng.integers(2, 5)):  # doors, posters, bins against the wall
-        w, h = rng.uniform(20, 60), rng.uniform(20, 0.9 * geo.wall + 20)
+    for _ in range(rng.integers(*count)):
+        w, h = prop_size(rng)
         x0, y1 = rng.uniform(-10, geo.width - 10), geo.wall + rng.uniform(-0.4, 0.05) * h
         img[(xx >= x0) & (xx < x0 + w) & (yy >= y1 - h) & (yy < y1)] = demo.muted(rng, 0.1, 0.9, 0.5)
     return img
 
 
-def _pillar(rng, geo):
-    """None, or (x0, x1, colour) of a foreground pillar (about half of the cameras)."""
+def foreground_pillar(rng, geo, widths=(0.1, 0.17)):
+    """None, or (x0, x1, colour) of a foreground pillar (about half of the cameras), `widths` × the frame wide."""
     if rng.random() < 0.5:
         return None
-    width = geo.width * rng.uniform(0.1, 0.17)
+    width = geo.width * rng.uniform(*widths)
     x0 = geo.width * rng.uniform(0.25, 0.75) - width / 2
     return x0, x0 + width, demo.muted(rng, 0.2, 0.7, 0.3)
 
@@ -244,11 +251,33 @@ def write_seqinfo(seq_dir, name, length, size=FRAME_SIZE, fps=FPS):
 
 def render_sequence(seq_dir, name, people, cam, rng, num_frames, size=FRAME_SIZE, progress=None):
     """Renders one camera's sequence into `seq_dir` (MOTChallenge layout); `people`: {id: person params}."""
+    geo = Geometry(rng, size)
+    background, pillar = _background(cam, rng, geo), foreground_pillar(rng, geo)
+    tracks = _passes(rng, geo, sorted(people), num_frames)
+    write_frames(seq_dir, (background, pillar, geo, cam), rng, people, tracks, num_frames, _frame_rows, progress)
+    write_seqinfo(seq_dir, name, num_frames, size)
+
+
+def _frame_rows(rng, geo, t, visible):
+    """(gt rows, det rows) of frame t (0-based): `visible` {id: (box, visibility)}."""
+    gt, det = [], []
+    for pid, (box, visibility) in sorted(visible.items()):
+        clipped = _clip(box, geo)
+        if visibility > 0 and clipped[2] > clipped[0] and clipped[3] > clipped[1]:
+            gt.append(_mot_row(t + 1, pid, clipped, 1, 1, f"{min(visibility, 1.0):.3f}"))
+        found = _detect(rng, box, visibility, geo)
+        if found is not None:
+            det.append(_mot_row(t + 1, -1, found[0], f"{found[1]:.3f}", -1, -1, -1))
+    return gt, det
+
+
+def write_frames(seq_dir, scene, rng, people, tracks, num_frames, frame_rows, progress=None):
+    """Renders `num_frames` frames of `tracks` ({id: {frame: state}}) in `scene` (background, pillar, geometry,
+    camera look) into `seq_dir`/img1, with gt/gt.txt and det/det.txt from `frame_rows(rng, geo, t, visible)` →
+    (gt rows, det rows) after each frame (also `demo_cameras.render_camera`)."""
     from PIL import Image
 
-    geo = Geometry(rng, size)
-    background, pillar = _background(cam, rng, geo), _pillar(rng, geo)
-    tracks = _passes(rng, geo, sorted(people), num_frames)
+    background, pillar, geo, cam = scene
     for sub in ("img1", "gt", "det"):
         os.makedirs(os.path.join(seq_dir, sub), exist_ok=True)
     gt, det = [], []
@@ -256,19 +285,13 @@ def render_sequence(seq_dir, name, people, cam, rng, num_frames, size=FRAME_SIZE
         states = {pid: s[t] for pid, s in tracks.items() if t in s}
         frame, visible = render_frame(background, geo, cam, rng, people, states, pillar)
         Image.fromarray(frame).save(os.path.join(seq_dir, "img1", f"{t + 1:06d}.jpg"), quality=cam["quality"])
-        for pid, (box, visibility) in sorted(visible.items()):
-            clipped = _clip(box, geo)
-            if visibility > 0 and clipped[2] > clipped[0] and clipped[3] > clipped[1]:
-                gt.append(_mot_row(t + 1, pid, clipped, 1, 1, f"{min(visibility, 1.0):.3f}"))
-            found = _detect(rng, box, visibility, geo)
-            if found is not None:
-                det.append(_mot_row(t + 1, -1, found[0], f"{found[1]:.3f}", -1, -1, -1))
+        rows = frame_rows(rng, geo, t, visible)
+        gt, det = gt + rows[0], det + rows[1]
         if progress is not None:
             progress.update(progress.step + 1)
     for path, rows in (("gt/gt.txt", gt), ("det/det.txt", det)):
         with open(os.path.join(seq_dir, path), "w") as f:
             f.write("\n".join(rows) + "\n")
-    write_seqinfo(seq_dir, name, num_frames, size)
 
 
 def _camera(rng):
@@ -322,13 +345,8 @@ def generate_sequences(
 
 def ensure_sequences(cache_dir, seed=TEST_SEED, **kwargs):
     """The sequences of `seed` under `cache_dir` (`demo_sequences_v<VERSION>_seed<seed>`), rendered on first use
-    (`sal_tf.utils.files.generate_folder_once`); `kwargs`: `generate_sequences`'s, named in the folder."""
-    extra = "".join(f"_{k}{v}" for k, v in sorted(kwargs.items()) if k != "verbose")
-    return generate_folder_once(
-        cache_dir,
-        f"demo_sequences_v{VERSION}_seed{seed}{extra}",
-        lambda folder: generate_sequences(folder, seed=seed, **kwargs),
-    )
+    (`sal_tf.utils.files.generate_seeded_folder_once`); `kwargs`: `generate_sequences`'s, named in the folder."""
+    return generate_seeded_folder_once(cache_dir, f"demo_sequences_v{VERSION}", generate_sequences, seed, kwargs)
 
 
 if __name__ == "__main__":

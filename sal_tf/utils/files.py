@@ -70,6 +70,15 @@ def generate_folder_once(cache_dir, name, generate):
     return target
 
 
+def generate_seeded_folder_once(cache_dir, prefix, generate, seed, options):
+    """`generate_folder_once` of `generate(folder, seed=seed, **options)` in `<prefix>_seed<seed>_<key><value>…`
+    (the options sorted by name; `verbose` not named): the demo sequences' and cameras' caches."""
+    extra = "".join(f"_{k}{v}" for k, v in sorted(options.items()) if k != "verbose")
+    return generate_folder_once(
+        cache_dir, f"{prefix}_seed{seed}{extra}", lambda folder: generate(folder, seed=seed, **options)
+    )
+
+
 def to_jsonable(obj):
     """`obj` with numpy arrays / scalars (nested in dicts, lists, tuples) turned into Python values."""
     if isinstance(obj, dict):
