@@ -86,6 +86,21 @@ def test_one_pass_over_all_cameras_keeps_a_cameras_look_alikes_apart():
     assert sorted(sorted(g) for g in linking.link(ts, threshold=0.3, across=False)) == [[0, 1], [2], [3]]
 
 
+def test_tracklets_are_linked_where_the_calibrated_probability_is_at_least_one_half():
+    from sal_tf.mtmc import run
+
+    cal = {"thresholds": [{"fmr": 0.01, "distance": 0.15}],
+           "knots": {"distance": [0.1, 0.2, 0.3, 0.4], "probability": [0.9, 0.7, 0.5, 0.2]}}  # fmt: skip
+    assert run.probability_distance(cal, 0.5) == 0.3 and run.probability_distance(cal, 0.95) == 0.1
+    y = np.array([np.cos(0.6435), np.sin(0.6435), 0.0])  # cosine distance 0.2 from A
+    ts = [_tracklet("c1", 1, 1, 30, A), _tracklet("c2", 1, 100, 130, y)]
+    found, groups, threshold, how = run.link_tracklets(ts, run.Options(calibration=cal))
+    assert threshold == 0.3 and how.startswith("calibration at P(same) >= 0.5") and len(groups) == 1
+    found, groups, threshold, how = run.link_tracklets(ts, run.Options(calibration=cal, probability=None))
+    assert threshold == 0.15 and how == "calibration at FMR 0.01" and len(groups) == 2
+    assert run.link_tracklets(ts, run.Options(calibration=cal, threshold=0.1))[2] == 0.1  # --threshold wins
+
+
 def test_observed_threshold_from_tracklets_of_two_cameras_at_once():
     rng = np.random.default_rng(0)
     ts = [_tracklet(f"c{k % 2}", k, 1 + 3 * k, 40 + 3 * k, rng.normal(size=8)) for k in range(40)]

@@ -45,6 +45,9 @@ def define_flags():
     flags.DEFINE_enum("link", "all", ["all", "camera", "none"], "Link tracklets across cameras (all), only within "
                       "each camera (camera), or not at all (none: each camera's tracks kept apart).")  # fmt: skip
     flags.DEFINE_float("fmr", 1e-2, "False-match rate whose calibrated distance is the linking threshold.")
+    flags.DEFINE_float("link_probability", 0.5, "With a calibration: link tracklets while their calibrated P(same "
+                       "person) is at least this (tracks are still cut at the --fmr distance); 0: link at the --fmr "
+                       "distance.")  # fmt: skip
     flags.DEFINE_float("threshold", None, "Linking threshold (cosine distance), instead of the calibration's.")
     flags.DEFINE_string("calibration", None, "A calibration JSON (sal-evaluate's output, results.json); default: "
                         "the model's (its folder's results.json or calibration.json).")  # fmt: skip
@@ -87,11 +90,14 @@ def _options():
         raise ValueError(f"--threshold must be > 0; got {FLAGS.threshold}.")
     if not 0 < FLAGS.fmr < 1:
         raise ValueError(f"--fmr must be in (0, 1); got {FLAGS.fmr}.")
+    if not 0 <= FLAGS.link_probability < 1:
+        raise ValueError(f"--link_probability must be in [0, 1); got {FLAGS.link_probability}.")
     optional = {
         k: FLAGS[k].value for k in ("relink_gap", "min_visibility", "batch_frames") if FLAGS[k].value is not None
     }
     return Options(
         link=FLAGS.link, threshold=FLAGS.threshold, fmr=FLAGS.fmr, calibration=found,
+        probability=FLAGS.link_probability or None,
         transit=linking.parse_transit(FLAGS.transit), detections=FLAGS.detections,
         threads=FLAGS.threads, annotate=None if FLAGS.annotate == "none" else FLAGS.annotate,
         store=FLAGS.store, store_run=FLAGS.store_run, **optional,

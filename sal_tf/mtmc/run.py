@@ -11,6 +11,8 @@ import json
 import os
 import time
 
+import numpy as np
+
 from sal_tf.evaluation import calibration as calibration_lib
 from sal_tf.mtmc import detectors, journeys, linking, metrics, tracklets
 from sal_tf.tracking import annotate, mot
@@ -18,6 +20,10 @@ from sal_tf.tracking.run import BATCH_FRAMES
 from sal_tf.utils.visibility import MIN_VISIBILITY
 
 LINKS = ("all", "camera", "none")
+LINK_PROBABILITY = (
+    0.5  # with a calibration, tracklets are linked while P(same person) ≥ this (the even-prior decision);
+)
+# tuning cameras (seed 41): cross-camera IDF1 0.545 at FMR 1e-2's distance, 0.616 here (BUILD.md "Multi-camera tracking")
 SPLIT_FACTOR = 1.5  # tracks are cut at appearance jumps of 1.5× the linking threshold (best of 1, 1.5, 2, 3 on the
 # tuning cameras, demo_cameras.TUNING_SEED; BUILD.md "Multi-camera tracking")  # across cameras too / within each camera only / no linking
 
@@ -29,6 +35,7 @@ class Options:
     link: str = "all"
     threshold: float | None = None  # None: from the calibration (or the observed pairs)
     fmr: float = 1e-2
+    probability: float | None = LINK_PROBABILITY  # link at the calibrated P(same) ≥ this; None: at the FMR distance
     calibration: dict | None = None
     transit: dict = dataclasses.field(default_factory=dict)
     relink_gap: float = linking.DEFAULT_RELINK_GAP
@@ -57,6 +64,25 @@ def choose_threshold(found, options):
             "and too few tracklets of two cameras at once to measure one."
         )
     return observed, f"observed cross-camera pairs at FMR {options.fmr:g}"
+
+
+def probability_distance(calibration, probability):
+    """The largest cosine distance whose calibrated P(same person) is still ≥ `probability` (a knot of its map)."""
+    knots = calibration["knots"]
+    distance, p = np.asarray(knots["distance"], np.float64), np.asarray(knots["probability"], np.float64)
+    above = np.nonzero(p >= probability)[0]
+    return float(distance[above.max()] if len(above) else distance[0])
+
+
+def link_threshold(split_threshold, how, options):
+    """(linking threshold, how): with a calibration and `options.probability`, the distance where P(same) falls
+    below it (never under `split_threshold`, the FMR distance); else the split threshold itself."""
+    if split_threshold is None or options.threshold is not None or options.calibration is None:
+        return split_threshold, how
+    if options.probability is None or "knots" not in options.calibration:
+        return split_threshold, how
+    distance = max(split_threshold, probability_distance(options.calibration, options.probability))
+    return round(distance, 6), f"calibration at P(same) >= {options.probability:g} (tracks cut at {how})"
 
 
 def track_cameras(cameras, appearance, settings, options, progress=None):
@@ -109,10 +135,12 @@ def write_clips(cameras, found, ids, output_dir, kind):
 
 def link_tracklets(found, options):
     """(tracklets, groups of their indices, threshold, how it was chosen): tracks cut where their appearance
-    jumps (`tracklets.split`, at `SPLIT_FACTOR` × the linking threshold), then linked (`linking.link`)."""
-    threshold, how = choose_threshold(found, options)
-    if threshold is not None:
-        found = [part for t in found for part in tracklets.split(t, SPLIT_FACTOR * threshold)]
+    jumps (`tracklets.split`, at `SPLIT_FACTOR` × the FMR threshold of `choose_threshold`), then linked
+    (`linking.link`) at `link_threshold`."""
+    cut, how = choose_threshold(found, options)
+    if cut is not None:
+        found = [part for t in found for part in tracklets.split(t, SPLIT_FACTOR * cut)]
+    threshold, how = link_threshold(cut, how, options)
     groups = linking.link(found, threshold, options.transit, options.relink_gap, across=options.link == "all")
     return found, groups, threshold, how
 
