@@ -2,9 +2,15 @@
 
     nice -n 5 python benchmarks/search_service.py --output=benchmarks/results/search_service_cpu_2core.jsonl
     python benchmarks/search_service.py --backends=folder --sizes=10000 --requests=200     # a quick run
+    # the approximate index (auto: hnsw from 50 k) on rows grown from the demo model's embeddings
+    nice -n 10 python benchmarks/search_service.py --backends=folder --dims=128 --image_dim=0 \
+        --vectors=model --sizes=1000000 --store_dir=/tmp/search_service_stores
 
 For each case (back end × gallery size × embedding width) the script fills a fresh store directly
-(`sal_tf.gallery.open_store`, synthetic unit vectors with cameras 1..6 and timestamps over a day),
+(`sal_tf.gallery.open_store(index=--index)`, cameras 1..6 and timestamps over a day; the rows: random
+unit vectors, or with `--vectors=model` 128-d rows grown from the demo model's real embeddings with
+the queries its embeddings of the same people's other views: `benchmarks/ann_index.py`), compacts it
+(`--store_dir`: kept and reused),
 starts its own `sal-serve` (`benchmarks/service_process.py`, 127.0.0.1, a `tiny` SAL model
 with random weights of that width), runs a fixed number of requests from 1..16 concurrent
 clients (threads, one keep-alive connection each), stops the server and prints JSON lines:
@@ -20,7 +26,9 @@ clients (threads, one keep-alive connection each), stops the server and prints J
   how many were found by the very first search after the acknowledgement;
 * `server`: peak RSS of the server process (VmHWM), fill time;
 * `store_search`: one `store.search` in the benchmark's own process (before the server starts),
-  for 1 and 8 queries at once: the store's share of a search's latency.
+  for 1 and 8 queries at once: the store's share of a search's latency; the folder store's index
+  (`stats()`: kind, efSearch / nprobe, its measured recall);
+* `served_recall` (`--vectors=model`): recall@10 of the server's answers against exact search.
 
 Crops: the demo gallery (`--images`, default the demo dataset's bounding_box_test) or, when
 absent, synthetic person-like images (`sal_tf.export.samples.synthetic_images`). Timings are
@@ -58,31 +66,82 @@ def unit_rows(rng, n, dim):
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
-def fill_store(location, n, dim, seed=0):
-    """Adds n synthetic items (cameras 1..6, timestamps over a day) to a new store; returns seconds."""
+def fill_store(location, n, dim, seed=0, real=None, index=None):
+    """Adds n items (cameras 1..6, timestamps over a day) to a new store, then compacts it (snapshot and
+    index saved, so the server opens without a rebuild); returns seconds. The rows: random unit vectors,
+    or with `real` (a `RealEmbeddings`) rows grown from the demo model's embeddings."""
     from sal_tf.gallery import Item, open_store
 
     rng = np.random.default_rng(seed)
     start = time.perf_counter()
-    with open_store(location, dim=dim) as store:
-        for first in range(0, n, FILL_CHUNK):
-            rows = min(FILL_CHUNK, n - first)
-            cameras = rng.integers(1, CAMERAS + 1, rows)
-            times = T0 + rng.uniform(0, DAY, rows)
+    with open_store(location, dim=dim, index=index) as store:
+        for first, rows in gallery_blocks(rng, n, dim, real):
+            cameras = rng.integers(1, CAMERAS + 1, len(rows))
+            times = T0 + rng.uniform(0, DAY, len(rows))
             items = [Item(f"synthetic-{first + i}", int(c), float(t)) for i, (c, t) in enumerate(zip(cameras, times))]
-            store.add(unit_rows(rng, rows, dim), items)
+            store.add(rows, items)
+        store.compact()
     return time.perf_counter() - start
 
 
-def store_search_ms(location, dim, batches=(1, 8), repeats=20):
-    """Median ms of one `store.search` (k 10) in this process, per query batch size: the store's own share."""
+def gallery_blocks(rng, n, dim, real=None):
+    """(first row, rows) blocks of at most FILL_CHUNK of the n gallery rows: random, or `real.rows(n)`."""
+    if real is None:
+        for first in range(0, n, FILL_CHUNK):
+            yield first, unit_rows(rng, min(FILL_CHUNK, n - first), dim)
+        return
+    for start, rows in real.rows(n):
+        for offset in range(0, len(rows), FILL_CHUNK):
+            yield start + offset, rows[offset : offset + FILL_CHUNK]
+
+
+class RealEmbeddings:
+    """Gallery rows and queries built around real-model embeddings: the demo model's embeddings of a generated
+    many-identity gallery (`benchmarks/gallery_store.py` `prepare_embeddings`, cached), grown with perturbed
+    copies (`benchmarks/ann_index.py` `chunks`); the queries are the model's embeddings of that gallery's
+    query images (the same people, other views)."""
+
+    def __init__(self, args):
+        from benchmarks.ann_index import _unit
+        from benchmarks.gallery_store import prepare_embeddings
+
+        spec = argparse.Namespace(model=args.embedding_model, work=args.embedding_work, demo_ids=args.demo_ids)
+        gallery, queries = prepare_embeddings(spec)
+        self.base = np.ascontiguousarray(_unit(gallery.astype(np.float32)))
+        self.queries = np.ascontiguousarray(_unit(queries.astype(np.float32)))
+
+    def rows(self, n):
+        """(first row, float32 rows) blocks of the n gallery rows, the same on every call."""
+        from benchmarks.ann_index import chunks
+
+        return chunks(self.base, n)
+
+    def exact_top(self, n, queries):
+        """Row numbers of each query's exact top 10 in the n-row gallery (`benchmarks/ann_index.py`)."""
+        from benchmarks.ann_index import exact_top
+
+        return exact_top(self.base, n, queries, np.ones(n, bool))
+
+
+def index_stats(location):
+    """The index part of the store's `stats()` (kind, setting, measured recall, build time)."""
+    from sal_tf.gallery import open_store
+
+    with open_store(location) as store:
+        stats = store.stats()
+    return {k: v for k, v in stats.items() if k.startswith("index") or k in ("efSearch", "nprobe")}
+
+
+def store_search_ms(location, dim, batches=(1, 8), repeats=20, pool=None):
+    """Median ms of one `store.search` (k 10) in this process, per query batch size: the store's own share.
+    The queries: random unit vectors, or the first rows of `pool`."""
     from sal_tf.gallery import open_store
 
     rng = np.random.default_rng(2)
     out = {}
     with open_store(location) as store:
         for m in batches:
-            queries = unit_rows(rng, m, dim)
+            queries = unit_rows(rng, m, dim) if pool is None else pool[:m]
             store.search(queries, 10)
             times = []
             for _ in range(repeats):
@@ -188,15 +247,28 @@ def run_load(url, path, bodies, requests, clients):
     }
 
 
-def search_bodies(dim, count, filtered=False, seed=1):
+def search_bodies(dim, count, filtered=False, seed=1, pool=None):
+    """JSON bodies of `count` searches by embedding: random unit vectors, or the first rows of `pool`."""
     rng = np.random.default_rng(seed)
     bodies = []
-    for q in unit_rows(rng, count, dim):
+    for q in unit_rows(rng, count, dim) if pool is None else pool[:count]:
         body = {"embedding": [round(float(v), 7) for v in q], "k": 10}
         if filtered:
             body.update(exclude_camera=int(rng.integers(1, CAMERAS + 1)), time_range=[T0, T0 + DAY / 2])
         bodies.append(json.dumps(body))
     return bodies
+
+
+def served_recall(url, bodies, truth):
+    """recall@10 of the service's answers (one client, in turn) against the exact top 10 rows `truth`."""
+    client = Client(url)
+    found = []
+    for body, rows in zip(bodies, truth):
+        _, answer, _ = client.request("POST", "/v1/search", body)
+        ids = {int(h["id"].rsplit("-", 1)[1]) for h in answer["results"] if h["id"].startswith("synthetic-")}
+        found.append(len(ids & set(rows.tolist())) / len(rows))
+    client.close()
+    return round(float(np.mean(found)), 4)
 
 
 def image_bodies(crops, k=10):
@@ -287,21 +359,35 @@ def store_location(folder, backend):
     return os.path.join(folder, "gallery.db" if backend == "milvus" else "gallery")
 
 
-def run_case(backend, size, dim, args, models, crops, emit):
+def run_case(backend, size, dim, args, models, crops, emit, real=None):
     from benchmarks.service_process import ServiceProcess
 
-    case = {"backend": backend, "gallery": size, "dim": dim}
+    case = {"backend": backend, "gallery": size, "dim": dim, "vectors": args.vectors}
+    real = real if dim == 128 else None  # the real embeddings are 128-d; wider cases stay random
+    pool = real.queries if real else None
     with tempfile.TemporaryDirectory(prefix="search_service_", dir=args.work_dir) as folder:
         location = store_location(folder, backend)
-        fill_s = fill_store(location, size, dim)
-        emit({**case, "benchmark": "store_search", **store_search_ms(location, dim)})
+        if args.store_dir:  # kept between runs: filled once (a 1 M store takes minutes)
+            location = os.path.join(os.path.expanduser(args.store_dir), f"{backend}-{args.vectors}-{size}x{dim}")
+        fill_s = None
+        if not os.path.exists(location):
+            fill_s = round(fill_store(location, size, dim, real=real, index=args.index), 1)
+        index = index_stats(location) if backend == "folder" else {}
+        emit({**case, "benchmark": "store_search", **store_search_ms(location, dim, pool=pool), **index})
         env = {"PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "2"}
+        if args.server_omp_threads:
+            env["OMP_NUM_THREADS"] = str(args.server_omp_threads)
         log = os.path.join(folder, "server.log")
         server_args = [f"--model={models[dim]}", f"--store={location}", "--max_items=64"]
         with ServiceProcess(server_args, log, env=env, cwd=ROOT) as server:
             start_rss = server.peak_rss_bytes()
+            if real:
+                queries = real.queries[: args.recall_queries]
+                bodies = search_bodies(dim, len(queries), pool=queries)
+                recall = served_recall(server.url, bodies, real.exact_top(size, queries))
+                emit({**case, "benchmark": "served_recall", "queries": len(queries), "recall_at_10": recall})
             for filtered in (False, True):
-                bodies = search_bodies(dim, 256, filtered)
+                bodies = search_bodies(dim, 256, filtered, pool=pool)
                 for clients in CLIENTS if not filtered else (8,):
                     line = run_load(server.url, "/v1/search", bodies, args.requests, clients)
                     emit({**case, "benchmark": "search_embedding", "filtered": filtered, **line})
@@ -319,7 +405,8 @@ def run_case(backend, size, dim, args, models, crops, emit):
             {
                 **case,
                 "benchmark": "server",
-                "fill_s": round(fill_s, 1),
+                "fill_s": fill_s,
+                "server_omp_threads": args.server_omp_threads,
                 "rss_after_start_mib": mib(start_rss),
                 "peak_rss_mib": mib(peak),
             }
@@ -354,6 +441,24 @@ def parse_args(argv=None):
     p.add_argument("--batch", type=int, default=32, help="Crops per ingest request.")
     p.add_argument("--images", default=DEMO_GALLERY, help="Folder of JPEG crops (synthetic ones when absent).")
     p.add_argument("--work_dir", default=None, help="Where the temporary stores go (default: the system's).")
+    p.add_argument(
+        "--vectors",
+        choices=["random", "model"],
+        default="random",
+        help="The 128-d gallery: random unit vectors, or rows grown from the demo model's real embeddings "
+        "(benchmarks/ann_index.py), searched with the model's query embeddings.",
+    )
+    p.add_argument("--index", default=None, help="The store's index (open_store(index=...)); default: auto.")
+    p.add_argument(
+        "--store_dir",
+        default=None,
+        help="Keep each case's store in this folder and reuse it when there (not refilled; the runs' adds stay).",
+    )
+    p.add_argument("--server_omp_threads", type=int, default=None, help="OMP_NUM_THREADS of the server (faiss).")
+    p.add_argument("--recall_queries", type=int, default=200, help="--vectors=model: queries of served_recall.")
+    p.add_argument("--embedding_model", default="/tmp/base_runs/demo/stage2.keras", help="--vectors=model: its model.")
+    p.add_argument("--embedding_work", default="~/.cache/sal_tf/gallery_bench", help="--vectors=model: its cache.")
+    p.add_argument("--demo_ids", type=int, default=1800, help="--vectors=model: identities of its demo gallery.")
     p.add_argument("--output", default=None, help="Also append the JSON lines to this file.")
     return p.parse_args(argv)
 
@@ -372,6 +477,7 @@ def main(argv=None):
     sizes = [int(s) for s in args.sizes.split(",")]
     dims = [int(d) for d in args.dims.split(",")]
     crops = load_crops(args.images, 256)
+    real = RealEmbeddings(args) if args.vectors == "model" else None
     emit(
         {
             "benchmark": "search_service_setup",
@@ -388,7 +494,7 @@ def main(argv=None):
                 for dim in dims:
                     wide_case = size == max(sizes) and backend in args.wide_backends.split(",")
                     if dim == args.image_dim or wide_case:
-                        run_case(backend, size, dim, args, models, crops, emit)
+                        run_case(backend, size, dim, args, models, crops, emit, real)
     if out:
         out.close()
 
