@@ -49,7 +49,7 @@ def test_transit_windows_minimum_and_maximum():
         linking.check_transit_cameras(linking.parse_transit(["c1:c9:1:2"]), ["c1", "c2"])
 
 
-def test_clustering_by_appearance_within_then_across_cameras():
+def test_clustering_by_appearance_within_and_across_cameras():
     noisy = lambda base, k: base + 0.05 * np.array([k, -k, k])  # noqa: E731
     ts = [
         _tracklet("c1", 1, 1, 30, noisy(A, 1)),  # person A
