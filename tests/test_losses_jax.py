@@ -30,4 +30,7 @@ def test_jax_backend_passes_the_reference_tests():
     assert result.returncode == 0, output[-4000:]
     summary = output.strip().splitlines()[-1]
     passed = re.search(r"(\d+) passed", summary)
-    assert passed and int(passed.group(1)) >= 27 and "skipped" not in summary, output[-2000:]
+    # At least one passed test per `test_ref_` function (parametrised ones give several): none lost to collection.
+    functions = sum(len(re.findall(r"^def test_ref_", open(f).read(), re.M)) for f in files)
+    assert functions >= 20, functions
+    assert passed and int(passed.group(1)) >= functions and "skipped" not in summary, output[-2000:]
