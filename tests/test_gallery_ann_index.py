@@ -210,36 +210,11 @@ for batch in range(100000):
 
 def test_every_acknowledged_add_survives_kill_9_with_an_hnsw_index(tmp_path):
     """A writer adds (and deletes) in a loop, the index saved at each compaction, and is killed mid-stream."""
-    import json
-    import signal
-    import subprocess
-    import sys
-    import time
-
     from sal_tf.gallery import open_store
-    from tests.conftest import REPO
+    from tests.crash_support import acknowledged_before_kill_9
 
     folder = str(tmp_path / "crash")
-    child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, folder],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": REPO},
-    )
-    acknowledged = []
-    deadline = time.monotonic() + 60
-    try:
-        while len(acknowledged) < 400 and time.monotonic() < deadline:
-            line = child.stdout.readline()
-            if not line:
-                break
-            acknowledged += json.loads(line)
-    finally:
-        child.send_signal(signal.SIGKILL)
-        child.wait(timeout=30)
-    assert len(acknowledged) >= 400, child.stderr.read()[-2000:]
+    acknowledged = acknowledged_before_kill_9(CHILD, [folder], wanted=400)
     assert any(name.startswith("index-") for name in os.listdir(folder)), "no index was saved before the kill"
     with open_store(folder, index="hnsw") as store:
         assert store.stats()["index_built"] == "hnsw"
