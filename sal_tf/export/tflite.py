@@ -217,20 +217,25 @@ def write_tflite_files(
     with open(os.path.join(directory, REPORT_FILE), "w") as f:
         json.dump(report, f, indent=2)
     if failed:
-        raise TFLiteParityError(
-            f"TFLite parity failed in {directory}: "
-            + "; ".join(
-                f"{e['file']}: min cosine {e.get('min_cosine', 'n/a')} < {e.get('min_cosine_required', MIN_COSINE[e['quantization']])}"
-                + (f" ({e['error']})" if "error" in e else "")
-                + (" (non-finite outputs)" if e.get("finite") is False else "")
-                for e in failed
-            )
-            + ". Failing files were deleted; see parity.json."
-        )
+        raise _parity_error(directory, failed)
     refusal = accuracy.refusal(report["files"]) if accuracy is not None else None
     if refusal is not None:
         raise refusal
     return report
+
+
+def _parity_error(directory, failed):
+    """The `TFLiteParityError` naming each failed file's entry of the report, its cosine and why."""
+    return TFLiteParityError(
+        f"TFLite parity failed in {directory}: "
+        + "; ".join(
+            f"{e['file']}: min cosine {e.get('min_cosine', 'n/a')} < {e.get('min_cosine_required', MIN_COSINE[e['quantization']])}"
+            + (f" ({e['error']})" if "error" in e else "")
+            + (" (non-finite outputs)" if e.get("finite") is False else "")
+            for e in failed
+        )
+        + ". Failing files were deleted; see parity.json."
+    )
 
 
 def _int8_kind(calibration):
