@@ -48,7 +48,7 @@ def peak_rss_mib():
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-def _unit(x):
+def unit_length(x):
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
@@ -61,7 +61,7 @@ def chunks(base, size, noise=0.15):
         n = min(CHUNK, size - start)
         rows = base[rng.integers(0, len(base), n)]
         step = noise / np.sqrt(base.shape[1])
-        yield start, _unit(rows + step * rng.standard_normal(rows.shape, dtype=np.float32)).astype(np.float32)
+        yield start, unit_length(rows + step * rng.standard_normal(rows.shape, dtype=np.float32)).astype(np.float32)
 
 
 def cameras_of(size):
@@ -218,8 +218,8 @@ def child(args):
     from benchmarks.gallery_store import prepare_embeddings
 
     gallery, queries = prepare_embeddings(args)
-    base = np.ascontiguousarray(_unit(gallery.astype(np.float32)))
-    queries = np.ascontiguousarray(_unit(queries.astype(np.float32))[: args.queries])
+    base = np.ascontiguousarray(unit_length(gallery.astype(np.float32)))
+    queries = np.ascontiguousarray(unit_length(queries.astype(np.float32))[: args.queries])
     case = {"store": store_case, "reopen": reopen_case, "auto": auto_case}[args.case]
     for row in case(args, base, queries):
         print(json.dumps(row), flush=True)

@@ -102,13 +102,13 @@ class RealEmbeddings:
     query images (the same people, other views)."""
 
     def __init__(self, args):
-        from benchmarks.ann_index import _unit
+        from benchmarks.ann_index import unit_length
         from benchmarks.gallery_store import prepare_embeddings
 
         spec = argparse.Namespace(model=args.embedding_model, work=args.embedding_work, demo_ids=args.demo_ids)
         gallery, queries = prepare_embeddings(spec)
-        self.base = np.ascontiguousarray(_unit(gallery.astype(np.float32)))
-        self.queries = np.ascontiguousarray(_unit(queries.astype(np.float32)))
+        self.base = np.ascontiguousarray(unit_length(gallery.astype(np.float32)))
+        self.queries = np.ascontiguousarray(unit_length(queries.astype(np.float32)))
 
     def rows(self, n):
         """(first row, float32 rows) blocks of the n gallery rows, the same on every call."""
