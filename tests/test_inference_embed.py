@@ -112,3 +112,11 @@ def test_embed_cli_bad_input_is_an_error_line_and_exit_2(tmp_path):
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert out.stderr.strip().splitlines()[-1] == "error: --output 'o.npz' exists; pass --overwrite to replace it."
     assert (tmp_path / "o.npz").read_bytes() == b"keep me"
+
+
+@pytest.mark.parametrize("command", ["sal_tf.cli.embed", "sal_tf.cli.search"])
+def test_help_lists_the_embedding_flags_defined_in_cli_engine(command):
+    out = run_cmd([sys.executable, "-m", command, "--help"])  # absl's --help exits 1
+    assert "Traceback" not in out.stderr, out.stderr
+    for flag in ("--batch_size", "--[no]flip", "--[no]progress", "--engine", "--ray_address", "--ray_workers"):
+        assert f"  {flag}:" in out.stdout, (flag, out.stdout)

@@ -24,11 +24,9 @@ def define_flags():
     flags.DEFINE_integer("threads", None, "Threads of the model's runtime (default: the runtime's).")
     flags.DEFINE_string("images", None, "A folder (recursive), a glob pattern, or a CSV (path,person_id,camera_id).")
     flags.DEFINE_string("output", None, "The .npz to write (embeddings, paths, pids/camids, skipped).")
-    flags.DEFINE_integer("batch_size", 32, "Images per model call.")
-    flags.DEFINE_bool("flip", False, "Average each image's embedding with its mirror's (as --flip_eval).")
     flags.DEFINE_bool("overwrite", False, "Replace an existing --output.")
-    flags.DEFINE_bool("progress", True, "Show a progress bar on stderr.")
     engine.define_flags()
+    flags.adopt_module_key_flags(engine)  # --help lists the embedding flags with this command's own
 
 
 def main(argv):

@@ -18,7 +18,10 @@ ENGINES = ("local", "ray")
 
 
 def define_flags():
-    """The engine flags (called by a command's `define_flags`)."""
+    """The embedding job's flags, the same on every command that embeds images (called by its `define_flags`)."""
+    flags.DEFINE_integer("batch_size", 32, "Images per model call when embedding.")
+    flags.DEFINE_bool("flip", False, "Average each image's embedding with its mirror's (as --flip_eval).")
+    flags.DEFINE_bool("progress", True, "Show a progress bar on stderr while embedding.")
     flags.DEFINE_enum("engine", "local", list(ENGINES), "Embed in this process (local) or as a Ray Data job (ray).")
     flags.DEFINE_string(
         "ray_address", None, "--engine=ray: the Ray cluster to join (ray://head:10001 or auto); default: a local Ray."

@@ -96,11 +96,9 @@ def define_flags():
     flags.DEFINE_string("output", None, "query: also write the results as JSON lines to this file.")
     flags.DEFINE_string("picture", None, "query: write the rank lists of the first queries to this PNG.")
     flags.DEFINE_integer("picture_queries", 4, "query: queries drawn in --picture.")
-    flags.DEFINE_integer("batch_size", 32, "Images per model call when embedding.")
-    flags.DEFINE_bool("flip", False, "Flip-average when embedding images.")
     flags.DEFINE_bool("overwrite", False, "index: replace an existing index in --index_dir.")
-    flags.DEFINE_bool("progress", True, "Show a progress bar while embedding.")
     engine.define_flags()
+    flags.adopt_module_key_flags(engine)  # --help lists the embedding flags with this command's own
 
 
 def main(argv):
