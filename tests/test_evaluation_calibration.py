@@ -1,5 +1,7 @@
 """`sal_tf.evaluation.calibration`: thresholds at false-match rates, the isotonic P(same), the hold-out check."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -55,10 +57,19 @@ def test_pairs_are_across_cameras_and_leave_junk_out_and_the_threshold_holds_out
     assert calibration.calibrate_features(qf[:0], gf, qp[:0], gp, qc[:0], gc) is None
 
 
+def test_results_json_gives_its_latest_trained_stage_whatever_the_key_order(tmp_path):
+    stage2 = calibration.calibrate(np.array([0.1, 0.2]), np.linspace(0.3, 1, 500))
+    untrained = calibration.calibrate(np.array([0.001, 0.002]), np.linspace(0.003, 0.01, 500))
+    results = {"config": {}, "stage1": {"calibration": {**stage2, "same_median": 1}},
+               "stage2": {"calibration": stage2}, "untrained": {"calibration": untrained}}  # fmt: skip
+    (tmp_path / "results.json").write_text(json.dumps(results))  # the order a training run writes
+    assert calibration.find(tmp_path) == stage2
+    (tmp_path / "results.json").write_text(json.dumps({"untrained": {"calibration": untrained}}))
+    assert calibration.find(tmp_path) == untrained
+
+
 def test_found_beside_a_model_in_results_json(tmp_path):
     cal = calibration.calibrate(np.array([0.1, 0.2]), np.linspace(0.3, 1, 500))
-    import json
-
     (tmp_path / "results.json").write_text(json.dumps({"stage1": {"mAP": 0.5, "calibration": {**cal, "same_median": 1}},
                                                       "stage2": {"mAP": 0.6, "calibration": cal}}))  # fmt: skip
     (tmp_path / "stage2.keras").write_text("")

@@ -20,8 +20,11 @@ reads (`load`, `threshold`, `probability`).
 
 import json
 import os
+import re
 
 import numpy as np
+
+STAGE_KEY = re.compile(r"stage\d+")  # the trained stages of a results.json (sal_tf/training)
 
 FMRS = (1e-2, 1e-3)
 MAX_DIFFERENT_PAIRS = 4_000_000  # different-identity pairs sampled beyond this (seeded)
@@ -180,10 +183,10 @@ def _search(data):
             return data
         if "calibration" in data:
             return _search(data["calibration"])
-        found = None
-        for value in data.values():  # results.json: one entry per stage, the last one wins
-            found = _search(value) or found
-        return found
+        stages = sorted((k for k in data if STAGE_KEY.fullmatch(str(k))), key=lambda k: int(k[5:]))
+        if stages:  # a results.json: the latest trained stage (what its model_dir loads), not "untrained"
+            return next((found for found in map(_search, (data[k] for k in reversed(stages))) if found), None)
+        return next((found for found in map(_search, data.values()) if found), None)
     return None
 
 
