@@ -38,6 +38,8 @@ sys.path.insert(0, ROOT)
 
 import numpy as np  # noqa: E402
 
+from benchmarks.gallery_store import unit_rows  # noqa: E402
+
 K = 10
 CAMERAS = 6
 CHUNK = 100_000  # rows generated (and compared exactly) at a time: the benchmark's own memory stays small
@@ -46,10 +48,6 @@ FILTERS = {"none": {}, "exclude_camera": {"exclude_camera": 1}, "one_camera": {"
 
 def peak_rss_mib():
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-
-
-def unit_length(x):
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
 def chunks(base, size, noise=0.15):
@@ -61,7 +59,7 @@ def chunks(base, size, noise=0.15):
         n = min(CHUNK, size - start)
         rows = base[rng.integers(0, len(base), n)]
         step = noise / np.sqrt(base.shape[1])
-        yield start, unit_length(rows + step * rng.standard_normal(rows.shape, dtype=np.float32)).astype(np.float32)
+        yield start, unit_rows(rows + step * rng.standard_normal(rows.shape, dtype=np.float32)).astype(np.float32)
 
 
 def cameras_of(size):
@@ -218,8 +216,8 @@ def child(args):
     from benchmarks.gallery_store import prepare_embeddings
 
     gallery, queries = prepare_embeddings(args)
-    base = np.ascontiguousarray(unit_length(gallery.astype(np.float32)))
-    queries = np.ascontiguousarray(unit_length(queries.astype(np.float32))[: args.queries])
+    base = np.ascontiguousarray(unit_rows(gallery.astype(np.float32)))
+    queries = np.ascontiguousarray(unit_rows(queries.astype(np.float32))[: args.queries])
     case = {"store": store_case, "reopen": reopen_case, "auto": auto_case}[args.case]
     for row in case(args, base, queries):
         print(json.dumps(row), flush=True)

@@ -49,7 +49,8 @@ K = 10
 WIDE = 1024
 
 
-def _unit(x):
+def unit_rows(x):
+    """float32 rows scaled to unit length (the benchmarks' one normaliser)."""
     x = np.asarray(x, np.float32)
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
@@ -79,7 +80,7 @@ def widen(x, seed=0, noise=0.02):
     rng = np.random.default_rng([seed, 7])
     basis = np.linalg.qr(rng.standard_normal((WIDE, x.shape[1])))[0].astype(np.float32)
     y = x @ basis.T + noise / np.sqrt(WIDE) * rng.standard_normal((len(x), WIDE)).astype(np.float32)
-    return _unit(y)
+    return unit_rows(y)
 
 
 def grow(gallery, n, seed=0, noise=0.15):
@@ -87,7 +88,7 @@ def grow(gallery, n, seed=0, noise=0.15):
     rng = np.random.default_rng([seed, 9])
     rows = rng.integers(0, len(gallery), n - len(gallery))
     extra = gallery[rows] + noise / np.sqrt(gallery.shape[1]) * rng.standard_normal((len(rows), gallery.shape[1]))
-    return np.concatenate([gallery, _unit(extra)])
+    return np.concatenate([gallery, unit_rows(extra)])
 
 
 def _timed_search(index, q, **kw):
@@ -226,7 +227,7 @@ def kernel_case(args):
     search_lib.use_blas_for_batches()
     rng = np.random.default_rng(0)
     for n in args.store_sizes:
-        x = _unit(rng.standard_normal((n, 128), np.float32))
+        x = unit_rows(rng.standard_normal((n, 128), np.float32))
         keep = rng.integers(0, 6, n) != 2  # a camera left out
         for name, fn in _kernels(x, keep).items():
             for q in (x[:1] + 0.01, x[:BATCH] + 0.01):
@@ -257,7 +258,7 @@ def _store_rows(n, seed=0):
         items = [
             Item(id=f"i{start + j}", camera=int(rng.integers(1, 7)), timestamp=float(start + j)) for j in range(count)
         ]
-        yield _unit(rng.standard_normal((count, 128), np.float32)), items
+        yield unit_rows(rng.standard_normal((count, 128), np.float32)), items
 
 
 def _latencies(store, q, **filters):
@@ -284,7 +285,7 @@ def store_case(args):
         for vectors, items in _store_rows(n):
             store.add(vectors, items)
         add_s = time.perf_counter() - start
-        q = _unit(np.random.default_rng(1).standard_normal((args.store_queries, 128), np.float32))
+        q = unit_rows(np.random.default_rng(1).standard_normal((args.store_queries, 128), np.float32))
         line = {**base, "add_items_per_s": round(n / add_s, 1), "add_s": round(add_s, 1)}
         for label, filters in (
             ("no_filter", {}),

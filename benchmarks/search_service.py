@@ -61,7 +61,7 @@ DEMO_GALLERY = "~/.cache/sal_tf/demo/demo_market_v1_seed0/bounding_box_test"
 
 
 # ------------------------------------------------------------------ set-up
-def unit_rows(rng, n, dim):
+def random_unit_rows(rng, n, dim):
     x = rng.standard_normal((n, dim), dtype=np.float32)
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
@@ -88,7 +88,7 @@ def gallery_blocks(rng, n, dim, real=None):
     """(first row, rows) blocks of at most FILL_CHUNK of the n gallery rows: random, or `real.rows(n)`."""
     if real is None:
         for first in range(0, n, FILL_CHUNK):
-            yield first, unit_rows(rng, min(FILL_CHUNK, n - first), dim)
+            yield first, random_unit_rows(rng, min(FILL_CHUNK, n - first), dim)
         return
     for start, rows in real.rows(n):
         for offset in range(0, len(rows), FILL_CHUNK):
@@ -102,13 +102,12 @@ class RealEmbeddings:
     query images (the same people, other views)."""
 
     def __init__(self, args):
-        from benchmarks.ann_index import unit_length
-        from benchmarks.gallery_store import prepare_embeddings
+        from benchmarks.gallery_store import prepare_embeddings, unit_rows
 
         spec = argparse.Namespace(model=args.embedding_model, work=args.embedding_work, demo_ids=args.demo_ids)
         gallery, queries = prepare_embeddings(spec)
-        self.base = np.ascontiguousarray(unit_length(gallery.astype(np.float32)))
-        self.queries = np.ascontiguousarray(unit_length(queries.astype(np.float32)))
+        self.base = np.ascontiguousarray(unit_rows(gallery.astype(np.float32)))
+        self.queries = np.ascontiguousarray(unit_rows(queries.astype(np.float32)))
 
     def rows(self, n):
         """(first row, float32 rows) blocks of the n gallery rows, the same on every call."""
@@ -141,7 +140,7 @@ def store_search_ms(location, dim, batches=(1, 8), repeats=20, pool=None):
     out = {}
     with open_store(location) as store:
         for m in batches:
-            queries = unit_rows(rng, m, dim) if pool is None else pool[:m]
+            queries = random_unit_rows(rng, m, dim) if pool is None else pool[:m]
             store.search(queries, 10)
             times = []
             for _ in range(repeats):
@@ -251,7 +250,7 @@ def search_bodies(dim, count, filtered=False, seed=1, pool=None):
     """JSON bodies of `count` searches by embedding: random unit vectors, or the first rows of `pool`."""
     rng = np.random.default_rng(seed)
     bodies = []
-    for q in unit_rows(rng, count, dim) if pool is None else pool[:count]:
+    for q in random_unit_rows(rng, count, dim) if pool is None else pool[:count]:
         body = {"embedding": [round(float(v), 7) for v in q], "k": 10}
         if filtered:
             body.update(exclude_camera=int(rng.integers(1, CAMERAS + 1)), time_range=[T0, T0 + DAY / 2])
