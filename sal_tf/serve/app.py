@@ -42,6 +42,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from sal_tf.gallery import Item
 from sal_tf.serve import errors, guard, people, schemas
 from sal_tf.serve.failures import BadInput
 from sal_tf.serve.images import decode_base64
@@ -124,7 +125,7 @@ async def gallery_uploads(request):
     for i, item in enumerate(body.items):
         field = f"items[{i}].image_b64"
         data = decode_base64(item.image_b64, field)
-        uploads.append(Upload(data, field, item.id, item.camera, item.timestamp, item.path, item.person_id))
+        uploads.append(Upload(data, field, Item(item.id, item.camera, item.timestamp, item.path, item.person_id)))
     return uploads, "items"
 
 

@@ -26,12 +26,8 @@ def upload_of(images, i):
     except OSError as e:
         print(f"skipped {path}: {e.strerror}", file=sys.stderr)
         return None
-    item = file_item(
-        path,
-        images.camids[i] if images.camids is not None else None,
-        images.pids[i] if images.pids is not None else None,
-    )
-    return Upload(data, path, item.id, item.camera, item.timestamp, item.path, item.person_id)
+    camera = images.camids[i] if images.camids is not None else None
+    return Upload(data, path, file_item(path, camera, images.pids[i] if images.pids is not None else None))
 
 
 def add_skipping_bad(service, uploads):

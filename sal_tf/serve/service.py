@@ -33,15 +33,11 @@ SEARCH_BATCH = 64  # concurrent queries answered by one store search (sal_tf/ser
 
 @dataclasses.dataclass
 class Upload:
-    """One crop to add: encoded image bytes, where it came from in the request, and its `Item` fields."""
+    """One crop to add: encoded image bytes, where it came from in the request, and its gallery `Item`."""
 
     image: bytes
     field: str
-    id: str = None
-    camera: int = None
-    timestamp: float = None
-    path: str = None
-    person_id: int = None
+    item: Item = dataclasses.field(default_factory=Item)
 
 
 def store_refusal(error, renames=None, field=None):
@@ -110,8 +106,8 @@ class GalleryService:
             expected = f"1 to {self.settings.max_items} items per request (--max_items)"
             raise BadInput(collection, expected, len(uploads))
         pictures = [self.picture(u.image, u.field) for u in uploads]
-        ids = [u.id or uuid.uuid4().hex for u in uploads]
-        metadata = [Item(i, u.camera, u.timestamp, u.path, u.person_id) for i, u in zip(ids, uploads)]
+        ids = [u.item.id or uuid.uuid4().hex for u in uploads]
+        metadata = [dataclasses.replace(u.item, id=i) for i, u in zip(ids, uploads)]
         embeddings = self.embedding.embed(pictures)
         try:
             vectors, metadata = check_batch(embeddings, metadata, self.store.dim)

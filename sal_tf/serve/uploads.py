@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 from starlette.requests import ClientDisconnect
 
+from sal_tf.gallery import Item
 from sal_tf.serve.failures import BadInput
 from sal_tf.serve.service import Upload
 
@@ -55,6 +56,7 @@ async def form_uploads(request):
     person_id = form_number(form, "person_id", int)
     uploads = []
     for i, f in enumerate(files):
-        uploads.append(Upload(await f.read(), f"files[{i}]", item_id, camera, timestamp, f.filename, person_id))
+        item = Item(item_id, camera, timestamp, f.filename, person_id)
+        uploads.append(Upload(await f.read(), f"files[{i}]", item))
     await form.close()
     return uploads
