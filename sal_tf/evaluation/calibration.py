@@ -186,7 +186,10 @@ def _search(data):
         stages = sorted((k for k in data if STAGE_KEY.fullmatch(str(k))), key=lambda k: int(k[5:]))
         if stages:  # a results.json: the latest trained stage (what its model_dir loads), not "untrained"
             return next((found for found in map(_search, (data[k] for k in reversed(stages))) if found), None)
-        return next((found for found in map(_search, data.values()) if found), None)
+        found = None
+        for value in data.values():  # any other JSON: its last calibration
+            found = _search(value) or found
+        return found
     return None
 
 
