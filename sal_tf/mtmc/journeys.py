@@ -13,8 +13,6 @@ wall-clock times when the camera has a start time, and seconds on the run's comm
 
 import os
 
-import numpy as np
-
 from sal_tf.tracking import mot
 
 
@@ -84,9 +82,3 @@ def frames_of(tracklets, ids, camera):
     for frame, gid, *box in result_rows(tracklets, ids, camera):
         out.setdefault(frame, []).append((gid, *box))
     return out
-
-
-def pooled_of_group(tracklets, members):
-    """A group's embedding: the mean of its tracklets' unit features, re-normalised."""
-    total = np.sum([tracklets[m].feature for m in members], axis=0).astype(np.float64)
-    return (total / max(np.linalg.norm(total), 1e-12)).astype(np.float32)
