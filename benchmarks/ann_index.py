@@ -3,6 +3,7 @@
     nice -n 10 python benchmarks/ann_index.py --output=benchmarks/results/ann_index_cpu_2core.jsonl   # 1 M, hnsw + ivf
     nice -n 10 python benchmarks/ann_index.py --cases=store --size=10000000 --kinds=ivf                # the 10 M case
     nice -n 10 python benchmarks/ann_index.py --cases=auto                                            # exact vs hnsw by size
+    nice -n 10 python benchmarks/ann_index.py --cases=calibration --size=300000                       # what calibrates
 
 One JSON line per case, each in its own child process (`peak_rss_mib`: that process's `ru_maxrss`):
 
@@ -19,6 +20,13 @@ One JSON line per case, each in its own child process (`peak_rss_mib`: that proc
   memory: what a service holding the store pays (`ann_reopen`).
 * `auto`: one query's p50 through a flat store and through an hnsw store at several sizes, with
   the hnsw build time: the sizes where exact search stops paying (`ann_index.AUTO_MIN_ROWS`).
+* `calibration`: an `ann_index.AnnIndex` of each of --kinds over --size rows; at each efSearch /
+  nprobe step, recall@10 against exact search of the gallery's own rows (each one's own row left
+  out: the old calibration), of `ann_index.calibration_queries` (the calibration since) and of the
+  model's real queries (new views of enrolled people: what a service is asked). The calibration
+  queries should find no more than the real ones at every step (`ann_index.TARGET_RECALL`).
+
+Every line has the load average; progress goes to stderr.
 
 Wall-clock on a shared 2-core machine; compare within one run.
 """
@@ -48,6 +56,14 @@ FILTERS = {"none": {}, "exclude_camera": {"exclude_camera": 1}, "one_camera": {"
 
 def peak_rss_mib():
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def progress(message):
+    print(f"[{time.strftime('%H:%M:%S')}] {message} (peak {peak_rss_mib():.0f} MiB)", file=sys.stderr, flush=True)
+
+
+def load_average():
+    return [round(v, 2) for v in os.getloadavg()]
 
 
 def chunks(base, size, noise=0.15):
@@ -86,6 +102,35 @@ def exact_top(base, size, queries, keep):
     return best_i
 
 
+def calibration_case(args, base, queries):
+    """recall@10 at each step of own rows, calibration queries and real queries (module docstring)."""
+    import contextlib
+
+    import faiss
+
+    from sal_tf.gallery import ann_index
+
+    vectors = np.concatenate([rows for _, rows in chunks(base, args.size)])
+    own_rows = np.sort(np.random.default_rng(1).choice(len(vectors), ann_index.CALIBRATION_QUERIES, replace=False))
+    sets = {"own_rows": vectors[own_rows], "calibration": ann_index.calibration_queries(vectors), "real": queries}
+    truth = {name: faiss.knn(q, vectors, K + 1, metric=faiss.METRIC_INNER_PRODUCT)[1] for name, q in sets.items()}
+    truth["own_rows"] = np.array([[r for r in t if r != own][:K] for t, own in zip(truth["own_rows"], own_rows)])
+    for kind in args.kinds:
+        index = ann_index.AnnIndex(kind, vectors.shape[1])
+        t = time.perf_counter()
+        index.build_if_due(vectors, contextlib.nullcontext)
+        build_s = time.perf_counter() - t
+        progress(f"{kind} built in {build_s:.0f} s: {index.setting}")
+        for setting in index.steps():
+            line = {"benchmark": "ann_calibration", "size": args.size, "kind": kind, **setting}
+            for name, q in sets.items():
+                found = index.search(q, K + 1, vectors, None, setting)
+                if name == "own_rows":
+                    found = np.array([[r for r in f if r != own][:K] for f, own in zip(found, own_rows)])
+                line[f"recall_{name}"] = round(ann_index.recall_at(found[:, :K], truth[name][:, :K]), 4)
+            yield {**line, "calibrated": setting == index.setting, "load_avg": load_average()}
+
+
 def store_case(args, base, queries):
     """Fills a store at args.folder, compacts it, measures recall and latency (one line per filter)."""
     from sal_tf.gallery import Item, open_store
@@ -94,15 +139,19 @@ def store_case(args, base, queries):
     start_t = time.perf_counter()
     store = open_store(args.folder, dim=base.shape[1], index=args.kind)
     for start, rows in chunks(base, args.size):
+        if start % 1_000_000 == 0:
+            progress(f"adding at {start} rows")
         for s in range(0, len(rows), args.batch):
             r = start + s
             block = rows[s : s + args.batch]
             items = [Item(id=str(r + j), camera=int(cams[r + j]), timestamp=float(r + j)) for j in range(len(block))]
             store.add(block, items)
     add_s = time.perf_counter() - start_t
+    progress("compacting")
     t = time.perf_counter()
     store.compact()
     compact_s = time.perf_counter() - t
+    progress("measuring")
     build = {"add_s": round(add_s, 1), "items_per_s": round(args.size / add_s), "compact_s": round(compact_s, 1)}
     results = measure(store, base, queries, cams, args)
     stats = store.stats()
@@ -117,6 +166,7 @@ def store_case(args, base, queries):
         **build,
         **index,
         "peak_rss_mib": peak_rss_mib(),
+        "load_avg": load_average(),
     }
 
 
@@ -148,6 +198,7 @@ def reopen_case(args, base, queries):
         "disk_mib": round(disk / 2**20),
         "rss_before_open_mib": before,
         "peak_rss_mib": peak_rss_mib(),
+        "load_avg": load_average(),
     }
 
 
@@ -175,8 +226,10 @@ def measure(store, base, queries, cams, args):
                 "recall_at_10": round(recall, 4),
                 "ms_p50": round(float(np.percentile(times, 50)), 3),
                 "ms_p99": round(float(np.percentile(times, 99)), 3),
+                "load_avg": load_average(),
             }
         )
+        progress(f"{rows[-1]}")
     return rows
 
 
@@ -218,7 +271,7 @@ def child(args):
     gallery, queries = prepare_embeddings(args)
     base = np.ascontiguousarray(unit_rows(gallery.astype(np.float32)))
     queries = np.ascontiguousarray(unit_rows(queries.astype(np.float32))[: args.queries])
-    case = {"store": store_case, "reopen": reopen_case, "auto": auto_case}[args.case]
+    case = {"store": store_case, "reopen": reopen_case, "auto": auto_case, "calibration": calibration_case}[args.case]
     for row in case(args, base, queries):
         print(json.dumps(row), flush=True)
 
@@ -236,7 +289,7 @@ def main():
     parser.add_argument("--demo_ids", type=int, default=1800, help="test identities of the generated gallery")
     parser.add_argument("--tmp", help="folder for the stores (default: the system's temporary folder)")
     parser.add_argument("--output", help="also append the JSON lines to this file")
-    parser.add_argument("--case", choices=["store", "reopen", "auto"], help=argparse.SUPPRESS)
+    parser.add_argument("--case", choices=["store", "reopen", "auto", "calibration"], help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
     parser.add_argument("--kind", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -251,20 +304,21 @@ def main():
                     _child([f"--case={case}", f"--kind={kind}", f"--folder={folder}", *passed], args.output)
             finally:
                 shutil.rmtree(os.path.dirname(folder), ignore_errors=True)
-    if "auto" in args.cases:
-        _child(["--case=auto", *passed], args.output)
+    for case in ("auto", "calibration"):
+        if case in args.cases:
+            _child([f"--case={case}", f"--kinds={','.join(args.kinds)}", *passed], args.output)
 
 
 def _child(argv, output):
-    proc = subprocess.run(
+    proc = subprocess.run(  # its progress and errors on this process's stderr
         [sys.executable, os.path.abspath(__file__), *argv],
-        capture_output=True,
+        stdout=subprocess.PIPE,
         text=True,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
     )
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode:
-        lines.append(json.dumps({"benchmark": "error", "case": argv, "stderr": proc.stderr[-2000:]}))
+        lines.append(json.dumps({"benchmark": "error", "case": argv, "returncode": proc.returncode}))
     for line in lines:
         print(line, flush=True)
         if output:

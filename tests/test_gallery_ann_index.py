@@ -2,6 +2,7 @@
 recall, filters inside the search, deletes and replacements, saving and a damaged file."""
 
 import contextlib
+import json
 import logging
 import os
 
@@ -124,6 +125,29 @@ def test_a_damaged_index_file_is_rebuilt_with_a_warning(gallery, tmp_path, caplo
     assert again.built == "hnsw"
     assert again.search(vectors[:3], 1, vectors, None)[:, 0].tolist() == [0, 1, 2]
     assert index.search(vectors[:3], 1, vectors, None)[:, 0].tolist() == [0, 1, 2]
+
+
+def test_the_setting_is_measured_on_new_queries_and_an_index_measured_on_its_own_rows_is_measured_again(
+    gallery, tmp_path
+):
+    vectors = gallery[0][:3000]
+    queries = ann_index.calibration_queries(vectors)
+    assert len(queries) == ann_index.CALIBRATION_QUERIES
+    assert (queries @ vectors.T).max(axis=1).max() < 0.9999, "a calibration query is a row of the index"
+    index = ann_index.AnnIndex("hnsw", DIM)
+    index.open(str(tmp_path), 2, vectors)
+    stats = index.stats()
+    assert stats["index_calibration"] == ann_index.CALIBRATION and stats["index_calibrated_rows"] == 3000
+    measured = ann_index.recall_at(index.search(queries, 10, vectors, None), exact(queries, vectors, 10))
+    assert measured == stats["index_recall_at_10"] >= ann_index.TARGET_RECALL
+    meta_path = tmp_path / "index-00000002.json"  # as the own-row calibration saved it: efSearch 16, no "calibration"
+    meta = json.loads(meta_path.read_text())
+    del meta["calibration"]
+    meta_path.write_text(json.dumps({**meta, "setting": {"efSearch": 16}, "recall_at_10": 0.999}))
+    again = ann_index.AnnIndex("hnsw", DIM)
+    again.open(str(tmp_path), 2, vectors)
+    assert again.build_s == index.build_s, "the saved index was rebuilt instead of loaded"
+    assert again.stats()["efSearch"] == stats["efSearch"] and again.recall == stats["index_recall_at_10"]
 
 
 def test_kinds_and_sizes():

@@ -19,6 +19,7 @@ import pytest
 
 from sal_tf.evaluation import distance_matrix
 from sal_tf.gallery import MAX_K, Item, StoreCorruptedError, StoreLockedError, append_log, folder_store, open_store
+from sal_tf.gallery.row_matrix import RowMatrix
 from tests.conftest import run_cmd
 from tests.crash_support import acknowledged_before_kill_9
 
@@ -507,6 +508,17 @@ def test_a_damaged_snapshot_is_refused_naming_it(tmp_path):
     open(path, "wb").write(bytes(data))
     with pytest.raises(StoreCorruptedError, match=r"snapshot.npz' is damaged \(BadZipFile: Bad CRC-32"):
         open_store(folder)
+
+
+def test_the_matrix_grows_keeping_its_rows_in_place_or_past_a_live_view():
+    matrix = RowMatrix(4, 3)
+    matrix.array[:] = rows = np.arange(12, dtype=np.float32).reshape(3, 4)
+    matrix.grow(50_000, 3)  # mremap: no copy
+    assert matrix.capacity == 50_000 and (matrix.array[:3] == rows).all() and not matrix.array[3:].any()
+    view = matrix.array[:3]  # a view alive: the map cannot be resized, so the rows are copied to a new one
+    matrix.grow(120_000, 3)
+    assert matrix.capacity == 120_000 and (matrix.array[:3] == rows).all() and not matrix.array[3:].any()
+    assert (view == rows).all()
 
 
 def test_compaction_keeps_everything_and_bounds_the_log(tmp_path):

@@ -52,6 +52,7 @@ import numpy as np
 from sal_tf.evaluation.distance import check_distance
 from sal_tf.gallery import ann_index, append_log, base
 from sal_tf.gallery.hits import Hit
+from sal_tf.gallery.row_matrix import RowMatrix
 from sal_tf.utils import fsync_folder, write_atomically
 
 FORMAT = "sal_tf.gallery.folder"
@@ -129,11 +130,13 @@ def _log_name(generation):
 
 
 def _encode_strings(values):
-    """(uint8 blob, int64 offsets [n+1], bool known [n]) of a list of str or None."""
-    data = [(v or "").encode("utf-8") for v in values]
-    offsets = np.zeros(len(data) + 1, np.int64)
-    np.cumsum([len(d) for d in data], out=offsets[1:])
-    return np.frombuffer(b"".join(data), np.uint8), offsets, np.array([v is not None for v in values], bool)
+    """(uint8 blob, int64 offsets [n+1], bool known [n]) of a list of str or None; one item's bytes at a
+    time besides the blob (a list of every item's bytes took ~0.5 GiB at 10 M ids)."""
+    n = len(values)
+    offsets = np.zeros(n + 1, np.int64)
+    np.cumsum(np.fromiter((len((v or "").encode("utf-8")) for v in values), np.int64, count=n), out=offsets[1:])
+    blob = "".join(v or "" for v in values).encode("utf-8")  # UTF-8 of a concatenation: the items' UTF-8 in turn
+    return np.frombuffer(blob, np.uint8), offsets, np.fromiter((v is not None for v in values), bool, count=n)
 
 
 def _decode_strings(blob, offsets, known):
@@ -288,12 +291,17 @@ class FolderStore(base.GalleryStore):
 
     def _reset(self, capacity):
         self._n = 0
-        self._vectors = np.zeros((capacity, self.dim), np.float32)
+        self._matrix = RowMatrix(self.dim, capacity)  # `_vectors`: grown in place (row_matrix.py)
         self._camera = np.zeros(capacity, np.int64)
         self._has_camera = np.zeros(capacity, bool)
         self._time = np.full(capacity, np.nan, np.float64)
         self._ids, self._paths, self._person = [], [], []
         self._row = {}
+
+    @property
+    def _vectors(self):
+        """float32 [capacity, dim]: the first `_n` rows are the live embeddings."""
+        return self._matrix.array
 
     def _load_snapshot(self):
         path = os.path.join(self.location, SNAPSHOT_FILE)
@@ -315,8 +323,9 @@ class FolderStore(base.GalleryStore):
             if int(s["dim"]) != self.dim:
                 raise base.StoreCorruptedError(f"{path!r} holds {int(s['dim'])}-d rows; the store is {self.dim}-d.")
             self._generation = int(s["generation"])
-            self._vectors = np.ascontiguousarray(s["vectors"], np.float32)
-            self._n = len(self._vectors)
+            self._matrix = RowMatrix(self.dim)
+            with s.zip.open("vectors.npy") as member:
+                self._n = self._matrix.load_npy(member, path)  # straight into the store's matrix: no copy
             self._camera, self._has_camera = s["camera"].astype(np.int64), s["has_camera"].astype(bool)
             self._time = s["timestamp"].astype(np.float64)
             self._ids = _decode_strings(s["id_blob"], s["id_offsets"], np.ones(self._n, bool))
@@ -390,18 +399,18 @@ class FolderStore(base.GalleryStore):
             raise base.StoreCorruptedError(f"Unknown log record type {payload[0]} in {self.location!r}.")
 
     def _grow(self, needed):
-        capacity = len(self._vectors)
+        capacity = self._matrix.capacity
         if needed <= capacity:
             return
         capacity = max(needed, int(capacity * 1.5), 1024)
         n = self._n
+        self._matrix.grow(capacity, n)  # in place; capacity not yet written takes no memory
 
         def grown(array, fill=0):
             out = np.full((capacity, *array.shape[1:]), fill, array.dtype)
             out[:n] = array[:n]
             return out
 
-        self._vectors = grown(self._vectors)
         self._camera, self._has_camera = grown(self._camera), grown(self._has_camera, False)
         self._time = grown(self._time, np.nan)
 
@@ -491,6 +500,18 @@ class FolderStore(base.GalleryStore):
 
     def _compact(self):
         generation = self._generation + 1
+        n = self._write_snapshot(generation)  # its encoded ids and arrays freed before the index is saved
+        self._index.save(self.location, generation, self._vectors[:n], self._rw.write)
+        old_fd, old_path = self._log_fd, self._log_path()
+        self._generation = generation
+        self._snapshot_bytes = os.path.getsize(os.path.join(self.location, SNAPSHOT_FILE))
+        self._open_log()
+        os.close(old_fd)
+        os.remove(old_path)
+
+    def _write_snapshot(self, generation):
+        """Writes every item into snapshot.npz (temporary file, fsync, rename, fsync of the folder) as
+        `generation`; returns the rows written."""
         with self._rw.read():
             n = self._n
             ids = _encode_strings(self._ids)
@@ -500,8 +521,8 @@ class FolderStore(base.GalleryStore):
                 "camera": self._camera[:n],
                 "has_camera": self._has_camera[:n],
                 "timestamp": self._time[:n],
-                "person_id": np.array([p or 0 for p in self._person], np.int64),
-                "has_person": np.array([p is not None for p in self._person], bool),
+                "person_id": np.fromiter((p or 0 for p in self._person), np.int64, count=n),
+                "has_person": np.fromiter((p is not None for p in self._person), bool, count=n),
                 "id_blob": ids[0],
                 "id_offsets": ids[1],
                 "path_blob": paths[0],
@@ -523,13 +544,7 @@ class FolderStore(base.GalleryStore):
                     os.remove(tmp)
                 raise
         fsync_folder(self.location)
-        self._index.save(self.location, generation, self._vectors[:n], self._rw.write)
-        old_fd, old_path = self._log_fd, self._log_path()
-        self._generation = generation
-        self._snapshot_bytes = os.path.getsize(final)
-        self._open_log()
-        os.close(old_fd)
-        os.remove(old_path)
+        return n
 
     # --- reading ----------------------------------------------------------------------------
 
