@@ -10,7 +10,8 @@ models), `service` (add / delete / search without HTTP), `failures` (its refusal
 before any route), `limits` (body size and JSON shape), `embedding` (in-process model or TF
 Serving), `images` (header checks and decoding as the serving signature), `uploads` (multipart
 forms), `people` (same-person probability, hits by person, journeys, files under `--paths_root`),
-`indexing` (start-up indexing), `batching` (concurrent work joined), `server` (uvicorn,
+`indexing` (start-up indexing), `batching` (concurrent work joined), `inline` (which searches
+stay on the event loop), `server` (uvicorn,
 the request deadline), `static/` (the page). The crops live beside the store:
 `sal_tf.gallery.crops`.
 """

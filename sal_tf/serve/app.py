@@ -19,7 +19,9 @@ refusals are answered by `sal_tf/serve/errors.py`.
 
 Ids may hold any character (`/`, `..`): the `{id:path}` converter takes the rest of the path, and
 an id is only ever a key (`sal_tf/gallery/crops.py`). Handlers that call the model or the store
-are plain `def`s, which FastAPI runs in its thread pool; the service does the locking.
+are plain `def`s, which FastAPI runs in its thread pool, or hand that work to it themselves; the
+service does the locking. A search by embedding that the store answers fast stays on the event loop
+(`sal_tf/serve/inline.py`): the thread hop would cost more than the search.
 """
 
 import base64
@@ -67,12 +69,13 @@ bearer = HTTPBearer(auto_error=False, description="--api_key (absent: a keyless 
 open_routes = APIRouter()
 
 
-def get_service(request: Request) -> GalleryService:
-    """The app's `GalleryService` (`app.state.service`)."""
+async def get_service(request: Request) -> GalleryService:
+    """The app's `GalleryService` (`app.state.service`); `async`, as `require_key`: FastAPI runs a plain `def`
+    dependency on a worker thread, a hand-off per request for a dictionary read."""
     return request.app.state.service
 
 
-def require_key(request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]):
+async def require_key(request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]):
     """The key was checked by `RequestGuard` before the body was read; refuses a request that did not pass it."""
     if not request.scope.get(guard.KEY_CHECKED):
         raise errors.Unauthorized("this route needs the header Authorization: Bearer <API key>", "Authorization")
@@ -175,11 +178,20 @@ def query_image(image_b64):
 
 
 @api.post("/search", response_model=schemas.SearchOut)
-def search(body: schemas.SearchIn, service: Service):
+async def search(body: schemas.SearchIn, service: Service):
+    """On the event loop when the store answers this search fast (`GalleryService.searches_inline`), else on a worker thread."""
+    if service.searches_inline(body.image_b64, body.exclude_camera, body.cameras, body.time_range):
+        return search_answer(body, service, inline=True)
+    return await run_in_threadpool(search_answer, body, service)
+
+
+def search_answer(body, service, inline=False):
     start = time.perf_counter()
-    hits = service.search(
-        body.k, query_image(body.image_b64), body.embedding, body.exclude_camera, body.cameras, body.time_range
-    )
+    filters = (body.exclude_camera, body.cameras, body.time_range)
+    if inline:
+        hits = service.search_inline(body.k, body.embedding, *filters)
+    else:
+        hits = service.search(body.k, query_image(body.image_b64), body.embedding, *filters)
     results = [service.hit_json(h) for h in hits]
     groups = people.group_by_person(results) if body.group_by == "person_id" else None
     return {"results": results, "groups": groups, "took_ms": (time.perf_counter() - start) * 1000.0}

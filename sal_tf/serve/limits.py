@@ -6,7 +6,9 @@
 * JSON shape: nesting at most `MAX_JSON_DEPTH` deep and at most `MAX_JSON_VALUES` values, counted
   on the raw bytes with numpy (strings masked out, then brackets and commas counted) before
   `json.loads` sees them: Python's parser recurses per level (a 10,000-deep body is a
-  RecursionError), and a body of 16 MiB of `0,` is 8 M Python objects.
+  RecursionError), and a body of 16 MiB of `0,` is 8 M Python objects. A body with few brackets
+  and commas anywhere (a search: 2-3 brackets, an embedding's commas) is within both bounds
+  without that scan (`within_bounds_unscanned`).
 """
 
 import re
@@ -37,12 +39,28 @@ def declared_length(scope):
     return None
 
 
+def within_bounds_unscanned(body):
+    """True when `body` cannot fail `check_json_shape`: its brackets and commas, counted anywhere (strings
+    included, so never fewer than the scan counts), allow neither the depth nor the values to pass their bounds."""
+    opens = body.count(b"[") + body.count(b"{")
+    return opens <= MAX_JSON_DEPTH and 1 + opens + body.count(b",") <= MAX_JSON_VALUES
+
+
 def check_json_shape(body):
     """Refuses (BadInput naming `body`) JSON nested deeper than MAX_JSON_DEPTH or with more than MAX_JSON_VALUES values.
 
-    Escaped bytes are dropped, then every byte but quotes, brackets and commas; then per chunk, a bracket or comma is outside a string when an even
-    number of quotes precede it; those give the depth (running sum of opens minus closes) and the
-    count (opens and commas).
+    A body `within_bounds_unscanned` passes at once; any other is scanned (`scan_json_shape`).
+    """
+    if not within_bounds_unscanned(body):
+        scan_json_shape(body)
+
+
+def scan_json_shape(body):
+    """`check_json_shape`'s scan of the bytes outside strings.
+
+    Escaped bytes are dropped, then every byte but quotes, brackets and commas; then per chunk, a
+    bracket or comma is outside a string when an even number of quotes precede it; those give the
+    depth (running sum of opens minus closes) and the count (opens and commas).
     """
     data = (_ESCAPE.sub(b"", body) if b"\\" in body else body).translate(None, OTHER_BYTES)
     in_string, depth, deepest, values = 0, 0, 0, 1

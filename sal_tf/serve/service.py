@@ -4,7 +4,9 @@ It joins an embedding source (`sal_tf/serve/embedding.py`), a gallery store
 (`sal_tf.gallery.open_store`, thread-safe) and the crop journal beside it
 (`sal_tf.gallery.crops.CropFolder`). Plain values in (bytes, numbers, lists; never a request
 body), `Hit`s and ids out. Adds and deletes hold one write lock, so the crop files and the store
-change together and in request order; searches and crop reads take no lock.
+change together and in request order; searches and crop reads take no lock. Searches from worker
+threads are batched (`batching.py`); a search by embedding that the store answers fast runs alone
+on the caller's thread (`search_inline`, for the event loop: `inline.py`).
 
 Every refusal is a `sal_tf.serve.failures` error naming the field; no HTTP status here
 (`sal_tf/serve/errors.py` maps them). Each check lives in one layer: the request schema checks
@@ -27,6 +29,7 @@ from sal_tf.serve import images, people
 from sal_tf.serve.batching import Coalescer
 from sal_tf.serve.embedding import open_embedding
 from sal_tf.serve.failures import BadInput, InvalidValue, NotFound
+from sal_tf.serve.inline import InlineGate
 
 SEARCH_BATCH = 64  # concurrent queries answered by one store search (sal_tf/serve/batching.py)
 
@@ -58,6 +61,11 @@ class Image:
     field: str
 
 
+def filter_kind(filters):
+    """Which of a search's filters (exclude_camera, cameras, time_range) are given: the key of its timings."""
+    return tuple(f is not None for f in filters)
+
+
 class GalleryService:
     """The service over `settings` (`ServeSettings`); `open` loads the model and the store."""
 
@@ -67,6 +75,7 @@ class GalleryService:
         self._write_lock = threading.Lock()
         self._model_recorded = False
         self._searches = Coalescer(self._search_batch, SEARCH_BATCH)
+        self._gate = InlineGate()  # the store's recent search times, per filter set
         if store.dim != embedding.dim:
             raise ValueError(
                 f"--store {settings.store!r} holds {store.dim}-d embeddings but the model gives {embedding.dim}-d."
@@ -187,21 +196,41 @@ class GalleryService:
         except ValueError as e:
             raise store_refusal(e, {"queries": "embedding"}) from None
 
-    def search(self, k, image=None, embedding=None, exclude_camera=None, cameras=None, time_range=None):
-        """The `Hit`s of one query (see `query_vector`), nearest first, searched together with concurrent ones."""
+    def _checked_query(self, k, image, embedding, exclude_camera, cameras, time_range):
+        """(the unit query [1, D], the filters as one hashable tuple) of a search; refusals name the field."""
         if not 1 <= k <= self.settings.max_k:
             raise BadInput("k", f"an integer in 1..{self.settings.max_k} (--max_k)", k)
         query = self.query_vector(image, embedding)
-        filters = (exclude_camera, tuple(cameras) if cameras is not None else None, time_range)
+        return query, (exclude_camera, tuple(cameras) if cameras is not None else None, time_range)
+
+    def search(self, k, image=None, embedding=None, exclude_camera=None, cameras=None, time_range=None):
+        """The `Hit`s of one query (see `query_vector`), nearest first, searched together with concurrent ones."""
+        query, filters = self._checked_query(k, image, embedding, exclude_camera, cameras, time_range)
         try:
             return self._searches.submit(filters, (query, k))
         except ValueError as e:
             raise store_refusal(e) from None
 
+    def searches_inline(self, image=None, exclude_camera=None, cameras=None, time_range=None):
+        """Whether `search_inline` may answer a search on the event loop: a query by embedding (no model call),
+        no add or delete in flight (its write would hold the search back), and the store's recent searches
+        with these filters fast (`sal_tf/serve/inline.py`)."""
+        kind = filter_kind((exclude_camera, cameras, time_range))
+        return image is None and not self._write_lock.locked() and self._gate.inline(kind)
+
+    def search_inline(self, k, embedding, exclude_camera=None, cameras=None, time_range=None):
+        """`search` of a query by embedding on the caller's thread, alone: no batch, no thread hand-off."""
+        query, filters = self._checked_query(k, None, embedding, exclude_camera, cameras, time_range)
+        try:
+            return self._search_batch(filters, [(query, k)])[0]
+        except ValueError as e:
+            raise store_refusal(e) from None
+
     def _search_batch(self, filters, payloads):
-        """One store search for queries with the same filters: [(query [1, D], k), ...] → their hits."""
+        """One store search for queries with the same filters: [(query [1, D], k), ...] → their hits (timed)."""
         queries = np.concatenate([q for q, _ in payloads])
-        hits = self.store.search(queries, max(k for _, k in payloads), *filters)
+        k = max(k for _, k in payloads)
+        hits = self._gate.timed(filter_kind(filters), self.store.search, queries, k, *filters)
         return [row[:k] for row, (_, k) in zip(hits, payloads)]
 
     def hit_json(self, hit):
