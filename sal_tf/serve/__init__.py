@@ -11,9 +11,8 @@ before any route), `limits` (body size and JSON shape), `embedding` (in-process 
 Serving), `images` (header checks and decoding as the serving signature), `uploads` (multipart
 forms), `people` (same-person probability, hits by person, journeys, files under `--paths_root`),
 `indexing` (start-up indexing), `batching` (concurrent work joined), `inline` (which searches
-stay on the event loop), `server` (uvicorn,
-the request deadline), `static/` (the page). The crops live beside the store:
-`sal_tf.gallery.crops`.
+stay on the event loop), `server` (uvicorn, the request deadline), `static/` (the page). The
+crops live beside the store: `sal_tf.gallery.crops`.
 """
 
 from sal_tf.serve.settings import ServeSettings
