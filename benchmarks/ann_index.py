@@ -138,9 +138,14 @@ def store_case(args, base, queries):
     cams = cameras_of(args.size)
     start_t = time.perf_counter()
     store = open_store(args.folder, dim=base.shape[1], index=args.kind)
+    if store.count() == args.size:  # --store_dir filled by an earlier run: measure it as it opens
+        yield from measured_store(
+            store, base, queries, cams, args, {"reused_store_open_s": round(time.perf_counter() - start_t, 1)}
+        )
+        return
     for start, rows in chunks(base, args.size):
-        if start % 1_000_000 == 0:
-            progress(f"adding at {start} rows")
+        if start // 1_000_000 != (start + len(rows)) // 1_000_000:
+            progress(f"added {start + len(rows)} rows")
         for s in range(0, len(rows), args.batch):
             r = start + s
             block = rows[s : s + args.batch]
@@ -153,10 +158,15 @@ def store_case(args, base, queries):
     compact_s = time.perf_counter() - t
     progress("measuring")
     build = {"add_s": round(add_s, 1), "items_per_s": round(args.size / add_s), "compact_s": round(compact_s, 1)}
+    yield from measured_store(store, base, queries, cams, args, build)
+
+
+def measured_store(store, base, queries, cams, args, build):
+    """The `ann_store` lines of the filled `store`, then its `ann_build` line with `build`; closes it."""
     results = measure(store, base, queries, cams, args)
     stats = store.stats()
     store.close()
-    index = {k: v for k, v in stats.items() if k.startswith("index") or k in ("efSearch", "nprobe")}
+    index = {k: v for k, v in stats.items() if k.startswith("index") or k in ("efSearch", "nprobe", "rescore")}
     for row in results:
         yield {"benchmark": "ann_store", "size": args.size, "dim": int(base.shape[1]), "kind": args.kind, **row}
     yield {
@@ -289,21 +299,25 @@ def main():
     parser.add_argument("--demo_ids", type=int, default=1800, help="test identities of the generated gallery")
     parser.add_argument("--tmp", help="folder for the stores (default: the system's temporary folder)")
     parser.add_argument("--output", help="also append the JSON lines to this file")
+    parser.add_argument(
+        "--store_dir", help="a store folder kept after the run; one holding --size rows is measured without refilling"
+    )
     parser.add_argument("--case", choices=["store", "reopen", "auto", "calibration"], help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
     parser.add_argument("--kind", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
         return child(args)
-    passed = [a for a in sys.argv[1:] if not a.startswith(("--cases", "--kinds", "--output"))]
+    passed = [a for a in sys.argv[1:] if not a.startswith(("--cases", "--kinds", "--output", "--store_dir"))]
     if "store" in args.cases:
         for kind in args.kinds:
-            folder = os.path.join(tempfile.mkdtemp(prefix="ann_bench_", dir=args.tmp), "store")
+            folder = args.store_dir or os.path.join(tempfile.mkdtemp(prefix="ann_bench_", dir=args.tmp), "store")
             try:
                 for case in ("store", "reopen"):
                     _child([f"--case={case}", f"--kind={kind}", f"--folder={folder}", *passed], args.output)
             finally:
-                shutil.rmtree(os.path.dirname(folder), ignore_errors=True)
+                if not args.store_dir:
+                    shutil.rmtree(os.path.dirname(folder), ignore_errors=True)
     for case in ("auto", "calibration"):
         if case in args.cases:
             _child([f"--case={case}", f"--kinds={','.join(args.kinds)}", *passed], args.output)

@@ -148,6 +148,14 @@ def test_the_setting_is_measured_on_new_queries_and_an_index_measured_on_its_own
     again.open(str(tmp_path), 2, vectors)
     assert again.build_s == index.build_s, "the saved index was rebuilt instead of loaded"
     assert again.stats()["efSearch"] == stats["efSearch"] and again.recall == stats["index_recall_at_10"]
+    assert json.loads(meta_path.read_text())["calibration"] == ann_index.CALIBRATION, "the new setting is not saved"
+
+
+def test_calibration_stops_at_the_target_or_where_a_step_stops_paying():
+    recalls = {16: 0.90, 24: 0.95, 32: 0.951, 48: 0.99}
+    steps = [{"nprobe": p} for p in recalls]
+    assert ann_index._first_reaching(lambda s: recalls[s["nprobe"]], steps) == ({"nprobe": 48}, 0.99)
+    assert ann_index._first_reaching(lambda s: recalls[s["nprobe"]], steps, plateau=True) == ({"nprobe": 24}, 0.95)
 
 
 def test_kinds_and_sizes():

@@ -66,11 +66,14 @@ HNSW_EF_CONSTRUCTION = 64
 EF_STEPS = (32, 48, 64, 96, 128, 192, 256, 384, 512)
 EF_MAX = 2048
 NPROBE_STEPS = (16, 24, 32, 48, 64, 96, 128, 192, 256)
-RESCORE = 32  # IVF codes re-scored exactly per hit wanted
+RESCORE = 32  # IVF codes re-scored exactly per hit wanted, unless calibration needs more (RESCORE_STEPS)
+RESCORE_STEPS = (64, 128, 256, 512)  # tried once more cells stop paying (10 M rows: 32 found 0.85)
+RESCORE_BYTES = 64 << 20  # candidate rows gathered at once for the exact re-score
+ADD_CHUNK = 1 << 20  # rows a fresh build adds to faiss at a time
 MAX_APPROX_K = 1024  # larger top-k is answered exactly
 EXACT_FILTER_ROWS = 20_000
 TARGET_RECALL = 0.97  # on calibration_queries, which are harder than new views of enrolled people
-CALIBRATION = "mixed-rows"  # what the saved setting was measured on; an index saved otherwise is measured again
+CALIBRATION = "mixed-rows-rescore"  # what the saved setting was measured on; an index saved otherwise is measured again
 CALIBRATION_QUERIES = 200
 CALIBRATION_MIX = 0.25  # weight of the other gallery row in a calibration query
 CALIBRATION_K = 10
@@ -207,7 +210,8 @@ class AnnIndex:
             faiss.extract_index_ivf(index).cp.seed = 0
             sample = np.random.default_rng(0).choice(n, min(n, TRAIN_PER_LIST * nlist), replace=False)
             index.train(vectors[np.sort(sample)])
-            index.add_with_ids(vectors, np.arange(n, dtype=np.int64))
+            for at in range(0, n, ADD_CHUNK):  # faiss encodes a whole call at once: 0.4 GiB more at 10 M rows
+                index.add_with_ids(vectors[at : at + ADD_CHUNK], np.arange(at, min(n, at + ADD_CHUNK), dtype=np.int64))
         state = {"built": kind, "faiss_index": index, "label_of_row": np.arange(n, dtype=np.int64)}
         state.update(trained_rows=n if kind == "ivf" else 0, build_s=round(time.perf_counter() - start, 2))
         logger.info("Built a %s index over %d rows in %.1f s", kind, n, state["build_s"])
@@ -230,7 +234,7 @@ class AnnIndex:
         self.trained_rows, self.build_s = state.get("trained_rows", 0), state.get("build_s")
         label_of_row = np.asarray(state["label_of_row"], np.int64)
         self._labels = int(self._faiss_index.ntotal) if self.built == "hnsw" else int(label_of_row.max(initial=-1) + 1)
-        self._label_of_row = label_of_row.copy()
+        self._label_of_row = label_of_row  # the caller's fresh array (a build's arange, a loaded file)
         self._row_of_label = np.full(max(self._labels, 1), -1, np.int64)
         self._row_of_label[label_of_row] = np.arange(len(label_of_row))
         self._tombstones = self._labels - len(label_of_row) if self.built == "hnsw" else 0
@@ -313,7 +317,8 @@ class AnnIndex:
             return self._rows(labels)
         nlist = self._faiss_index.nlist
         params = faiss.SearchParametersIVF(sel=sel, nprobe=min(nlist, math.ceil(setting["nprobe"] * widen)))
-        labels = self._faiss_index.search(q, min(k * RESCORE, self._faiss_index.ntotal), params=params)[1]
+        wanted = min(k * setting.get("rescore", RESCORE), self._faiss_index.ntotal)
+        labels = self._faiss_index.search(q, wanted, params=params)[1]
         return _rescored(q, self._rows(labels), vectors, k)
 
     def _rows(self, labels):
@@ -341,8 +346,9 @@ class AnnIndex:
     def calibrate(self, vectors):
         """Sets the smallest efSearch / nprobe step reaching TARGET_RECALL (recall@10 against exact
         search of `calibration_queries`, none of them a row of the index) and records the recall.
-        `ivf` stops early where a larger nprobe stops paying (IVF_PLATEAU): its recall is then bound
-        by the RESCORE·k codes re-scored (1 M real-model rows: 0.976 at nprobe 16, 0.982 at 32-64)."""
+        Where a larger nprobe stops paying (IVF_PLATEAU), `ivf`'s recall is bound by the RESCORE·k codes
+        re-scored (1 M real-model rows: 0.976 at nprobe 16, 0.982 at 32-64): it then re-scores more
+        (RESCORE_STEPS) at that nprobe, while that pays."""
         if self.built is None:
             return
         faiss = _faiss()
@@ -353,15 +359,14 @@ class AnnIndex:
             return
         q = calibration_queries(vectors)
         truth = faiss.knn(q, np.ascontiguousarray(vectors, np.float32), k, metric=faiss.METRIC_INNER_PRODUCT)[1]
-        best = None
-        for setting in self.steps():
-            recall = recall_at(self.search(q, k, vectors, None, setting), truth)
-            if self.built == "ivf" and best and recall < best[1] + IVF_PLATEAU:
-                setting, recall = best  # more cells do not help: the re-scored codes bound the recall
-                break
-            best = setting, recall
-            if recall >= TARGET_RECALL:
-                break
+
+        def measure(setting):
+            return recall_at(self.search(q, k, vectors, None, setting), truth)
+
+        setting, recall = _first_reaching(measure, self.steps(), plateau=self.built == "ivf")
+        if self.built == "ivf" and recall < TARGET_RECALL:  # more cells stopped paying: re-score more codes
+            more = [{**setting, "rescore": r} for r in RESCORE_STEPS]
+            setting, recall = _first_reaching(measure, more, plateau=True, best=(setting, recall))
         self.setting, self.recall, self.calibrated_rows = setting, recall, n
         logger.info("Calibrated the %s index: %s gives recall@%d %.3f", self.built, self.setting, k, self.recall)
 
@@ -370,7 +375,9 @@ class AnnIndex:
         if self.built == "hnsw":
             return [{"efSearch": ef} for ef in EF_STEPS]
         nlist = _faiss().extract_index_ivf(self._faiss_index).nlist
-        return [{"nprobe": p} for p in NPROBE_STEPS if p <= nlist] or [{"nprobe": nlist}]
+        return [{"nprobe": p, "rescore": RESCORE} for p in NPROBE_STEPS if p <= nlist] or [
+            {"nprobe": nlist, "rescore": RESCORE}
+        ]
 
     # --- saving and opening ------------------------------------------------------------------
 
@@ -390,7 +397,7 @@ class AnnIndex:
         _remove_index_files(folder, keep=generation if self.built else None)
 
     def _write(self, folder, generation):
-        faiss_path, labels_path, meta_path = _file_names(folder, generation)
+        faiss_path, labels_path, _ = _file_names(folder, generation)
         tag = f".tmp-{os.getpid()}"
         try:
             _faiss().write_index(self._faiss_index, faiss_path + tag)
@@ -404,6 +411,11 @@ class AnnIndex:
                     os.remove(tmp)
             raise
         fsync_folder(folder)
+        self._write_meta(folder, generation, {p: [os.path.getsize(p), _crc_of(p)] for p in (faiss_path, labels_path)})
+
+    def _write_meta(self, folder, generation, files):
+        """Writes index-<generation>.json (atomically): the setting and the `files` {path: [size, CRC-32]}."""
+        meta_path = _file_names(folder, generation)[2]
         meta = {
             "format": FORMAT,
             "version": VERSION,
@@ -418,7 +430,7 @@ class AnnIndex:
             "calibrated_rows": self.calibrated_rows,
             "trained_rows": self.trained_rows,
             "build_s": self.build_s,
-            "files": {os.path.basename(p): [os.path.getsize(p), _crc_of(p)] for p in (faiss_path, labels_path)},
+            "files": {os.path.basename(p): v for p, v in files.items()},
         }
         write_atomically(meta_path, json.dumps(meta, indent=2, sort_keys=True) + "\n")
 
@@ -437,8 +449,10 @@ class AnnIndex:
         if due is not None and os.path.isfile(meta_path):
             problem = self._load(folder, generation, len(vectors))
             if problem is None and self.built == due:
-                if self.setting is None:
+                if self.setting is None:  # measured on other queries when saved: measured again, saved
                     self.calibrate(vectors)
+                    with open(meta_path) as f:
+                        self._write_meta(folder, generation, json.load(f)["files"])
                 return
             if problem:
                 logger.warning("Gallery store %s: %s; rebuilding the index from the snapshot.", folder, problem)
@@ -492,8 +506,28 @@ class AnnIndex:
         return out
 
 
+def _first_reaching(measure, steps, plateau=False, best=None):
+    """(setting, recall) of the first of `steps` whose `measure` reaches TARGET_RECALL, else of the last;
+    with `plateau`, of the step before one that gains less than IVF_PLATEAU over it (`best`: the step
+    before the first)."""
+    for setting in steps:
+        recall = measure(setting)
+        if plateau and best and recall < best[1] + IVF_PLATEAU:
+            return best
+        best = setting, recall
+        if recall >= TARGET_RECALL:
+            break
+    return best
+
+
 def _rescored(queries, rows, vectors, k):
-    """The top-k of candidate `rows` [m, c] (−1: none) by the exact inner product with `vectors`."""
+    """The top-k of candidate `rows` [m, c] (−1: none) by the exact inner product with `vectors`, the
+    candidates of a block of queries gathered at a time (RESCORE_BYTES)."""
+    block = max(1, RESCORE_BYTES // max(1, rows.shape[1] * vectors.shape[1] * 4))
+    if len(rows) > block:
+        return np.concatenate(
+            [_rescored(queries[i : i + block], rows[i : i + block], vectors, k) for i in range(0, len(rows), block)]
+        )
     safe = np.maximum(rows, 0)
     ip = np.einsum("md,mcd->mc", queries, vectors[safe])
     ip[rows < 0] = -np.inf

@@ -406,13 +406,12 @@ class FolderStore(base.GalleryStore):
         n = self._n
         self._matrix.grow(capacity, n)  # in place; capacity not yet written takes no memory
 
-        def grown(array, fill=0):
-            out = np.full((capacity, *array.shape[1:]), fill, array.dtype)
+        def grown(array):  # rows past n are written before they are read (_set_row): zeros, untouched
+            out = np.zeros((capacity, *array.shape[1:]), array.dtype)
             out[:n] = array[:n]
             return out
 
-        self._camera, self._has_camera = grown(self._camera), grown(self._has_camera, False)
-        self._time = grown(self._time, np.nan)
+        self._camera, self._has_camera, self._time = grown(self._camera), grown(self._has_camera), grown(self._time)
 
     def _set_row(self, row, vector, item):
         self._vectors[row] = vector
