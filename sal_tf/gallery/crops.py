@@ -5,16 +5,19 @@ Layout of the service's data folder:
 * `crops/<sha256 of the id>`: one file per item: a JSON header line `{"id", "content_type"}`, then
   the image bytes as uploaded. Named by a hash, never by the id, so an id such as
   `../../etc/passwd` is only ever a key: no file outside this folder is named after it.
-* `pending/<uuid>.json`: the ids of an add or delete in flight (written and fsynced first,
-  removed once the store has answered).
+* `pending/<uuid>.json`: the ids of an add or delete in flight (written first, removed once the
+  store has answered; not fsynced, see below).
 
 Order of an add (`sal_tf/serve/service.py`, the service that keeps crops): pending record → crops (each written to a temporary
-file, fsynced, renamed; then the folder fsynced) → `store.add` (durable when it returns) → pending
+file, fsynced, renamed; then the folder fsynced once for the batch) → `store.add` (durable when it returns) → pending
 record removed. A delete: pending record → `store.delete` → crop removed → record removed. After a
 crash, `recover` walks the pending records: a crop whose id the store does not hold is garbage
 and goes; so a store entry always has its crop, and a crop without a store entry does not survive
 a restart. `clean` goes further at open: every crop whose id the store does not hold goes (items
-deleted by other means, `sal-search delete`, or dropped by `sal-search repair`).
+deleted by other means, `sal-search delete`, or dropped by `sal-search repair`). So a pending record
+needs no fsync: a killed process leaves it in the page cache for `recover`, and a crash of the
+machine that loses it (or leaves it empty) loses nothing that `clean` does not redo; a record that
+does not read is dropped. The crops themselves are fsynced before the store hears of them.
 """
 
 import concurrent.futures
@@ -25,7 +28,7 @@ import uuid
 
 from sal_tf.utils import fsync_folder, write_atomically
 
-FSYNC_THREADS = 8  # fsyncs of one batch overlap (one journal commit serves several)
+FSYNC_THREADS = 32  # the crop files of a batch written and fsynced at once (one journal commit serves several)
 
 
 def crop_name(item_id):
@@ -51,24 +54,31 @@ class CropFolder:
         return os.path.join(self.crops, crop_name(item_id))
 
     def begin(self, ids, action):
-        """Records `action` ("add" / "delete") of `ids` durably; returns the record's path for `end`."""
+        """Records `action` ("add" / "delete") of `ids` (renamed into place, not fsynced: see the module
+        docstring); returns the record's path for `end`."""
         path = os.path.join(self.pending, f"{uuid.uuid4().hex}.json")
-        write_atomically(path, json.dumps({"action": action, "ids": list(ids)}))
-        fsync_folder(self.pending)
+        tmp = f"{path}.tmp-{os.getpid()}"
+        with open(tmp, "w") as f:
+            json.dump({"action": action, "ids": list(ids)}, f)
+        os.replace(tmp, path)
         return path
 
     def end(self, record):
         os.remove(record)
 
     def write(self, ids, images, content_types):
-        """Writes the crops of `ids` (bytes `images`) durably: each file fsynced, then the folder."""
+        """Writes the crops of `ids` (bytes `images`) durably: each file fsynced and renamed into place, all at
+        once, then the folder fsynced once (the renames of the whole batch durable together)."""
 
         def one(args):
             item_id, data, kind = args
             header = json.dumps({"id": item_id, "content_type": kind}).encode("utf-8", "surrogatepass")
-            write_atomically(self.path_of(item_id), header + b"\n" + data)
+            write_atomically(self.path_of(item_id), header + b"\n" + data, sync_folder=False)
 
-        list(self._pool.map(one, zip(ids, images, content_types)))
+        writes = [self._pool.submit(one, args) for args in zip(ids, images, content_types)]
+        concurrent.futures.wait(writes)  # all finished before a failure is raised (no write after `settle`)
+        for done in writes:
+            done.result()
         fsync_folder(self.crops)
 
     def read(self, item_id):
@@ -95,8 +105,11 @@ class CropFolder:
 
         `in_store(id) -> bool` tells whether the store holds an id. Returns the number removed.
         """
-        with open(record) as f:
-            ids = json.load(f)["ids"]
+        try:
+            with open(record) as f:
+                ids = json.load(f)["ids"]
+        except (ValueError, KeyError, TypeError):  # lost by a crash of the machine: `clean` covers its ids
+            ids = []
         garbage = [i for i in ids if os.path.exists(self.path_of(i)) and not in_store(i)]
         self.remove(garbage)
         os.remove(record)
