@@ -5,13 +5,17 @@
 
 Per preset the model (a trained run's `.keras` with --model, else random weights) is exported once with
 `sal_tf.export.export_lib.export` (SavedModel, ONNX, float32 / float16 / int8 TFLite; int8 calibrated
-on --calibration_images training crops of the demo dataset, `sal_tf/export/accuracy.py`). Each form
-is opened through `sal_tf.inference.forms.open_backend` with --threads threads, and timed on one
-synthetic 1920×1080 frame with --boxes person boxes (60–200 px wide), the encoder and its network
-called in turn (median per call; interleaved rounds over the forms):
+on --calibration_images training crops of the demo dataset, `sal_tf/export/accuracy.py`), or
+--exports names an export folder to time as it is. Each ONNX / TFLite form is opened through
+`sal_tf.inference.forms.open_backend` at each --threads count (the TensorFlow forms once, with
+TensorFlow's own pools), and timed on --frames synthetic 1920×1080 frames with --boxes person boxes
+each (60–200 px wide; one encoder call, one model call of boxes × frames crops), the encoder and its
+network called in turn (median per call; interleaved rounds over the forms):
 
-  * `encoder_crops_per_s`: `BoxEncoder(frame, boxes)`: crops cut and resized, the model, unit rows;
-  * `network_images_per_s`: the same back end on the same crops already cut (`embed_array`, batch = boxes);
+  * `encoder_crops_per_s`: `BoxEncoder.embed_frames(frames, boxes)`: crops cut and resized, the
+    model, unit rows;
+  * `network_images_per_s`: the same back end on the same crops already cut (`embed_array`), in the
+    dtype its input takes (`input`: uint8 for a full-integer TFLite file, else float32);
   * `vs_network`: their ratio (what cropping and batching cost);
   * `bytes`: the form's size on disk; with --model, `mAP` / `rank1` (%) on the demo evaluation set
     (the export's accuracy report; the SavedModel scored here).
@@ -20,7 +24,7 @@ With --serve_ingest, `sal-serve` (its own process on 127.0.0.1, `benchmarks/serv
 started on the `.keras` file and on the export folder (`auto`: the int8 file) and adds 1,024 demo
 gallery crops by image (4 clients, 32 crops a request, `benchmarks/search_service.ingest`): crops/s.
 
-One JSON line per (preset, form), after a setup line naming the CPU's features (/proc/cpuinfo:
+One JSON line per (preset, form, threads), with the load average, after a setup line naming the CPU's features (/proc/cpuinfo:
 avx2, avx512f, avx512_vnni, amx) and the load average. Speed only: the paper preset (~31 GFLOPs a
 crop) runs at a few crops/s on 2 cores, so keep --rounds small there.
 """
@@ -41,7 +45,12 @@ from absl import app, flags, logging
 flags.DEFINE_list("presets", ["tiny"], "Model presets (tiny, paper).")
 flags.DEFINE_string("model", None, "A trained .keras file or run folder of the first preset (mAP reported).")
 flags.DEFINE_integer("boxes", 16, "Person boxes in the 1080p frame (the batch of each model call).")
-flags.DEFINE_integer("threads", 2, "Intra-op threads of every runtime.")
+flags.DEFINE_list("threads", ["1", "2"], "Intra-op threads of the ONNX / TFLite runtimes: each count timed.")
+flags.DEFINE_integer("frames", 1, "Frames per encoder call (embed_frames): the model batch is boxes × frames.")
+flags.DEFINE_list(
+    "forms", [], "Only these forms (keras, saved_model, onnx, tflite_float32, tflite_float16, tflite_int8)."
+)
+flags.DEFINE_string("exports", None, "An export folder of the first preset to time as it is (no export; speed only).")
 flags.DEFINE_integer("rounds", 3, "Interleaved timing rounds.")
 flags.DEFINE_float("min_seconds", 1.0, "Each case's slice of a round (at least one call).")
 flags.DEFINE_integer("calibration_images", 200, "Demo training crops that calibrate the int8 file.")
@@ -129,48 +138,91 @@ def size_on_disk(path):
     return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
 
 
-def run_preset(preset, model_path, data):
-    from sal_tf.inference.boxes import BoxEncoder
-    from sal_tf.inference.embedder import KerasEmbedder
+def exported_paths(folder):
+    """{form: path} of the forms of an existing export folder (`sal_tf.inference.forms.candidates`)."""
+    from sal_tf.inference.forms import candidates
+
+    return {kind if kind != "tflite" else f"tflite_{q}": path for kind, q, path in candidates(folder)}
+
+
+def opened_backends(forms, keras_backend):
+    """[(form, threads, backend)]: each ONNX / TFLite form at each --threads count, the TensorFlow forms once
+    (TensorFlow's thread pools are set once per process), only --forms where given."""
     from sal_tf.inference.forms import open_backend
+
+    opened = [("keras", "tensorflow default", keras_backend)] if keras_backend is not None else []
+    for form, path in forms.items():
+        if FLAGS.forms and form not in FLAGS.forms:
+            continue
+        if form == "saved_model":
+            opened.append((form, "tensorflow default", open_backend(path)))
+        else:
+            opened += [(form, int(t), open_backend(path, threads=int(t))) for t in FLAGS.threads]
+    return [o for o in opened if not FLAGS.forms or o[0] in FLAGS.forms]
+
+
+def network_input(backend, crops):
+    """The crops as the network takes them: uint8 for a full-integer TFLite file, else float32 (no
+    conversion timed in the bare network)."""
+    return crops if getattr(backend, "integer_input", False) else crops.astype(np.float32)
+
+
+def timed_forms(opened, frames, boxes):
+    """{(form, threads): (s per encoder call, s per bare network call)} on `frames` × `boxes`."""
+    from sal_tf.inference.boxes import BoxEncoder
+
+    pairs = {}
+    for form, threads, backend in opened:
+        encoder = BoxEncoder(backend, batch_size=sum(len(b) for b in boxes))
+        crops = network_input(backend, encoder.crops_of_frames(frames, boxes)[0])
+        pairs[form, threads] = (
+            (lambda e=encoder: e.embed_frames(frames, boxes)),
+            (lambda b=backend, c=crops: b.embed_array(c)),
+        )
+    return timed_pairs(pairs, FLAGS.rounds, FLAGS.min_seconds)
+
+
+def run_preset(preset, model_path, data, exports=None):
+    from sal_tf.inference.embedder import KerasEmbedder
     from sal_tf.models import build_model, load_model
 
     model = load_model(model_path) if model_path else build_model(preset, num_classes=751, verbose=False)
-    frame, boxes = frame_and_boxes(FLAGS.boxes)
+    frames, boxes = zip(*(frame_and_boxes(FLAGS.boxes, seed) for seed in range(FLAGS.frames)))
     with tempfile.TemporaryDirectory() as tmp:
         keras_file = model_path and (model_path if model_path.endswith(".keras") else None)
         if keras_file is None:
             keras_file = os.path.join(tmp, f"{preset}.keras")
             model.save(keras_file)
         t0 = time.perf_counter()
-        forms, result = exported_forms(model, os.path.join(tmp, "exports"), preset, data, bool(model_path))
-        export_s = round(time.perf_counter() - t0, 1)
-        scores = accuracies(result, forms, data) if model_path else {}
-        backends = {"keras": KerasEmbedder(model, source=keras_file)}
-        backends.update({form: open_backend(path, threads=FLAGS.threads) for form, path in forms.items()})
+        if exports:
+            forms, scores, export_s = exported_paths(exports), {}, None
+        else:
+            forms, result = exported_forms(model, os.path.join(tmp, "exports"), preset, data, bool(model_path))
+            export_s = round(time.perf_counter() - t0, 1)
+            scores = accuracies(result, forms, data) if model_path else {}
+        opened = opened_backends(forms, KerasEmbedder(model, source=keras_file))
         sizes = {"keras": size_on_disk(keras_file), **{form: size_on_disk(path) for form, path in forms.items()}}
-        pairs = {}
-        for form, backend in backends.items():
-            encoder = BoxEncoder(backend, batch_size=FLAGS.boxes)
-            crops = encoder.crops(frame, boxes)[0].astype(np.float32)
-            pairs[form] = (lambda encoder=encoder: encoder(frame, boxes)), (lambda b=backend, c=crops: b.embed_array(c))
-        seconds = timed_pairs(pairs, FLAGS.rounds, FLAGS.min_seconds)
+        seconds = timed_forms(opened, list(frames), list(boxes))
         if FLAGS.serve_ingest:
-            serve_ingest(preset, {"keras": keras_file, "auto": os.path.join(tmp, "exports")})
-        for form in backends:
-            encoder_rate, network_rate = (FLAGS.boxes / t for t in seconds[form])
+            serve_ingest(preset, {"keras": keras_file, "auto": exports or os.path.join(tmp, "exports")})
+        batch = FLAGS.boxes * FLAGS.frames
+        for form, threads, backend in opened:
+            encoder_rate, network_rate = (batch / t for t in seconds[form, threads])
             line = {
                 "benchmark": "encoder",
                 "preset": preset,
                 "form": form,
+                "input": "uint8" if getattr(backend, "integer_input", False) else "float32",
                 "boxes": FLAGS.boxes,
-                "threads": FLAGS.threads if form not in ("keras", "saved_model") else "tensorflow default",
+                "frames": FLAGS.frames,
+                "threads": threads,
                 "encoder_crops_per_s": round(encoder_rate, 2),
                 "network_images_per_s": round(network_rate, 2),
                 "vs_network": round(encoder_rate / network_rate, 3),
                 "bytes": sizes[form],
                 **scores.get(form, {}),
                 "export_seconds": export_s,
+                "load_average": [round(x, 2) for x in os.getloadavg()],
             }
             print(json.dumps(line), flush=True)
 
@@ -207,7 +259,7 @@ def main(argv):
                       "tensorflow": tf.__version__, "load_average": list(os.getloadavg())}), flush=True)  # fmt: skip
     data = load_dataset("demo", verbose=False)
     for i, preset in enumerate(FLAGS.presets):
-        run_preset(preset, FLAGS.model if i == 0 else None, data)
+        run_preset(preset, FLAGS.model if i == 0 else None, data, FLAGS.exports if i == 0 else None)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import tensorflow as tf
 from sal_tf.export import onnx_export
 from sal_tf.inference.boxes import BoxEncoder, pixel_boxes
 from sal_tf.inference.embedder import KerasEmbedder
+from sal_tf.inference.resize import swap_channels
 from tests.conftest import tiny_model
 
 SIZE = (64, 32)
@@ -79,6 +80,21 @@ def test_no_boxes_give_an_empty_array(encoder, frame):
 def test_bgr_frames_as_opencv_reads_them(encoder, frame):
     np.testing.assert_array_equal(encoder(frame[..., ::-1].copy(), BOXES, channels="bgr"), encoder(frame, BOXES))
     assert not np.allclose(encoder(frame[..., ::-1].copy(), BOXES), encoder(frame, BOXES), atol=1e-3)
+
+
+def test_float_frames_give_float_crops_of_the_same_pixels(encoder, frame):
+    crops = encoder.crops(frame.astype(np.float64), BOXES)[0]
+    assert crops.dtype == np.float32
+    assert np.abs(crops - encoder.crops(frame, BOXES)[0]).max() <= 1.0  # OpenCV's uint8 fixed point vs float
+
+
+def test_swap_channels_of_a_batch_and_of_a_strided_view():
+    images = np.random.default_rng(0).integers(0, 256, (3, 4, 5, 3), np.uint8)
+    want = images[..., ::-1].copy()
+    np.testing.assert_array_equal(swap_channels(images.copy()), want)
+    strided = images.copy()[:, ::2]
+    np.testing.assert_array_equal(swap_channels(strided), want[:, ::2])
+    np.testing.assert_array_equal(swap_channels(images.astype(np.float32)), want.astype(np.float32))
 
 
 def test_several_frames_in_one_call_equal_frame_by_frame(encoder, frame):

@@ -128,6 +128,8 @@ class BoxEncoder:
     def embed_crops(self, crops):
         """RGB crops [M, H, W, 3] at `image_size` (uint8 or float 0..255) → float32 [M, D] unit rows."""
         step = self.batch_size
+        if 0 < len(crops) <= step:  # one model call: its rows as they come
+            return self.backend.embed_array(crops).astype(np.float32, copy=False)
         chunks = [self.backend.embed_array(crops[s : s + step]) for s in range(0, len(crops), step)]
         if not chunks:
             return np.zeros((0, self.embedding_dim), np.float32)

@@ -47,16 +47,29 @@ def crop_and_resize(frame, pixels, size, channels="rgb", out=None):
     height, width = int(size[0]), int(size[1])
     if out is None:
         out = np.empty((len(pixels), height, width, 3), _pixel_dtype(frame.dtype))
-    src = frame if frame.dtype == out.dtype else frame.astype(out.dtype)
     for i, (x1, y1, x2, y2) in enumerate(np.asarray(pixels, np.int64).tolist()):
-        crop = src[y1:y2, x1:x2]
+        crop = frame[y1:y2, x1:x2]
+        if crop.dtype != out.dtype:  # only the crop converted, never the whole frame
+            crop = crop.astype(out.dtype)
         if crop.shape[:2] == (height, width):
             out[i] = crop
         else:
             cv2.resize(crop, (width, height), dst=out[i], interpolation=cv2.INTER_LINEAR)
     if channels == "bgr":
-        out[...] = out[..., ::-1].copy()
+        swap_channels(out)
     return out
+
+
+def swap_channels(images):
+    """BGR ↔ RGB of uint8 / float32 images [..., 3] in place: one OpenCV call for a contiguous batch."""
+    import cv2
+
+    if images.size and images.flags.c_contiguous and images.dtype in (np.uint8, np.float32):
+        rows = images.reshape(-1, images.shape[-2], 3)
+        cv2.cvtColor(rows, cv2.COLOR_BGR2RGB, dst=rows)
+    else:
+        images[...] = images[..., ::-1].copy()
+    return images
 
 
 def resize_images(images, size):
