@@ -156,6 +156,32 @@ def test_a_track_that_jumps_to_another_person_is_split_and_relinked():
     assert sorted(sorted(g) for g in groups) == [[0], [1, 2]]
 
 
+def test_a_lost_track_taken_up_again_is_cut_and_parts_keep_unique_ids():
+    t = _tracklet("c1", 7, 1, 60, A)
+    t.frames = np.concatenate([np.arange(1, 31), np.arange(61, 91)])  # unseen for 3 s after frame 30
+    t.rows = np.tile(A, (60, 1)).astype(np.float32)
+    first, second = tracklets.split_gaps(t, seconds=2.0)
+    assert (first.last, second.first) == (30, 61) and second.start == pytest.approx(6.0)
+    assert tracklets.split_gaps(t, seconds=4.0) == [t]
+    third = tracklets.split(second, threshold=0.3)[0]  # a part of a part: numbered like `split`'s first part
+    parts = tracklets.renumbered([second, first, third, _tracklet("c2", 7, 1, 5, A)])
+    assert sorted((p.camera, p.track) for p in parts) == [("c1", 7), ("c1", 100007), ("c1", 200007), ("c2", 7)]
+
+
+def test_a_short_tracklet_attaches_after_the_clustering_instead_of_blocking_it():
+    """s (3 boxes, in c1 while a2 is in c2) is closest to a1; clustered first, it joins a1 and then blocks a1 + a2."""
+    a2_feature = np.array([np.cos(0.64), np.sin(0.64), 0.0])  # cosine distance 0.2 from A
+    a1, a2 = _tracklet("c1", 1, 1, 40, A), _tracklet("c2", 1, 100, 140, a2_feature)
+    s = _tracklet("c1", 2, 110, 112, A + 0.01 * C)
+    assert linking.conflicts([a1, a2, s])[1, 2]
+    assert sorted(sorted(g) for g in linking.link([a1, a2, s], 0.3, min_boxes=1)) == [[0, 2], [1]]
+    assert sorted(sorted(g) for g in linking.link([a1, a2, s], 0.3)) == [[0, 1], [2]]
+    far = _tracklet("c3", 1, 300, 302, C)
+    assert sorted(sorted(g) for g in linking.link([a1, a2, far], 0.3)) == [[0, 1], [2]]  # too far: alone
+    near = _tracklet("c3", 1, 300, 302, A)
+    assert sorted(sorted(g) for g in linking.link([a1, a2, near], 0.3)) == [[0, 1, 2]]
+
+
 def test_gray_world_removes_a_cameras_colour_cast():
     rng = np.random.default_rng(0)
     scene = rng.uniform(40, 200, (2, 30, 40, 3))

@@ -109,7 +109,7 @@ def main(argv):
     sal_app.require_flags("source", "output_dir")
     from sal_tf.mtmc import linking, sources
     from sal_tf.mtmc import run as mtmc
-    from sal_tf.tracking import appearance, deepsort
+    from sal_tf.tracking import appearance
     from sal_tf.utils.progress import Progress
 
     cameras, warnings = sources.open_cameras(FLAGS.source, sources.parse_start_times(FLAGS.start_times))
@@ -119,7 +119,7 @@ def main(argv):
     linking.check_transit_cameras(options.transit, [c.name for c in cameras])
     mtmc.check_outputs(cameras, FLAGS.output_dir, FLAGS.overwrite)
     model = appearance.appearance_model(FLAGS.tracker, FLAGS.model, FLAGS.threads)
-    settings = deepsort.settings_for(FLAGS.tracker)
+    settings = mtmc.tracker_settings(FLAGS.tracker)
     total = sum(c.length for c in cameras) or None
     progress = Progress(total, "Tracking", FLAGS.progress, unit="frame", stream=sys.stderr)
     info = {"tracker": FLAGS.tracker, "model": FLAGS.model, "detections": FLAGS.detections}

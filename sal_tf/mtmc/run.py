@@ -15,7 +15,7 @@ import numpy as np
 
 from sal_tf.evaluation import calibration as calibration_lib
 from sal_tf.mtmc import detectors, journeys, linking, metrics, tracklets
-from sal_tf.tracking import annotate, mot
+from sal_tf.tracking import annotate, deepsort, mot
 from sal_tf.tracking.run import BATCH_FRAMES
 from sal_tf.utils.visibility import MIN_VISIBILITY
 
@@ -24,8 +24,22 @@ LINK_PROBABILITY = (
     0.5  # with a calibration, tracklets are linked while P(same person) ≥ this (the even-prior decision);
 )
 # tuning cameras (seed 41): cross-camera IDF1 0.545 at FMR 1e-2's distance, 0.616 here (BUILD.md "Multi-camera tracking")
-SPLIT_FACTOR = 1.5  # tracks are cut at appearance jumps of 1.5× the linking threshold (best of 1, 1.5, 2, 3 on the
-# tuning cameras, demo_cameras.TUNING_SEED; BUILD.md "Multi-camera tracking")  # across cameras too / within each camera only / no linking
+SPLIT_FACTOR = None  # cut tracks at appearance jumps of this × the FMR distance: off. With `tracker_settings`'
+# stricter gate few tracks switch person, and the cuts (1.5× before) mostly split one person where a crossing hid
+# them: tuning cameras (seed 41), cross-camera IDF1 0.765 with them, 0.804 without (BUILD.md "Multi-camera tracking")
+TRACKER_GATES = {"sal": 0.05, "histogram": 0.15}  # DeepSORT's appearance gate in sal-mtmc (`tracker_settings`)
+
+
+def tracker_settings(kind, **overrides):
+    """The single-camera tracker's settings in a multi-camera run: `sal-track`'s, with a stricter appearance gate.
+
+    `sal-track`'s gates (`deepsort.SETTINGS`) were chosen for one camera's IDF1, where a take-up of a
+    lost track is worth its risk; here the linking joins a person's tracklets again with every
+    camera's views, and a track that switched person is what it cannot undo (tuning cameras,
+    seed 41, SAL: 12 % of the tracked boxes on a track's minority person at gate 0.1, 2 % at 0.05;
+    cross-camera IDF1 in BUILD.md "Multi-camera tracking").
+    """
+    return deepsort.settings_for(kind, **{"max_cosine_distance": TRACKER_GATES.get(kind), **overrides})
 
 
 @dataclasses.dataclass
@@ -39,6 +53,9 @@ class Options:
     calibration: dict | None = None
     transit: dict = dataclasses.field(default_factory=dict)
     relink_gap: float = linking.DEFAULT_RELINK_GAP
+    split_factor: float | None = SPLIT_FACTOR  # see SPLIT_FACTOR
+    lost_seconds: float = tracklets.LOST_SECONDS  # tracks cut where unseen for longer (`tracklets.split_gaps`)
+    min_boxes: int = linking.MIN_BOXES  # shorter tracklets attach after the clustering (`linking.attach`)
     detections: str = "det"
     min_visibility: float = MIN_VISIBILITY
     batch_frames: int = BATCH_FRAMES
@@ -134,14 +151,20 @@ def write_clips(cameras, found, ids, output_dir, kind):
 
 
 def link_tracklets(found, options):
-    """(tracklets, groups of their indices, threshold, how it was chosen): tracks cut where their appearance
-    jumps (`tracklets.split`, at `SPLIT_FACTOR` × the FMR threshold of `choose_threshold`), then linked
+    """(tracklets, groups of their indices, threshold, how it was chosen): tracks cut where they went unseen for
+    longer than `options.lost_seconds` (`tracklets.split_gaps`) and, with `options.split_factor`, where their
+    appearance jumps (`tracklets.split`, at that × the FMR threshold of `choose_threshold`), then linked
     (`linking.link`) at `link_threshold`."""
     cut, how = choose_threshold(found, options)
     if cut is not None:
-        found = [part for t in found for part in tracklets.split(t, SPLIT_FACTOR * cut)]
+        found = [part for t in found for part in tracklets.split_gaps(t, options.lost_seconds)]
+        if options.split_factor:
+            found = [part for t in found for part in tracklets.split(t, options.split_factor * cut)]
+        found = tracklets.renumbered(found)
     threshold, how = link_threshold(cut, how, options)
-    groups = linking.link(found, threshold, options.transit, options.relink_gap, across=options.link == "all")
+    groups = linking.link(
+        found, threshold, options.transit, options.relink_gap, options.link == "all", options.min_boxes
+    )
     return found, groups, threshold, how
 
 

@@ -26,6 +26,7 @@ from sal_tf.tracking.run import BATCH_FRAMES
 CROPS = 6  # representative crops kept per track (a track split later shares them out)
 GREY_LEVEL = 118.0  # the mean colour `gray_world` brings every camera to
 SPLIT_WINDOW = 5  # boxes on each side of a cut compared by `split`
+LOST_SECONDS = 2.0  # `split_gaps`: a track unseen for longer is cut (tuning cameras, seed 41: 0.5 / 1 / 2 / 4 s tried)
 FULL_HEIGHT = 128.0  # box height (px) from which size no longer adds quality (the demo model's input height)
 
 
@@ -224,6 +225,30 @@ def split(tracklet, threshold, window=SPLIT_WINDOW):
     if len(parts) == 1:
         return [tracklet]
     return [_part(tracklet, lo, hi, k) for k, (lo, hi) in enumerate(sorted(parts))]
+
+
+def split_gaps(tracklet, seconds=LOST_SECONDS):
+    """A track cut wherever it went unseen for more than `seconds` (a lost track the tracker took up again).
+
+    The single-camera tracker keeps a lost track for `max_age` frames and takes it up again by its
+    Kalman prediction and appearance gate; after a longer absence the linking decides instead, with
+    every camera's tracklets and the hard constraints (a wrong take-up would otherwise stretch the
+    track's time span and block its person's other tracklets). Parts are numbered as by `split`.
+    """
+    cuts = np.nonzero(np.diff(tracklet.frames) > seconds * tracklet.fps)[0] + 1
+    if not len(cuts) or tracklet.rows is None:
+        return [tracklet]
+    return [_part(tracklet, lo, hi, k) for k, (lo, hi) in enumerate(zip([0, *cuts], [*cuts, len(tracklet.frames)]))]
+
+
+def renumbered(parts):
+    """Parts of a camera's tracks (`split_gaps`, `split`, in any order) numbered `track + 100000 · k` again, k in
+    time order per original track, so that local ids stay unique in a camera."""
+    out, count = [], {}
+    for t in sorted(parts, key=lambda t: (t.camera, t.track % 100000, t.first)):
+        k = count[(t.camera, t.track % 100000)] = count.get((t.camera, t.track % 100000), -1) + 1
+        out.append(dataclasses.replace(t, track=t.track % 100000 + 100000 * k))
+    return out
 
 
 def _part(t, lo, hi, k):
