@@ -6,8 +6,10 @@
 
 Per preset (random weights), the model is exported with `export.export_lib.export`
 (SavedModel + checked float32/float16/int8 TFLite files + checked ONNX file) into a
-temporary folder; its int8 file has dynamic-range weights (no calibration data is given here:
-`benchmarks/encoder.py` times the calibrated int8 file and `BoxEncoder` on every form).
+temporary folder; its int8 file is full integer (uint8 input, int8 ops from the first op on),
+calibrated on --calibration_images demo training crops (`sal_tf/export/tflite.py`); with
+--calibration_images=0 it has dynamic-range weights and float input instead.
+(`benchmarks/encoder.py` times `BoxEncoder` on every form.)
 One JSON line per (preset, runtime, batch), with the median and best images/s over
 interleaved rounds (the cases alternate, so load from other processes hits all alike):
   * `keras`: `embedding_model.predict_on_batch` on float32 RGB at the model size;
@@ -15,7 +17,8 @@ interleaved rounds (the cases alternate, so load from other processes hits all a
     resize is the identity, so this is the same work as Keras + cast);
   * `savedmodel_bytes`: the `serving_default` signature on JPEG bytes of
     128×64 images (decode + resize included);
-  * `tflite_<float32|float16|int8>`: LiteRT interpreter, --threads threads;
+  * `tflite_<float32|float16|int8>`: LiteRT interpreter, --threads threads, fed its input's dtype
+    (uint8 pixels for the full-integer int8 file, float32 for the others);
   * `onnxruntime`: ONNX Runtime CPU session of `model.onnx`, ORT_ENABLE_ALL graph
     optimisations, --threads intra-op threads; with --onnx_variants also
     `onnxruntime_1thread` (1 intra-op thread), `onnxruntime_no_spin` (idle threads do not
@@ -45,6 +48,7 @@ flags.DEFINE_integer("rounds", 0, "Interleaved timing rounds per case (0: 3 with
 flags.DEFINE_float("min_seconds", 0.0, "Each case's slice of a round, at least one call (0: 0.3 with --quick, else 1).")
 flags.DEFINE_enum("device", "cpu", ["cpu", "auto"], "cpu: hide GPUs.")
 flags.DEFINE_integer("threads", 0, "TFLite interpreter and ONNX Runtime intra-op threads (0: os.cpu_count()).")
+flags.DEFINE_integer("calibration_images", 200, "Demo training crops calibrating the full-integer int8 file (0: none).")
 flags.DEFINE_bool(
     "onnx_variants", True, "Also time ONNX Runtime with 1 thread, without spinning and without graph optimisations."
 )
@@ -97,19 +101,25 @@ def onnx_cases(path, floats, threads, variants):
 
 # One preset's measurements in one place (Keras eager / graph, SavedModel, ONNX, TFLite), in the order
 # they are printed; long but linear.
-def run_preset(preset, batches, rounds, min_seconds, threads, onnx_variants=True):
+def run_preset(preset, batches, rounds, min_seconds, threads, onnx_variants=True, calibration_images=0):
     import numpy as np
     import tensorflow as tf
 
-    from sal_tf.export import export_lib, tflite
+    from sal_tf.export import accuracy, export_lib, tflite
     from sal_tf.export import signatures as sig
     from sal_tf.models import build_model
 
     model = build_model(preset, num_classes=751, verbose=False)
     emb, (h, w) = export_lib.embedding_model_of(model)
+    calibration = None
+    if calibration_images:
+        from sal_tf.data import load_dataset
+
+        calibration = accuracy.calibration_images(load_dataset("demo", verbose=False), (h, w), calibration_images)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        result = export_lib.export(model, tmp, preset, num_samples=4, tflite_files=True, onnx_file=True)
+        result = export_lib.export(model, tmp, preset, num_samples=4, tflite_files=True, onnx_file=True,
+                                   calibration=calibration)  # fmt: skip
         export_s = time.perf_counter() - t0
         loaded = tf.saved_model.load(result["saved_model"])
         by_images = loaded.signatures[sig.SIGNATURE_IMAGES]
@@ -135,8 +145,10 @@ def run_preset(preset, batches, rounds, min_seconds, threads, onnx_variants=True
                 interp.allocate_tensors()
                 out_index = interp.get_output_details()[0]["index"]
 
-                def run(interp=interp, index=inp["index"], out_index=out_index, floats=floats):
-                    interp.set_tensor(index, floats)
+                fed = pixels if np.dtype(inp["dtype"]) == np.uint8 else floats
+
+                def run(interp=interp, index=inp["index"], out_index=out_index, fed=fed):
+                    interp.set_tensor(index, fed)
                     interp.invoke()
                     return interp.get_tensor(out_index)
 
@@ -216,6 +228,7 @@ def main(argv):
                 "rounds": rounds,
                 "min_seconds": min_seconds,
                 "tflite_threads": threads,
+                "int8": "full integer, uint8 input" if FLAGS.calibration_images else "dynamic-range weights",
                 "onnxruntime_intra_op_threads": threads,
                 "tensorflow_intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count(),
                 "onnxruntime": _version("onnxruntime"),
@@ -226,7 +239,7 @@ def main(argv):
         flush=True,
     )
     for preset in FLAGS.presets:
-        run_preset(preset, batches, rounds, min_seconds, threads, FLAGS.onnx_variants)
+        run_preset(preset, batches, rounds, min_seconds, threads, FLAGS.onnx_variants, FLAGS.calibration_images)
 
 
 def _version(package):

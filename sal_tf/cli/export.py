@@ -59,6 +59,12 @@ def define_flags():
     flags.DEFINE_float("max_map_drop", 1.0, "Points of mAP a TFLite / ONNX file may lose against the Keras model.")
     flags.DEFINE_bool("allow_map_drop", False, "Publish a file that loses more than --max_map_drop (reported).")
     flags.DEFINE_integer("calibration_images", 200, "Training crops that calibrate the int8 TFLite file.")
+    flags.DEFINE_integer(
+        "accuracy_max_images",
+        0,
+        "Score every form on a seeded subset of at most this many query + gallery images (0: all), "
+        "for a model too slow to embed the whole set once per form.",
+    )
     flags.DEFINE_string("sample_images", None, "Folder of real images for the parity checks (default: synthetic).")
     flags.DEFINE_integer("num_samples", 8, "Images taken from --sample_images.")
     flags.DEFINE_string(
@@ -104,7 +110,7 @@ def _accuracy_check(path, model):
         )
         return None, None
     data = load_dataset(dataset_name(dataset), data_dir, verbose=False)
-    check = accuracy.AccuracyCheck(data, FLAGS.max_map_drop, FLAGS.allow_map_drop)
+    check = accuracy.AccuracyCheck(data, FLAGS.max_map_drop, FLAGS.allow_map_drop, max_images=FLAGS.accuracy_max_images)
     _, image_size = embedding_model_of(model)
     return check, accuracy.calibration_images(data, image_size, FLAGS.calibration_images) if FLAGS.tflite else None
 

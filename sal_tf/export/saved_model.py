@@ -27,7 +27,9 @@ class EmbeddingServingModule(tf.Module):
         serve_bytes: tf.function, string [B] → {"embedding": float32 [B, D]}.
         serve_images: tf.function, uint8 [B, h, w, 3] → {"embedding": ...}.
         serve_float: tf.function, float32 [B, H, W, 3] at the model size →
-            {"embedding": ...} (not a signature; used for TFLite).
+            {"embedding": ...} (not a signature; used for ONNX and the NCHW files).
+        keras_model: a function returning the Keras model (not tracked: the SavedModel holds
+            `model_variables` only); `sal_tf/export/pixels.py` builds the TFLite files' function from it.
     All outputs are L2-normalised; an empty batch gives float32 [0, D].
     """
 
@@ -39,6 +41,8 @@ class EmbeddingServingModule(tf.Module):
         # add a second object path (and, for wrapped variables, a second copy).
         self.model_variables = [_tf_variable(w) for w in embedding_model.weights]
         model = embedding_model  # captured by the closures below, not tracked
+        # A function giving the Keras model (for `sal_tf.export.tflite`), not the model: it stays untracked.
+        self.keras_model = lambda: model
 
         def serve(images):
             def run():

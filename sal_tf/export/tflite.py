@@ -1,23 +1,23 @@
 """TFLite files of the embedding model, each checked with LiteRT before it is kept.
 
-Files (float32 RGB [B, H, W, 3] in [0, 255] at the model size → L2-normalised
-`embedding` [B, D]; batch 1 by default, resizable with
-`interpreter.resize_tensor_input`):
-  * `<prefix>_float32.tflite`: no quantisation;
-  * `<prefix>_float16.tflite`: float16 weights (dequantised at load);
-  * `<prefix>_int8.tflite`: int8 activations and per-channel int8 weights, calibrated on real
-    training crops (`sal_tf.export.accuracy.calibration_images`), float32 in and out. One op stays
-    float (`FLOAT_OPS`): the RGB → BGR flip of the caffe preprocessing (`sal_tf/models/preprocessing.py`),
-    whose int8 REVERSE_V2 in LiteRT cost the trained tiny demo run 9.7 of its 53.1 mAP points (43.4;
-    53.1 with the flip in float; BUILD.md "Deploying the appearance model"). Without calibration
-    images (no training data known): dynamic-range int8 weights with float activations, as the
-    report says.
+Files (RGB [B, H, W, 3] pixels at the model size → L2-normalised `embedding` float32 [B, D]; batch 1
+in the file, resizable with `interpreter.resize_tensor_input`):
+  * `<prefix>_float32.tflite`: float32 input 0..255, no quantisation;
+  * `<prefix>_float16.tflite`: float32 input, float16 weights (dequantised at load);
+  * `<prefix>_int8.tflite`: full integer: **uint8 input** (the pixels themselves: scale 1, zero
+    point 0), int8 activations and per-channel int8 weights calibrated on real training crops
+    (`sal_tf.export.accuracy.calibration_images`), float32 output (one DEQUANTIZE at the end). The
+    caffe preprocessing's RGB → BGR flip is folded into conv1's kernel and its mean subtraction is an
+    int8 SUB (`sal_tf/export/pixels.py`), so no float op runs before the first int8 one (XNNPACK's
+    QS8 kernels from the first op on). Without calibration images (no training data known): float32
+    input and dynamic-range int8 weights with float activations, as the report says.
 
-The converter is fed `EmbeddingServingModule.serve_float` with its variables
-frozen into constants first (`freeze`), so it cannot lose the weights (a wrapper
-that does not track them makes the converter silently emit a tiny model that
-outputs NaN), and it skips the converter's own SavedModel round trip (faster; BUILD.md
-"Export and serving").
+The converter is fed `sal_tf.export.pixels.serving_function` of the module's Keras model (batch 1:
+dilated convolutions stay single CONV_2D ops) with its variables frozen into constants first
+(`freeze`), so it cannot lose the weights (a wrapper that does not track them makes the converter
+silently emit a tiny model that outputs NaN), and it skips the converter's own SavedModel round
+trip (faster; BUILD.md "Export and serving"). A module without a Keras model (the NCHW wrapper,
+`sal_tf/export/nchw.py`) is converted from its `serve_float`.
 Every file is then run by the LiteRT interpreter on the sample images at batch 1
 and batch N and compared with the Keras model (cosine per image, finite values);
 a file below its threshold is deleted and reported as an error. With an
@@ -35,7 +35,6 @@ QUANTIZATIONS = ("float32", "float16", "int8")
 MIN_COSINE = {"float32": 0.9999, "float16": 0.999, "int8": 0.99}
 # Full-integer int8 (calibrated): a bound that catches a broken file only; its mAP is the real check.
 MIN_COSINE_FULL_INTEGER = 0.8
-FLOAT_OPS = ("REVERSE_V2",)  # kept float in the calibrated int8 file (see the module docstring)
 REPORT_FILE = "parity.json"
 
 
@@ -44,16 +43,21 @@ class TFLiteParityError(RuntimeError):
 
 
 def freeze(module):
-    """`module.serve_float` (an `EmbeddingServingModule`) with its variables as constants."""
+    """The concrete function the converter is fed, its variables as constants: `pixels.serving_function`
+    of an `EmbeddingServingModule`'s Keras model, or the `serve_float` of a module without one."""
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
-    return convert_variables_to_constants_v2(module.serve_float.get_concrete_function())
+    from sal_tf.export import pixels
+
+    keras_model = getattr(module, "keras_model", None)
+    function = pixels.serving_function(keras_model(), module.image_size) if keras_model else module.serve_float
+    return convert_variables_to_constants_v2(function.get_concrete_function())
 
 
 def convert(frozen, quantization, calibration=None):
     """Converts a frozen concrete function (see `freeze`) → TFLite flatbuffer bytes.
 
-    calibration: float32 RGB images [n, H, W, 3] for int8 (int8 activations); None: dynamic-range int8.
+    calibration: float32 RGB images [n, H, W, 3] for int8 (full integer, uint8 input); None: dynamic-range int8.
     """
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"Unknown TFLite quantization {quantization!r}; expected one of {QUANTIZATIONS}.")
@@ -71,15 +75,34 @@ def convert(frozen, quantization, calibration=None):
 
 
 def _calibrated_int8(converter, calibration):
-    """int8 activations and weights calibrated on `calibration`, `FLOAT_OPS` kept float (selective
-    quantisation through `tf.lite.experimental.QuantizationDebugger`, its public way of doing so)."""
+    """Full-integer int8 calibrated on `calibration`: uint8 pixels in (`raw_pixel_input`), int8 ops only."""
     converter.representative_dataset = _representative(calibration)
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
-    options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=list(FLOAT_OPS))
-    debugger = tf.lite.experimental.QuantizationDebugger(
-        converter=converter, debug_dataset=_representative(calibration[:1]), debug_options=options
-    )
-    return debugger.get_nondebug_quantized_model()
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.uint8
+    return raw_pixel_input(converter.convert())
+
+
+def raw_pixel_input(flatbuffer):
+    """The file with its uint8 input read as the pixels themselves (scale 1, zero point 0).
+
+    The converter gives the input the range the calibration crops happened to span (e.g. 0.4..254.6);
+    its first op, QUANTIZE uint8 → int8, requantises from whatever the input's parameters say to the
+    calibrated int8 range, so declaring the input (1, 0) keeps the model the same and lets a caller
+    pass uint8 crops as they are (`sal_tf.inference.tflite_backend.quantise`).
+    """
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(flatbuffer))
+    graph = model.subgraphs[0]
+    tensor = graph.tensors[graph.inputs[0]]
+    readers = [op for op in graph.operators if graph.inputs[0] in list(op.inputs)]
+    codes = [model.operatorCodes[op.opcodeIndex] for op in readers]
+    if tensor.type != schema.TensorType.UINT8 or [c.builtinCode for c in codes] != [schema.BuiltinOperator.QUANTIZE]:
+        raise ValueError("Full-integer conversion: expected a uint8 input read by one QUANTIZE op.")
+    tensor.quantization.scale = np.array([1.0], np.float32)
+    tensor.quantization.zeroPoint = np.array([0], np.int64)
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
 def _representative(images):
@@ -242,7 +265,7 @@ def _int8_kind(calibration):
     if calibration is None:
         return "dynamic-range (int8 weights, float activations): no calibration images"
     return (
-        f"int8 activations and per-channel int8 weights ({', '.join(FLOAT_OPS)} in float), calibrated on "
+        "full integer: uint8 pixels in, int8 activations and per-channel int8 weights, calibrated on "
         f"{len(calibration)} training crops"
     )
 

@@ -1,10 +1,12 @@
 """`TFLiteBackend`: a `.tflite` file in the LiteRT interpreter (`ai_edge_litert`), one `EmbeddingBackend` form.
 
-Files with float32 input (all of `python -m export --tflite`'s, the int8 one included:
-`sal_tf/export/tflite.py`) take RGB 0..255; a file with an integer input (a full-integer conversion)
-gets the pixels quantised with the input's own scale and zero point (uint8 pixels pass as they are
-when those are 1 and 0), and an integer output is dequantised. NHWC or NCHW input. Tensors are re-allocated only when the batch size
-changes (one allocation per batch size seen: no re-tracing). No TensorFlow.
+Files with float32 input (`python -m export --tflite`'s float32 / float16 files, and its int8 file
+without calibration data) take RGB 0..255. Its calibrated int8 file is full integer with uint8 input
+of scale 1 and zero point 0 (`sal_tf/export/tflite.py`): uint8 crops (`BoxEncoder`'s) are fed as
+they are, no float conversion; float pixels are rounded to uint8. Any other integer input gets the
+pixels quantised with its own scale and zero point, and an integer output is dequantised. NHWC or
+NCHW input. Tensors are re-allocated only when the batch size changes (one allocation per batch
+size seen: no re-tracing). `threads` go to LiteRT (None: its default, 1 thread). No TensorFlow.
 """
 
 import os
