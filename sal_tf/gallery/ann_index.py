@@ -10,10 +10,10 @@ and searches it exactly; this module is its optional index (`open_store(..., ind
   tombstones pass a third of it).
 * `ivf`: faiss IVF with 4-bit fast-scan PQ codes (`IVF<nlist>,PQ<dim/2>x4fs`, Jégou et al. 2011;
   the code size the `ivf_sweep` rows of benchmarks/results/gallery_store_ivf_sweep_cpu_2core.jsonl
-  chose), `remove_ids` on delete; the RESCORE·k nearest codes are re-scored exactly against the
-  store's float32 matrix (no second copy of the vectors). It needs training: below IVF_MIN_ROWS
-  rows the store stays exact, and it is retrained at compaction once the gallery has grown
-  RETRAIN_GROWTH-fold since.
+  chose), `remove_ids` on delete; the RESCORE·k nearest codes (more where the calibration needs:
+  RESCORE_STEPS) are re-scored exactly against the store's float32 matrix (no second copy of the
+  vectors). It needs training: below IVF_MIN_ROWS rows the store stays exact, and it is retrained
+  at compaction once the gallery has grown RETRAIN_GROWTH-fold since.
 * `auto`: exact below AUTO_MIN_ROWS (where one exact query stops costing less than the index's
   build and memory: benchmarks/ann_index.py, case `auto`), `hnsw` up to AUTO_IVF_ROWS, `ivf` above
   (HNSW keeps a second float32 copy plus its graph: ~1.6 GiB a million 128-d rows more).

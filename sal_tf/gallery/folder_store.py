@@ -22,8 +22,8 @@ generation and deletes the old one; a crash at any step leaves either the old sn
 log or the new snapshot (with an empty or missing log, created at open). An add costs O(batch);
 compaction O(gallery), amortised to O(1) per item by the growing threshold.
 
-Search. The live embeddings are one contiguous float32 matrix (a delete moves the last row into
-the hole), searched exactly by one BLAS product per block of queries; filters are a boolean mask
+Search. The live embeddings are one contiguous float32 matrix (an anonymous memory map grown in
+place: `row_matrix.py`; a delete moves the last row into the hole), searched exactly by one BLAS product per block of queries; filters are a boolean mask
 over per-row camera / timestamp arrays, applied before the top-k selection (a selective filter
 gathers just its rows). Reported distances are recomputed in float64 for the hits
 (`base.exact_distances`).
