@@ -99,7 +99,7 @@ def link_threshold(split_threshold, how, options):
     if options.probability is None or "knots" not in options.calibration:
         return split_threshold, how
     distance = max(split_threshold, probability_distance(options.calibration, options.probability))
-    return round(distance, 6), f"calibration at P(same) >= {options.probability:g} (tracks cut at {how})"
+    return round(distance, 6), f"calibration at P(same) >= {options.probability:g} (not below the {how})"
 
 
 def track_cameras(cameras, appearance, settings, options, progress=None):

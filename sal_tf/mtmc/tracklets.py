@@ -9,7 +9,8 @@ its detections; every box a track reports keeps its embedding and a **quality** 
 by the border shows part of a person). A tracklet's embedding is the quality-weighted mean of its
 rows, re-normalised (Σ w·f / ‖Σ w·f‖) — set-to-set re-ID by weighted pooling (e.g. the quality-aware
 aggregation of Liu et al., "Quality Aware Network for Set to Set Recognition", CVPR 2017) — and it
-keeps its `CROPS` best-quality crops. A track whose appearance jumps is cut in two (`split`).
+keeps its `CROPS` best-quality crops. A track unseen for longer than `LOST_SECONDS` is cut there
+(`split_gaps`); one whose appearance jumps can be cut too (`split`, off by default: `sal_tf.mtmc.run.SPLIT_FACTOR`).
 """
 
 import dataclasses
