@@ -165,6 +165,35 @@ def test_a_client_sending_one_byte_a_second_is_dropped(server):
     assert call("GET", server.url + "/healthz").status == 200
 
 
+def status_then_close(sock):
+    """Status of the answer, read once the server has closed the connection (None: closed without one)."""
+    sock.settimeout(10)  # a server that keeps it open fails the test here (TimeoutError)
+    status = answer_of(sock)
+    while status is not None and sock.recv(65536):
+        pass
+    return status
+
+
+def test_a_request_head_still_incomplete_past_16_kib_is_refused_and_closed(server):
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    from sal_tf.serve.server import MAX_HEAD_BYTES, deadline_protocol
+
+    # httptools (C) parses the requests; uvicorn's protocol for it bounds no head, ours does, as h11 did
+    assert issubclass(deadline_protocol(1.0), HttpToolsProtocol)
+
+    below = head("/v1/search", 2, [f"X-Padding: {'a' * (MAX_HEAD_BYTES // 2)}"]) + b"{}"
+    with socket.create_connection(address(server)) as sock:
+        sock.sendall(below)
+        assert answer_of(sock) == 401  # read whole, answered (no key)
+    # 1 KiB past the bound and not finished (no blank line): answered 400 and closed, not left to the deadline
+    unfinished = b"POST /v1/search HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Padding: " + b"a" * (MAX_HEAD_BYTES + 1024)
+    with socket.create_connection(address(server)) as sock:
+        sock.sendall(unfinished)
+        assert status_then_close(sock) == 400
+    assert call("GET", server.url + "/healthz").status == 200
+
+
 def test_past_max_connections_the_answer_is_503_with_retry_after(server):
     held = []
     try:
