@@ -8,9 +8,9 @@ Layout of the service's data folder:
 * `pending/<uuid>.json`: the ids of an add or delete in flight (written first, removed once the
   store has answered; not fsynced, see below).
 
-Order of an add (`sal_tf/serve/service.py`, the service that keeps crops): pending record → crops (each written to a temporary
-file, fsynced, renamed; then the folder fsynced once for the batch) → `store.add` (durable when it returns) → pending
-record removed. A delete: pending record → `store.delete` → crop removed → record removed. After a
+Order of an add (`sal_tf/serve/service.py`, the service that keeps crops): pending record → crops
+(`write`: each written to a temporary file and fsynced, all at once; then renamed into place and the
+folder fsynced once for the batch) → `store.add` (durable when it returns) → pending record removed. A delete: pending record → `store.delete` → crop removed → record removed. After a
 crash, `recover` walks the pending records: a crop whose id the store does not hold is garbage
 and goes; so a store entry always has its crop, and a crop without a store entry does not survive
 a restart. `clean` goes further at open: every crop whose id the store does not hold goes (items
@@ -26,7 +26,7 @@ import json
 import os
 import uuid
 
-from sal_tf.utils import fsync_folder, write_atomically
+from sal_tf.utils import fsync_folder
 
 FSYNC_THREADS = 32  # the crop files of a batch written and fsynced at once (one journal commit serves several)
 
@@ -66,20 +66,54 @@ class CropFolder:
     def end(self, record):
         os.remove(record)
 
-    def write(self, ids, images, content_types):
-        """Writes the crops of `ids` (bytes `images`) durably: each file fsynced and renamed into place, all at
-        once, then the folder fsynced once (the renames of the whole batch durable together)."""
+    def stage(self, ids, images, content_types):
+        """Writes the crops of `ids` (bytes `images`) under temporary names, each fsynced, all at once.
+
+        Returns [(temporary path, crop path)] for `commit`, then `discard` in any case. A staged crop
+        is not yet a crop: `read`, `settle` and `clean` do not see it, `recover` removes it after a
+        crash; so staging could run outside a caller's write lock, only `commit` inside it.
+        """
+        staged = [(f"{self.path_of(i)}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}", self.path_of(i)) for i in ids]
 
         def one(args):
-            item_id, data, kind = args
+            (tmp, _), item_id, data, kind = args
             header = json.dumps({"id": item_id, "content_type": kind}).encode("utf-8", "surrogatepass")
-            write_atomically(self.path_of(item_id), header + b"\n" + data, sync_folder=False)
+            with open(tmp, "wb") as f:
+                f.write(header + b"\n" + data)
+                f.flush()
+                os.fsync(f.fileno())
 
-        writes = [self._pool.submit(one, args) for args in zip(ids, images, content_types)]
-        concurrent.futures.wait(writes)  # all finished before a failure is raised (no write after `settle`)
-        for done in writes:
-            done.result()
+        writes = [self._pool.submit(one, args) for args in zip(staged, ids, images, content_types)]
+        concurrent.futures.wait(writes)  # all finished before a failure is raised
+        try:
+            for done in writes:
+                done.result()
+        except BaseException:
+            self.discard(staged)
+            raise
+        return staged
+
+    def commit(self, staged):
+        """Renames `stage`d crops to their ids' names, then fsyncs the folder once: the batch durable and visible."""
+        for tmp, path in staged:
+            os.replace(tmp, path)
         fsync_folder(self.crops)
+
+    def discard(self, staged):
+        """Removes the `stage`d files that were not committed."""
+        for tmp, _ in staged:
+            try:
+                os.remove(tmp)
+            except FileNotFoundError:
+                pass
+
+    def write(self, ids, images, content_types):
+        """Writes the crops of `ids` durably: `stage`, then `commit` (each file fsynced, the folder once)."""
+        staged = self.stage(ids, images, content_types)
+        try:
+            self.commit(staged)
+        finally:
+            self.discard(staged)
 
     def read(self, item_id):
         """(bytes, content type) of an id's crop, or None."""

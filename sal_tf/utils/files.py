@@ -24,12 +24,11 @@ def fsync_folder(folder):
         os.close(fd)
 
 
-def write_atomically(path, data, sync_folder=True):
+def write_atomically(path, data):
     """Writes `data` (str or bytes) to `path` through a temporary file, fsync and `os.replace`.
 
     A reader sees the old file or the new one, never a part; a failure leaves no temporary file.
-    The folder is fsynced after the rename, so a returned write survives a crash of the machine;
-    `sync_folder=False` leaves that to the caller (one folder fsync after a batch of writes).
+    The folder is fsynced after the rename, so a returned write survives a crash of the machine.
     """
     tmp = f"{path}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     mode = "wb" if isinstance(data, bytes) else "w"
@@ -39,8 +38,7 @@ def write_atomically(path, data, sync_folder=True):
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-        if sync_folder:
-            fsync_folder(os.path.dirname(os.path.abspath(path)))
+        fsync_folder(os.path.dirname(os.path.abspath(path)))
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
