@@ -27,8 +27,8 @@ from sal_tf.inference.backend import ACCEPTED, FORMS, SAVED_MODEL_FILE, Embeddin
 from sal_tf.models.saving import STAGE_FILE, highest_stage_file
 
 # Fastest first on a 2-core x86 CPU (benchmarks/encoder.py; BUILD.md "Deploying the appearance model").
-SPEED_ORDER = ("tflite:int8", "onnx:float32", "keras:float32", "saved_model:float32", "tflite:float16",
-               "tflite:float32")  # fmt: skip
+SPEED_ORDER = ("tflite:int8", "onnx:float32", "tflite:float32", "tflite:float16", "saved_model:float32",
+               "keras:float32")  # fmt: skip
 
 
 EXPORT_KINDS = ("onnx", "tflite", "nchw")  # an --export_dir's folders of other forms (sal_tf/export/export_lib.py)
