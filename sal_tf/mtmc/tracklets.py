@@ -28,6 +28,7 @@ CROPS = 6  # representative crops kept per track (a track split later shares the
 GREY_LEVEL = 118.0  # the mean colour `gray_world` brings every camera to
 SPLIT_WINDOW = 5  # boxes on each side of a cut compared by `split`
 LOST_SECONDS = 2.0  # `split_gaps`: a track unseen for longer is cut (tuning cameras, seed 41: 0.5 / 1 / 2 / 4 s tried)
+PART_STRIDE = 100000  # part k of track t is numbered t + PART_STRIDE · k (`split`, `split_gaps`, `renumbered`)
 FULL_HEIGHT = 128.0  # box height (px) from which size no longer adds quality (the demo model's input height)
 
 
@@ -243,12 +244,13 @@ def split_gaps(tracklet, seconds=LOST_SECONDS):
 
 
 def renumbered(parts):
-    """Parts of a camera's tracks (`split_gaps`, `split`, in any order) numbered `track + 100000 · k` again, k in
+    """Parts of a camera's tracks (`split_gaps`, `split`, in any order) numbered `track + PART_STRIDE · k` again, k in
     time order per original track, so that local ids stay unique in a camera."""
     out, count = [], {}
-    for t in sorted(parts, key=lambda t: (t.camera, t.track % 100000, t.first)):
-        k = count[(t.camera, t.track % 100000)] = count.get((t.camera, t.track % 100000), -1) + 1
-        out.append(dataclasses.replace(t, track=t.track % 100000 + 100000 * k))
+    for t in sorted(parts, key=lambda t: (t.camera, t.track % PART_STRIDE, t.first)):
+        original = (t.camera, t.track % PART_STRIDE)
+        k = count[original] = count.get(original, -1) + 1
+        out.append(dataclasses.replace(t, track=original[1] + PART_STRIDE * k))
     return out
 
 
@@ -257,5 +259,5 @@ def _part(t, lo, hi, k):
     crops = [c for c in t.crops if frames[0] <= c[1] <= frames[-1]]
     start, end = t.start + (frames[0] - t.frames[0]) / t.fps, t.start + (frames[-1] - t.frames[0]) / t.fps
     feature = pooled(t.rows[lo:hi], t.weights[lo:hi])
-    return Tracklet(t.camera, t.track + 100000 * k, frames, t.boxes[lo:hi], t.scores[lo:hi], t.weights[lo:hi],
+    return Tracklet(t.camera, t.track + PART_STRIDE * k, frames, t.boxes[lo:hi], t.scores[lo:hi], t.weights[lo:hi],
                     feature, start, end, crops, t.rows[lo:hi], t.fps)  # fmt: skip
