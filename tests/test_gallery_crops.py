@@ -70,3 +70,15 @@ def test_staged_crops_are_no_crops_until_committed(tmp_path):
     folder.discard(folder.stage(["b"], [b"2"], ["image/png"]))  # refused before its commit: nothing left
     assert len(os.listdir(folder.crops)) == 1 and folder.read("b") is None
     folder.close()
+
+
+def test_a_crash_between_stage_and_commit_leaves_nothing_visible_after_reopen(tmp_path):
+    folder = CropFolder(tmp_path / "crops")
+    folder.write(["held"], [b"old"], ["image/png"])  # an item the store holds, re-added when the crash came
+    folder.stage(["held", "new"], [b"newer", b"2"], ["image/jpeg"] * 2)  # then the process dies: no commit
+    folder.close()
+    reopened = CropFolder(tmp_path / "crops")
+    assert reopened.recover(lambda i: i == "held") == 0
+    assert reopened.read("held") == (b"old", "image/png") and reopened.read("new") is None  # the store's own crop
+    assert os.listdir(reopened.crops) == [os.path.basename(reopened.path_of("held"))]  # no staged file left
+    reopened.close()

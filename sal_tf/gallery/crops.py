@@ -8,12 +8,14 @@ Layout of the service's data folder:
 * `pending/<uuid>.json`: the ids of an add or delete in flight (written first, removed once the
   store has answered; not fsynced, see below).
 
-Order of an add (`sal_tf/serve/service.py`, the service that keeps crops): pending record → crops
-(`write`: each written to a temporary file and fsynced, all at once; then renamed into place and the
-folder fsynced once for the batch) → `store.add` (durable when it returns) → pending record removed. A delete: pending record → `store.delete` → crop removed → record removed. After a
-crash, `recover` walks the pending records: a crop whose id the store does not hold is garbage
-and goes; so a store entry always has its crop, and a crop without a store entry does not survive
-a restart. `clean` goes further at open: every crop whose id the store does not hold goes (items
+Order of an add (`sal_tf/serve/service.py`, the service that keeps crops): crops staged (`stage`:
+each written to a temporary `*.tmp-*` file and fsynced, all at once, outside the service's write
+lock: no reader, `settle` or `clean` sees them) → under the lock: pending record → crops renamed
+into place and the folder fsynced once for the batch (`commit`) → `store.add` (durable when it
+returns) → pending record removed. A delete: pending record → `store.delete` → crop removed →
+record removed. After a crash, `recover` removes the staged files and walks the pending records:
+a crop whose id the store does not hold is garbage and goes; so a store entry always has its crop,
+and a crop without a store entry does not survive a restart. `clean` goes further at open: every crop whose id the store does not hold goes (items
 deleted by other means, `sal-search delete`, or dropped by `sal-search repair`). So a pending record
 needs no fsync: a killed process leaves it in the page cache for `recover`, and a crash of the
 machine that loses it (or leaves it empty) loses nothing that `clean` does not redo; a record that

@@ -110,7 +110,14 @@ class GalleryService:
     # --- gallery ---------------------------------------------------------------------------------
 
     def add(self, uploads, collection="items"):
-        """Embeds and stores `uploads` (list of `Upload`, named `collection` in errors); returns their ids once durable."""
+        """Embeds and stores `uploads` (list of `Upload`, named `collection` in errors); returns their ids once durable.
+
+        The crops are written and fsynced under temporary names (`CropFolder.stage`) before the write
+        lock, which then holds only their renames + one folder fsync and the store's add: a concurrent
+        delete's `settle` never sees a crop of this add before its store entry, and two adds of one id
+        rename their crops and add their vectors in the same (lock) order, so the crop kept is the
+        one of the vector kept.
+        """
         if not 1 <= len(uploads) <= self.settings.max_items:
             expected = f"1 to {self.settings.max_items} items per request (--max_items)"
             raise BadInput(collection, expected, len(uploads))
@@ -122,16 +129,20 @@ class GalleryService:
             vectors, metadata = check_batch(embeddings, metadata, self.store.dim)
         except ValueError as e:
             raise store_refusal(e) from None
-        with self._write_lock:
-            record = self.crops.begin(ids, "add")
-            try:
-                self.crops.write(ids, [p.data for p in pictures], [p.content_type for p in pictures])
-                self.store.add(vectors, metadata)
-            except BaseException:
-                self.crops.settle(record, self.in_store)
-                raise
-            self.crops.end(record)
-            self.record_model()
+        staged = self.crops.stage(ids, [p.data for p in pictures], [p.content_type for p in pictures])
+        try:
+            with self._write_lock:
+                record = self.crops.begin(ids, "add")
+                try:
+                    self.crops.commit(staged)
+                    self.store.add(vectors, metadata)
+                except BaseException:
+                    self.crops.settle(record, self.in_store)
+                    raise
+                self.crops.end(record)
+                self.record_model()
+        finally:
+            self.crops.discard(staged)
         return ids
 
     def record_model(self):
