@@ -48,11 +48,9 @@ def pixel_boxes(boxes, frame_shape):
 
     The crop of box i is `frame[y1:y2, x1:x2]`; a box without area has x2 <= x1 or y2 <= y1.
     """
-    b = check_boxes(boxes)
-    height, width = int(frame_shape[0]), int(frame_shape[1])
-    pixels = np.rint(b).astype(np.int64)
-    pixels[:, 0::2] = np.clip(pixels[:, 0::2], 0, width)
-    pixels[:, 1::2] = np.clip(pixels[:, 1::2], 0, height)
+    pixels = np.rint(check_boxes(boxes)).astype(np.int64)
+    width, height = int(frame_shape[1]), int(frame_shape[0])
+    np.minimum(np.maximum(pixels, 0, out=pixels), (width, height, width, height), out=pixels)  # not np.clip: 4x slower
     has_area = (pixels[:, 2] > pixels[:, 0]) & (pixels[:, 3] > pixels[:, 1])
     return pixels, has_area
 
@@ -96,15 +94,18 @@ class BoxEncoder:
             raise ValueError(f"embed_frames: {len(frames)} frames but {len(boxes)} box arrays.")
         check_channels(channels)
         frames = [check_frame(f) for f in frames]
-        pixels, masks = zip(*(pixel_boxes(b, f.shape) for f, b in zip(frames, boxes))) if frames else ((), ())
+        masks, kept = [], []
+        for frame, b in zip(frames, boxes):
+            pixels, mask = pixel_boxes(b, frame.shape)
+            masks.append(mask)
+            kept.append(pixels if mask.all() else pixels[mask])
         dtype = np.uint8 if all(f.dtype == np.uint8 for f in frames) else np.float32
-        counts = [int(m.sum()) for m in masks]
-        out = np.empty((sum(counts), *self.image_size, 3), dtype)
+        out = np.empty((sum(map(len, kept)), *self.image_size, 3), dtype)
         start = 0
-        for frame, pix, mask, count in zip(frames, pixels, masks, counts):
-            crop_and_resize(frame, pix[mask], self.image_size, channels, out=out[start : start + count])
-            start += count
-        return out, list(masks)
+        for frame, pixels in zip(frames, kept):
+            crop_and_resize(frame, pixels, self.image_size, channels, out=out[start : start + len(pixels)])
+            start += len(pixels)
+        return out, masks
 
     def __call__(self, frame, boxes, channels="rgb"):
         """Embeddings of `boxes` (pixel xyxy [N, 4]) in `frame` [H, W, 3]: float32 [N, D], unit rows.
