@@ -12,7 +12,8 @@ OpenCV's HOG people detector instead. Pipelines (the same
 
 * `sal`: DeepSORT with SAL (`run.tracker_settings`), tracks cut where lost for > 2 s, tracklets
   linked within and across cameras at the calibration's P(same) >= 0.5 (the model's evaluation
-  on the demo test set, --calibration);
+  on the demo test set, --calibration), clustered a second time with the transit times learned
+  from the first clustering (`sal_tf.mtmc.transit`);
 * `histogram`: the same with colour histograms, at the distance of FMR 1e-2 of the run's own
   pairs of tracklets seen in two cameras at once (histograms have no calibration);
 * `sal_camera`: SAL, linked within each camera only; `none`: `sal-track`'s SAL tracks as they

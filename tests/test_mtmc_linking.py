@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from sal_tf.mtmc import linking, metrics, tracklets
+from sal_tf.mtmc import linking, metrics, tracklets, transit
 from sal_tf.mtmc.sources import Camera
 
 
@@ -180,6 +180,55 @@ def test_a_short_tracklet_attaches_after_the_clustering_instead_of_blocking_it()
     assert sorted(sorted(g) for g in linking.link([a1, a2, far], 0.3)) == [[0, 1], [2]]  # too far: alone
     near = _tracklet("c3", 1, 300, 302, A)
     assert sorted(sorted(g) for g in linking.link([a1, a2, near], 0.3)) == [[0, 1, 2]]
+
+
+def test_transit_times_learned_from_confident_links_uncross_two_look_alikes():
+    """Six people walk c1 → c2 in 3 s and look like nobody else: their links teach the transit. P and Q look alike:
+    each one's c1 view is closer to the other's c2 view (0.15) than to their own (0.25), so plain average linkage
+    crosses them (P in c1 with Q in c2, 23 s later); with the learned transits P_c1 → P_c2 (3 s) is the likely
+    link, P_c1 → Q_c2 (23 s) an unlikely one, and the second clustering joins each to themselves."""
+    a, b, c = 0.85, 0.75, 0.62  # cosines: crossed, own, the two people in one camera
+    gram = np.array([[1, b, c, a], [b, 1, a, c], [c, a, 1, b], [a, c, b, 1]])  # P_c1, P_c2, Q_c1, Q_c2
+    values, vectors = np.linalg.eigh(gram)
+    look_alike = np.zeros((4, 11))
+    look_alike[:, :4] = vectors * np.sqrt(np.clip(values, 0, None))
+    frame = lambda seconds: int(round(seconds * 10)) + 1  # noqa: E731
+    spans = [("c1", 10, 15), ("c2", 18, 23), ("c1", 30, 35), ("c2", 38, 43)]
+    ts = [_tracklet(cam, k + 1, frame(s), frame(e), look_alike[k]) for k, (cam, s, e) in enumerate(spans)]
+    for person in range(6):  # the confident ones: c1 for 5 s, 3 s to c2, c2 for 5 s
+        feature, t0 = np.eye(11)[4 + person], 50 + 12 * person
+        ts += [_tracklet("c1", 10 + person, frame(t0), frame(t0 + 5), feature),
+               _tracklet("c2", 10 + person, frame(t0 + 8), frame(t0 + 13), feature)]  # fmt: skip
+    # R (index 16) seen in c1 only; a 5-box s (17) in c2 3 s later, a little closer to person 0 (0.26) than to R
+    ts += [_tracklet("c1", 20, frame(122), frame(127), np.eye(11)[10]),
+           _tracklet("c2", 20, frame(130), frame(130.4), 1.1 * np.eye(11)[4] + np.eye(11)[10])]  # fmt: skip
+    plain = sorted(sorted(g) for g in linking.link(ts, 0.3))
+    assert [0, 3] in plain and [1, 2] in plain  # crossed: P_c1 with Q_c2
+    assert [4, 5, 17] in plain  # s attached to person 0, 67 s after they left c2
+    learning = transit.Learning(confident=0.1, scale=0.08)
+    learned = sorted(sorted(g) for g in linking.link(ts, 0.3, learning=learning))
+    assert [0, 1] in learned and [2, 3] in learned and [16, 17] in learned and len(learned) == 9
+    model = transit.Model(ts, [[0, 3], [1, 2]] + [[4 + 2 * k, 5 + 2 * k] for k in range(6)] + [[16], [17]],
+                          1.0 - np.stack([t.feature for t in ts]) @ np.stack([t.feature for t in ts]).T,
+                          linking.conflicts(ts), learning)  # fmt: skip
+    assert model.samples == 6  # the crossed links (0.15 apart) are not confident: never samples
+    assert model.log_ratio(0, 1) > np.log(5)  # 3 s: the learned transit (clipped at log MAX_RATIO)
+    assert model.log_ratio(0, 3) < -1.0  # 23 s: nobody took that long
+    assert linking.link(ts, 0.3, learning=learning, across=False) == linking.link(ts, 0.3, across=False)
+
+
+def test_transit_scales_from_a_calibration_or_the_observed_pairs():
+    distance = np.linspace(0.0, 1.0, 101)
+    calibration = {
+        "knots": {"distance": distance.tolist(), "probability": (1 / (1 + np.exp(10 * (distance - 0.4)))).tolist()}
+    }
+    assert transit.log_odds_scale(calibration) == pytest.approx(0.1, rel=1e-3)  # logit P falls 10 per unit distance
+    assert (
+        transit.log_odds_scale(None) is None
+        and transit.log_odds_scale({"knots": {"distance": [0.1], "probability": [0.5]}}) is None
+    )
+    assert transit.observed_scale(np.linspace(0, 1, 10001)) == pytest.approx(0.09 / np.log(10), rel=1e-2)
+    assert transit.observed_scale([0.5]) is None
 
 
 def test_gray_world_removes_a_cameras_colour_cast():

@@ -44,6 +44,8 @@ def define_flags():
                               "MAX_S seconds (repeatable).")  # fmt: skip
     flags.DEFINE_enum("link", "all", ["all", "camera", "none"], "Link tracklets across cameras (all), only within "
                       "each camera (camera), or not at all (none: each camera's tracks kept apart).")  # fmt: skip
+    flags.DEFINE_bool("learn_transit", True, "--link=all: learn the cameras' transit times from a first clustering's "
+                      "confident links and cluster again with them (sal_tf/mtmc/transit.py).")  # fmt: skip
     flags.DEFINE_float("fmr", 1e-2, "False-match rate whose calibrated distance is the linking threshold.")
     flags.DEFINE_float("link_probability", 0.5, "With a calibration: link tracklets while their calibrated P(same "
                        "person) is at least this (tracks are still cut at the --fmr distance); 0: link at the --fmr "
@@ -96,7 +98,7 @@ def _options():
         k: FLAGS[k].value for k in ("relink_gap", "min_visibility", "batch_frames") if FLAGS[k].value is not None
     }
     return Options(
-        link=FLAGS.link, threshold=FLAGS.threshold, fmr=FLAGS.fmr, calibration=found,
+        link=FLAGS.link, threshold=FLAGS.threshold, fmr=FLAGS.fmr, calibration=found, learn_transit=FLAGS.learn_transit,
         probability=FLAGS.link_probability or None,
         transit=linking.parse_transit(FLAGS.transit), detections=FLAGS.detections,
         threads=FLAGS.threads, annotate=None if FLAGS.annotate == "none" else FLAGS.annotate,

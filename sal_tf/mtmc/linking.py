@@ -22,9 +22,18 @@ at most `relink_gap` seconds apart. A first within-camera pass before the global
 dropped: it merges a camera's look-alikes before the other cameras' views of them can pull them
 apart (tuning cameras, seed 41: cross-camera IDF1 0.514 with it, 0.545 without, at the same
 threshold; BUILD.md "Multi-camera tracking").
+
+Learned transits (`link(learning=…)`, `sal_tf.mtmc.transit`): the first clustering's confident
+links teach how long people take from camera to camera; the tracklets are then clustered again
+(and short ones attached) at the average distance minus `scale` × the merge's gain in journey
+log-likelihood ratio. Look-alikes that the appearance alone crossed (one person's view in camera
+1 with another's in camera 2, 20 s too late) come apart; a journey whose gap the merge fills
+joins more easily.
 """
 
 import numpy as np
+
+from sal_tf.mtmc import transit
 
 DEFAULT_RELINK_GAP = 30.0  # seconds: within a camera, the first pass links tracklets at most this far apart
 MIN_BOXES = 10  # tracklets with fewer boxes join a group after the clustering (`attach`); tuning cameras, seed 41:
@@ -85,9 +94,10 @@ def transit_ok(members, tracklets, windows):
 
 
 class _Groups:
-    """The state of a clustering: member lists, feature sums, blocked pairs, the distance matrix."""
+    """The state of a clustering: member lists, feature sums, blocked pairs, the distance matrix; with a learned
+    transit model (`sal_tf.mtmc.transit.Model`), each group's journey score and each pair's gain from a merge."""
 
-    def __init__(self, tracklets, groups, blocked):
+    def __init__(self, tracklets, groups, blocked, transit=None):
         self.members = [list(g) for g in groups]
         features = np.stack([t.feature for t in tracklets]).astype(np.float64)
         self.sums = np.stack([features[g].sum(0) for g in self.members])
@@ -98,6 +108,18 @@ class _Groups:
         self.blocked = (index.astype(np.int64) @ blocked.astype(np.int64) @ index.T.astype(np.int64)) > 0
         self.active = np.ones(len(groups), bool)
         self.distance = 1.0 - (self.sums @ self.sums.T) / np.outer(self.sizes, self.sizes)
+        self.transit, self.gain = transit, np.zeros((len(groups), len(groups)))
+        if transit is not None:
+            self.journey = np.array([transit.journey(g) for g in self.members])
+            for i in range(len(groups)):
+                self._gains(i, range(i + 1, len(groups)))
+
+    def _gains(self, i, others):
+        """gain[i, k] = J(i ∪ k) − J(i) − J(k) for the allowed `others` (`transit` docstring)."""
+        for k in others:
+            if k != i and self.active[k] and not self.blocked[i, k]:
+                joined = self.transit.journey(self.members[i] + self.members[k])
+                self.gain[i, k] = self.gain[k, i] = joined - self.journey[i] - self.journey[k]
 
     def merge(self, i, j):
         self.members[i] += self.members[j]
@@ -107,18 +129,23 @@ class _Groups:
         self.blocked[:, i] = self.blocked[i]
         self.active[j] = False
         self.distance[i] = self.distance[:, i] = 1.0 - (self.sums @ self.sums[i]) / (self.sizes * self.sizes[i])
+        if self.transit is not None:
+            self.journey[i] = self.transit.journey(self.members[i])
+            self._gains(i, range(len(self.members)))
 
 
-def cluster(tracklets, groups, threshold, windows=None, blocked=None, may_link=None):
+def cluster(tracklets, groups, threshold, windows=None, blocked=None, may_link=None, transit=None, scale=0.0):
     """Merges `groups` (lists of tracklet indices) by average linkage while the closest allowed pair is ≤ `threshold`.
 
     `blocked`: `conflicts(tracklets, windows)` (computed when None); `may_link(members_a, members_b)`:
-    an extra condition on a pair (e.g. one camera, close in time). Returns the groups, as lists.
+    an extra condition on a pair (e.g. one camera, close in time); `transit`: a learned
+    `sal_tf.mtmc.transit.Model` — a pair's distance is then its average distance minus `scale` × the
+    merge's gain in journey log-likelihood ratio. Returns the groups, as lists.
     """
     if not groups:
         return []
     blocked = conflicts(tracklets, windows) if blocked is None else blocked
-    state = _Groups(tracklets, groups, blocked)
+    state = _Groups(tracklets, groups, blocked, transit)
     n = len(groups)
     refused = np.zeros((n, n), bool)  # a merge that broke a transit window's MAX_S
     outside = np.zeros((n, n), bool)  # pairs `may_link` rules out
@@ -130,7 +157,7 @@ def cluster(tracklets, groups, threshold, windows=None, blocked=None, may_link=N
                 )
     while True:
         closed = state.blocked | refused | outside | ~np.outer(state.active, state.active) | np.eye(n, dtype=bool)
-        candidates = np.where(closed, np.inf, state.distance)
+        candidates = np.where(closed, np.inf, state.distance - scale * state.gain)
         i, j = np.unravel_index(np.argmin(candidates), candidates.shape)
         if not candidates[i, j] <= threshold:
             break
@@ -149,13 +176,14 @@ def cluster(tracklets, groups, threshold, windows=None, blocked=None, may_link=N
     return [state.members[i] for i in np.nonzero(state.active)[0]]
 
 
-def attach(tracklets, groups, short, threshold, blocked, windows=None, may_link=None):
+def attach(tracklets, groups, short, threshold, blocked, windows=None, may_link=None, transit=None, scale=0.0):
     """Adds each of the `short` tracklets (indices, longest first) to the group of smallest average distance that
     it may join (no blocked pair, transit windows kept, `may_link`), if at most `threshold`; else it stays alone.
 
     A few boxes give a noisy embedding: clustered with the others, such a tracklet joins a wrong
     group early and its time span then blocks that group's right merges; attached afterwards it
-    can only join a group, never bridge two.
+    can only join a group, never bridge two. With a learned `transit` model the distance is
+    lowered by `scale` × the gain of the group's journey (as in `cluster`).
     """
     groups = [list(g) for g in groups]
     features = np.stack([t.feature for t in tracklets]).astype(np.float64)
@@ -165,6 +193,8 @@ def attach(tracklets, groups, short, threshold, blocked, windows=None, may_link=
             if blocked[i, g].any() or (may_link is not None and not may_link(g, [i])):
                 continue
             distance = 1.0 - features[g].sum(0) @ features[i] / len(g)
+            if transit is not None:
+                distance -= scale * (transit.journey(g + [i]) - transit.journey(g))
             if distance <= best_distance and transit_ok(g + [i], tracklets, windows):
                 best, best_distance = k, distance
         if best is None:
@@ -174,13 +204,16 @@ def attach(tracklets, groups, short, threshold, blocked, windows=None, may_link=
     return groups
 
 
-def link(tracklets, threshold, windows=None, relink_gap=DEFAULT_RELINK_GAP, across=True, min_boxes=MIN_BOXES):
+def link(tracklets, threshold, windows=None, relink_gap=DEFAULT_RELINK_GAP, across=True, min_boxes=MIN_BOXES,
+         learning=None):  # fmt: skip
     """Global groups of tracklet indices: one clustering of all cameras' tracklets (see the module docstring).
 
     Tracklets with at least `min_boxes` boxes are clustered; the shorter ones then `attach` to a
-    group. `across=False` links only within each camera (tracklets at most `relink_gap` s apart):
-    each camera's tracks kept apart; `threshold=None` links nothing. Groups are ordered by their
-    first appearance.
+    group. With `learning` (a `sal_tf.mtmc.transit.Learning`, across cameras only) the transit times
+    are learned from that clustering's confident links and the tracklets clustered again with them
+    (`sal_tf.mtmc.transit`). `across=False` links only within each camera (tracklets at most
+    `relink_gap` s apart): each camera's tracks kept apart; `threshold=None` links nothing. Groups
+    are ordered by their first appearance.
     """
     groups = [[i] for i in range(len(tracklets))]
     if threshold is not None and tracklets:
@@ -198,7 +231,13 @@ def link(tracklets, threshold, windows=None, relink_gap=DEFAULT_RELINK_GAP, acro
         long = [i for i, t in enumerate(tracklets) if len(t.frames) >= min_boxes]
         short = [i for i, t in enumerate(tracklets) if len(t.frames) < min_boxes]
         groups = cluster(tracklets, [[i] for i in long], threshold, windows, blocked, may_link)
-        groups = attach(tracklets, groups, short, threshold, blocked, windows, may_link)
+        if learning is not None and across and learning.scale:
+            features = np.stack([t.feature for t in tracklets]).astype(np.float64)
+            model = transit.Model(tracklets, groups, 1.0 - features @ features.T, blocked, learning)
+            groups = cluster(tracklets, [[i] for i in long], threshold, windows, blocked, None, model, learning.scale)
+            groups = attach(tracklets, groups, short, threshold, blocked, windows, None, model, learning.scale)
+        else:
+            groups = attach(tracklets, groups, short, threshold, blocked, windows, may_link)
     return sorted(groups, key=lambda g: min((tracklets[m].start, tracklets[m].camera) for m in g))
 
 
@@ -211,12 +250,16 @@ def observed_threshold(tracklets, fmr=1e-2, blocked=None, min_pairs=20):
     """
     from sal_tf.evaluation.calibration import threshold_at
 
+    different = known_different(tracklets, blocked)
+    return None if len(different) < min_pairs else threshold_at(different, fmr)
+
+
+def known_different(tracklets, blocked=None):
+    """Cosine distances of the pairs known to be two people: tracklets of two cameras at the same time."""
     if len(tracklets) < 2:
-        return None
+        return np.zeros(0)
     blocked = conflicts(tracklets) if blocked is None else blocked
     cams = np.array([t.camera for t in tracklets])
     pairs = np.triu(blocked & (cams[:, None] != cams[None, :]), 1)
-    if pairs.sum() < min_pairs:
-        return None
     features = np.stack([t.feature for t in tracklets]).astype(np.float64)
-    return threshold_at((1.0 - features @ features.T)[pairs], fmr)
+    return (1.0 - features @ features.T)[pairs]

@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from sal_tf.evaluation import calibration as calibration_lib
-from sal_tf.mtmc import detectors, journeys, linking, metrics, tracklets
+from sal_tf.mtmc import detectors, journeys, linking, metrics, tracklets, transit
 from sal_tf.tracking import annotate, deepsort, mot
 from sal_tf.tracking.run import BATCH_FRAMES
 from sal_tf.utils.visibility import MIN_VISIBILITY
@@ -56,6 +56,7 @@ class Options:
     split_factor: float | None = SPLIT_FACTOR  # see SPLIT_FACTOR
     lost_seconds: float = tracklets.LOST_SECONDS  # tracks cut where unseen for longer (`tracklets.split_gaps`)
     min_boxes: int = linking.MIN_BOXES  # shorter tracklets attach after the clustering (`linking.attach`)
+    learn_transit: bool = True  # cluster again with transit times learned from the first clustering (`transit`)
     detections: str = "det"
     min_visibility: float = MIN_VISIBILITY
     batch_frames: int = BATCH_FRAMES
@@ -154,7 +155,7 @@ def link_tracklets(found, options):
     """(tracklets, groups of their indices, threshold, how it was chosen): tracks cut where they went unseen for
     longer than `options.lost_seconds` (`tracklets.split_gaps`) and, with `options.split_factor`, where their
     appearance jumps (`tracklets.split`, at that × the FMR threshold of `choose_threshold`), then linked
-    (`linking.link`) at `link_threshold`."""
+    (`linking.link`) at `link_threshold`, twice with `options.learn_transit` (`transit_learning`)."""
     cut, how = choose_threshold(found, options)
     if cut is not None:
         found = [part for t in found for part in tracklets.split_gaps(t, options.lost_seconds)]
@@ -162,10 +163,23 @@ def link_tracklets(found, options):
             found = [part for t in found for part in tracklets.split(t, options.split_factor * cut)]
         found = tracklets.renumbered(found)
     threshold, how = link_threshold(cut, how, options)
+    learning = transit_learning(found, cut, options) if threshold is not None else None
     groups = linking.link(
-        found, threshold, options.transit, options.relink_gap, options.link == "all", options.min_boxes
+        found, threshold, options.transit, options.relink_gap, options.link == "all", options.min_boxes, learning
     )
     return found, groups, threshold, how
+
+
+def transit_learning(found, confident, options):
+    """The `transit.Learning` of a run (None when off): samples from links closer than `confident` (the FMR
+    distance); log-odds worth the calibration's distance per unit (`transit.log_odds_scale`), or without one
+    that of the run's own pairs known to be two people (`transit.observed_scale`)."""
+    if not options.learn_transit or options.link != "all":
+        return None
+    scale = transit.log_odds_scale(options.calibration)
+    if scale is None:
+        scale = transit.observed_scale(linking.known_different(found), options.fmr)
+    return None if scale is None else transit.Learning(confident, scale)
 
 
 def run_cameras(cameras, appearance, settings, output_dir, options, progress=None, info=None):
