@@ -13,6 +13,8 @@ The pipeline (`sal_tf.mtmc.run.run_cameras`, BUILD.md "Multi-camera tracking"):
   never two tracks of one camera at the same time, optional transit windows), one clustering of all
   cameras' tracklets (a person back after a long occlusion or exit, in the same camera or another),
   tracklets of few boxes attached to a group afterwards;
+* `transit`: the cameras' transit times learned from that clustering's confident links, with which
+  the tracklets are clustered again (consistent journeys relaxed, inconsistent ones tightened);
 * `journeys`: each global id's appearances through the cameras (`journeys.json`, crops);
 * `metrics`: per-camera IDF1 / MOTA / ID switches and the cross-camera IDF1 / IDP / IDR, with
   py-motmetrics; the share of re-entries that keep their id.
