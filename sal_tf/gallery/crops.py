@@ -5,32 +5,31 @@ Layout of the service's data folder:
 * `crops/<sha256 of the id>`: one file per item: a JSON header line `{"id", "content_type"}`, then
   the image bytes as uploaded. Named by a hash, never by the id, so an id such as
   `../../etc/passwd` is only ever a key: no file outside this folder is named after it.
-* `pending/<uuid>.json`: the ids of an add or delete in flight (written first, removed once the
-  store has answered; not fsynced, see below).
+* `pending/<uuid>.json`: the id of a delete in flight (written first, removed once the store has
+  answered; not fsynced, see below).
 
 Order of an add (`sal_tf/serve/service.py`, the service that keeps crops): crops staged (`stage`:
-each written to a temporary `*.tmp-*` file and fsynced, all at once, outside the service's write
-lock: no reader, `settle` or `clean` sees them) → under the lock: pending record → crops renamed
-into place and the folder fsynced once for the batch (`commit`) → `store.add` (durable when it
-returns) → pending record removed. A delete: pending record → `store.delete` → crop removed →
-record removed. After a crash, `recover` removes the staged files and walks the pending records:
-a crop whose id the store does not hold is garbage and goes; so a store entry always has its crop,
-and a crop without a store entry does not survive a restart. `clean` goes further at open: every crop whose id the store does not hold goes (items
-deleted by other means, `sal-search delete`, or dropped by `sal-search repair`). So a pending record
-needs no fsync: a killed process leaves it in the page cache for `recover`, and a crash of the
-machine that loses it (or leaves it empty) loses nothing that `clean` does not redo; a record that
-does not read is dropped. The crops themselves are fsynced before the store hears of them.
+each written to a temporary `*.tmp-*` file, then each fsynced, outside the service's write lock:
+no reader, `settle` or `clean` sees them) → under the lock: crops renamed into place and the
+folder fsynced once for the batch (`commit`) → `store.add` (durable when it returns); if the store
+refuses, the batch's crops of ids it does not hold go (`remove_unheld`). A delete: pending record →
+`store.delete` → crop removed → record removed. After a crash, `recover` removes the staged files
+and walks the pending records (a crop whose id the store does not hold is garbage and goes), and
+`clean`, run at every open, removes every crop whose id the store does not hold: an add
+interrupted between its renames and the store's answer, items deleted by other means
+(`sal-search delete`), or dropped by `sal-search repair`. So a store entry always has its crop, a
+crop without a store entry does not survive a restart, and a pending record needs no fsync (nor an
+add one at all: on a file system without a journal, such as this machine's ext4, each file created
+and removed makes every file created in the next ~30 s scan past its freed inode, `recently_deleted`
+in the kernel's profile). The crops themselves are fsynced before the store hears of them.
 """
 
-import concurrent.futures
 import hashlib
 import json
 import os
 import uuid
 
 from sal_tf.utils import fsync_folder
-
-FSYNC_THREADS = 32  # the crop files of a batch written and fsynced at once (one journal commit serves several)
 
 
 def crop_name(item_id):
@@ -47,10 +46,9 @@ class CropFolder:
         self.pending = os.path.join(self.root, "pending")
         for folder in (self.crops, self.pending):
             os.makedirs(folder, exist_ok=True)
-        self._pool = concurrent.futures.ThreadPoolExecutor(FSYNC_THREADS, thread_name_prefix="crop-fsync")
 
     def close(self):
-        self._pool.shutdown(wait=True)
+        """Nothing is held open between calls (kept so that callers close what they open)."""
 
     def path_of(self, item_id):
         return os.path.join(self.crops, crop_name(item_id))
@@ -69,36 +67,41 @@ class CropFolder:
         os.remove(record)
 
     def stage(self, ids, images, content_types):
-        """Writes the crops of `ids` (bytes `images`) under temporary names, each fsynced, all at once.
+        """Writes the crops of `ids` (bytes `images`) under temporary names, then fsyncs each.
 
         Returns [(temporary path, crop path)] for `commit`, then `discard` in any case. A staged crop
         is not yet a crop: `read`, `settle` and `clean` do not see it, `recover` removes it after a
-        crash; so staging could run outside a caller's write lock, only `commit` inside it.
+        crash; so staging runs outside a caller's write lock, only `commit` inside it. All files are
+        written before the first fsync and fsynced on the caller's thread: with concurrent requests
+        each staging its own batch this costs ~3.6 ms of CPU per 32 crops, against 10 with a pool of
+        32 threads fsyncing at once (they spin on the folder's lock creating their files).
         """
         staged = [(f"{self.path_of(i)}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}", self.path_of(i)) for i in ids]
-
-        def one(args):
-            (tmp, _), item_id, data, kind = args
-            header = json.dumps({"id": item_id, "content_type": kind}).encode("utf-8", "surrogatepass")
-            with open(tmp, "wb") as f:
-                f.write(header + b"\n" + data)
+        files = []
+        try:
+            for (tmp, _), item_id, data, kind in zip(staged, ids, images, content_types):
+                header = json.dumps({"id": item_id, "content_type": kind}).encode("utf-8", "surrogatepass")
+                files.append(open(tmp, "wb"))
+                files[-1].write(header + b"\n" + data)
+            for f in files:
                 f.flush()
                 os.fsync(f.fileno())
-
-        writes = [self._pool.submit(one, args) for args in zip(staged, ids, images, content_types)]
-        concurrent.futures.wait(writes)  # all finished before a failure is raised
-        try:
-            for done in writes:
-                done.result()
         except BaseException:
             self.discard(staged)
             raise
+        finally:
+            for f in files:
+                f.close()
         return staged
 
     def commit(self, staged):
-        """Renames `stage`d crops to their ids' names, then fsyncs the folder once: the batch durable and visible."""
-        for tmp, path in staged:
-            os.replace(tmp, path)
+        """Renames `stage`d crops to their ids' names, then fsyncs the folder once: the batch durable and visible.
+
+        Each renamed crop leaves `staged` (a failed rename leaves the rest there for `discard`).
+        """
+        while staged:
+            os.replace(*staged[0])
+            del staged[0]
         fsync_folder(self.crops)
 
     def discard(self, staged):
@@ -146,9 +149,14 @@ class CropFolder:
                 ids = json.load(f)["ids"]
         except (ValueError, KeyError, TypeError):  # lost by a crash of the machine: `clean` covers its ids
             ids = []
+        removed = self.remove_unheld(ids, in_store)
+        os.remove(record)
+        return removed
+
+    def remove_unheld(self, ids, in_store):
+        """Removes the crops of `ids` that the store does not hold (`in_store(id) -> bool`); returns how many."""
         garbage = [i for i in ids if os.path.exists(self.path_of(i)) and not in_store(i)]
         self.remove(garbage)
-        os.remove(record)
         return len(garbage)
 
     def clean(self, held_ids):

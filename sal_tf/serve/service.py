@@ -113,7 +113,8 @@ class GalleryService:
         """Embeds and stores `uploads` (list of `Upload`, named `collection` in errors); returns their ids once durable.
 
         The crops are written and fsynced under temporary names (`CropFolder.stage`) before the write
-        lock, which then holds only their renames + one folder fsync and the store's add: a concurrent
+        lock, which then holds only their renames + one folder fsync and the store's add (no pending
+        record: `CropFolder.clean` at open drops what a crash leaves; `sal_tf/gallery/crops.py`): a concurrent
         delete's `settle` never sees a crop of this add before its store entry, and two adds of one id
         rename their crops and add their vectors in the same (lock) order, so the crop kept is the
         one of the vector kept.
@@ -132,14 +133,12 @@ class GalleryService:
         staged = self.crops.stage(ids, [p.data for p in pictures], [p.content_type for p in pictures])
         try:
             with self._write_lock:
-                record = self.crops.begin(ids, "add")
                 try:
                     self.crops.commit(staged)
                     self.store.add(vectors, metadata)
                 except BaseException:
-                    self.crops.settle(record, self.in_store)
+                    self.crops.remove_unheld(ids, self.in_store)
                     raise
-                self.crops.end(record)
                 self.record_model()
         finally:
             self.crops.discard(staged)
