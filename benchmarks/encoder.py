@@ -55,6 +55,9 @@ flags.DEFINE_string("exports", None, "An export folder of the first preset to ti
 flags.DEFINE_integer("rounds", 3, "Interleaved timing rounds.")
 flags.DEFINE_float("min_seconds", 1.0, "Each case's slice of a round (at least one call).")
 flags.DEFINE_integer("calibration_images", 200, "Demo training crops that calibrate the int8 file.")
+flags.DEFINE_bool(
+    "bfloat16", False, "Also time the Keras form in bfloat16 (form keras_bfloat16; opt-in, needs avx512_bf16 / AMX)."
+)
 flags.DEFINE_bool("serve_ingest", False, "Also time sal-serve's ingest by image with the .keras file and `auto`.")
 FLAGS = flags.FLAGS
 
@@ -63,11 +66,9 @@ CPU_FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "am
 
 def cpu_features():
     """The `CPU_FEATURES` flags /proc/cpuinfo lists (empty where it cannot be read)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            words = set(f.read().split())
-    except OSError:
-        return []
+    from sal_tf.inference.backend import cpu_flags
+
+    words = cpu_flags()
     return [feature for feature in CPU_FEATURES if feature in words]
 
 
@@ -149,9 +150,13 @@ def exported_paths(folder):
 def opened_backends(forms, keras_backend):
     """[(form, threads, backend)]: each ONNX / TFLite form at each --threads count, the TensorFlow forms once
     (TensorFlow's thread pools are set once per process), only --forms where given."""
+    from sal_tf.inference.embedder import KerasEmbedder
     from sal_tf.inference.forms import open_backend
 
     opened = [("keras", "tensorflow default", keras_backend)] if keras_backend is not None else []
+    if FLAGS.bfloat16:
+        bf16 = KerasEmbedder(keras_backend.model, source=keras_backend.source, precision="bfloat16")
+        opened.append(("keras_bfloat16", "tensorflow default", bf16))
     for form, path in forms.items():
         if FLAGS.forms and form not in FLAGS.forms:
             continue
@@ -195,14 +200,18 @@ def run_preset(preset, model_path, data, exports=None):
             keras_file = os.path.join(tmp, f"{preset}.keras")
             model.save(keras_file)
         t0 = time.perf_counter()
-        if exports:
-            forms, scores, export_s = exported_paths(exports), {}, None
+        if exports or (FLAGS.forms and all(f.startswith("keras") for f in FLAGS.forms)):  # nothing to export
+            forms, scores, export_s = exported_paths(exports) if exports else {}, {}, None
         else:
             forms, result = exported_forms(model, os.path.join(tmp, "exports"), preset, data, bool(model_path))
             export_s = round(time.perf_counter() - t0, 1)
             scores = accuracies(result, forms, data) if model_path else {}
         opened = opened_backends(forms, KerasEmbedder(model, source=keras_file))
-        sizes = {"keras": size_on_disk(keras_file), **{form: size_on_disk(path) for form, path in forms.items()}}
+        sizes = {
+            "keras": size_on_disk(keras_file),
+            "keras_bfloat16": size_on_disk(keras_file),
+            **{form: size_on_disk(path) for form, path in forms.items()},
+        }
         seconds = timed_forms(opened, list(frames), list(boxes))
         if FLAGS.serve_ingest:
             serve_ingest(preset, {"keras": keras_file, "auto": exports or os.path.join(tmp, "exports")})
@@ -214,6 +223,7 @@ def run_preset(preset, model_path, data, exports=None):
                 "preset": preset,
                 "form": form,
                 "input": "uint8" if getattr(backend, "integer_input", False) else "float32",
+                "precision": backend.precision,
                 "boxes": FLAGS.boxes,
                 "frames": FLAGS.frames,
                 "threads": threads,

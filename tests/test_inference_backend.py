@@ -186,6 +186,29 @@ def test_auto_opens_the_fastest_form_of_a_folder_and_says_so(forms):
         open_backend(forms["export_dir"], form="keras")
 
 
+def test_bfloat16_is_an_explicit_opt_in_of_the_keras_form(forms, trained_run, data):
+    from sal_tf.inference.backend import BFLOAT16_CPU_FLAGS, cpu_flags
+
+    keras_file = forms["paths"]["keras"]
+    with pytest.raises(ValueError, match="Keras form only"):
+        open_backend(forms["paths"]["onnx"], precision="bfloat16")
+    with pytest.raises(ValueError, match="precision must be one of"):
+        open_backend(keras_file, precision="float16")
+    if not cpu_flags() & set(BFLOAT16_CPU_FLAGS):  # emulated bfloat16 would be slower: refused
+        with pytest.raises(ValueError, match="native bfloat16"):
+            open_backend(keras_file, precision="bfloat16")
+        return
+    bf16 = open_backend(str(trained_run["run_dir"]), precision="bfloat16")  # auto: the Keras form
+    assert bf16.kind == "keras" and bf16.precision == "bfloat16" and "(bfloat16" in bf16.describe()
+    images = _images(data.query[:16])
+    float32 = open_backend(keras_file)
+    a, b = float32(images), bf16(images)
+    assert float32.precision == "float32" and not np.array_equal(a, b)  # bfloat16 arithmetic, named as such
+    assert np.sum(a * b, axis=1).min() > 0.999  # 0.9999 on this model
+    np.testing.assert_array_equal(open_backend(keras_file)(images), a)  # float32 forms beside it stay float32
+    assert BoxEncoder(keras_file, precision="bfloat16").backend.precision == "bfloat16"
+
+
 def test_a_file_that_is_not_a_model_is_named_with_the_forms_accepted(data_root, tmp_path):
     for name in ("fake.onnx", "fake.tflite", "notes.txt"):
         (tmp_path / name).write_bytes(b"not a model")

@@ -23,6 +23,41 @@ ACCEPTED = (
 )
 
 
+PRECISIONS = ("float32", "bfloat16")  # what `open_backend(precision=...)` asks of a model's arithmetic
+BFLOAT16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags of native bfloat16 arithmetic
+
+
+def cpu_flags():
+    """The CPU's feature flags (/proc/cpuinfo; an empty set where it cannot be read)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return {w for line in f if line.startswith("flags") for w in line.split()}
+    except OSError:
+        return set()
+
+
+def check_precision(precision, kind="keras"):
+    """`precision` if this form on this CPU computes in it; ValueError naming what is missing.
+
+    "bfloat16" (opt-in, never a default; BUILD.md "Deploying the appearance model"): the Keras form only,
+    on a CPU with native bfloat16 arithmetic (`BFLOAT16_CPU_FLAGS`) — elsewhere it would be emulated.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}; got {precision!r}.")
+    if precision == "bfloat16":
+        if kind != "keras":
+            raise ValueError(
+                f"precision='bfloat16' is offered for the Keras form only (a .keras file or a training folder); "
+                f"this is a {FORM_NAMES[kind]}."
+            )
+        if not cpu_flags() & set(BFLOAT16_CPU_FLAGS):
+            raise ValueError(
+                f"precision='bfloat16' needs a CPU with native bfloat16 arithmetic ({' or '.join(BFLOAT16_CPU_FLAGS)}"
+                " in /proc/cpuinfo); this one has neither. Use float32, or the int8 TFLite file."
+            )
+    return precision
+
+
 def unit_rows(x):
     """Rows scaled to unit length (zero rows stay zero), float32."""
     x = np.asarray(x, np.float32)

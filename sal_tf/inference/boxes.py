@@ -65,14 +65,15 @@ class BoxEncoder:
         batch_size: crops per model call.
         threads: intra-op threads of the runtime (None: its default).
         form: "auto" or the form to pick from a folder holding several.
+        precision: "float32", or "bfloat16" (opt-in: the Keras form in bfloat16, `open_backend`).
 
     Attributes:
         backend: the `EmbeddingBackend`; `kind` says which form, `backend.describe()` which file.
         image_size: (H, W) each crop is resized to. embedding_dim: D.
     """
 
-    def __init__(self, model, batch_size=DEFAULT_BATCH, threads=None, form="auto"):
-        self.backend = open_backend(model, threads=threads, form=form)
+    def __init__(self, model, batch_size=DEFAULT_BATCH, threads=None, form="auto", precision="float32"):
+        self.backend = open_backend(model, threads=threads, form=form, precision=precision)
         self.batch_size = int(batch_size)
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1. Received: {batch_size}")

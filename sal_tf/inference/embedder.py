@@ -17,7 +17,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from sal_tf.inference.backend import DEFAULT_BATCH, EmbeddingBackend
+from sal_tf.inference.backend import DEFAULT_BATCH, EmbeddingBackend, check_precision
 from sal_tf.models.embedding import embedding_model_of
 
 EXPORT_METADATA = os.path.join("assets.extra", "sal_tf_export.json")  # sal_tf/export/export_lib.py METADATA_FILE
@@ -38,14 +38,14 @@ def as_image_batch(images, image_size):
     return tf.cast(x, tf.float32)
 
 
-def open_tensorflow_form(kind, path, threads=None):
+def open_tensorflow_form(kind, path, threads=None, precision="float32"):
     """The `Embedder` of a "keras" file or a "saved_model" folder (`sal_tf.inference.forms.open_backend`)."""
     if threads:
         set_tensorflow_threads(threads)
     if kind == "keras":
         from sal_tf.models.saving import load_model as load_keras_model
 
-        return KerasEmbedder(load_keras_model(path), source=path)
+        return KerasEmbedder(load_keras_model(path), source=path, precision=precision)
     return SavedModelEmbedder(tf.saved_model.load(path), source=path, metadata=export_metadata(path))
 
 
@@ -56,6 +56,21 @@ def export_metadata(saved_model_dir):
         return {}
     with open(meta) as f:
         return json.load(f)
+
+
+def bfloat16_model(emb):
+    """A copy of a Keras images → embedding model computing in bfloat16 (`mixed_bfloat16`: float32 weights,
+    bfloat16 convolutions — oneDNN's AVX-512 BF16 kernels), with the same weights."""
+    import keras
+
+    def clone(layer):
+        if isinstance(layer, keras.layers.InputLayer):
+            return layer
+        return layer.__class__.from_config({**layer.get_config(), "dtype": "mixed_bfloat16"})
+
+    copy = keras.models.clone_model(emb, clone_function=clone)
+    copy.set_weights(emb.get_weights())
+    return copy
 
 
 def set_tensorflow_threads(threads):
@@ -114,10 +129,12 @@ class KerasEmbedder(Embedder):
 
     kind = "keras"
 
-    def __init__(self, model, source=None):
+    def __init__(self, model, source=None, precision="float32"):
         emb, image_size = embedding_model_of(model)
         super().__init__(source, image_size, emb.output_shape[-1])
         self.model = model
+        if check_precision(precision) == "bfloat16":
+            emb, self.precision = bfloat16_model(emb), "bfloat16"
         spec = tf.TensorSpec([None, *self.image_size, 3], tf.float32)
         self._embed = tf.function(lambda x: tf.cast(emb(x, training=False), tf.float32), input_signature=[spec])
         outputs = model.output if isinstance(model.output, dict) else {}

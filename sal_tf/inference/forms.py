@@ -23,7 +23,14 @@ The ONNX and TFLite back ends import neither TensorFlow nor Keras.
 
 import os
 
-from sal_tf.inference.backend import ACCEPTED, FORMS, SAVED_MODEL_FILE, EmbeddingBackend, tflite_precision
+from sal_tf.inference.backend import (
+    ACCEPTED,
+    FORMS,
+    SAVED_MODEL_FILE,
+    EmbeddingBackend,
+    check_precision,
+    tflite_precision,
+)
 from sal_tf.models.saving import STAGE_FILE, highest_stage_file
 
 # Fastest first on a 2-core x86 CPU (benchmarks/encoder.py; BUILD.md "Deploying the appearance model").
@@ -111,7 +118,7 @@ def choose(path, form="auto"):
     return best[0], best[2], chosen
 
 
-def open_backend(path, threads=None, form="auto"):
+def open_backend(path, threads=None, form="auto", precision="float32"):
     """The `EmbeddingBackend` of a model in any saved form (see the module docstring).
 
     Args:
@@ -119,6 +126,9 @@ def open_backend(path, threads=None, form="auto"):
         threads: intra-op threads of the runtime (ONNX Runtime, LiteRT; TensorFlow's when it has not
             started yet); None: the runtime's default.
         form: "auto" (the fastest form found) or one of `FORMS` to pick that form from a folder.
+        precision: "float32", or "bfloat16" (opt-in): the Keras form computing in bfloat16 on a CPU with
+            native bfloat16 arithmetic (`sal_tf.inference.backend.check_precision`); "auto" then picks the
+            Keras form of a folder.
 
     Raises:
         FileNotFoundError: `path` does not exist. ValueError: not a model (the message names the file
@@ -128,7 +138,8 @@ def open_backend(path, threads=None, form="auto"):
         return path
     if threads is not None and int(threads) < 1:
         raise ValueError(f"--threads must be >= 1. Received: {threads}")
-    kind, resolved, chosen = choose(path, form)
+    kind, resolved, chosen = choose(path, "keras" if precision == "bfloat16" and form == "auto" else form)
+    check_precision(precision, kind)
     if kind == "onnx":
         from sal_tf.inference.onnx_backend import ONNXBackend
 
@@ -140,6 +151,6 @@ def open_backend(path, threads=None, form="auto"):
     else:
         from sal_tf.inference.embedder import open_tensorflow_form
 
-        backend = open_tensorflow_form(kind, resolved, threads)
+        backend = open_tensorflow_form(kind, resolved, threads, precision)
     backend.chosen = chosen
     return backend
