@@ -283,6 +283,44 @@ def test_every_command_on_every_form(forms, data_root, sequence, tmp_path):
     assert abs(maps["tflite_int8"] - maps["keras"]) <= 0.01, maps  # within 1 point (mAP here is a fraction)
 
 
+@pytest.mark.slow
+def test_every_model_command_takes_precision(forms, data_root, sequence, tmp_path):
+    from sal_tf.inference.backend import BFLOAT16_CPU_FLAGS, cpu_flags
+
+    onnx, keras_file, store = forms["paths"]["onnx"], forms["paths"]["keras"], tmp_path / "store"
+    for cmd in (["sal_tf.cli.embed", f"--images={data_root}/query", f"--output={tmp_path / 'x.npz'}"],
+                ["sal_tf.cli.serve", f"--store={store}"]):  # fmt: skip
+        refused = run_cmd([sys.executable, "-m", *cmd, f"--model={onnx}", "--precision=bfloat16"], timeout=120)
+        assert refused.returncode == 2 and "Keras form only" in refused.stderr, (cmd[0], refused.stderr[-2000:])
+        assert "Traceback" not in refused.stderr
+    if not cpu_flags() & set(BFLOAT16_CPU_FLAGS):  # refused with its reason where it would be emulated
+        refused = run_cmd([sys.executable, "-m", "sal_tf.cli.embed", f"--model={keras_file}", "--precision=bfloat16",
+                           f"--images={data_root}/query", f"--output={tmp_path / 'x.npz'}"])  # fmt: skip
+        assert refused.returncode == 2 and "native bfloat16" in refused.stderr
+        return
+    runs = [
+        run for p in ("float32", "bfloat16") for run in (
+            ("sal_tf.cli.embed", [f"--model={keras_file}", f"--images={data_root}/query",
+                                  f"--output={tmp_path}/{p}.npz", "--noprogress", f"--precision={p}"]),
+            ("sal_tf.cli.evaluate", [f"--model={keras_file}", f"--data_dir={data_root}",
+                                     f"--output={tmp_path}/{p}.json", "--norerank", "--queries=none", "--verbose=0",
+                                     f"--precision={p}"]),
+        )
+    ] + [
+        ("sal_tf.cli.track", [f"--source={sequence}", f"--model={keras_file}", f"--output_dir={tmp_path}/track",
+                              "--detections=gt", "--annotate=none", "--noprogress", "--precision=bfloat16"]),
+    ]  # fmt: skip
+    result = run_cmd([sys.executable, "-c", COMMANDS_SCRIPT, json.dumps(runs)], timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    embed32, _, embed16, _, track = json.loads(result.stdout.splitlines()[-1])
+    assert "Model: keras (float32" in embed32["stderr"] and "Model: keras (bfloat16" in embed16["stderr"]
+    assert "Appearance model: keras (bfloat16" in track["stderr"]
+    a, b = (np.load(tmp_path / f"{p}.npz")["embeddings"] for p in ("float32", "bfloat16"))
+    assert not np.array_equal(a, b) and np.min(np.sum(a * b, axis=1)) > 0.999  # bfloat16 arithmetic, near float32
+    maps = [json.load(open(tmp_path / f"{p}.json"))["mAP"] for p in ("float32", "bfloat16")]
+    assert abs(maps[0] - maps[1]) <= 0.01, maps  # within 1 point (a fraction here)
+
+
 @pytest.mark.parametrize("form", ["onnx", "auto"])
 def test_serve_starts_on_onnx_and_tflite(forms, data_root, form, tmp_path):
     model = forms["paths"]["onnx"] if form == "onnx" else forms["export_dir"]  # auto: the int8 TFLite file

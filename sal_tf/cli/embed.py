@@ -12,7 +12,7 @@ Undecodable files are skipped and listed. An existing --output is kept unless --
 
 from absl import flags
 
-from sal_tf.cli import engine
+from sal_tf.cli import engine, runtime_flags
 from sal_tf.utils import app as sal_app
 
 FLAGS = flags.FLAGS
@@ -21,7 +21,7 @@ FLAGS = flags.FLAGS
 def define_flags():
     """Defines this command's flags (called by `run`, never at import)."""
     flags.DEFINE_string("model", None, "A training --model_dir, .keras, SavedModel folder, .onnx or .tflite file.")
-    flags.DEFINE_integer("threads", None, "Threads of the model's runtime (default: the runtime's).")
+    runtime_flags.define_runtime_flags()
     flags.DEFINE_string("images", None, "A folder (recursive), a glob pattern, or a CSV (path,person_id,camera_id).")
     flags.DEFINE_string("output", None, "The .npz to write (embeddings, paths, pids/camids, skipped).")
     flags.DEFINE_bool("overwrite", False, "Replace an existing --output.")
@@ -36,7 +36,9 @@ def main(argv):
     from sal_tf.inference import embedding_files, sources
 
     images = sources.list_images(FLAGS.images)
-    result = engine.embed_images(FLAGS.model, images, FLAGS.batch_size, FLAGS.flip, FLAGS.progress, FLAGS.threads)
+    result = engine.embed_images(
+        FLAGS.model, images, FLAGS.batch_size, FLAGS.flip, FLAGS.progress, FLAGS.threads, FLAGS.precision
+    )
     embedding_files.save_npz(FLAGS.output, result, overwrite=FLAGS.overwrite)
     ids = f"ids from {images.ids_from}" if result.pids is not None else "no ids (file names do not all parse)"
     print(

@@ -29,7 +29,7 @@ def define_flags():
     flags.DEFINE_integer("ray_workers", 1, "--engine=ray: model copies (Ray actors) embedding at once.")
 
 
-def embed_images(model, images, batch_size, flip, progress, threads=None):
+def embed_images(model, images, batch_size, flip, progress, threads=None, precision="float32"):
     """`embedding_files.Embeddings` of a `sources.ImageList`, by the engine --engine names."""
     if FLAGS.engine == "ray":
         from sal_tf.inference import ray_embed
@@ -45,10 +45,18 @@ def embed_images(model, images, batch_size, flip, progress, threads=None):
         where = FLAGS.ray_address or "a local Ray instance"
         print(f"Model: {model}, embedded by {FLAGS.ray_workers} Ray worker(s) on {where}", file=sys.stderr)
         return ray_embed.embed_images(
-            model, images, batch_size, flip, FLAGS.ray_workers, FLAGS.ray_address, threads, progress=progress
+            model,
+            images,
+            batch_size,
+            flip,
+            FLAGS.ray_workers,
+            FLAGS.ray_address,
+            threads,
+            progress=progress,
+            precision=precision,
         )
     from sal_tf.inference import embedding_files, loading
 
-    embedder = loading.load_embedder(model, threads=threads)
+    embedder = loading.load_embedder(model, threads=threads, precision=precision)
     print(f"Model: {embedder.describe()}", file=sys.stderr)
     return embedding_files.embed_images(embedder, images, batch_size, flip, progress)

@@ -13,6 +13,7 @@ Rank lists go to <output without .json>_rank_lists.png. An existing --output is 
 
 from absl import flags
 
+from sal_tf.cli import runtime_flags
 from sal_tf.utils import app as sal_app
 
 FLAGS = flags.FLAGS
@@ -23,7 +24,7 @@ def define_flags():
     from sal_tf.data import LAYOUTS
 
     flags.DEFINE_string("model", None, "A training --model_dir, .keras, SavedModel folder, .onnx or .tflite file.")
-    flags.DEFINE_integer("threads", None, "Threads of the model's runtime (default: the runtime's).")
+    runtime_flags.define_runtime_flags()
     flags.DEFINE_enum("dataset", "market1501", list(LAYOUTS),
                       "Layout of --data_dir (custom: train.csv / query.csv / gallery.csv).")  # fmt: skip
     flags.DEFINE_string("data_dir", None, "Dataset root (Market-1501 / DukeMTMC-reID folders, or the custom CSVs).")
@@ -51,7 +52,7 @@ def main(argv):
     from sal_tf.inference.loading import load_embedder
     from sal_tf.utils import write_json
 
-    embedder = load_embedder(FLAGS.model, threads=FLAGS.threads)
+    embedder = load_embedder(FLAGS.model, threads=FLAGS.threads, precision=FLAGS.precision)
     if FLAGS.verbose > 0:
         print(f"Model: {embedder.describe()}")
     name = dataset_name(FLAGS.dataset)

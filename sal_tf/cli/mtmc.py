@@ -25,6 +25,7 @@ import sys
 
 from absl import flags
 
+from sal_tf.cli import runtime_flags
 from sal_tf.utils import app as sal_app
 
 FLAGS = flags.FLAGS
@@ -58,7 +59,7 @@ def define_flags():
     flags.DEFINE_enum("annotate", "mp4", ["mp4", "avi", "gif", "none"], "Annotated clip of each camera.")
     flags.DEFINE_float("min_visibility", None, "Ground-truth boxes less visible are ignored (default 0.3).")
     flags.DEFINE_integer("batch_frames", None, "Frames whose boxes are embedded in one model call (default 16).")
-    flags.DEFINE_integer("threads", None, "ONNX Runtime / LiteRT threads (default: the runtime's).")
+    runtime_flags.define_runtime_flags()
     flags.DEFINE_string("store", None, "A gallery store (folder, *.db, Milvus URI): every tracklet is added to it "
                         "(pooled embedding; camera, start time, best crop, global id as person_id).")  # fmt: skip
     flags.DEFINE_string("store_run", None, "The run's name in the store's item ids (default: --output_dir's name).")
@@ -120,7 +121,7 @@ def main(argv):
     options = _options()
     linking.check_transit_cameras(options.transit, [c.name for c in cameras])
     mtmc.check_outputs(cameras, FLAGS.output_dir, FLAGS.overwrite)
-    model = appearance.appearance_model(FLAGS.tracker, FLAGS.model, FLAGS.threads)
+    model = appearance.appearance_model(FLAGS.tracker, FLAGS.model, FLAGS.threads, FLAGS.precision)
     settings = mtmc.tracker_settings(FLAGS.tracker)
     total = sum(c.length for c in cameras) or None
     progress = Progress(total, "Tracking", FLAGS.progress, unit="frame", stream=sys.stderr)

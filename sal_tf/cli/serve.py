@@ -18,6 +18,7 @@ import os
 
 from absl import flags
 
+from sal_tf.cli import runtime_flags
 from sal_tf.serve.settings import API_KEY_ENV, ServeSettings
 from sal_tf.utils import app as sal_app
 
@@ -34,6 +35,7 @@ def define_flags():
     flags.DEFINE_string(
         "model", None, "A training --model_dir, a .keras file, an exported SavedModel folder, an .onnx or .tflite file."
     )
+    runtime_flags.define_runtime_flags()
     flags.DEFINE_string(
         "tf_serving", None, "Instead of --model: a TF Serving REST model URL, http://host:8501/v1/models/sal."
     )
@@ -84,6 +86,8 @@ def define_flags():
 def settings_from_flags():
     return ServeSettings(
         model=FLAGS.model,
+        threads=FLAGS.threads,
+        precision=FLAGS.precision,
         tf_serving=FLAGS.tf_serving,
         store=FLAGS.store,
         data_dir=FLAGS.data_dir,

@@ -18,6 +18,7 @@ import sys
 
 from absl import flags
 
+from sal_tf.cli import runtime_flags
 from sal_tf.utils import app as sal_app
 
 FLAGS = flags.FLAGS
@@ -43,9 +44,7 @@ def define_flags():
     flags.DEFINE_integer("nn_budget", None, "Appearance rows kept per track (default: per tracker).")
     flags.DEFINE_float("min_visibility", MIN_VISIBILITY, "Ground-truth boxes less visible are ignored.")
     flags.DEFINE_integer("batch_frames", 16, "Frames whose boxes are embedded in one model call.")
-    flags.DEFINE_integer(
-        "threads", None, "Threads of the model's runtime (ONNX Runtime, LiteRT, TensorFlow; default: the runtime's)."
-    )
+    runtime_flags.define_runtime_flags()
     flags.DEFINE_bool("evaluate", True, "Compute IDF1 / MOTA / ID switches where gt/gt.txt exists.")
     flags.DEFINE_bool("overwrite", False, "Replace existing result files in --output_dir.")
     flags.DEFINE_bool("progress", True, "Show progress on stderr.")
@@ -97,7 +96,7 @@ def main(argv):
 
     sources = mot.open_sources(FLAGS.source)
     tracking.check_outputs(sources, FLAGS.output_dir, FLAGS.overwrite)
-    model = appearance.appearance_model(FLAGS.tracker, FLAGS.model, FLAGS.threads)
+    model = appearance.appearance_model(FLAGS.tracker, FLAGS.model, FLAGS.threads, FLAGS.precision)
     if FLAGS.tracker == "sal":
         print(f"Appearance model: {model.encoder.backend.describe()}", file=sys.stderr)
     overrides = {k: FLAGS[k].value for k in ("max_age", "n_init", "nn_budget", "max_cosine_distance")}

@@ -58,7 +58,7 @@ def resolve_model_path(path):
     return kind, resolved
 
 
-def load_embedder(path, threads=None, form="auto"):
+def load_embedder(path, threads=None, form="auto", precision="float32"):
     """Loads a SAL model in any saved form; returns its `EmbeddingBackend` (images → embeddings).
 
     The one loader of every command: `sal_tf.inference.forms.open_backend` (a training
@@ -73,7 +73,7 @@ def load_embedder(path, threads=None, form="auto"):
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")  # SavedModels and the embedders run on TensorFlow
     from sal_tf.inference.forms import open_backend
 
-    return open_backend(path, threads=threads, form=form)
+    return open_backend(path, threads=threads, form=form, precision=precision)
 
 
 def load_model(path):

@@ -32,10 +32,10 @@ from sal_tf.inference.embedding_files import Embeddings
 class _EmbedWorker:
     """One Ray actor: the model loaded once, then batches of {"position", "path"} rows embedded."""
 
-    def __init__(self, model, flip, threads):
+    def __init__(self, model, flip, threads, precision="float32"):
         from sal_tf.inference import loading
 
-        self.embedder = loading.load_embedder(model, threads=threads)
+        self.embedder = loading.load_embedder(model, threads=threads, precision=precision)
         self.flip = flip
 
     def __call__(self, batch):
@@ -58,7 +58,16 @@ class _EmbedWorker:
 
 
 def embed_images(
-    model, images, batch_size=32, flip=False, workers=1, address=None, threads=None, worker_cpus=1, progress=False
+    model,
+    images,
+    batch_size=32,
+    flip=False,
+    workers=1,
+    address=None,
+    threads=None,
+    worker_cpus=1,
+    progress=False,
+    precision="float32",
 ):
     """`Embeddings` of a `sources.ImageList`, computed by a Ray Data job (module docstring).
 
@@ -68,6 +77,7 @@ def embed_images(
         address: a Ray cluster to join (`ray.init(address=...)`); None: a local instance of
             `workers` × `worker_cpus` CPUs, started and shut down here.
         threads: the model runtime's threads in each actor; worker_cpus: CPUs Ray reserves per actor.
+        precision: "float32" or "bfloat16" (`sal_tf.inference.forms.open_backend`).
     """
     import ray
 
@@ -84,7 +94,7 @@ def embed_images(
             ray.init(num_cpus=workers * worker_cpus, include_dashboard=False, log_to_driver=False)
     try:
         ray.data.DataContext.get_current().enable_progress_bars = bool(progress)
-        ds = job(paths, model, batch_size, flip, workers, threads, worker_cpus)
+        ds = job(paths, model, batch_size, flip, workers, threads, worker_cpus, precision)
         rows = collect(ds.iter_batches(batch_size=None, batch_format="numpy"))
     finally:
         if started:
@@ -102,14 +112,14 @@ def embed_images(
     )
 
 
-def job(paths, model, batch_size=32, flip=False, workers=1, threads=None, worker_cpus=1):
+def job(paths, model, batch_size=32, flip=False, workers=1, threads=None, worker_cpus=1, precision="float32"):
     """The Ray Dataset of the job (lazy; Ray must be initialised): rows {"position", "ok", "embedding"}."""
     import ray
 
     ds = ray.data.from_items([{"position": i, "path": p} for i, p in enumerate(paths)])
     return ds.map_batches(
         _EmbedWorker,
-        fn_constructor_kwargs={"model": model, "flip": bool(flip), "threads": threads},
+        fn_constructor_kwargs={"model": model, "flip": bool(flip), "threads": threads, "precision": precision},
         batch_size=batch_size,
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=workers),

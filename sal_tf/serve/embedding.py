@@ -127,4 +127,4 @@ def open_embedding(settings):
         return TFServingEmbedding(settings.tf_serving, settings.tf_serving_timeout_s)
     from sal_tf.inference.loading import load_embedder
 
-    return LocalEmbedding(load_embedder(settings.model))
+    return LocalEmbedding(load_embedder(settings.model, settings.threads, precision=settings.precision))

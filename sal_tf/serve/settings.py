@@ -30,6 +30,8 @@ class ServeSettings:
 
     Attributes:
         model: a model in any form `sal_tf.load_embedder` takes (training folder, .keras, SavedModel).
+        threads, precision: the model runtime's threads and arithmetic (`sal_tf.load_embedder`; bfloat16:
+            the Keras form only).
         tf_serving: instead of `model`, a TF Serving REST model URL
             (`http://host:8501/v1/models/sal[/versions/N]`) serving the exported SavedModel.
         store: the gallery store location (`sal_tf.gallery.open_store`): a folder (faiss), a `*.db`
@@ -67,6 +69,8 @@ class ServeSettings:
     """
 
     model: str = None
+    threads: int = None
+    precision: str = "float32"
     store: str = None
     tf_serving: str = None
     data_dir: str = None

@@ -78,16 +78,18 @@ class SALAppearance:
 
     kind = "sal"
 
-    def __init__(self, model, batch_size=DEFAULT_BATCH, threads=None):
-        self.encoder = model if isinstance(model, BoxEncoder) else BoxEncoder(model, batch_size, threads)
+    def __init__(self, model, batch_size=DEFAULT_BATCH, threads=None, precision="float32"):
+        self.encoder = (
+            model if isinstance(model, BoxEncoder) else BoxEncoder(model, batch_size, threads, precision=precision)
+        )
         self.dim = self.encoder.embedding_dim
 
     def embed_frames(self, frames, boxes, channels="rgb"):
         return self.encoder.embed_frames(frames, boxes, channels)
 
 
-def appearance_model(kind, model=None, threads=None):
-    """The appearance model `kind` ("iou" | "histogram" | "sal"; "sal" needs `model`)."""
+def appearance_model(kind, model=None, threads=None, precision="float32"):
+    """The appearance model `kind` ("iou" | "histogram" | "sal"; "sal" needs `model`, run at `precision`)."""
     if kind not in KINDS:
         raise ValueError(f"--tracker must be one of {', '.join(KINDS)}; got {kind!r}.")
     if kind == "sal":
@@ -95,5 +97,5 @@ def appearance_model(kind, model=None, threads=None):
             raise ValueError(
                 "--tracker=sal needs --model (a model_dir, .keras, SavedModel, .onnx or .tflite, or a folder of several)."
             )
-        return SALAppearance(model, threads=threads)
+        return SALAppearance(model, threads=threads, precision=precision)
     return NoAppearance() if kind == "iou" else HistogramAppearance()
