@@ -239,8 +239,12 @@ def test_every_cli_module_imports_into_one_process_and_defines_its_flags(command
     core = {"train", "evaluate", "embed", "search", "attention", "export"}
     assert {f"sal_tf.cli.{name}" for name in core} <= set(commands["modules"])
     assert not {f"sal_tf.cli.{name}" for name in core} & set(commands["failed"]), commands["failed"]
-    defining = set(commands["modules"]) - set(commands["failed"]) - {"sal_tf.cli.train", "sal_tf.cli.train_flags"}
+    flag_libraries = {m for m in commands["modules"] if m.endswith("_flags")}  # train_flags, runtime_flags
+    defining = set(commands["modules"]) - set(commands["failed"]) - {"sal_tf.cli.train"} - flag_libraries
     assert defining == set(commands["flags"]), "every command but train (train_flags) has define_flags()"
+    assert "sal_tf.cli.runtime_flags" in flag_libraries and {"threads", "precision"} <= set(
+        commands["flags"]["sal_tf.cli.serve"]
+    )
     assert all(commands["flags"].values())
     assert not commands["tensorflow"], "importing the commands and defining their flags imports no TensorFlow"
 
