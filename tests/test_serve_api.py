@@ -311,9 +311,10 @@ def test_path_like_ids_are_only_keys(server, crops):
     items2 = [{"id": i, "image_b64": b64(image)} for i in PATH_LIKE_IDS[MAX_ITEMS:]]
     assert add(server.url, items).json()["ids"] == PATH_LIKE_IDS[:MAX_ITEMS]
     assert add(server.url, items2).status == 200
-    crops_dir = server.folder / "store.crops" / "crops"
-    assert all(re.fullmatch(r"[0-9a-f]{64}", name) for name in os.listdir(crops_dir))
-    assert not (server.folder / "etc").exists() and not os.path.exists(crops_dir / ".." / ".." / "etc")
+    data_dir = server.folder / "store.crops"  # the crops are rows of one database: no file is named after an id
+    assert set(os.listdir(data_dir)) <= {"crops.sqlite", "crops.sqlite-wal", "crops.sqlite-shm"}
+    assert not (server.folder / "etc").exists() and not os.path.exists(data_dir / ".." / ".." / "etc")
+    assert not [f for _, _, files in os.walk(server.folder) for f in files if f in ("passwd", "b", "image")]
     for item_id in PATH_LIKE_IDS:
         got = call("GET", f"{server.url}/v1/gallery/{quoted(item_id)}/image", headers=AUTH)
         assert got.status == 200 and got.body == image, item_id

@@ -4,13 +4,16 @@ Two clients stream adds of two crops each to a server over the embedded (faiss) 
 enough are acknowledged the server gets `kill -9` with requests in flight. Started again on the
 same folders (no repair by hand), it must hold every acknowledged id, searchable and with its crop
 served byte for byte; a batch that was in flight is all there or not at all; and no crop is left
-without its store entry (crop files = store count, no pending record), not even one planted
-before the restart for an id the store never held. Then its log is damaged (issue 31): the server
-refuses to start until `sal-search repair`, and starts after it without the dropped items' crops.
+without its store entry (stored crops = store count), not even one planted before the restart
+for an id the store never held. Then its log is damaged (issue 31): the server refuses to start
+until `sal-search repair`, and starts after it without the dropped items' crops; and with its crop
+database damaged it refuses to start, naming the file, without a traceback.
 """
 
+import contextlib
 import glob
 import os
+import sqlite3
 import sys
 import threading
 
@@ -35,6 +38,12 @@ def stream_adds(url, batches, acked, sent, stop):
         if reply.status == 200:
             assert reply.json()["ids"] == [i for i, _ in batch]
             acked.extend(batch)
+
+
+def stored_crops(tmp_path):
+    """The number of crops in the service's crop database (`sal_tf/gallery/crops.py`), read beside the server."""
+    with contextlib.closing(sqlite3.connect(tmp_path / "store.crops" / "crops.sqlite")) as db:
+        return db.execute("SELECT count(*) FROM crops").fetchone()[0]
 
 
 def present(url, item_id, data):
@@ -84,8 +93,7 @@ def test_kill_9_mid_stream_loses_nothing_acknowledged(tmp_path, data_root):
         count = call("GET", again.url + "/healthz").json()["count"]
         held = len(acked) + sum(2 for b in in_flight if present(again.url, *b[0]))
         assert count == held
-        assert len(os.listdir(tmp_path / "store.crops" / "crops")) == count  # no crop without its entry
-        assert os.listdir(tmp_path / "store.crops" / "pending") == []
+        assert stored_crops(tmp_path) == count  # no crop without its entry
     finally:
         again.stop_cleanly()
     from sal_tf.gallery import open_store
@@ -118,7 +126,22 @@ def damaged_log_refused_then_repaired(tmp_path, args, count):
     repaired = ServerProcess(args, str(tmp_path / "server4.log"))
     try:
         assert call("GET", repaired.url + "/healthz").json()["count"] == count - 2
-        assert len(os.listdir(tmp_path / "store.crops" / "crops")) == count - 2
+        assert stored_crops(tmp_path) == count - 2
         assert "Removed 2 crop(s)" in repaired.log_tail()
     finally:
         repaired.stop_cleanly()
+    damaged_crops_refused(tmp_path, args)
+
+
+def damaged_crops_refused(tmp_path, args):
+    """A crop database that is not one: exit status 2, one `error:` line naming the file, no traceback."""
+    from tests.conftest import run_cmd
+
+    database = tmp_path / "store.crops" / "crops.sqlite"
+    for side in glob.glob(f"{database}-*"):  # -wal, -shm: left only by a server that did not stop cleanly
+        os.remove(side)
+    database.write_bytes(b"overwritten by something else" * 300)
+    refused = run_cmd([sys.executable, "-m", "sal_tf.cli.serve", "--port=0", *args], env={"TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr[-3000:]
+    (line,) = [s for s in refused.stderr.splitlines() if s.strip()]
+    assert line.startswith("error: Crop database") and str(database) in line and "move the file aside" in line, line

@@ -1,10 +1,10 @@
-"""`GalleryService.add` over real HTTP: crops staged before the write lock, renamed and stored inside it.
+"""`GalleryService.add` over real HTTP: a batch's crops written, then its vectors added, under one write lock.
 
 A sal-serve process (a small random-weight model, the embedded store) gets adds and deletes of the
 same ids at the same time, round after round. Once a round's requests have all answered: an item
-the store holds has its crop (a delete's `settle` never removed a crop of an add that was not yet
-in the store), and each id's crop is the image whose embedding the store holds (two adds of the
-same ids renamed their crops and added their vectors in the same order, not interleaved).
+the store holds has its crop (a delete never removed a crop of an add that was not yet in the
+store), and each id's crop is the image whose embedding the store holds (two adds of the same ids
+wrote their crops and added their vectors in the same order, not interleaved).
 """
 
 import glob

@@ -1,18 +1,21 @@
 """A damaged store log through a real `sal-serve` (issue 31): refused at start, repaired, served again.
 
 A folder store of 40 adds of two items each (40 log records: the store's own `add`, as the service
-calls it) and their crops (`CropFolder`, as the service keeps them beside the store) is damaged:
+calls it) and their crops (in the layout of session 4's service, one file per crop: the server
+migrates them into its crop database at open, `sal_tf/gallery/crops.py`) is damaged:
 record 10's length field becomes 0x7FFFFFFF (the case that once passed for a torn tail and cut the
 log to its first 9 records) and one payload byte of record 30 is flipped. `sal-serve` on it then
 refuses to start: exit status 2, one `error:` line naming the log, the byte and `sal-search repair`,
 no traceback, the log byte for byte as it was. `sal-search repair` keeps every other record (record
 10 whole, its payload matching its CRC; record 30 dropped); the server then starts and serves every
-kept item (search by its embedding, `GET .../image`), and the crops of record 30's items, which the
-store no longer holds, are gone (cleaned at open).
+kept item (search by its embedding, `GET .../image`, byte for byte from the migrated crops), and the
+crops of record 30's items, which the store no longer holds, are gone (cleaned at open).
 """
 
+import contextlib
 import glob
 import os
+import sqlite3
 import struct
 import sys
 
@@ -21,6 +24,7 @@ import pytest
 
 from tests.conftest import run_cmd
 from tests.serve_support import ServerProcess, call, small_embedding_model
+from tests.test_gallery_crops import write_old_layout
 
 RECORDS = 40  # adds of two items: one log record each
 LENGTH_DAMAGED, PAYLOAD_DAMAGED = 10, 30  # 1-based record numbers
@@ -43,18 +47,15 @@ def record_starts(data):
 
 
 def fill(store_folder, crops):
-    """The store and its crop folder as the service leaves them: crops written, then the batch added."""
+    """The store and its crops as session 4's service left them: one file per crop, each batch added to the store."""
     from sal_tf.gallery import Item, open_store
-    from sal_tf.gallery.crops import CropFolder
 
     vectors = np.random.default_rng(0).standard_normal((len(crops), DIM)).astype(np.float32)
-    folder = CropFolder(store_folder + ".crops")
+    write_old_layout(store_folder + ".crops", {item_id: ("image/jpeg", image) for item_id, image in crops})
     with open_store(store_folder, dim=DIM) as store:
         for first in range(0, len(crops), 2):
-            ids, images = zip(*crops[first : first + 2])
-            folder.write(ids, images, ["image/jpeg"] * len(ids))
+            ids = [item_id for item_id, _ in crops[first : first + 2]]
             store.add(vectors[first : first + 2], [Item(id=i) for i in ids])
-    folder.close()
     return {item_id: v for (item_id, _), v in zip(crops, vectors)}
 
 
@@ -99,7 +100,7 @@ def test_a_damaged_log_is_refused_at_start_and_served_again_after_repair(tmp_pat
     assert "kept 39 intact record(s) (1 with a damaged header" in repaired.stdout, repaired.stdout
     assert "dropped 1 damaged span(s)" in repaired.stdout, repaired.stdout
 
-    assert len(os.listdir(store + ".crops/crops")) == len(crops)  # repair leaves the crops alone
+    assert len(os.listdir(store + ".crops/crops")) == len(crops) + 1  # repair leaves the crops alone (+ a staged file)
     lost = crops[2 * (PAYLOAD_DAMAGED - 1) : 2 * PAYLOAD_DAMAGED]
     kept = [c for c in crops if c not in lost]
     server = ServerProcess([model, f"--store={store}"], str(tmp_path / "server.log"), env=QUIET)
@@ -111,6 +112,10 @@ def test_a_damaged_log_is_refused_at_start_and_served_again_after_repair(tmp_pat
             assert present(server.url, item_id, vectors[item_id]), item_id
         for item_id, _ in lost:
             assert image_of(server.url, item_id).status == 404 and not present(server.url, item_id, vectors[item_id])
-        assert len(os.listdir(store + ".crops/crops")) == len(kept)  # the lost items' crops cleaned at open
+        with contextlib.closing(
+            sqlite3.connect(store + ".crops/crops.sqlite")
+        ) as db:  # the lost items' crops cleaned at open
+            assert db.execute("SELECT count(*) FROM crops").fetchone()[0] == len(kept)
+        assert not os.path.exists(store + ".crops/crops")  # every old crop file moved into the database
     finally:
         server.stop_cleanly()

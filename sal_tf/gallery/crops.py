@@ -1,197 +1,198 @@
-"""`CropFolder`: a gallery's image crops on disk, a journal kept beside the store, durable before the store hears of them.
+"""`CropFolder`: a gallery's image crops in one SQLite database beside the store, durable before the store hears of them.
 
-Layout of the service's data folder:
+Layout of the service's data folder (`--data_dir`, default `<store>.crops`):
 
-* `crops/<sha256 of the id>`: one file per item: a JSON header line `{"id", "content_type"}`, then
-  the image bytes as uploaded. Named by a hash, never by the id, so an id such as
-  `../../etc/passwd` is only ever a key: no file outside this folder is named after it.
-* `pending/<uuid>.json`: the id of a delete in flight (written first, removed once the store has
-  answered; not fsynced, see below).
+* `crops.sqlite` (and SQLite's `-wal` / `-shm` files beside it): one table, `crops(id TEXT PRIMARY
+  KEY, content_type, data BLOB)`, the image bytes as uploaded. An id is only a key: no file is
+  ever named after it, so an id such as `../../etc/passwd` names nothing on disk. WAL journal,
+  `synchronous=FULL`: a transaction is on disk (the WAL fsynced) when its commit returns.
 
-Order of an add (`sal_tf/serve/service.py`, the service that keeps crops): crops staged (`stage`:
-each written to a temporary `*.tmp-*` file, then all fsynced at once, outside the service's write lock:
-no reader, `settle` or `clean` sees them) → under the lock: crops renamed into place and the
-folder fsynced once for the batch (`commit`) → `store.add` (durable when it returns); if the store
-refuses, the batch's crops of ids it does not hold go (`remove_unheld`). A delete: pending record →
-`store.delete` → crop removed → record removed. After a crash, `recover` removes the staged files
-and walks the pending records (a crop whose id the store does not hold is garbage and goes), and
-`clean`, run at every open, removes every crop whose id the store does not hold: an add
-interrupted between its renames and the store's answer, items deleted by other means
-(`sal-search delete`), or dropped by `sal-search repair`. So a store entry always has its crop, a
-crop without a store entry does not survive a restart, and a pending record needs no fsync (nor an
-add one at all: on a file system without a journal, such as this machine's ext4, each file created
-and removed makes every file created in the next ~30 s scan past its freed inode, `recently_deleted`
-in the kernel's profile). The crops themselves are fsynced before the store hears of them.
+Why not one file per crop (the layout up to session 4, below): on a file system without a journal,
+such as this machine's ext4, creating a file scans past every recently freed inode
+(`recently_deleted` in the kernel's profile), 30 µs a file in a quiet folder and 190–430 µs where
+many were removed; that was 30–47 % of the server's CPU during ingest. A batch of crops is now one
+transaction: one WAL append and one fsync (BUILD.md "Deploying the appearance model").
+
+Order of an add (`sal_tf/serve/service.py`, the service that keeps crops), all under the service's
+write lock: the batch's crops in one transaction (`write`, durable when it returns) → `store.add`
+(durable when it returns); if the store refuses, the batch's crops of ids it does not hold go
+(`remove_unheld`). A delete: `store.delete` → its crop removed (`remove_unheld`). A crash between
+the two steps of either leaves a crop whose id the store does not hold, and `clean`, run at every
+open, removes every such crop (also items deleted by other means, `sal-search delete`, or dropped by
+`sal-search repair`). So a store entry always has its crop, a crop without a store entry does not
+survive a restart, a delete leaves no crop, and two adds of one id write their crops and add their
+vectors in the same (lock) order: the crop kept is the one of the vector kept.
+
+Reads (`read`) go through one connection per thread: under WAL a reader never waits for the
+writer, which writes through its own connection under a lock.
+
+The previous layout, `crops/<sha256 of the id>` files (a JSON header line `{"id", "content_type"}`,
+then the image bytes) and `pending/` records, is migrated at open (`migrate`): the crops are
+inserted in chunks, each chunk's files removed only after its commit; a row already in the database
+is kept (`INSERT OR IGNORE`: it is the same crop, or a newer one), so a migration cut by a crash runs
+again to the same end. Staged `*.tmp-*` files and pending records are dropped (`clean` covers their
+ids); a file that cannot be read as a crop is left where it is, with a warning.
 """
 
-import concurrent.futures
-import hashlib
+import contextlib
 import json
+import logging
 import os
+import sqlite3
 import threading
-import uuid
 
-from sal_tf.utils import fsync_folder
+from sal_tf.gallery.base import StoreCorruptedError
 
-FSYNC_THREADS = 32  # the fsyncs of a batch's crop files at once (a slow disk's latency paid about once)
+DATABASE = "crops.sqlite"  # the database's file name in the data folder
+MIGRATION_CHUNK = 512  # old-layout crop files inserted per transaction (then removed)
+SCHEMA = "CREATE TABLE IF NOT EXISTS crops (id TEXT PRIMARY KEY NOT NULL, content_type TEXT, data BLOB NOT NULL)"
 
-
-def crop_name(item_id):
-    """The file name of an id's crop: the hex SHA-256 of its UTF-8 bytes."""
-    return hashlib.sha256(item_id.encode("utf-8", "surrogatepass")).hexdigest()
+log = logging.getLogger(__name__)
 
 
 class CropFolder:
-    """Image crops by gallery id, under `root/crops`, with the pending records under `root/pending`."""
+    """Image crops by gallery id, in `root/crops.sqlite` (see the module docstring)."""
 
     def __init__(self, root):
         self.root = os.path.abspath(os.path.expanduser(root))
-        self.crops = os.path.join(self.root, "crops")
-        self.pending = os.path.join(self.root, "pending")
-        for folder in (self.crops, self.pending):
-            os.makedirs(folder, exist_ok=True)
-        self._creating = threading.Lock()  # one batch creates its files at a time (see `stage`)
-        self._pool = concurrent.futures.ThreadPoolExecutor(FSYNC_THREADS, thread_name_prefix="crop-fsync")
+        self.path = os.path.join(self.root, DATABASE)
+        os.makedirs(self.root, exist_ok=True)
+        self._writing = threading.Lock()  # one writer at a time, through `self._writer`
+        self._local = threading.local()
+        self._readers, self._readers_lock = [], threading.Lock()
+        with self.reporting_damage():
+            self._writer = self._connect()
+            self._writer.execute("PRAGMA journal_mode=WAL")
+            self._writer.execute(SCHEMA)
+            self.migrate()
+
+    def _connect(self):
+        connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        connection.execute("PRAGMA synchronous=FULL")
+        return connection
+
+    @contextlib.contextmanager
+    def reporting_damage(self):
+        """Turns SQLite's failure to read the database into a `StoreCorruptedError` naming the file and the way out."""
+        try:
+            yield
+        except sqlite3.DatabaseError as e:
+            raise StoreCorruptedError(
+                f"Crop database {self.path!r} cannot be read ({e}): it is damaged or not an SQLite database. "
+                "The file is left as it was. Restore the data folder from a backup, or move the file aside "
+                "(with its -wal and -shm files) to start with no stored crops: the store's items then have "
+                "no image (GET .../image answers 404) until added again."
+            ) from None
 
     def close(self):
-        self._pool.shutdown(wait=True)
+        with self._writing, self._readers_lock:
+            for connection in [self._writer, *self._readers]:
+                connection.close()
+            self._readers.clear()
 
-    def path_of(self, item_id):
-        return os.path.join(self.crops, crop_name(item_id))
+    def _reader(self):
+        """This thread's read connection (opened on its first read)."""
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = self._local.connection = self._connect()
+            with self._readers_lock:
+                self._readers.append(connection)
+        return connection
 
-    def begin(self, ids, action):
-        """Records `action` ("add" / "delete") of `ids` (renamed into place, not fsynced: see the module
-        docstring); returns the record's path for `end`."""
-        path = os.path.join(self.pending, f"{uuid.uuid4().hex}.json")
-        tmp = f"{path}.tmp-{os.getpid()}"
-        with open(tmp, "w") as f:
-            json.dump({"action": action, "ids": list(ids)}, f)
-        os.replace(tmp, path)
-        return path
-
-    def end(self, record):
-        os.remove(record)
-
-    def stage(self, ids, images, content_types):
-        """Writes the crops of `ids` (bytes `images`) under temporary names, then fsyncs them all at once.
-
-        Returns [(temporary path, crop path)] for `commit`, then `discard` in any case. A staged crop
-        is not yet a crop: `read`, `settle` and `clean` do not see it, `recover` removes it after a
-        crash; so staging runs outside a caller's write lock, only `commit` inside it. The files are
-        created on the caller's thread, one batch at a time: creating a file takes the folder's lock,
-        and concurrent creators spin on it (`rwsem_spin_on_owner`, ~10% of the server's CPU in a
-        kernel profile of the ingest benchmark) rather than sleep. Their fsyncs run at once
-        (FSYNC_THREADS), so a disk's fsync latency is paid about once a batch: with 4 ms added to
-        each fsync, 4 clients stage 1,785 crops/s this way, 722 fsyncing in turn (a micro benchmark).
-        """
-        staged = [(f"{self.path_of(i)}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}", self.path_of(i)) for i in ids]
-        files, syncs = [], []
-        try:
-            with self._creating:
-                for (tmp, _), item_id, data, kind in zip(staged, ids, images, content_types):
-                    header = json.dumps({"id": item_id, "content_type": kind}).encode("utf-8", "surrogatepass")
-                    files.append(open(tmp, "wb"))
-                    files[-1].write(header + b"\n" + data)
-                    files[-1].flush()
-            syncs.extend(self._pool.submit(os.fsync, f.fileno()) for f in files)
-            concurrent.futures.wait(syncs)
-            for done in syncs:
-                done.result()
-        except BaseException:
-            self.discard(staged)
-            raise
-        finally:
-            concurrent.futures.wait(syncs)  # every fsync finished before a failure is raised or a file closed
-            for f in files:
-                f.close()
-        return staged
-
-    def commit(self, staged):
-        """Renames `stage`d crops to their ids' names, then fsyncs the folder once: the batch durable and visible.
-
-        Each renamed crop leaves `staged` (a failed rename leaves the rest there for `discard`).
-        """
-        while staged:
-            os.replace(*staged[0])
-            del staged[0]
-        fsync_folder(self.crops)
-
-    def discard(self, staged):
-        """Removes the `stage`d files that were not committed."""
-        for tmp, _ in staged:
+    @contextlib.contextmanager
+    def transaction(self):
+        """The writer connection inside `BEGIN IMMEDIATE` … `COMMIT` (rolled back on any failure)."""
+        with self._writing:
+            self._writer.execute("BEGIN IMMEDIATE")
             try:
-                os.remove(tmp)
-            except FileNotFoundError:
-                pass
+                yield self._writer
+            except BaseException:
+                self._writer.execute("ROLLBACK")
+                raise
+            self._writer.execute("COMMIT")
 
     def write(self, ids, images, content_types):
-        """Writes the crops of `ids` durably: `stage`, then `commit` (each file fsynced, the folder once)."""
-        staged = self.stage(ids, images, content_types)
-        try:
-            self.commit(staged)
-        finally:
-            self.discard(staged)
+        """Stores the crops of `ids` (bytes `images`), replacing any of the same id: one transaction, durable on return."""
+        rows = [(i, kind, data) for i, data, kind in zip(ids, images, content_types, strict=True)]
+        with self.transaction() as db:
+            db.executemany("INSERT OR REPLACE INTO crops (id, content_type, data) VALUES (?, ?, ?)", rows)
 
     def read(self, item_id):
         """(bytes, content type) of an id's crop, or None."""
-        try:
-            with open(self.path_of(item_id), "rb") as f:
-                header = json.loads(f.readline())
-                data = f.read()
-        except FileNotFoundError:
+        rows = self._reader().execute("SELECT data, content_type FROM crops WHERE id = ?", (item_id,)).fetchall()
+        if not rows:  # fetchall: the statement runs to its end and ends its read transaction
             return None
-        if header.get("id") != item_id:  # a SHA-256 collision: never serve another item's crop
-            return None
-        return data, header.get("content_type") or "application/octet-stream"
+        return rows[0][0], rows[0][1] or "application/octet-stream"
+
+    def ids(self):
+        """Every id that has a crop."""
+        with self.reporting_damage():
+            return [row[0] for row in self._reader().execute("SELECT id FROM crops")]
 
     def remove(self, ids):
-        for item_id in ids:
-            try:
-                os.remove(self.path_of(item_id))
-            except FileNotFoundError:
-                pass
-
-    def settle(self, record, in_store):
-        """Removes the crops of `record`'s ids that the store does not hold, then the record.
-
-        `in_store(id) -> bool` tells whether the store holds an id. Returns the number removed.
-        """
-        try:
-            with open(record) as f:
-                ids = json.load(f)["ids"]
-        except (ValueError, KeyError, TypeError):  # lost by a crash of the machine: `clean` covers its ids
-            ids = []
-        removed = self.remove_unheld(ids, in_store)
-        os.remove(record)
-        return removed
+        """Removes the crops of `ids` (an id without one is skipped) in one transaction; returns how many."""
+        if not ids:
+            return 0
+        with self.transaction() as db:
+            return db.executemany("DELETE FROM crops WHERE id = ?", [(i,) for i in ids]).rowcount
 
     def remove_unheld(self, ids, in_store):
         """Removes the crops of `ids` that the store does not hold (`in_store(id) -> bool`); returns how many."""
-        garbage = [i for i in ids if os.path.exists(self.path_of(i)) and not in_store(i)]
-        self.remove(garbage)
-        return len(garbage)
+        return self.remove([i for i in ids if not in_store(i)])
 
     def clean(self, held_ids):
         """Removes every crop whose id is not in `held_ids` (all the store's ids); returns the number removed."""
-        keep = {crop_name(i) for i in held_ids}
-        garbage = [n for n in os.listdir(self.crops) if n not in keep and ".tmp-" not in n]
-        for name in garbage:
-            os.remove(os.path.join(self.crops, name))
-        if garbage:
-            fsync_folder(self.crops)
-        return len(garbage)
+        keep = set(held_ids)
+        return self.remove([i for i in self.ids() if i not in keep])
 
-    def recover(self, in_store):
-        """Finishes what a crash interrupted (see the module docstring); returns the garbage crops removed."""
-        for name in sorted(os.listdir(self.crops)):
-            if ".tmp-" in name:  # a write that never reached its rename
-                os.remove(os.path.join(self.crops, name))
-        removed = 0
-        for name in sorted(os.listdir(self.pending)):
-            path = os.path.join(self.pending, name)
-            if ".tmp-" in name:
-                os.remove(path)
-            else:
-                removed += self.settle(path, in_store)
-        fsync_folder(self.crops)
-        return removed
+    def migrate(self):
+        """Moves the crops of the old layout (`crops/`, `pending/`: the module docstring) into the database.
+
+        Returns the number of crops moved.
+        """
+        old, pending = os.path.join(self.root, "crops"), os.path.join(self.root, "pending")
+        moved = 0
+        if os.path.isdir(old):
+            names = sorted(os.listdir(old))
+            for first in range(0, len(names), MIGRATION_CHUNK):
+                moved += self._migrate_chunk(old, names[first : first + MIGRATION_CHUNK])
+        if os.path.isdir(pending):
+            for name in os.listdir(pending):
+                os.remove(os.path.join(pending, name))
+        for folder in (old, pending):
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)  # kept (with a warning above) while it holds a file that is not a crop
+        if moved:
+            log.warning("Moved %d stored crop(s) from %s into %s.", moved, old, self.path)
+        return moved
+
+    def _migrate_chunk(self, folder, names):
+        """Inserts the old-layout crop files `names` of `folder` in one transaction, then removes them."""
+        rows, done = [], []
+        for name in names:
+            path = os.path.join(folder, name)
+            crop = None if ".tmp-" in name else read_old_crop(path)
+            if crop is not None:
+                rows.append(crop)
+            elif ".tmp-" not in name:
+                log.warning("Left %s where it is: not a stored crop of the old layout.", path)
+                continue
+            done.append(path)
+        with self.transaction() as db:
+            db.executemany("INSERT OR IGNORE INTO crops (id, content_type, data) VALUES (?, ?, ?)", rows)
+        for path in done:
+            os.remove(path)
+        return len(rows)
+
+
+def read_old_crop(path):
+    """(id, content type, bytes) of a crop file of the old layout, or None for a file that is not one."""
+    try:
+        with open(path, "rb") as f:
+            header = json.loads(f.readline())
+            data = f.read()
+    except (OSError, ValueError):
+        return None
+    if not isinstance(header, dict) or not isinstance(header.get("id"), str):
+        return None
+    return header["id"], header.get("content_type"), data

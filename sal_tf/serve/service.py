@@ -3,7 +3,7 @@
 It joins an embedding source (`sal_tf/serve/embedding.py`), a gallery store
 (`sal_tf.gallery.open_store`, thread-safe) and the crop journal beside it
 (`sal_tf.gallery.crops.CropFolder`). Plain values in (bytes, numbers, lists; never a request
-body), `Hit`s and ids out. Adds and deletes hold one write lock, so the crop files and the store
+body), `Hit`s and ids out. Adds and deletes hold one write lock, so the stored crops and the store
 change together and in request order; searches and crop reads take no lock. Searches from worker
 threads are batched (`batching.py`); a search by embedding that the store answers fast runs alone
 on the caller's thread (`search_inline`, for the event loop: `inline.py`).
@@ -80,7 +80,7 @@ class GalleryService:
             raise ValueError(
                 f"--store {settings.store!r} holds {store.dim}-d embeddings but the model gives {embedding.dim}-d."
             )
-        self.recovered = crops.recover(self.in_store) + crops.clean(store.ids())
+        self.recovered = crops.clean(store.ids())
 
     @classmethod
     def open(cls, settings):
@@ -112,11 +112,11 @@ class GalleryService:
     def add(self, uploads, collection="items"):
         """Embeds and stores `uploads` (list of `Upload`, named `collection` in errors); returns their ids once durable.
 
-        The crops are written and fsynced under temporary names (`CropFolder.stage`) before the write
-        lock, which then holds only their renames + one folder fsync and the store's add (no pending
-        record: `CropFolder.clean` at open drops what a crash leaves; `sal_tf/gallery/crops.py`): a concurrent
-        delete's `settle` never sees a crop of this add before its store entry, and two adds of one id
-        rename their crops and add their vectors in the same (lock) order, so the crop kept is the
+        Under the write lock: the batch's crops in one durable transaction (`CropFolder.write`), then
+        the store's add; if the store refuses, the batch's crops of ids it does not hold go (and a crash
+        between the two leaves crops that `CropFolder.clean` drops at open; `sal_tf/gallery/crops.py`).
+        So a concurrent delete never removes a crop of this add before its store entry, and two adds of
+        one id write their crops and add their vectors in the same (lock) order: the crop kept is the
         one of the vector kept.
         """
         if not 1 <= len(uploads) <= self.settings.max_items:
@@ -130,18 +130,14 @@ class GalleryService:
             vectors, metadata = check_batch(embeddings, metadata, self.store.dim)
         except ValueError as e:
             raise store_refusal(e) from None
-        staged = self.crops.stage(ids, [p.data for p in pictures], [p.content_type for p in pictures])
-        try:
-            with self._write_lock:
-                try:
-                    self.crops.commit(staged)
-                    self.store.add(vectors, metadata)
-                except BaseException:
-                    self.crops.remove_unheld(ids, self.in_store)
-                    raise
-                self.record_model()
-        finally:
-            self.crops.discard(staged)
+        with self._write_lock:
+            self.crops.write(ids, [p.data for p in pictures], [p.content_type for p in pictures])
+            try:
+                self.store.add(vectors, metadata)
+            except BaseException:
+                self.crops.remove_unheld(ids, self.in_store)
+                raise
+            self.record_model()
         return ids
 
     def record_model(self):
@@ -167,11 +163,10 @@ class GalleryService:
         with self._write_lock:
             if not self.held(item_id):
                 raise NotFound(f"no gallery item with id {item_id!r}", "id")
-            record = self.crops.begin([item_id], "delete")
             try:
                 self.store.delete(item_id)
             finally:
-                self.crops.settle(record, self.in_store)
+                self.crops.remove_unheld([item_id], self.in_store)
 
     def crop(self, item_id):
         """(bytes, content type) of an item's stored crop, else of its `path` under `--paths_root`; NotFound otherwise."""
