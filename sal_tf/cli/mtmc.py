@@ -47,11 +47,14 @@ def define_flags():
                       "each camera (camera), or not at all (none: each camera's tracks kept apart).")  # fmt: skip
     flags.DEFINE_bool("learn_transit", True, "--link=all: learn the cameras' transit times from a first clustering's "
                       "confident links and cluster again with them (sal_tf/mtmc/transit.py).")  # fmt: skip
+    flags.DEFINE_bool("camera_centring", True, "Link on tracklet embeddings with each camera's mean embedding taken "
+                      "out, the calibration's distances scaled to match (sal_tf/mtmc/centring.py).")  # fmt: skip
     flags.DEFINE_float("fmr", 1e-2, "False-match rate whose calibrated distance is the linking threshold.")
     flags.DEFINE_float("link_probability", 0.5, "With a calibration: link tracklets while their calibrated P(same "
                        "person) is at least this (tracks are still cut at the --fmr distance); 0: link at the --fmr "
                        "distance.")  # fmt: skip
-    flags.DEFINE_float("threshold", None, "Linking threshold (cosine distance), instead of the calibration's.")
+    flags.DEFINE_float("threshold", None, "Linking threshold (cosine distance of the features linked: camera-centred "
+                       "with --camera_centring), instead of the calibration's.")  # fmt: skip
     flags.DEFINE_string("calibration", None, "A calibration JSON (sal-evaluate's output, results.json); default: "
                         "the model's (its folder's results.json or calibration.json).")  # fmt: skip
     flags.DEFINE_float("relink_gap", None, "--link=camera: tracklets of a camera at most this many seconds apart "
@@ -100,7 +103,7 @@ def _options():
     }
     return Options(
         link=FLAGS.link, threshold=FLAGS.threshold, fmr=FLAGS.fmr, calibration=found, learn_transit=FLAGS.learn_transit,
-        probability=FLAGS.link_probability or None,
+        probability=FLAGS.link_probability or None, camera_centring=FLAGS.camera_centring,
         transit=linking.parse_transit(FLAGS.transit), detections=FLAGS.detections,
         threads=FLAGS.threads, annotate=None if FLAGS.annotate == "none" else FLAGS.annotate,
         store=FLAGS.store, store_run=FLAGS.store_run, **optional,

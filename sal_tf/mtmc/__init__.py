@@ -9,6 +9,8 @@ The pipeline (`sal_tf.mtmc.run.run_cameras`, BUILD.md "Multi-camera tracking"):
 * `tracklets`: the single-camera tracker (`sal_tf.tracking.deepsort`, a stricter appearance gate:
   `run.tracker_settings`) per camera, tracks cut where lost for > 2 s, each one's embedding pooled
   over its boxes weighted by quality, a few representative crops;
+* `centring`: each camera's mean tracklet embedding taken out before linking (its light and colour
+  cast), the calibration's distances scaled to match;
 * `linking`: tracklets clustered into global ids under hard constraints (never two places at once,
   never two tracks of one camera at the same time, optional transit windows), one clustering of all
   cameras' tracklets (a person back after a long occlusion or exit, in the same camera or another),

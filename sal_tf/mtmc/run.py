@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from sal_tf.evaluation import calibration as calibration_lib
-from sal_tf.mtmc import detectors, journeys, linking, metrics, tracklets, transit
+from sal_tf.mtmc import centring, detectors, journeys, linking, metrics, tracklets, transit
 from sal_tf.tracking import annotate, deepsort, mot
 from sal_tf.tracking.run import BATCH_FRAMES
 from sal_tf.utils.visibility import MIN_VISIBILITY
@@ -57,6 +57,7 @@ class Options:
     lost_seconds: float = tracklets.LOST_SECONDS  # tracks cut where unseen for longer (`tracklets.split_gaps`)
     min_boxes: int = linking.MIN_BOXES  # shorter tracklets attach after the clustering (`linking.attach`)
     learn_transit: bool = True  # cluster again with transit times learned from the first clustering (`transit`)
+    camera_centring: bool = True  # link on features with each camera's mean taken out (`centring`)
     detections: str = "det"
     min_visibility: float = MIN_VISIBILITY
     batch_frames: int = BATCH_FRAMES
@@ -67,14 +68,20 @@ class Options:
     store_run: str | None = None  # the run's name in the store's ids (default: the output folder's name)
 
 
-def choose_threshold(found, options):
-    """(threshold, how it was chosen) of a run: --threshold, the model's calibration, or the observed pairs."""
+def choose_threshold(found, options, factor=1.0):
+    """(threshold, how it was chosen) of a run: --threshold, the model's calibration, or the observed pairs.
+
+    `factor`: the distance scale of `found`'s features against the model's raw embeddings
+    (`centring.camera_centred`); the calibration's distances are multiplied by it, the observed pairs
+    are measured on `found` itself, and --threshold is taken as a distance of `found` as it is.
+    """
     if options.link == "none":
         return None, "no linking"
     if options.threshold is not None:
         return options.threshold, "--threshold"
     if options.calibration is not None:
-        return calibration_lib.threshold(options.calibration, options.fmr), f"calibration at FMR {options.fmr:g}"
+        distance = calibration_lib.threshold(options.calibration, options.fmr) * factor
+        return distance, _scaled(f"calibration at FMR {options.fmr:g}", factor)
     observed = linking.observed_threshold(found, options.fmr)
     if observed is None:
         raise ValueError(
@@ -82,6 +89,10 @@ def choose_threshold(found, options):
             "and too few tracklets of two cameras at once to measure one."
         )
     return observed, f"observed cross-camera pairs at FMR {options.fmr:g}"
+
+
+def _scaled(how, factor):
+    return how if factor == 1.0 else f"{how} x {factor:.3f} (camera-centred features)"
 
 
 def probability_distance(calibration, probability):
@@ -92,14 +103,15 @@ def probability_distance(calibration, probability):
     return float(distance[above.max()] if len(above) else distance[0])
 
 
-def link_threshold(split_threshold, how, options):
+def link_threshold(split_threshold, how, options, factor=1.0):
     """(linking threshold, how): with a calibration and `options.probability`, the distance where P(same) falls
-    below it (never under `split_threshold`, the FMR distance); else the split threshold itself."""
+    below it (× `factor`, see `choose_threshold`; never under `split_threshold`, the FMR distance); else the split
+    threshold itself."""
     if split_threshold is None or options.threshold is not None or options.calibration is None:
         return split_threshold, how
     if options.probability is None or "knots" not in options.calibration:
         return split_threshold, how
-    distance = max(split_threshold, probability_distance(options.calibration, options.probability))
+    distance = max(split_threshold, probability_distance(options.calibration, options.probability) * factor)
     return round(distance, 6), f"calibration at P(same) >= {options.probability:g} (not below the {how})"
 
 
@@ -155,30 +167,39 @@ def link_tracklets(found, options):
     """(tracklets, groups of their indices, threshold, how it was chosen): tracks cut where they went unseen for
     longer than `options.lost_seconds` (`tracklets.split_gaps`) and, with `options.split_factor`, where their
     appearance jumps (`tracklets.split`, at that × the FMR threshold of `choose_threshold`), then linked
-    (`linking.link`) at `link_threshold`, twice with `options.learn_transit` (`transit_learning`)."""
+    (`linking.link`) at `link_threshold`, twice with `options.learn_transit` (`transit_learning`). With
+    `options.camera_centring` the linking sees `centring.camera_centred` features and every distance of the
+    calibration scaled by its factor; the tracklets returned keep the model's own embeddings."""
     cut, how = choose_threshold(found, options)
     if cut is not None:
         found = [part for t in found for part in tracklets.split_gaps(t, options.lost_seconds)]
         if options.split_factor:
             found = [part for t in found for part in tracklets.split(t, options.split_factor * cut)]
         found = tracklets.renumbered(found)
-    threshold, how = link_threshold(cut, how, options)
-    learning = transit_learning(found, cut, options) if threshold is not None else None
+    linked, factor = found, 1.0
+    if cut is not None and options.camera_centring:
+        linked, factor = centring.camera_centred(found)
+        cut, how = choose_threshold(linked, options, factor)
+    threshold, how = link_threshold(cut, how, options, factor)
+    learning = transit_learning(linked, cut, options, factor) if threshold is not None else None
     groups = linking.link(
-        found, threshold, options.transit, options.relink_gap, options.link == "all", options.min_boxes, learning
+        linked, threshold, options.transit, options.relink_gap, options.link == "all", options.min_boxes, learning
     )
     return found, groups, threshold, how
 
 
-def transit_learning(found, confident, options):
+def transit_learning(found, confident, options, factor=1.0):
     """The `transit.Learning` of a run (None when off): samples from links closer than `confident` (the FMR
-    distance); log-odds worth the calibration's distance per unit (`transit.log_odds_scale`), or without one
-    that of the run's own pairs known to be two people (`transit.observed_scale`)."""
+    distance); log-odds worth the calibration's distance per unit (`transit.log_odds_scale`, × `factor` as in
+    `choose_threshold`), or without one that of the run's own pairs known to be two people
+    (`transit.observed_scale`)."""
     if not options.learn_transit or options.link != "all":
         return None
     scale = transit.log_odds_scale(options.calibration)
     if scale is None:
         scale = transit.observed_scale(linking.known_different(found), options.fmr)
+    else:
+        scale *= factor
     return None if scale is None else transit.Learning(confident, scale)
 
 
