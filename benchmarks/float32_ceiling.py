@@ -13,8 +13,8 @@ Prints JSON lines (BUILD.md "Deploying the appearance model", the float32 goal):
     preset read 19 % padding), from ONNX shape inference;
   * `runtime`: images/s on --batch random 0..255 images, one line per runtime: ONNX Runtime through this
     repo's `ONNXBackend` (`sal_tf/inference/onnx_backend.py`, its session options), ONNX Runtime without
-    its NCHWc layout pass (`onnxruntime_extended`) and, where the
-    package is installed, OpenVINO's CPU plugin reading the same file with the float32 precision hint
+    its NCHWc layout pass (`onnxruntime_extended`) and without spinning (`onnxruntime_no_spinning`), and,
+    where the package is installed, OpenVINO's CPU plugin reading the same file with the float32 precision hint
     (`openvino_f32`; its max |Δ| to ONNX Runtime checks it is float32) and with its default precision
     (`openvino_default`: bfloat16 on a CPU with AVX-512 BF16 — not float32). Each line gives the
     GFLOP/s that rate means and its share of the FMA peak.
@@ -101,15 +101,16 @@ def timed(fn, reps):
     return seconds
 
 
-def without_nchwc(path, images, threads):
-    """(callable, output) of ONNX Runtime at `ORT_ENABLE_EXTENDED`: the graph rewrites less the NCHWc layout
-    pass of `ORT_ENABLE_ALL` (the default, `ONNXBackend`'s), which moves the convolutions to MLAS's blocked
-    AVX-512 kernels."""
+def ort_variant(path, images, threads, level="ORT_ENABLE_ALL", spinning=True):
+    """(callable, output) of ONNX Runtime with another graph `level` — `ORT_ENABLE_EXTENDED` is the rewrites
+    less the NCHWc layout pass of `ORT_ENABLE_ALL` (the default, `ONNXBackend`'s), which moves the
+    convolutions to MLAS's blocked AVX-512 kernels — or with its pool's threads not spinning between calls."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads, options.log_severity_level = threads, 3
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level)
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
     feed = {session.get_inputs()[0].name: images}
     return (lambda: session.run(None, feed)), session.run(None, feed)[0]
@@ -137,7 +138,8 @@ def runtime_lines(args, flops, peak):
     images = np.random.default_rng(0).uniform(0, 255, (args.batch, *backend.image_size, 3)).astype(np.float32)
     reference = backend.embed_array(images)
     runs = {"onnxruntime": ((lambda: backend.embed_array(images)), reference)}
-    runs["onnxruntime_extended"] = without_nchwc(args.onnx, images, args.threads)
+    runs["onnxruntime_extended"] = ort_variant(args.onnx, images, args.threads, level="ORT_ENABLE_EXTENDED")
+    runs["onnxruntime_no_spinning"] = ort_variant(args.onnx, images, args.threads, spinning=False)
     try:
         more, ov_version = openvino_runs(args.onnx, images, args.threads)
         runs.update(more)
