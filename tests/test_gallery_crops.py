@@ -82,6 +82,22 @@ def test_a_reader_thread_sees_every_batch_once_its_write_returned(tmp_path):
     folder.close()
 
 
+def test_reads_from_threads_that_come_and_go_reuse_their_connections(tmp_path):
+    folder = CropFolder(tmp_path / "data")
+    folder.write(["a"], [b"1"], ["image/png"])
+    found = []
+    reader = threading.Thread(target=lambda: found.append(folder.read("a")))
+    reader.start()
+    reader.join()
+    open_files = len(os.listdir("/proc/self/fd"))
+    for _ in range(20):  # a server's worker threads: each reads, then ends
+        reader = threading.Thread(target=lambda: found.append(folder.read("a")))
+        reader.start()
+        reader.join()
+    assert found == [(b"1", "image/png")] * 21 and len(os.listdir("/proc/self/fd")) == open_files
+    folder.close()
+
+
 def test_the_old_layout_is_migrated_and_every_crop_read_back(tmp_path, monkeypatch):
     root = tmp_path / "data"
     write_old_layout(root, OLD_CROPS)

@@ -23,8 +23,9 @@ open, removes every such crop (also items deleted by other means, `sal-search de
 survive a restart, a delete leaves no crop, and two adds of one id write their crops and add their
 vectors in the same (lock) order: the crop kept is the one of the vector kept.
 
-Reads (`read`) go through one connection per thread: under WAL a reader never waits for the
-writer, which writes through its own connection under a lock.
+Reads (`read`, `ids`) take an idle connection from a pool (one per read running at once, kept for
+the next; not one per thread, since a server's worker threads come and go): under WAL a reader
+never waits for the writer, which writes through its own connection under a lock.
 
 The previous layout, `crops/<sha256 of the id>` files (a JSON header line `{"id", "content_type"}`,
 then the image bytes) and `pending/` records, is migrated at open (`migrate`): the crops are
@@ -38,6 +39,7 @@ import contextlib
 import json
 import logging
 import os
+import queue
 import sqlite3
 import threading
 
@@ -58,8 +60,8 @@ class CropFolder:
         self.path = os.path.join(self.root, DATABASE)
         os.makedirs(self.root, exist_ok=True)
         self._writing = threading.Lock()  # one writer at a time, through `self._writer`
-        self._local = threading.local()
-        self._readers, self._readers_lock = [], threading.Lock()
+        self._idle = queue.SimpleQueue()  # read connections not in use
+        self._readers, self._readers_lock = [], threading.Lock()  # every read connection, for `close`
         with self.reporting_damage():
             self._writer = self._connect()
             self._writer.execute("PRAGMA journal_mode=WAL")
@@ -90,14 +92,20 @@ class CropFolder:
                 connection.close()
             self._readers.clear()
 
-    def _reader(self):
-        """This thread's read connection (opened on its first read)."""
-        connection = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = self._local.connection = self._connect()
+    @contextlib.contextmanager
+    def _reading(self):
+        """An idle read connection (a new one when every one is in use), given back to the pool after."""
+        try:
+            connection = self._idle.get_nowait()
+        except queue.Empty:
+            connection = self._connect()
+            connection.execute("PRAGMA cache_size=-512")  # 512 KiB a reader: the OS caches the file too
             with self._readers_lock:
                 self._readers.append(connection)
-        return connection
+        try:
+            yield connection
+        finally:
+            self._idle.put(connection)
 
     @contextlib.contextmanager
     def transaction(self):
@@ -119,15 +127,16 @@ class CropFolder:
 
     def read(self, item_id):
         """(bytes, content type) of an id's crop, or None."""
-        rows = self._reader().execute("SELECT data, content_type FROM crops WHERE id = ?", (item_id,)).fetchall()
+        with self._reading() as db:
+            rows = db.execute("SELECT data, content_type FROM crops WHERE id = ?", (item_id,)).fetchall()
         if not rows:  # fetchall: the statement runs to its end and ends its read transaction
             return None
         return rows[0][0], rows[0][1] or "application/octet-stream"
 
     def ids(self):
         """Every id that has a crop."""
-        with self.reporting_damage():
-            return [row[0] for row in self._reader().execute("SELECT id FROM crops")]
+        with self.reporting_damage(), self._reading() as db:
+            return [row[0] for row in db.execute("SELECT id FROM crops")]
 
     def remove(self, ids):
         """Removes the crops of `ids` (an id without one is skipped) in one transaction; returns how many."""

@@ -1,7 +1,7 @@
 """`GalleryService`: the search service's work, without HTTP: add, delete, search, crops, attention.
 
 It joins an embedding source (`sal_tf/serve/embedding.py`), a gallery store
-(`sal_tf.gallery.open_store`, thread-safe) and the crop journal beside it
+(`sal_tf.gallery.open_store`, thread-safe) and the crop database beside it
 (`sal_tf.gallery.crops.CropFolder`). Plain values in (bytes, numbers, lists; never a request
 body), `Hit`s and ids out. Adds and deletes hold one write lock, so the stored crops and the store
 change together and in request order; searches and crop reads take no lock. Searches from worker
