@@ -50,6 +50,19 @@ def test_a_batch_is_one_durable_transaction(tmp_path):
     reopened.close()
 
 
+def test_a_full_disk_is_reported_as_such_and_the_next_batch_is_written(tmp_path):
+    folder = CropFolder(tmp_path / "data")
+    folder.write(["a"], [b"1"], ["image/png"])
+    pages = folder._writer.execute("PRAGMA page_count").fetchone()[0]
+    folder._writer.execute(f"PRAGMA max_page_count={pages + 1}")  # the database full, as on a full disk
+    with pytest.raises(Exception, match="database or disk is full"):  # SQLite rolled it back itself
+        folder.write(["big"], [b"x" * 100_000], ["image/png"])
+    folder._writer.execute("PRAGMA max_page_count=1000000")
+    folder.write(["b"], [b"2"], ["image/png"])
+    assert sorted(folder.ids()) == ["a", "b"]
+    folder.close()
+
+
 def test_clean_and_remove_unheld_drop_only_crops_the_store_does_not_hold(tmp_path):
     folder = CropFolder(tmp_path / "data")
     folder.write(["kept", "orphan", "gone"], [b"1", b"2", b"3"], ["image/png"] * 3)

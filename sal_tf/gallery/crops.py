@@ -114,10 +114,11 @@ class CropFolder:
             self._writer.execute("BEGIN IMMEDIATE")
             try:
                 yield self._writer
+                self._writer.execute("COMMIT")
             except BaseException:
-                self._writer.execute("ROLLBACK")
+                if self._writer.in_transaction:  # also after a failed COMMIT (a full disk): the next BEGIN works
+                    self._writer.execute("ROLLBACK")
                 raise
-            self._writer.execute("COMMIT")
 
     def write(self, ids, images, content_types):
         """Stores the crops of `ids` (bytes `images`), replacing any of the same id: one transaction, durable on return."""
