@@ -3,6 +3,7 @@
     nice -n 10 python benchmarks/mtmc.py                           # held-out cameras, demo model
     python benchmarks/mtmc.py --model=runs/demo --seed=41          # another model / the tuning cameras
     python benchmarks/mtmc.py --seed=41 --pipelines=sal --nocalibration_line --calibration=cal.json  # tuning
+    python benchmarks/mtmc.py --seed=41 --pipelines=sal --nocalibration_line --nocamera_centring  # raw features
 
 Cameras: `sal_tf.data.demo_cameras` (4 cameras × 600 frames, 640×360, 10 frames/s, 16 people walking
 through c1 → c4, people never seen by the demo model), rendered once into --cache_dir. Detections:
@@ -11,8 +12,8 @@ OpenCV's HOG people detector instead. Pipelines (the same
 `sal_tf.mtmc.run` as `sal-mtmc`):
 
 * `sal`: DeepSORT with SAL (`run.tracker_settings`), tracks cut where lost for > 2 s, each camera's
-  mean tracklet embedding taken out (`sal_tf.mtmc.centring`), tracklets linked within and across
-  cameras at the calibration's P(same) >= 0.5 (the model's evaluation on the demo test set,
+  mean tracklet embedding taken out (`sal_tf.mtmc.centring`; `--nocamera_centring`: not), tracklets
+  linked within and across cameras at the calibration's P(same) >= 0.5 (the model's evaluation on the demo test set,
   --calibration; its distances × the centring factor), clustered a second time with the transit
   times learned from the first clustering (`sal_tf.mtmc.transit`);
 * `histogram`: the same with colour histograms, at the distance of FMR 1e-2 of the run's own
@@ -57,6 +58,8 @@ flags.DEFINE_string("detections", "det", "Boxes: det (the cameras' simulated det
 flags.DEFINE_list("pipelines", ["sal", "histogram", "sal_camera", "none"], "Pipelines to run.")
 flags.DEFINE_bool("calibration_line", True, "Measure the calibration line on --demo_dir (off: only the pipelines, "
                   "with --calibration or the model's own; for tuning).")  # fmt: skip
+flags.DEFINE_bool("camera_centring", run.Options.camera_centring, "Link on camera-centred tracklet features "
+                  "(sal-mtmc's --camera_centring; default as sal-mtmc).")  # fmt: skip
 flags.DEFINE_string("output", "benchmarks/results/mtmc_cpu_2core.jsonl", "JSON lines written here.")
 FLAGS = flags.FLAGS
 
@@ -102,7 +105,7 @@ def pipeline(name, cameras, cal, folder):
     model = appearance.appearance_model(kind, FLAGS.model if kind == "sal" else None)
     link = {"sal": "all", "histogram": "all", "sal_camera": "camera", "none": "none"}[name]
     options = run.Options(link=link, calibration=cal if kind == "sal" else None, annotate=None, crops=False,
-                          detections=FLAGS.detections)  # fmt: skip
+                          detections=FLAGS.detections, camera_centring=FLAGS.camera_centring)  # fmt: skip
     # `none` is sal-track as it is (its own gate, the best single-camera IDF1), the stronger baseline
     settings = deepsort.settings_for(kind) if name == "none" else run.tracker_settings(kind)
     start = time.perf_counter()
@@ -124,7 +127,8 @@ def main(argv):
     root = demo_cameras.ensure_cameras(FLAGS.cache_dir, seed=FLAGS.seed)
     cameras, _ = sources.open_cameras(root)
     emit({"benchmark": "mtmc_setup", "cpus": os.cpu_count(), "load_average": [round(x, 2) for x in os.getloadavg()],
-          "cameras": root, "seed": FLAGS.seed, "frames": sum(c.length for c in cameras),
+          "cameras": root, "seed": FLAGS.seed, "camera_centring": FLAGS.camera_centring,
+          "frames": sum(c.length for c in cameras),
           "frame_size": list(demo_cameras.FRAME_SIZE), "fps": demo_cameras.FPS, "model": FLAGS.model,
           "detections": "det/det.txt (simulated detector)" if FLAGS.detections == "det" else FLAGS.detections})  # fmt: skip
     cal = measure_calibration(emit)
