@@ -13,9 +13,9 @@ OpenCV's HOG people detector instead. Pipelines (the same
 
 * `sal`: DeepSORT with SAL (`run.tracker_settings`), tracks cut where lost for > 2 s, each camera's
   mean tracklet embedding taken out (`sal_tf.mtmc.centring`; `--nocamera_centring`: not), tracklets
-  linked within and across cameras at the calibration's P(same) >= 0.5 (the model's evaluation on the demo test set,
-  --calibration; its distances × the centring factor), clustered a second time with the transit
-  times learned from the first clustering (`sal_tf.mtmc.transit`);
+  linked within and across cameras at the calibration's P(same) >= 0.5 (the model's evaluation on
+  the demo test set, --calibration; its distances × the centring factor), clustered a second time
+  with the transit times learned from the first clustering (`sal_tf.mtmc.transit`);
 * `histogram`: the same with colour histograms, at the distance of FMR 1e-2 of the run's own
   pairs of tracklets seen in two cameras at once (histograms have no calibration);
 * `sal_camera`: SAL, linked within each camera only; `none`: `sal-track`'s SAL tracks as they
