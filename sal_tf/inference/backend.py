@@ -7,6 +7,7 @@ fastest of a folder holding several).
 """
 
 import abc
+import functools
 import os
 
 import numpy as np
@@ -27,13 +28,15 @@ PRECISIONS = ("float32", "bfloat16")  # what `open_backend(precision=...)` asks 
 BFLOAT16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags of native bfloat16 arithmetic
 
 
+@functools.cache
 def cpu_flags():
-    """The CPU's feature flags (/proc/cpuinfo; an empty set where it cannot be read)."""
+    """The CPU's feature flags (/proc/cpuinfo, read once: `open_backend` and `KerasEmbedder` both ask; an empty
+    set where it cannot be read)."""
     try:
         with open("/proc/cpuinfo") as f:
-            return {w for line in f if line.startswith("flags") for w in line.split()}
+            return frozenset(w for line in f if line.startswith("flags") for w in line.split())
     except OSError:
-        return set()
+        return frozenset()
 
 
 def check_precision(precision, kind="keras"):
