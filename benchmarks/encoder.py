@@ -43,6 +43,8 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 import numpy as np
 from absl import app, flags, logging
 
+from benchmarks.json_lines import cpu_features
+
 flags.DEFINE_list("presets", ["tiny"], "Model presets (tiny, paper).")
 flags.DEFINE_string("model", None, "A trained .keras file or run folder of the first preset (mAP reported).")
 flags.DEFINE_integer("boxes", 16, "Person boxes in the 1080p frame (the batch of each model call).")
@@ -60,16 +62,6 @@ flags.DEFINE_bool(
 )
 flags.DEFINE_bool("serve_ingest", False, "Also time sal-serve's ingest by image with the .keras file and `auto`.")
 FLAGS = flags.FLAGS
-
-CPU_FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16")
-
-
-def cpu_features():
-    """The `CPU_FEATURES` flags /proc/cpuinfo lists (empty where it cannot be read)."""
-    from sal_tf.inference.backend import cpu_flags
-
-    words = cpu_flags()
-    return [feature for feature in CPU_FEATURES if feature in words]
 
 
 def frame_and_boxes(count, seed=0):

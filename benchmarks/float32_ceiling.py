@@ -37,16 +37,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np
 
-from benchmarks.json_lines import JsonLines, load_average, machine_line
+from benchmarks.json_lines import JsonLines, cpu_features, load_average, machine_line
 
-CPU_FEATURES = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
 PEAK_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fma_peak.c")
-
-
-def cpu_features():
-    from sal_tf.inference.backend import cpu_flags
-
-    return [f for f in CPU_FEATURES if f in cpu_flags()]
 
 
 def fma_peak(threads):

@@ -18,6 +18,15 @@ import os
 import resource
 import subprocess
 
+CPU_FEATURES = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16")
+
+
+def cpu_features():
+    """The `CPU_FEATURES` flags /proc/cpuinfo lists (empty where it cannot be read): what a speed figure used."""
+    from sal_tf.inference.backend import cpu_flags
+
+    return [feature for feature in CPU_FEATURES if feature in cpu_flags()]
+
 
 def load_average():
     """The 1, 5 and 15 minute load averages, rounded (a shared machine's figures move with it)."""
