@@ -135,6 +135,29 @@ def test_random_erasing_fills_one_rectangle_of_the_right_area(records):
     assert 0 < erased < len(records)  # p = 0.5
 
 
+def test_camera_jitter_draws_a_white_balance_and_light_per_seed_within_its_strength():
+    grey = tf.fill([16, 8, 3], 128.0)
+    out = np.stack([pipelines.camera_jitter(grey, tf.constant([s, 1], tf.int64), 0.2).numpy() for s in range(40)])
+    assert out.min() >= 0 and out.max() <= 255
+    red_blue = out[:, 0, 0, 0] / out[:, 0, 0, 2]
+    assert red_blue.min() < 0.85 and red_blue.max() > 1.18  # warm and cool cameras both drawn
+    assert 0.55 < red_blue.min() and red_blue.max() < 1.8  # gains 1 ± 0.2, then saturation × (1 ± 0.2)
+    assert out.mean((1, 2, 3)).std() > 5  # light drawn too
+    again = pipelines.camera_jitter(grey, tf.constant([3, 1], tf.int64), 0.2).numpy()
+    np.testing.assert_array_equal(again, out[3])  # stateless: the seed decides
+
+
+def test_camera_jitter_in_the_pipeline_keeps_the_crops_draws_and_checks_its_strength(records):
+    build = dict(batch_size=6, seed=0, pad=3)
+    plain, labels = collect(pipelines.build_train_dataset(records, SIZE, **build))
+    jittered, jittered_labels = collect(pipelines.build_train_dataset(records, SIZE, color_jitter=0.2, **build))
+    np.testing.assert_array_equal(labels, jittered_labels)
+    assert np.array_equal(plain.sum(-1) == 0, jittered.sum(-1) == 0)  # same shifts and mirrors, padding kept
+    assert np.abs(jittered - plain).mean() > 3
+    with pytest.raises(ValueError, match="color_jitter"):
+        pipelines.build_train_dataset(records, SIZE, color_jitter=1.0, **build)
+
+
 def test_eval_dataset_keeps_order_and_last_partial_batch(records):
     chosen = [records[i] for i in (5, 0, 17, 3, 9, 11, 2)]
     batches = [b.numpy() for b in pipelines.build_eval_dataset(chosen, SIZE, batch_size=4)]

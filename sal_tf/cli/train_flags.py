@@ -50,6 +50,8 @@ REID_FLAGS = {
     "margin2": "Quadruplet margin m2.",
     "pad_crop": "Pad-10 + random-crop augmentation.",
     "random_erasing": "Random-erasing augmentation.",
+    "color_jitter": "Camera colour jitter strength s in [0, 1): white balance, brightness, contrast and "
+    "saturation each varied by up to ±s per image (0: off).",
     "eval_every": "Also evaluate every N epochs (0: only at the end of each stage).",
     "rerank": "Also report k-reciprocal re-ranked results (junk-free gallery).",
     "flip_eval": "Average embeddings of each image and its flip at evaluation.",

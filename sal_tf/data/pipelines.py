@@ -8,7 +8,7 @@ the sample order comes from numpy (`random_epoch_indices` / `pk_epoch_indices`, 
 `[seed, epoch]`) and every random augmentation draw is a stateless op seeded by
 `fold_in([seed, epoch], position in the epoch)`. A resumed run rebuilds epoch `e` and calls
 `.skip(step)`. Per image: decode → `tf.image.resize` (bilinear) → zero-pad by `pad` → random
-crop back → random mirror; implemented as mirror-the-small-image → resize → slice → pad, which
+crop back → random mirror (camera colour jitter, off by default, comes first); implemented as mirror-the-small-image → resize → slice → pad, which
 gives the same pixels for a fraction of the cost. Random erasing (Zhong et al., AAAI 2020; off
 by default) follows per image. (Per-image ops measured cheaper here than augmenting batched
 tensors: TF's broadcasting element-wise kernels cost more on CPU than the slices/pads.)
@@ -32,6 +32,8 @@ ERASING_AREA = (0.02, 0.4)
 ERASING_MIN_ASPECT = 0.3
 ERASING_FILL = (123.675, 116.28, 103.53)
 _ERASING_ATTEMPTS = 10
+# Camera jitter: the green-magenta tint's range as a share of the warm-cool gain's.
+TINT_SHARE = 0.25
 
 
 def steps_per_epoch(records, batch_size, sampling="random", num_instances=4, num_replicas=1):
@@ -127,6 +129,27 @@ def random_erase(
     return out
 
 
+def camera_jitter(image, seed, strength):
+    """Another camera's colour and light on one RGB 0..255 image [H, W, 3]; stateless, seeded by `seed` [2].
+
+    With s = `strength` in (0, 1), each draw uniform: white balance — red × (1 + g), blue × (1 − g), g in
+    [−s, s], green × (1 + t), t in ±`TINT_SHARE`·s (a warm ↔ cool colour temperature and a
+    green–magenta tint) —, brightness × [1 − s, 1 + s], then `tf.image` contrast and saturation
+    × [1 − s, 1 + s]. What differs between cameras of one site (BUILD.md "Multi-camera
+    tracking", `sal_tf/data/demo_cameras.py`), as colour jitter is used in re-ID training
+    (torchreid's and fast-reid's `ColorJitter` augmentation). Clipped to 0..255.
+    """
+    seeds = tf.random.experimental.stateless_split(seed, 5)
+    gain = tf.random.stateless_uniform([], seeds[0], -strength, strength)
+    tint = tf.random.stateless_uniform([], seeds[1], -TINT_SHARE * strength, TINT_SHARE * strength)
+    light = tf.random.stateless_uniform([], seeds[2], 1.0 - strength, 1.0 + strength)
+    image = image * (tf.stack([1.0 + gain, 1.0 + tint, 1.0 - gain]) * light)
+    image = tf.clip_by_value(image, 0.0, 255.0) / 255.0
+    image = tf.image.stateless_random_contrast(image, 1.0 - strength, 1.0 + strength, seeds[3])
+    image = tf.image.stateless_random_saturation(image, 1.0 - strength, 1.0 + strength, seeds[4])
+    return tf.clip_by_value(image, 0.0, 1.0) * 255.0
+
+
 # --- datasets ---
 
 
@@ -151,6 +174,7 @@ def build_train_dataset(
     pad_crop=True,
     pad=10,
     random_erasing=False,
+    color_jitter=0.0,
 ):
     """One training epoch as a `tf.data.Dataset` of (images, labels).
 
@@ -165,6 +189,7 @@ def build_train_dataset(
         flip: random horizontal mirror (p = 0.5).
         pad_crop: zero-pad by `pad` pixels, then crop back to `image_size` at a random offset.
         random_erasing: Zhong et al. random erasing (p = 0.5), off by default.
+        color_jitter: `camera_jitter` strength in [0, 1) (0: off, the default), on the decoded image.
 
     Returns:
         dataset of (float32 [B, H, W, 3] RGB 0..255, int32 [B]) with static shapes;
@@ -174,6 +199,8 @@ def build_train_dataset(
     image_size = _validate_image_size(image_size)
     if batch_size < 1 or num_replicas < 1 or batch_size % num_replicas:
         raise ValueError(f"batch_size={batch_size} must be a positive multiple of num_replicas={num_replicas}.")
+    if not 0 <= color_jitter < 1:
+        raise ValueError(f"color_jitter must be in [0, 1); got {color_jitter}.")
     if not 0 <= pad < min(image_size):
         raise ValueError(f"pad must be in [0, {min(image_size)}) for image_size={image_size}; got {pad}.")
     labels = np.array([r.pid for r in records], np.int32)
@@ -191,7 +218,11 @@ def build_train_dataset(
         shift_seed, flip_seed, erase_seed = tf.unstack(tf.random.experimental.stateless_split(element_seed, 3))
         shift = tf.random.stateless_uniform([2], shift_seed, -pad, pad + 1, dtype=tf.int32)
         mirror = (tf.random.stateless_uniform([], flip_seed) < 0.5) & flip
-        image = resize_shift_flip(_decode(path), image_size, shift, mirror)
+        image = _decode(path)
+        if color_jitter:  # on the photo (not the crop's padding); its own seed: runs without it keep their draws
+            jitter_seed = tf.random.experimental.stateless_fold_in(element_seed, 3)
+            image = camera_jitter(tf.cast(image, tf.float32), jitter_seed, color_jitter)
+        image = resize_shift_flip(image, image_size, shift, mirror)
         if random_erasing:
             image = random_erase(image, erase_seed)
         return image, label

@@ -203,6 +203,7 @@ class TrainConfig:
     sac_weight: float = 1.0
     pad_crop: bool = True
     random_erasing: bool = False
+    color_jitter: float = 0.0  # camera colour / light jitter strength (sal_tf/data/pipelines.py camera_jitter)
     strategy: str = "default"
     mixed_precision: bool = False
     jit_compile: bool = False
@@ -263,6 +264,8 @@ class TrainConfig:
             raise ValueError(f"--recipe must be one of {'|'.join(RECIPE_NAMES)}. Received: --recipe={self.recipe!r}")
         if self.last_stride not in (1, 2):
             raise ValueError(f"--last_stride must be 1 or 2. Received: --last_stride={self.last_stride!r}")
+        if not 0 <= self.color_jitter < 1:
+            raise ValueError(f"--color_jitter must be in [0, 1). Received: --color_jitter={self.color_jitter}")
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"--label_smoothing must be in [0, 1). Received: --label_smoothing={self.label_smoothing}")
         if self.center_weight < 0 or self.center_lr <= 0:

@@ -52,6 +52,7 @@ class ReIDTask(Task):
             pad_crop=self.cfg.pad_crop,
             pad=max(1, round(10 * self.image_size[0] / 256)),
             random_erasing=self.cfg.random_erasing,
+            color_jitter=self.cfg.color_jitter,
         )
 
     def steps_per_epoch(self, stage, num_replicas=1):
