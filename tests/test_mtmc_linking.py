@@ -156,6 +156,24 @@ def test_a_track_that_jumps_to_another_person_is_split_and_relinked():
     assert sorted(sorted(g) for g in groups) == [[0], [1, 2]]
 
 
+def test_by_default_a_track_that_switched_person_is_cut_before_linking():
+    """A c1 track that went from A to B at a crossing: cut (× run.SPLIT_FACTOR the FMR distance), each part is then
+    linked to its own person's c2 view; left whole, its mixed mean matches neither."""
+    from sal_tf.mtmc import run
+
+    switched = _tracklet("c1", 4, 1, 35, 20 * A + 15 * B)  # its pooled embedding: 0.2 from A, 0.4 from B
+    switched.rows = np.concatenate([np.tile(A, (20, 1)), np.tile(B, (15, 1))]).astype(np.float32)
+    ts = [switched, _tracklet("c2", 1, 100, 130, A), _tracklet("c2", 2, 100, 130, B)]
+    options = dict(calibration={"thresholds": [{"fmr": 0.01, "distance": 0.15}]}, camera_centring=False)
+    found, groups, _, _ = run.link_tracklets(ts, run.Options(learn_transit=False, **options))
+    assert run.SPLIT_FACTOR * 0.15 < 1.0 and len(found) == 4  # A and B are 1.0 apart: a cut
+    assert sorted(sorted((found[i].camera, found[i].first) for i in g) for g in groups) == [
+        [("c1", 1), ("c2", 100)], [("c1", 21), ("c2", 100)]
+    ]  # fmt: skip
+    found, groups, _, _ = run.link_tracklets(ts, run.Options(learn_transit=False, split_factor=None, **options))
+    assert len(found) == 3 and len(groups) == 3
+
+
 def test_a_lost_track_taken_up_again_is_cut_and_parts_keep_unique_ids():
     t = _tracklet("c1", 7, 1, 60, A)
     t.frames = np.concatenate([np.arange(1, 31), np.arange(61, 91)])  # unseen for 3 s after frame 30

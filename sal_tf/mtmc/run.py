@@ -24,9 +24,9 @@ LINK_PROBABILITY = (
     0.5  # with a calibration, tracklets are linked while P(same person) ≥ this (the even-prior decision);
 )
 # tuning cameras (seed 41): cross-camera IDF1 0.545 at FMR 1e-2's distance, 0.616 here (BUILD.md "Multi-camera tracking")
-SPLIT_FACTOR = None  # cut tracks at appearance jumps of this × the FMR distance: off. With `tracker_settings`'
-# stricter gate few tracks switch person, and the cuts (1.5× before) mostly split one person where a crossing hid
-# them: tuning cameras (seed 41), cross-camera IDF1 0.765 with them, 0.804 without (BUILD.md "Multi-camera tracking")
+SPLIT_FACTOR = 2.0  # cut tracks where their appearance jumps by this × the FMR distance (an identity switch):
+# tuning cameras (seeds 41/43/44/46/47, four demo trainings), re-entries kept 1,115 -> 1,170 of 1,352 against no cut
+# (1.0: 1,137, 1.5: 1,152, 2.5: 1,162); see BUILD.md "Multi-camera tracking"
 TRACKER_GATES = {"sal": 0.05, "histogram": 0.15}  # DeepSORT's appearance gate in sal-mtmc (`tracker_settings`)
 
 
