@@ -11,11 +11,12 @@ the cameras' det/det.txt (simulated detector: jitter, misses, false boxes); `--d
 OpenCV's HOG people detector instead. Pipelines (the same
 `sal_tf.mtmc.run` as `sal-mtmc`):
 
-* `sal`: DeepSORT with SAL (`run.tracker_settings`), tracks cut where lost for > 2 s, each camera's
-  mean tracklet embedding taken out (`sal_tf.mtmc.centring`; `--nocamera_centring`: not), tracklets
-  linked within and across cameras at the calibration's P(same) >= 0.5 (the model's evaluation on
-  the demo test set, --calibration; its distances × the centring factor), clustered a second time
-  with the transit times learned from the first clustering (`sal_tf.mtmc.transit`);
+* `sal`: DeepSORT with SAL (`run.tracker_settings`), tracks cut where lost for > 2 s and where their
+  appearance jumps (`run.SPLIT_FACTOR`), each camera's mean tracklet embedding taken out
+  (`sal_tf.mtmc.centring`; `--nocamera_centring`: not), tracklets linked within and across cameras
+  at the calibration's P(same) >= 0.5 (the model's evaluation on the demo test set, --calibration;
+  its distances × the centring factor), clustered a second time with the transit times learned from
+  the first clustering (`sal_tf.mtmc.transit`);
 * `histogram`: the same with colour histograms, at the distance of FMR 1e-2 of the run's own
   pairs of tracklets seen in two cameras at once (histograms have no calibration);
 * `sal_camera`: SAL, linked within each camera only; `none`: `sal-track`'s SAL tracks as they
