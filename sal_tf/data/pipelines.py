@@ -9,8 +9,8 @@ the sample order comes from numpy (`random_epoch_indices` / `pk_epoch_indices`, 
 `fold_in([seed, epoch], position in the epoch)`. A resumed run rebuilds epoch `e` and calls
 `.skip(step)`. Per image: decode → (camera colour jitter, off by default) → `tf.image.resize`
 (bilinear) → zero-pad by `pad` → random crop back → random mirror; implemented as
-mirror-the-small-image → resize → slice → pad, which gives the same pixels for a fraction of the cost. Random erasing (Zhong et al., AAAI 2020; off
-by default) follows per image. (Per-image ops measured cheaper here than augmenting batched
+mirror-the-small-image → resize → slice → pad, which gives the same pixels for a fraction of the
+cost. Random erasing (Zhong et al., AAAI 2020; off by default) follows per image. (Per-image ops measured cheaper here than augmenting batched
 tensors: TF's broadcasting element-wise kernels cost more on CPU than the slices/pads.)
 
 Sampling (`sal_tf.data.samplers`): `"random"` = shuffled full batches; `"pk"` = P×K batches of P
